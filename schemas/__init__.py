@@ -1,0 +1,37 @@
+"""The event contract in Avro: versioned schema files, parsed with fastavro.
+
+`event.vN.avsc` are the published versions; the newest is the reader schema.
+Every version must read data written by every older one.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
+
+SCHEMA_NAME = "dk.casehistory.CaseHistoryEvent"
+
+
+@cache
+def schema_versions() -> dict[int, dict[str, Any]]:
+    """Every published schema version, parsed, by version number."""
+    import fastavro
+
+    versions: dict[int, dict[str, Any]] = {}
+    for entry in resources.files("schemas").iterdir():
+        name = entry.name
+        if name.startswith("event.v") and name.endswith(".avsc"):
+            version = int(name.removeprefix("event.v").removesuffix(".avsc"))
+            versions[version] = fastavro.parse_schema(json.loads(entry.read_text("utf-8")))
+    return dict(sorted(versions.items()))
+
+
+def current_version() -> int:
+    return max(schema_versions())
+
+
+def reader_schema() -> dict[str, Any]:
+    """The newest schema: what every reader resolves data to."""
+    return schema_versions()[current_version()]

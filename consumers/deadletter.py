@@ -1,0 +1,65 @@
+"""Dead letters: rejected input kept whole with the reason, never lost.
+
+Error policy for every source: a record that cannot be decoded or validated, or
+whose event id conflicts with an earlier one, goes to a dead-letter sink with
+its original bytes and provenance; it never stops the consumer.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    raw: bytes
+    reason: str
+    message: str
+    provenance: dict[str, Any]
+    field: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        try:
+            original: dict[str, Any] = {"record": self.raw.decode("utf-8")}
+        except UnicodeDecodeError:
+            original = {"record_base64": base64.b64encode(self.raw).decode("ascii")}
+        return {
+            "reason": self.reason,
+            "message": self.message,
+            "field": self.field,
+            "provenance": self.provenance,
+            **original,
+        }
+
+
+class DeadLetterSink(Protocol):
+    def put(self, letters: list[DeadLetter]) -> None: ...
+
+
+class DeadLetterFile:
+    """Appends dead letters as JSON Lines to a file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def put(self, letters: list[DeadLetter]) -> None:
+        if not letters:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as handle:
+            for letter in letters:
+                handle.write(json.dumps(letter.to_json(), ensure_ascii=False) + "\n")
+
+
+class DeadLetterList:
+    """Keeps dead letters in memory (for a demo run and for tests)."""
+
+    def __init__(self) -> None:
+        self.letters: list[DeadLetter] = []
+
+    def put(self, letters: list[DeadLetter]) -> None:
+        self.letters.extend(letters)

@@ -1,0 +1,149 @@
+"""The ingest path every source shares: validate, dead-letter, append idempotently.
+
+A batch is validated record by record; what is invalid goes to the dead-letter
+sink with its reason. The rest is grouped by citizen and appended to the
+citizens' aggregates in one event-store transaction. A redelivered event (same
+id, same content) is counted as a duplicate and changes nothing; the same id
+with other content is a conflict and is dead-lettered. Callers acknowledge their
+source (commit offsets) only after `ingest` has returned.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from eventsourcing.persistence import IntegrityError
+
+from casehistory.application import CaseHistory
+from casehistory.identity import IdentityVault
+from consumers.deadletter import DeadLetter, DeadLetterSink
+from consumers.files import Incoming
+from domain.citizen import Citizen, Outcome
+from domain.cpr import birth_date
+from schemas.contract import ContractEvent, Rejection, validate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IngestReport:
+    """Counts of what happened to the records of one or more batches."""
+
+    received: int = 0
+    stored: int = 0
+    duplicate: int = 0
+    rejected: int = 0
+    rejected_by_reason: Counter[str] = field(default_factory=Counter)
+
+    def add(self, other: IngestReport) -> None:
+        self.received += other.received
+        self.stored += other.stored
+        self.duplicate += other.duplicate
+        self.rejected += other.rejected
+        self.rejected_by_reason.update(other.rejected_by_reason)
+
+
+class IngestService:
+    """Appends incoming contract records to citizens' histories."""
+
+    def __init__(
+        self,
+        app: CaseHistory,
+        vault: IdentityVault,
+        dead_letters: DeadLetterSink,
+        max_attempts: int = 3,
+    ) -> None:
+        self.app = app
+        self.vault = vault
+        self.dead_letters = dead_letters
+        self.max_attempts = max_attempts
+
+    def ingest(self, batch: Sequence[Incoming]) -> IngestReport:
+        """Ingest one batch; returns only when the stored events are durable."""
+        report = IngestReport(received=len(batch))
+        letters: list[DeadLetter] = []
+        valid: list[tuple[Incoming, ContractEvent]] = []
+        for incoming in batch:
+            checked: ContractEvent | Rejection = (
+                Rejection("undecodable", incoming.decode_error)
+                if incoming.decode_error is not None
+                else validate(incoming.payload)
+            )
+            if isinstance(checked, Rejection):
+                letters.append(_letter(incoming, checked))
+            else:
+                valid.append((incoming, checked))
+
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                outcomes = self._append(valid)
+                break
+            except IntegrityError:
+                # Another writer appended to one of these citizens: reload and retry.
+                self.app.forget_cached([self.vault.citizen_key(e.cpr) for _, e in valid])
+                if attempt == self.max_attempts:
+                    raise
+                log.warning("version conflict while appending a batch; retrying")
+
+        for (incoming, event), outcome in zip(valid, outcomes, strict=True):
+            if outcome is Outcome.STORED:
+                report.stored += 1
+            elif outcome is Outcome.DUPLICATE:
+                report.duplicate += 1
+            else:
+                letters.append(
+                    _letter(
+                        incoming,
+                        Rejection(
+                            "event_id_conflict",
+                            f"event {event.event_id} was delivered before with other content;"
+                            " the first arrival stands",
+                            "event_id",
+                        ),
+                    )
+                )
+        report.rejected = len(letters)
+        report.rejected_by_reason.update(letter.reason for letter in letters)
+        self.dead_letters.put(letters)
+        return report
+
+    def _append(self, valid: list[tuple[Incoming, ContractEvent]]) -> list[Outcome]:
+        keys = [self.vault.citizen_key(event.cpr) for _, event in valid]
+        citizens: dict[str, Citizen] = {}
+        new_cprs: dict[str, str] = {}
+        for key, (_, event) in zip(keys, valid, strict=True):
+            if key in citizens or key in new_cprs:
+                continue
+            found = self.app.find(key)
+            if found is None:
+                new_cprs[key] = event.cpr
+            else:
+                citizens[key] = found
+        for key, sealed in self.vault.seal_new(new_cprs).items():
+            citizens[key] = Citizen(key, birth_date(new_cprs[key]).isoformat(), sealed)
+
+        outcomes = [
+            citizens[key].record(event.to_fact(), event.content_hash(), incoming.provenance)
+            for key, (incoming, event) in zip(keys, valid, strict=True)
+        ]
+        changed = [c for c in citizens.values() if c.pending_events]
+        try:
+            if changed:
+                self.app.save(*changed)
+        except Exception:
+            self.app.forget_cached(list(citizens))
+            raise
+        return outcomes
+
+
+def _letter(incoming: Incoming, rejection: Rejection) -> DeadLetter:
+    return DeadLetter(
+        raw=incoming.raw,
+        reason=rejection.reason,
+        message=rejection.message,
+        provenance=incoming.provenance,
+        field=rejection.field,
+    )

@@ -1,0 +1,140 @@
+"""The Citizen aggregate: one per citizen, holding every fact in arrival order.
+
+Its id is derived from the keyed pseudonym of the CPR number; the CPR itself is
+only held sealed (encrypted with a key per citizen that lives outside the event
+store). Recording is idempotent by `event_id`: the same id with the same content
+is a no-op, the same id with other content is a conflict and records nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.facts import EventType, Fact
+from domain.timeline import Timeline, build_timeline
+
+FACT_FIELDS = (
+    "benefit", "target_group", "reason", "from_municipality", "to_municipality",
+    "from_group", "to_group", "intervention", "retracted_event_id",
+)
+
+
+class Outcome(StrEnum):
+    STORED = "stored"
+    DUPLICATE = "duplicate"
+    CONFLICT = "conflict"
+
+
+def citizen_id(citizen_key: str) -> UUID:
+    """The aggregate id of the citizen with this pseudonym."""
+    return UUID(hex=citizen_key)
+
+
+class Citizen(Aggregate):
+    """A citizen's whole history of published facts."""
+
+    class Registered(Aggregate.Created):
+        citizen_key: str
+        birth_date: str
+        sealed_cpr: str
+
+    class FactRecorded(Aggregate.Event):
+        """Base of the recorded facts; subclasses carry the contract's event names."""
+
+        event_id: str
+        effective_date: str
+        recorded_at: str
+        source_system: str
+        municipality: str
+        source_case_ref: str | None
+        details: dict[str, str]
+        content_hash: str
+        provenance: dict[str, Any]
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.take(self)
+
+        def to_fact(self) -> Fact:
+            return Fact(
+                event_id=self.event_id,
+                event_type=EventType(type(self).__name__),
+                effective_date=date.fromisoformat(self.effective_date),
+                recorded_at=datetime.fromisoformat(self.recorded_at),
+                source_system=self.source_system,
+                municipality=self.municipality,
+                source_case_ref=self.source_case_ref,
+                **self.details,
+            )
+
+    class BenefitStarted(FactRecorded):
+        pass
+
+    class BenefitStopped(FactRecorded):
+        pass
+
+    class CitizenMoved(FactRecorded):
+        pass
+
+    class TargetGroupChanged(FactRecorded):
+        pass
+
+    class SocialInterventionStarted(FactRecorded):
+        pass
+
+    class SocialInterventionEnded(FactRecorded):
+        pass
+
+    class EventRetracted(FactRecorded):
+        pass
+
+    EVENT_CLASSES: ClassVar[dict[EventType, type[FactRecorded]]] = {}
+
+    @staticmethod
+    def create_id(citizen_key: str, birth_date: str, sealed_cpr: str) -> UUID:
+        return citizen_id(citizen_key)
+
+    @event(Registered)
+    def __init__(self, citizen_key: str, birth_date: str, sealed_cpr: str) -> None:
+        self.citizen_key = citizen_key
+        self.birth_date = date.fromisoformat(birth_date)
+        self.sealed_cpr = sealed_cpr
+        self.facts: list[Fact] = []
+        self.content_hashes: dict[str, str] = {}
+
+    def record(self, fact: Fact, content_hash: str, provenance: dict[str, Any]) -> Outcome:
+        """Record a fact unless its event id is already known."""
+        known = self.content_hashes.get(fact.event_id)
+        if known is not None:
+            return Outcome.DUPLICATE if known == content_hash else Outcome.CONFLICT
+        self.trigger_event(
+            self.EVENT_CLASSES[fact.event_type],
+            event_id=fact.event_id,
+            effective_date=fact.effective_date.isoformat(),
+            recorded_at=fact.recorded_at.isoformat(),
+            source_system=fact.source_system,
+            municipality=fact.municipality,
+            source_case_ref=fact.source_case_ref,
+            details={
+                name: value for name in FACT_FIELDS if (value := getattr(fact, name)) is not None
+            },
+            content_hash=content_hash,
+            provenance=provenance,
+        )
+        return Outcome.STORED
+
+    def take(self, recorded: FactRecorded) -> None:
+        self.facts.append(recorded.to_fact())
+        self.content_hashes[recorded.event_id] = recorded.content_hash
+
+    def timeline(self, known_at: datetime | None = None) -> Timeline:
+        return build_timeline(self.facts, known_at)
+
+
+Citizen.EVENT_CLASSES.update(
+    {event_type: getattr(Citizen, event_type.value) for event_type in EventType}
+)

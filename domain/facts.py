@@ -1,0 +1,93 @@
+"""Facts: the contract's events as plain, validated domain values (no CPR inside)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+
+
+class EventType(StrEnum):
+    BENEFIT_STARTED = "BenefitStarted"
+    BENEFIT_STOPPED = "BenefitStopped"
+    CITIZEN_MOVED = "CitizenMoved"
+    TARGET_GROUP_CHANGED = "TargetGroupChanged"
+    SOCIAL_INTERVENTION_STARTED = "SocialInterventionStarted"
+    SOCIAL_INTERVENTION_ENDED = "SocialInterventionEnded"
+    EVENT_RETRACTED = "EventRetracted"
+
+
+class StopReason(StrEnum):
+    JOB = "job"
+    EDUCATION = "education"
+    SELF_SUPPORT = "self_support"
+    MOVED_MUNICIPALITY = "moved_municipality"
+    NO_CONTACT_OR_SANCTION = "no_contact_or_sanction"
+    TARGET_GROUP_CHANGE = "target_group_change"
+    BENEFIT_CHANGE = "benefit_change"
+    PENSION = "pension"
+    EMIGRATED = "emigrated"
+    DIED = "died"
+    SYSTEM_CONVERSION = "system_conversion"
+    OTHER = "other"
+
+
+class GroupChangeReason(StrEnum):
+    REFORM = "reform"
+    REASSESSMENT = "reassessment"
+    AGE = "age"
+    OTHER = "other"
+
+
+class BreakKind(StrEnum):
+    """The four breaks that hide a citizen's real duration, plus benefit changes."""
+
+    MOVE = "move"
+    CONVERSION = "conversion"
+    DATA_BREAK = "data_break"
+    REFORM = "reform"
+    BENEFIT_CHANGE = "benefit_change"
+
+
+BREAK_KIND_OF_REASON: dict[str, BreakKind] = {
+    StopReason.MOVED_MUNICIPALITY: BreakKind.MOVE,
+    StopReason.SYSTEM_CONVERSION: BreakKind.CONVERSION,
+    StopReason.NO_CONTACT_OR_SANCTION: BreakKind.DATA_BREAK,
+    StopReason.TARGET_GROUP_CHANGE: BreakKind.REFORM,
+    StopReason.BENEFIT_CHANGE: BreakKind.BENEFIT_CHANGE,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """One published fact about a citizen, in the contract's terms.
+
+    The envelope fields are always set; the type's own fields are set for the
+    types that have them and None otherwise.
+    """
+
+    event_id: str
+    event_type: EventType
+    effective_date: date
+    recorded_at: datetime
+    source_system: str
+    municipality: str
+    source_case_ref: str | None = None
+    benefit: str | None = None
+    target_group: str | None = None
+    reason: str | None = None
+    from_municipality: str | None = None
+    to_municipality: str | None = None
+    from_group: str | None = None
+    to_group: str | None = None
+    intervention: str | None = None
+    retracted_event_id: str | None = None
+
+    @property
+    def order_key(self) -> tuple[date, int, datetime, str]:
+        """Processing order on one timeline: effective date, stops/ends before starts."""
+        closes = self.event_type in (
+            EventType.BENEFIT_STOPPED,
+            EventType.SOCIAL_INTERVENTION_ENDED,
+        )
+        return (self.effective_date, 0 if closes else 1, self.recorded_at, self.event_id)

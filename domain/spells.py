@@ -1,0 +1,98 @@
+"""Union of periods into runs, and runs into spells by the calendar-month rule.
+
+All intervals are half-open `[start, end)` in days. A spell ends only when a
+whole calendar month passes with no benefit at all: a gap between two runs
+breaks the spell if and only if some calendar month lies entirely inside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+ONE_DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """Consecutive paid days `[start, end)`."""
+
+    start: date
+    end: date
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days
+
+
+@dataclass(frozen=True, slots=True)
+class Spell:
+    """Runs joined across gaps that contain no whole calendar month."""
+
+    runs: tuple[Run, ...]
+
+    @property
+    def start(self) -> date:
+        return self.runs[0].start
+
+    @property
+    def end(self) -> date:
+        return self.runs[-1].end
+
+    @property
+    def paid_days(self) -> int:
+        return sum(run.days for run in self.runs)
+
+
+def union(intervals: Iterable[tuple[date, date]]) -> list[Run]:
+    """Merge overlapping or touching `[start, end)` intervals; days count once."""
+    runs: list[Run] = []
+    for start, end in sorted(intervals):
+        if end <= start:
+            continue
+        if runs and start <= runs[-1].end:
+            if end > runs[-1].end:
+                runs[-1] = Run(runs[-1].start, end)
+        else:
+            runs.append(Run(start, end))
+    return runs
+
+
+def first_of_next_month(day: date) -> date:
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
+
+
+def gap_breaks_spell(gap_start: date, gap_end: date) -> bool:
+    """Whether the unpaid days `[gap_start, gap_end)` contain a whole calendar month."""
+    month_start = gap_start if gap_start.day == 1 else first_of_next_month(gap_start)
+    return first_of_next_month(month_start) <= gap_end
+
+
+def spells(runs: Iterable[Run]) -> list[Spell]:
+    """Group sorted, disjoint runs into spells."""
+    grouped: list[list[Run]] = []
+    for run in runs:
+        if grouped and not gap_breaks_spell(grouped[-1][-1].end, run.start):
+            grouped[-1].append(run)
+        else:
+            grouped.append([run])
+    return [Spell(tuple(group)) for group in grouped]
+
+
+def paid_days_between(runs: Iterable[Run], start: date, end: date) -> int:
+    """Paid days of `runs` inside `[start, end)`."""
+    total = 0
+    for run in runs:
+        overlap = (min(run.end, end) - max(run.start, start)).days
+        if overlap > 0:
+            total += overlap
+    return total
+
+
+def years_before(day: date, years: int) -> date:
+    """The same calendar day `years` earlier; 29 February becomes 28 February."""
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:
+        return day.replace(year=day.year - years, day=28)

@@ -1,0 +1,75 @@
+"""Pull-based projection runner: follows the notification log from a tracked position.
+
+An `eventsourcing` application stored in SQLite cannot be subscribed to, so the
+embedded default pulls: read the next notifications after the view's tracked
+position, rebuild the affected citizens at the version the batch reaches, and
+write their rows with the new position in one transaction. A crash between
+batches loses nothing and applies nothing twice: the next run resumes from the
+position that was committed with the rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Generic, Protocol, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import Tracking
+
+from domain.citizen import Citizen
+
+Row = TypeVar("Row")
+
+
+class CitizenView(Protocol[Row]):
+    def max_tracking_id(self, application_name: str) -> int | None: ...
+
+    def apply_rows(self, rows: list[Row], tracking: Tracking) -> None: ...
+
+
+class Follower(Generic[Row]):
+    """Keeps one citizen read model up to date with the application's events."""
+
+    def __init__(
+        self,
+        app: Application[Any],
+        view: CitizenView[Row],
+        row_for: Callable[[Citizen], Row],
+        batch_size: int = 1000,
+    ) -> None:
+        self.app = app
+        self.view = view
+        self.row_for = row_for
+        self.batch_size = batch_size
+
+    @property
+    def position(self) -> int:
+        return self.view.max_tracking_id(self.app.name) or 0
+
+    def lag(self) -> int:
+        """Notifications recorded but not yet applied."""
+        return self.app.recorder.max_notification_id() - self.position
+
+    def catch_up(self, on_batch: Callable[[int], None] | None = None) -> int:
+        """Apply every pending notification; returns how many were applied."""
+        position = self.position
+        applied = 0
+        while True:
+            notifications = self.app.recorder.select_notifications(
+                start=position, limit=self.batch_size, inclusive_of_start=False
+            )
+            if not notifications:
+                return applied
+            versions: dict[UUID, int] = {}
+            for notification in notifications:
+                versions[notification.originator_id] = notification.originator_version
+            rows = [
+                self.row_for(self.app.repository.get(citizen, version=version))
+                for citizen, version in versions.items()
+            ]
+            position = notifications[-1].id
+            self.view.apply_rows(rows, Tracking(self.app.name, position))
+            applied += len(notifications)
+            if on_batch is not None:
+                on_batch(len(notifications))

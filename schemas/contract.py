@@ -1,0 +1,220 @@
+"""Validation at the boundary: a contract record becomes a `ContractEvent` or a `Rejection`.
+
+Every rejection carries a machine-readable `reason` and a human `message`. No
+message ever repeats the CPR number (nor any other input value of the `cpr`
+field), so rejections can be logged and dead-lettered safely.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, date
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from domain import reference
+from domain.cpr import InvalidCpr, birth_date
+from domain.facts import EventType, Fact, GroupChangeReason, StopReason
+
+REQUIRED_FIELDS: dict[EventType, tuple[str, ...]] = {
+    EventType.BENEFIT_STARTED: ("benefit",),
+    EventType.BENEFIT_STOPPED: ("benefit", "reason"),
+    EventType.CITIZEN_MOVED: ("from_municipality", "to_municipality"),
+    EventType.TARGET_GROUP_CHANGED: ("from_group", "to_group", "reason"),
+    EventType.SOCIAL_INTERVENTION_STARTED: ("intervention",),
+    EventType.SOCIAL_INTERVENTION_ENDED: ("intervention",),
+    EventType.EVENT_RETRACTED: ("retracted_event_id", "reason"),
+}
+
+TYPE_FIELDS = frozenset(name for names in REQUIRED_FIELDS.values() for name in names) | {
+    "target_group"
+}
+
+# (field, pydantic error type or "*") -> reason code
+_REASONS: dict[str, str] = {
+    "cpr": "invalid_cpr",
+    "event_id": "invalid_event_id",
+    "retracted_event_id": "invalid_event_id",
+    "event_type": "unknown_event_type",
+    "effective_date": "invalid_date",
+    "recorded_at": "invalid_timestamp",
+    "municipality": "unknown_municipality",
+    "from_municipality": "unknown_municipality",
+    "to_municipality": "unknown_municipality",
+    "benefit": "unknown_benefit",
+    "target_group": "unknown_target_group",
+    "from_group": "unknown_target_group",
+    "to_group": "unknown_target_group",
+    "intervention": "unknown_intervention",
+    "reason": "unknown_reason",
+    "source_system": "invalid_source_system",
+    "source_case_ref": "invalid_source_case_ref",
+}
+
+REJECTION_REASONS = frozenset(_REASONS.values()) | {
+    "missing_field",
+    "not_a_record",
+    "undecodable",
+    "event_id_conflict",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a record was not accepted: `reason` for machines, `message` for people."""
+
+    reason: str
+    message: str
+    field: str | None = None
+
+
+class ContractEvent(BaseModel):
+    """One event of the contract, validated. Unknown extra fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, str_strip_whitespace=False)
+
+    event_id: UUID
+    event_type: EventType
+    cpr: str
+    effective_date: date
+    recorded_at: AwareDatetime
+    source_system: str
+    municipality: str
+    source_case_ref: str | None = None
+    benefit: str | None = None
+    target_group: str | None = None
+    reason: str | None = None
+    from_municipality: str | None = None
+    to_municipality: str | None = None
+    from_group: str | None = None
+    to_group: str | None = None
+    intervention: str | None = None
+    retracted_event_id: UUID | None = None
+
+    @field_validator("cpr")
+    @classmethod
+    def _cpr(cls, value: str) -> str:
+        try:
+            birth_date(value)
+        except InvalidCpr as error:
+            raise ValueError(str(error)) from None
+        return value
+
+    @field_validator("municipality", "from_municipality", "to_municipality")
+    @classmethod
+    def _municipality(cls, value: str | None) -> str | None:
+        if value is not None and value not in reference.municipalities():
+            raise ValueError("not a municipality code in the reference table")
+        return value
+
+    @field_validator("benefit")
+    @classmethod
+    def _benefit(cls, value: str | None) -> str | None:
+        if value is not None and value not in reference.benefits():
+            raise ValueError("not a benefit in the reference table")
+        return value
+
+    @field_validator("target_group", "from_group", "to_group")
+    @classmethod
+    def _target_group(cls, value: str | None) -> str | None:
+        if value is not None and value not in reference.target_groups():
+            raise ValueError("not a target group in the reference table")
+        return value
+
+    @field_validator("intervention")
+    @classmethod
+    def _intervention(cls, value: str | None) -> str | None:
+        if value is not None and value not in reference.interventions():
+            raise ValueError("not an intervention in the reference table")
+        return value
+
+    @field_validator("source_system")
+    @classmethod
+    def _source_system(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @model_validator(mode="after")
+    def _type_fields(self) -> ContractEvent:
+        missing = [n for n in REQUIRED_FIELDS[self.event_type] if getattr(self, n) is None]
+        if missing:
+            raise ValueError(f"missing for {self.event_type.value}: {', '.join(missing)}")
+        if self.event_type is EventType.BENEFIT_STOPPED and self.reason not in _STOP_REASONS:
+            raise ValueError("reason: not a BenefitStopped reason")
+        if (
+            self.event_type is EventType.TARGET_GROUP_CHANGED
+            and self.reason not in _GROUP_CHANGE_REASONS
+        ):
+            raise ValueError("reason: not a TargetGroupChanged reason")
+        return self
+
+    def canonical(self) -> dict[str, Any]:
+        """The content as plain JSON values, without nulls and without other types' fields."""
+        own = set(REQUIRED_FIELDS[self.event_type])
+        if self.event_type is EventType.BENEFIT_STARTED:
+            own.add("target_group")
+        data = self.model_dump(mode="json", exclude_none=True)
+        data["recorded_at"] = self.recorded_at.astimezone(UTC).isoformat().replace(
+            "+00:00", "Z"
+        )
+        return {k: v for k, v in data.items() if k not in TYPE_FIELDS or k in own}
+
+    def content_hash(self) -> str:
+        """Equal for redeliveries that differ only in key order or null versus absent."""
+        text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def to_fact(self) -> Fact:
+        data = self.canonical()
+        return Fact(
+            event_id=data.pop("event_id"),
+            event_type=self.event_type,
+            effective_date=self.effective_date,
+            recorded_at=self.recorded_at.astimezone(UTC),
+            source_system=self.source_system,
+            municipality=self.municipality,
+            source_case_ref=self.source_case_ref,
+            **{k: v for k, v in data.items() if k in TYPE_FIELDS},
+        )
+
+
+_STOP_REASONS = frozenset(r.value for r in StopReason)
+_GROUP_CHANGE_REASONS = frozenset(r.value for r in GroupChangeReason)
+
+
+def validate(record: object) -> ContractEvent | Rejection:
+    """Validate one decoded record against the contract."""
+    if not isinstance(record, dict):
+        return Rejection("not_a_record", "a contract record is a JSON object / Avro record")
+    try:
+        return ContractEvent.model_validate(record)
+    except ValidationError as error:
+        return _rejection(error)
+
+
+def _rejection(error: ValidationError) -> Rejection:
+    first = error.errors(include_input=False, include_url=False)[0]
+    loc = first["loc"]
+    field = str(loc[0]) if loc else None
+    kind: Literal["missing"] | str = first["type"]
+    message = first["msg"].removeprefix("Value error, ")
+    if kind == "missing":
+        return Rejection("missing_field", f"required field '{field}' is missing", field)
+    if field is None:  # the model validator: type-specific rules
+        reason = "unknown_reason" if message.startswith("reason:") else "missing_field"
+        return Rejection(reason, message, None)
+    if field == "recorded_at" and kind == "timezone_aware":
+        message = "timestamps must carry Z or an explicit UTC offset"
+    return Rejection(_REASONS.get(field, "invalid_field"), f"{field}: {message}", field)
