@@ -1,0 +1,351 @@
+"""The `casehistory` command line: entry points only parse input and call services."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from casehistory import generator
+from casehistory.bootstrap import Engine, build
+from casehistory.report import DURATION_BUCKETS, Headline, headline
+from casehistory.settings import Settings
+from consumers import files
+from consumers.deadletter import DeadLetter, DeadLetterFile, DeadLetterSink
+from consumers.ingest import IngestReport
+from domain.durations import COHORT_YEARS, Durations
+from domain.facts import BreakKind
+from schemas.contract import ContractEvent, validate
+
+DURATION_FIELDS = [
+    "citizen_key", "cpr", "on_benefit", "all_benefits_spell_start", "all_benefits_spell_days",
+    "cash_system_spell_start", "cash_system_spell_days", "benefit_days_in_spell",
+    "breaks_bridged", "naive_days", "share_last_10y_cash_system", "age", "target_group",
+]
+DEMO_AS_OF = date(2026, 11, 1)
+
+console = Console(stderr=True)
+T = TypeVar("T")
+
+
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=console,
+    )
+
+
+def ingest_files(
+    engine: Engine, paths: Sequence[Path], dead_letters: DeadLetterSink, batch_size: int = 2000
+) -> IngestReport:
+    """Ingest contract files through the same path the Kafka consumer uses."""
+    total = IngestReport()
+    service = engine.ingest_service(dead_letters)
+    with _progress() as progress:
+        for path in paths:
+            lines = sum(1 for _ in files.read_records(path))
+            task = progress.add_task(f"ingest {path.name}", total=lines, rate="")
+            started = datetime.now(UTC)
+            for batch in batched(files.read_records(path), batch_size):
+                total.add(service.ingest(batch))
+                elapsed = (datetime.now(UTC) - started).total_seconds() or 1e-9
+                progress.update(
+                    task, advance=len(batch), rate=f"{total.received / elapsed:,.0f} events/s"
+                )
+    return total
+
+
+def project(engine: Engine) -> int:
+    follower = engine.durations_follower()
+    with _progress() as progress:
+        task = progress.add_task("project durations", total=follower.lag(), rate="")
+        return follower.catch_up(lambda n: progress.advance(task, n))
+
+
+def _ingest_summary(report: IngestReport, dead_letter_path: Path | None) -> Table:
+    table = Table(title="Ingest")
+    table.add_column("outcome")
+    table.add_column("records", justify="right")
+    table.add_row("received", f"{report.received:,}")
+    table.add_row("stored", f"{report.stored:,}")
+    table.add_row("duplicate (no-op)", f"{report.duplicate:,}")
+    table.add_row("rejected (dead-lettered)", f"{report.rejected:,}")
+    for reason, count in sorted(report.rejected_by_reason.items()):
+        table.add_row(f"  {reason}", f"{count:,}")
+    if dead_letter_path is not None and report.rejected:
+        table.caption = f"dead letters with reasons: {dead_letter_path}"
+    return table
+
+
+def all_durations(engine: Engine, as_of: date) -> Iterator[tuple[str, Durations]]:
+    for row in engine.durations_view.select_rows():
+        yield row.citizen_key, row.durations(as_of)
+
+
+def _headline_tables(report: Headline) -> list[Table]:
+    buckets = Table(title=f"Current spell on {report.as_of}: true versus naive")
+    buckets.add_column("duration")
+    buckets.add_column("true (all benefits)", justify="right")
+    buckets.add_column("naive (open case)", justify="right")
+    for bucket in DURATION_BUCKETS:
+        buckets.add_row(
+            bucket, f"{report.true_buckets[bucket]:,}", f"{report.naive_buckets[bucket]:,}"
+        )
+    buckets.caption = f"{report.on_benefit:,} of {report.citizens:,} citizens on benefit"
+
+    cohorts = Table(title="Cohorts: spell over N years")
+    for name in ("cohort", "true", "cash system", "naive", "missed by naive"):
+        cohorts.add_column(name, justify="right")
+    kinds = list(BreakKind)
+    for kind in kinds:
+        cohorts.add_column(f"missed: {kind.value}", justify="right")
+    for years in COHORT_YEARS:
+        cohorts.add_row(
+            f"over {years} years", f"{report.true_cohorts[years]:,}",
+            f"{report.cash_cohorts[years]:,}", f"{report.naive_cohorts[years]:,}",
+            f"{report.missed[years]:,}",
+            *(f"{report.missed_by_break[years][k]:,}" for k in kinds),
+        )
+    cohorts.caption = "a missed citizen counts once under each kind of break the spell bridged"
+    return [buckets, cohorts]
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    base = Settings.load()
+    demo_dir = base.data_dir / "demo"
+    shutil.rmtree(demo_dir, ignore_errors=True)
+    settings = replace(base, data_dir=demo_dir, store="sqlite")
+    engine = build(settings)
+    try:
+        population = demo_dir / "population.jsonl"
+        with console.status(f"generating {args.citizens:,} citizens (seed {args.seed})"):
+            count = generator.write_jsonl(
+                generator.generate_population(args.citizens, args.seed, until=args.as_of),
+                population,
+            )
+        console.print(f"generated {count:,} events for {args.citizens:,} citizens: {population}")
+        dead_letter_path = demo_dir / "dead-letters.jsonl"
+        report = ingest_files(engine, [population], DeadLetterFile(dead_letter_path))
+        project(engine)
+        console.print(_ingest_summary(report, dead_letter_path))
+        summary = headline((d for _, d in all_durations(engine, args.as_of)), args.as_of)
+        for table in _headline_tables(summary):
+            console.print(table)
+    finally:
+        engine.close()
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    engine = build()
+    try:
+        dead_letter_path = args.dead_letters or engine.settings.data_dir / "dead-letters.jsonl"
+        report = ingest_files(engine, args.files, DeadLetterFile(dead_letter_path))
+        project(engine)
+        console.print(_ingest_summary(report, dead_letter_path))
+    finally:
+        engine.close()
+    return 0
+
+
+def cmd_project(args: argparse.Namespace) -> int:
+    engine = build()
+    try:
+        applied = project(engine)
+        console.print(f"applied {applied:,} notifications")
+    finally:
+        engine.close()
+    return 0
+
+
+def _reveal(engine: Engine, citizen_key: str) -> str | None:
+    citizen = engine.app.find(citizen_key)
+    return engine.vault.unseal(citizen_key, citizen.sealed_cpr) if citizen else None
+
+
+def duration_record(citizen_key: str, d: Durations) -> dict[str, Any]:
+    return {
+        "citizen_key": citizen_key,
+        "on_benefit": d.on_benefit,
+        "all_benefits_spell_start": d.all_benefits_spell_start,
+        "all_benefits_spell_days": d.all_benefits_spell_days,
+        "cash_system_spell_start": d.cash_system_spell_start,
+        "cash_system_spell_days": d.cash_system_spell_days,
+        "benefit_days_in_spell": d.benefit_days_in_spell,
+        "breaks_bridged": dict(d.breaks_bridged),
+        "naive_days": d.naive_days,
+        "share_last_10y_cash_system": round(d.share_last_10y_cash_system, 6),
+        "age": d.age,
+        "target_group": d.target_group,
+    }
+
+
+def cmd_durations(args: argparse.Namespace) -> int:
+    from casehistory.output import write_rows
+
+    engine = build()
+    try:
+        project(engine)
+        if not args.per_citizen:
+            summary = headline((d for _, d in all_durations(engine, args.as_of)), args.as_of)
+            for table in _headline_tables(summary):
+                Console().print(table)
+            return 0
+        columns = [c for c in DURATION_FIELDS if c != "cpr" or args.reveal_cpr]
+
+        def rows() -> Iterator[dict[str, Any]]:
+            for key, d in all_durations(engine, args.as_of):
+                record = duration_record(key, d)
+                if args.reveal_cpr:
+                    record["cpr"] = _reveal(engine, key)
+                yield record
+
+        write_rows(rows(), columns, args.format, Console(), title=f"Durations on {args.as_of}")
+    finally:
+        engine.close()
+    return 0
+
+
+def cmd_citizen(args: argparse.Namespace) -> int:
+    from casehistory.citizen_view import render_citizen
+
+    engine = build()
+    try:
+        key = engine.vault.citizen_key(args.cpr)
+        citizen = engine.app.find(key)
+        if citizen is None:
+            console.print("no such citizen in the store")
+            return 1
+        render_citizen(engine.app, citizen, args.as_of, args.as_known_at, Console())
+    finally:
+        engine.close()
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    """Convert between JSON Lines and Avro container; invalid records go to a side file."""
+    rejected_path = args.output.with_name(args.output.name + ".rejected.jsonl")
+    rejected = DeadLetterFile(rejected_path)
+
+    def valid_records() -> Iterator[dict[str, Any]]:
+        for incoming in files.read_records(args.input):
+            checked = (
+                validate(incoming.payload) if incoming.decode_error is None else None
+            )
+            if isinstance(checked, ContractEvent):
+                yield avro_record(checked) if to_avro else checked.canonical()
+            else:
+                reason, message = (
+                    ("undecodable", incoming.decode_error or "")
+                    if checked is None
+                    else (checked.reason, checked.message)
+                )
+                rejected.put([DeadLetter(incoming.raw, reason, message, incoming.provenance)])
+
+    to_avro = args.output.suffix == ".avro"
+    written = (files.write_avro if to_avro else files.write_jsonl)(valid_records(), args.output)
+    console.print(f"wrote {written:,} records to {args.output}")
+    if rejected_path.exists():
+        console.print(f"rejected records with reasons: {rejected_path}")
+    return 0
+
+
+def avro_record(event: ContractEvent) -> dict[str, Any]:
+    """A validated event as an Avro datum of the current schema."""
+    data = event.canonical()
+    data["effective_date"] = event.effective_date
+    data["recorded_at"] = event.recorded_at.astimezone(UTC)
+    return data
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    count = generator.write_jsonl(
+        generator.generate_population(args.citizens, args.seed, until=args.until), args.output
+    )
+    console.print(f"wrote {count:,} events for {args.citizens:,} citizens to {args.output}")
+    return 0
+
+
+def _date(text: str) -> date:
+    return date.fromisoformat(text)
+
+
+def _timestamp(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError("give the timestamp with Z or an explicit offset")
+    return moment
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="casehistory", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="generate a municipality, ingest, project, report")
+    demo.add_argument("--citizens", type=int, default=2000)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--as-of", type=_date, default=DEMO_AS_OF)
+    demo.set_defaults(func=cmd_demo)
+
+    ingest = sub.add_parser("ingest", help="ingest JSON Lines or Avro container files")
+    ingest.add_argument("files", type=Path, nargs="+")
+    ingest.add_argument("--dead-letters", type=Path)
+    ingest.set_defaults(func=cmd_ingest)
+
+    proj = sub.add_parser("project", help="bring the read models up to date")
+    proj.set_defaults(func=cmd_project)
+
+    dur = sub.add_parser("durations", help="durations as of a date")
+    dur.add_argument("--as-of", type=_date, default=date.today())
+    dur.add_argument("--per-citizen", action="store_true")
+    dur.add_argument("--format", choices=["table", "csv", "jsonl"], default="table")
+    dur.add_argument("--reveal-cpr", action="store_true")
+    dur.set_defaults(func=cmd_durations)
+
+    cit = sub.add_parser("citizen", help="one citizen's timeline with provenance and spells")
+    cit.add_argument("cpr")
+    cit.add_argument("--as-of", type=_date, default=date.today())
+    cit.add_argument("--as-known-at", type=_timestamp)
+    cit.set_defaults(func=cmd_citizen)
+
+    conv = sub.add_parser("convert", help="convert between JSON Lines and Avro container files")
+    conv.add_argument("input", type=Path)
+    conv.add_argument("output", type=Path, help="*.avro for Avro, anything else for JSON Lines")
+    conv.set_defaults(func=cmd_convert)
+
+    gen = sub.add_parser("generate", help="write a synthetic population as JSON Lines")
+    gen.add_argument("output", type=Path)
+    gen.add_argument("--citizens", type=int, default=2000)
+    gen.add_argument("--seed", type=int, default=7)
+    gen.add_argument("--until", type=_date, default=DEMO_AS_OF)
+    gen.set_defaults(func=cmd_generate)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
