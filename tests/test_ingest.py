@@ -1,0 +1,80 @@
+"""The ingest path on a real store: idempotent appends, conflicts and dead letters."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from casehistory.bootstrap import Engine, build
+from casehistory.settings import Settings
+from consumers.deadletter import DeadLetterList
+from consumers.files import Incoming
+from tests.factories import record, retraction, started, stopped
+
+CPR = "6101901234"
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Engine:
+    built = build(Settings.load({"CASEHISTORY_DATA_DIR": str(tmp_path)}))
+    yield built
+    built.close()
+
+
+def incoming(*records: dict) -> list[Incoming]:
+    return [Incoming(r, json.dumps(r).encode(), {"n": i}) for i, r in enumerate(records)]
+
+
+def test_redelivery_is_a_no_op_and_a_conflict_is_dead_lettered(engine: Engine) -> None:
+    start = record(started(date(2020, 1, 1)))
+    letters = DeadLetterList()
+    service = engine.ingest_service(letters)
+    first = service.ingest(incoming(start))
+    again = service.ingest(incoming(dict(reversed(list(start.items())))))
+    conflict = service.ingest(incoming({**start, "effective_date": "2020-02-01"}))
+    assert (first.stored, again.duplicate, conflict.rejected) == (1, 1, 1)
+    assert [letter.reason for letter in letters.letters] == ["event_id_conflict"]
+    engine.project()
+    citizen = engine.app.find(engine.vault.citizen_key(CPR))
+    assert citizen is not None and len(citizen.facts) == 1
+    assert citizen.facts[0].effective_date == date(2020, 1, 1)  # the first arrival stands
+
+
+def test_citizen_key_not_cpr_is_the_identity_and_cpr_is_sealed(engine: Engine) -> None:
+    engine.ingest_service(DeadLetterList()).ingest(incoming(record(started(date(2020, 1, 1)))))
+    key = engine.vault.citizen_key(CPR)
+    citizen = engine.app.find(key)
+    assert citizen is not None
+    assert CPR not in str(citizen.id) and CPR not in citizen.sealed_cpr
+    assert engine.vault.unseal(key, citizen.sealed_cpr) == CPR
+    stored = engine.settings.data_dir / "events.db"
+    assert CPR.encode() not in stored.read_bytes()
+
+
+def test_projection_follows_the_store_and_applies_each_event_once(engine: Engine) -> None:
+    stop = stopped(date(2021, 1, 1))
+    service = engine.ingest_service(DeadLetterList())
+    service.ingest(incoming(record(started(date(2020, 1, 1))), record(stop)))
+    assert engine.project() == 3  # registration and two facts
+    assert engine.project() == 0  # resumes from the tracked position
+    key = engine.vault.citizen_key(CPR)
+    row = engine.durations_view.select_row(key)
+    assert row is not None and not row.durations(date(2021, 6, 1)).on_benefit
+    service.ingest(incoming(record(retraction(stop))))
+    assert engine.project() == 1
+    row = engine.durations_view.select_row(key)
+    assert row is not None and row.open_spell_start == date(2020, 1, 1)
+    assert row.durations(date(2021, 6, 1)).all_benefits_spell_start == date(2020, 1, 1)
+
+
+def test_invalid_records_are_dead_lettered_with_their_reason_and_nothing_stops(engine: Engine) -> None:
+    letters = DeadLetterList()
+    good = record(started(date(2020, 1, 1)))
+    bad = Incoming(None, b"{not json", {"line": 2}, "not JSON: Expecting property name")
+    report = engine.ingest_service(letters).ingest([*incoming(good), bad, *incoming({**good, "cpr": "1"})])
+    assert (report.stored, report.rejected) == (1, 2)
+    assert sorted(letter.reason for letter in letters.letters) == ["invalid_cpr", "undecodable"]
+    assert letters.letters[0].raw == b"{not json" or letters.letters[1].raw == b"{not json"
