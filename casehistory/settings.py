@@ -45,7 +45,9 @@ class Settings:
         return cls(
             data_dir=data_dir,
             store=get("store", "sqlite") or "sqlite",
-            pseudonym_key=_pseudonym_key(get("pseudonym_key"), data_dir),
+            pseudonym_key=_pseudonym_key(
+                get("pseudonym_key"), get("pseudonym_key_file"), data_dir
+            ),
             kafka_bootstrap=get("kafka_bootstrap"),
             kafka_topic=get("kafka_topic", "casehistory.events.v1") or "",
             kafka_dlq_topic=get("kafka_dlq_topic", "casehistory.events.dlq") or "",
@@ -62,10 +64,12 @@ def _file_values(env: Mapping[str, str]) -> dict[str, str]:
     return {str(k): str(v) for k, v in section.items()}
 
 
-def _pseudonym_key(configured: str | None, data_dir: Path) -> bytes:
-    """The configured key (hex), or one generated once and kept in the data dir."""
+def _pseudonym_key(configured: str | None, key_file: str | None, data_dir: Path) -> bytes:
+    """The configured key (hex, or a file holding it), else one kept in the data dir."""
     if configured:
         return bytes.fromhex(configured)
+    if key_file:
+        return bytes.fromhex(Path(key_file).read_text().strip())
     path = data_dir / "pseudonym.key"
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)

@@ -406,12 +406,15 @@ def _save_state(server: PostgresServer) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``start`` (print DSN), ``stop`` or ``status`` of the CLI-managed server."""
+    """``install`` (server binaries), ``start`` (print DSN), ``stop`` or ``status``."""
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or args[0] not in ("start", "stop", "status"):
-        usage = "usage: python -m casehistory.devservices.postgres start|stop|status"
+    if len(args) != 1 or args[0] not in ("install", "start", "stop", "status"):
+        usage = "usage: python -m casehistory.devservices.postgres install|start|stop|status"
         print(usage, file=sys.stderr)
         return 2
+    if args[0] == "install":
+        print(ensure_installed())
+        return 0
     current = load_state()
     if args[0] == "start":
         if current is not None and status(current):
