@@ -118,6 +118,14 @@ def _reference(name: str) -> tuple[dict[str, str], ...]:
 
 
 @cache
+def _group_validity() -> dict[str, tuple[date, date]]:
+    """Each target group's first and last valid day."""
+    return {row["code"]: (date.fromisoformat(row["valid_from"] or "1900-01-01"),
+                          date.fromisoformat(row["valid_to"] or "9999-12-31"))
+            for row in _reference("target_groups")}
+
+
+@cache
 def _municipalities() -> tuple[list[str], list[float]]:
     """Municipality codes with cumulative weights (the big cities have more citizens)."""
     codes = [row["code"] for row in _reference("municipalities")]
@@ -296,7 +304,9 @@ class _Citizen:
                               self._case_ref(system, self.municipality), day)
         self.period_starts.append(day)
         fields: Event = {"benefit": benefit}
-        self._optional(fields, "target_group", group if announce_group else None, 0.08)
+        valid_from, valid_to = _group_validity().get(str(group), (date.max, date.min))
+        announced = announce_group and valid_from <= (reported_start or day) <= valid_to
+        self._optional(fields, "target_group", group if announced else None, 0.08)
         recorded_on = day if reported_start else None
         self._emit("BenefitStarted", reported_start or day, system, self.municipality,
                    self.period.case_ref, fields, recorded_on)
@@ -572,11 +582,13 @@ class _Citizen:
         if self.rng.random() >= (0.45 if self.heavy else 0.2):
             return
         codes, weights, steps = _interventions()
+        chosen: set[str] = set()  # one of each kind, so no two of the same overlap
         for _ in range(self.rng.choice((1, 1, 1, 2, 2, 3, 4))):
             code = self.rng.choices(codes, cum_weights=weights)[0]
             start = self._intervention_start()
-            if start >= self.end:
+            if start >= self.end or code in chosen:
                 continue
+            chosen.add(code)
             municipality, next_move = self._municipality_at(start)
             low, high = INTERVENTION_DAYS[steps[code]]
             days = 1 if code == "one_off_benefit" else self.rng.randint(low, high)

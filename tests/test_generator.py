@@ -1,0 +1,242 @@
+"""The synthetic population generator: determinism, validity, breaks and delivery noise."""
+
+import csv
+import json
+import re
+from collections import Counter
+from datetime import date, datetime
+from importlib.resources import files
+from pathlib import Path
+
+import pytest
+
+from casehistory.generator import generate_population, write_jsonl
+
+Event = dict[str, object]
+UNTIL = date(2026, 11, 1)
+
+
+def _table(name: str) -> list[dict[str, str]]:
+    text = (files("domain") / "data" / f"{name}.csv").read_text(encoding="utf-8")
+    return list(csv.DictReader(text.splitlines()))
+
+
+MUNICIPALITIES = {row["code"] for row in _table("municipalities")}
+BENEFITS = {row["code"] for row in _table("benefits")}
+INTERVENTIONS = {row["code"] for row in _table("interventions")}
+GROUP_VALIDITY = {row["code"]: (row["valid_from"] or "0000", row["valid_to"] or "9999")
+                  for row in _table("target_groups")}
+STOP_REASONS = {"job", "education", "self_support", "moved_municipality",
+                "no_contact_or_sanction", "target_group_change", "benefit_change", "pension",
+                "emigrated", "died", "system_conversion", "other"}
+ENVELOPE = ("event_id", "event_type", "cpr", "effective_date", "recorded_at", "source_system",
+            "municipality")
+FIELDS: dict[str, dict[str, set[str] | None]] = {  # required fields and their allowed values
+    "BenefitStarted": {"benefit": BENEFITS},
+    "BenefitStopped": {"benefit": BENEFITS, "reason": STOP_REASONS},
+    "CitizenMoved": {"from_municipality": MUNICIPALITIES, "to_municipality": MUNICIPALITIES},
+    "TargetGroupChanged": {"from_group": set(GROUP_VALIDITY), "to_group": set(GROUP_VALIDITY),
+                           "reason": {"reform", "reassessment", "age", "other"}},
+    "SocialInterventionStarted": {"intervention": INTERVENTIONS},
+    "SocialInterventionEnded": {"intervention": INTERVENTIONS},
+    "EventRetracted": {"retracted_event_id": None, "reason": None},
+}
+BREAK_REASONS = {"moved_municipality", "system_conversion", "no_contact_or_sanction",
+                 "target_group_change", "benefit_change"}
+
+
+def _birth_date(cpr: str) -> date | None:
+    """The CPR number's birth date under the century rule (substitute day + 60), if real."""
+    if not re.fullmatch(r"\d{10}", cpr):
+        return None
+    day, month, yy, digit = int(cpr[:2]) % 60, int(cpr[2:4]), int(cpr[4:6]), int(cpr[6])
+    if digit <= 3:
+        century = 1900
+    elif digit in (4, 9):
+        century = 2000 if yy <= 36 else 1900
+    else:
+        century = 2000 if yy <= 57 else 1800
+    try:
+        return date(century + yy, month, day)
+    except ValueError:
+        return None
+
+
+def _problem(event: Event, first_seen: dict[object, Event]) -> str | None:
+    """Why a consumer must dead-letter the record, or None if it is valid."""
+    event_type = event.get("event_type")
+    if event_type not in FIELDS:
+        return "event_type"
+    required = FIELDS[str(event_type)]
+    if any(event.get(key) is None for key in (*ENVELOPE, *required)):
+        return "missing_field"
+    if _birth_date(str(event["cpr"])) is None:
+        return "cpr"
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(event["effective_date"])):
+        return "effective_date"
+    try:
+        date.fromisoformat(str(event["effective_date"]))
+    except ValueError:
+        return "effective_date"
+    if datetime.fromisoformat(str(event["recorded_at"])).tzinfo is None:
+        return "recorded_at"
+    if event["municipality"] not in MUNICIPALITIES:
+        return "municipality"
+    for key, allowed in required.items():
+        if allowed is not None and event[key] not in allowed:
+            return key
+    if event.get("target_group") not in (None, *GROUP_VALIDITY):
+        return "target_group"
+    content = {key: value for key, value in event.items() if value is not None}
+    if first_seen.setdefault(event["event_id"], content) != content:
+        return "conflict"
+    return None
+
+
+def _facts(events: list[Event]) -> list[Event]:
+    """Valid first arrivals that no (unretracted) retraction voids."""
+    first_seen: dict[object, Event] = {}
+    for event in events:
+        _problem(event, first_seen)
+    retracts = {event_id: event["retracted_event_id"] for event_id, event in first_seen.items()
+                if event["event_type"] == "EventRetracted"}
+    voided = {target for event_id, target in retracts.items()
+              if event_id not in set(retracts.values())}
+    return [event for event_id, event in first_seen.items()
+            if event_id not in voided and event_id not in retracts]
+
+
+@pytest.fixture(scope="module")
+def stream() -> list[Event]:
+    return list(generate_population(500, 11))
+
+
+@pytest.fixture(scope="module")
+def clean() -> list[Event]:
+    return list(generate_population(500, 11, invalid_share=0.0))
+
+
+def test_same_seed_gives_the_same_stream_and_another_seed_another() -> None:
+    def dump(seed: int) -> list[str]:
+        return [json.dumps(event) for event in generate_population(80, seed)]
+
+    assert dump(5) == dump(5)
+    assert dump(5) != dump(6)
+
+
+def test_only_unique_substitute_cprs_of_working_age(stream: list[Event]) -> None:
+    assert all(str(event["cpr"])[:2].isdigit() and 61 <= int(str(event["cpr"])[:2]) <= 91
+               for event in stream if "cpr" in event)
+    facts = _facts(stream)
+    assert len({event["cpr"] for event in facts}) == 500
+    for event in facts:
+        if str(event["event_type"]).startswith("Benefit"):
+            born = _birth_date(str(event["cpr"]))
+            day = date.fromisoformat(str(event["effective_date"]))
+            assert born is not None
+            assert 16 <= (day - born).days // 365.25 <= 67
+
+
+def test_every_event_type_and_break_kind_appears(stream: list[Event]) -> None:
+    assert {event["event_type"] for event in stream if _problem(event, {}) is None} == set(FIELDS)
+    facts = _facts(stream)
+    stop_reasons = Counter(event["reason"] for event in facts
+                           if event["event_type"] == "BenefitStopped")
+    assert BREAK_REASONS | {"job", "pension"} <= set(stop_reasons)
+    assert any(event["event_type"] == "TargetGroupChanged" and event["reason"] == "reform"
+               for event in facts)
+    by_day = {(event["cpr"], event["effective_date"], event["event_type"]) for event in facts}
+    moves = [event for event in facts if event.get("reason") == "moved_municipality"]
+    assert all((m["cpr"], m["effective_date"], "CitizenMoved") in by_day for m in moves)
+    conversions = [event for event in facts if event.get("reason") == "system_conversion"]
+    assert all(event["source_system"] == "legacy-fasit-2018" for event in conversions)
+    assert any(event["source_system"] != "legacy-fasit-2018"
+               and event["event_type"] == "BenefitStarted"
+               and event["effective_date"] < "2018-01-01" for event in facts)  # carried start
+
+
+def test_move_gaps_sometimes_leave_a_whole_calendar_month_empty(clean: list[Event]) -> None:
+    facts = sorted(_facts(clean), key=lambda event: str(event["effective_date"]))
+    moved_on: dict[object, date] = {}
+    gaps = []
+    for event in facts:
+        day = date.fromisoformat(str(event["effective_date"]))
+        if event.get("reason") == "moved_municipality":
+            moved_on[event["cpr"]] = day
+        elif event["event_type"] == "BenefitStarted" and event["cpr"] in moved_on:
+            gaps.append((moved_on.pop(event["cpr"]), day))
+    whole_month_empty = [(stop, start) for stop, start in gaps
+                         if (start.year * 12 + start.month) - (stop.year * 12 + stop.month) >= 2
+                         or (stop.day == 1 and start.month != stop.month)]
+    assert 0 < len(whole_month_empty) < len(gaps)
+
+
+@pytest.mark.parametrize("until", [UNTIL, date(2018, 3, 15)])
+def test_nothing_takes_effect_or_is_recorded_after_until(until: date) -> None:
+    facts = _facts(list(generate_population(300, 3, until=until)))
+    assert max(str(event["effective_date"]) for event in facts) <= until.isoformat()
+    assert max(str(event["recorded_at"])[:10] for event in facts) <= until.isoformat()
+
+
+def test_histories_replay_without_findings_and_many_stay_open(clean: list[Event]) -> None:
+    assert all(_problem(event, {}) is None for event in clean)
+    facts = sorted(_facts(clean), key=lambda event: (
+        str(event["effective_date"]), not str(event["event_type"]).endswith(("Stopped", "Ended"))))
+    open_keys: set[tuple[object, ...]] = set()
+    for event in facts:
+        code = event.get("benefit") or event.get("intervention")
+        key = (event["cpr"], code, event["source_system"], event["municipality"])
+        if str(event["event_type"]).endswith("Started"):
+            assert key not in open_keys, event
+            open_keys.add(key)
+        elif str(event["event_type"]).endswith(("Stopped", "Ended")):
+            assert key in open_keys, event
+            open_keys.remove(key)
+        group = event.get("target_group") or event.get("to_group")
+        if group:
+            valid_from, valid_to = GROUP_VALIDITY[str(group)]
+            assert valid_from <= str(event["effective_date"]) <= valid_to, event
+    assert len({key[0] for key in open_keys}) > 100
+
+
+@pytest.mark.parametrize("share", [0.01, 0.05])
+def test_invalid_records_make_up_about_the_share_asked(stream: list[Event], share: float) -> None:
+    events = stream if share == 0.01 else list(generate_population(500, 11, invalid_share=share))
+    first_seen: dict[object, Event] = {}
+    problems = Counter(_problem(event, first_seen) for event in events)
+    invalid = len(events) - problems.pop(None)
+    assert share * 0.6 < invalid / len(events) < share * 1.5
+    if share == 0.05:
+        assert set(problems) == {"event_type", "missing_field", "cpr", "effective_date",
+                                 "recorded_at", "municipality", "benefit", "target_group",
+                                 "intervention", "reason", "conflict"}
+
+
+def test_redeliveries_and_retractions_are_present(stream: list[Event]) -> None:
+    first_seen: dict[object, Event] = {}
+    arrived: set[object] = set()
+    redelivered: list[Event] = []
+    retractions: list[Event] = []
+    for event in stream:
+        if _problem(event, first_seen) is not None:
+            continue
+        if event["event_id"] in arrived:
+            redelivered.append(event)
+        elif event["event_type"] == "EventRetracted":
+            assert event["retracted_event_id"] in arrived
+            retractions.append(event)
+        arrived.add(event["event_id"])
+    assert 0.01 < len(redelivered) / len(stream) < 0.035
+    assert any(list(event) != list(first_seen[event["event_id"]]) for event in redelivered)
+    assert any(None in event.values() and None not in first_seen[event["event_id"]].values()
+               for event in redelivered)
+    assert 0.005 < len(retractions) / len(stream) < 0.03
+    retraction_ids = {event["event_id"] for event in retractions}
+    assert any(event["retracted_event_id"] in retraction_ids for event in retractions)
+
+
+def test_write_jsonl_round_trips(tmp_path: Path) -> None:
+    events = list(generate_population(20, 1))
+    path = tmp_path / "events.jsonl"
+    assert write_jsonl(iter(events), path) == len(events)
+    assert [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] == events
