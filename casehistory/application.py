@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -31,7 +32,5 @@ class CaseHistory(Application[Any]):
         if cache is None:
             return
         for key in citizen_keys:
-            try:
+            with contextlib.suppress(KeyError):
                 cache.get(citizen_id(key), evict=True)
-            except KeyError:
-                pass

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eventsourcing.persistence import InfrastructureFactory
+from eventsourcing.utils import Environment
 
 from casehistory.application import CaseHistory
 from casehistory.identity import IdentityVault, SQLiteKeyStore
@@ -42,21 +43,24 @@ def sqlite_env(path: Path) -> dict[str, str]:
     return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path)}
 
 
+def event_store_env(settings: Settings) -> dict[str, str]:
+    return {
+        **sqlite_env(settings.data_dir / "events.db"),
+        "APPLICATION_RECORDER_TOPIC": "casehistory.recorders:SQLiteLedgerRecorder",
+    }
+
+
 def build(settings: Settings | None = None) -> Engine:
     """The engine on the configured store (SQLite under the data dir by default)."""
     settings = settings or Settings.load()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app = CaseHistory(env=sqlite_env(settings.data_dir / "events.db"))
-    views = InfrastructureFactory.construct(
-        env=_view_env(settings.data_dir / "durations.db")
-    )
+    app = CaseHistory(env=event_store_env(settings))
+    views = InfrastructureFactory.construct(env=_view_env(settings.data_dir / "durations.db"))
     view = views.tracking_recorder(SQLiteDurationsView)
     assert isinstance(view, SQLiteDurationsView)
     vault = IdentityVault(settings.pseudonym_key, SQLiteKeyStore(settings.data_dir / "keys.db"))
     return Engine(settings, app, vault, view)
 
 
-def _view_env(path: Path) -> object:
-    from eventsourcing.utils import Environment
-
+def _view_env(path: Path) -> Environment:
     return Environment("durations", sqlite_env(path))

@@ -22,8 +22,7 @@ from domain.timeline import Timeline, build_timeline, effective_facts
 def recorded_facts(app: CaseHistory, citizen: Citizen) -> list[Citizen.FactRecorded]:
     """The citizen's stored fact events in arrival order, with provenance."""
     return [
-        e for e in app.repository.event_store.get(citizen.id)
-        if isinstance(e, Citizen.FactRecorded)
+        e for e in app.repository.event_store.get(citizen.id) if isinstance(e, Citizen.FactRecorded)
     ]
 
 
@@ -34,7 +33,8 @@ def spell_rows(timeline: Timeline, day: date) -> list[dict[str, Any]]:
     for spell in benefit_spells(periods, day):
         inside = [p for p in periods if _overlaps(spell, p.start, p.stop)]
         groups = {
-            a.target_group for a in timeline.group_assignments
+            a.target_group
+            for a in timeline.group_assignments
             if spell.start <= a.effective_date < spell.end
         }
         rows.append(
@@ -66,8 +66,16 @@ def render_citizen(
     standing = {f.event_id for f in effective_facts(citizen.facts, as_known_at)}
     facts = Table(title=f"Citizen {citizen.citizen_key}: facts in arrival order")
     for column in (
-        "#", "event", "effective", "recorded at", "source", "case", "kommune", "details",
-        "provenance", "status",
+        "#",
+        "event",
+        "effective",
+        "recorded at",
+        "source",
+        "case",
+        "kommune",
+        "details",
+        "provenance",
+        "status",
     ):
         facts.add_column(column)
     for number, event in enumerate(recorded_facts(app, citizen), start=1):
@@ -78,10 +86,16 @@ def render_citizen(
         else:
             status = "void (retracted)"
         facts.add_row(
-            str(number), type(event).__name__, event.effective_date, event.recorded_at,
-            event.source_system, event.source_case_ref or "", event.municipality,
+            str(number),
+            type(event).__name__,
+            event.effective_date,
+            event.recorded_at,
+            event.source_system,
+            event.source_case_ref or "",
+            event.municipality,
             ", ".join(f"{k}={v}" for k, v in event.details.items()),
-            ", ".join(f"{k}={v}" for k, v in event.provenance.items()), status,
+            ", ".join(f"{k}={v}" for k, v in event.provenance.items()),
+            status,
         )
     console.print(facts)
 
@@ -95,10 +109,12 @@ def render_citizen(
     console.print(spells)
 
     measures = durations_on(timeline, as_of, citizen.birth_date)
-    summary = Table(title=f"Measures on {as_of}" + (f" as known at {as_known_at}" if as_known_at else ""))
+    summary = Table(
+        title=f"Measures on {as_of}" + (f" as known at {as_known_at}" if as_known_at else "")
+    )
     summary.add_column("measure")
     summary.add_column("value")
-    for name in measures.__slots__:  # type: ignore[attr-defined]
+    for name in measures.__slots__:
         summary.add_row(name, _text(getattr(measures, name)))
     console.print(summary)
     if timeline.findings:

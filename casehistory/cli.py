@@ -27,9 +27,19 @@ from domain.facts import BreakKind
 from schemas.contract import ContractEvent, validate
 
 DURATION_FIELDS = [
-    "citizen_key", "cpr", "on_benefit", "all_benefits_spell_start", "all_benefits_spell_days",
-    "cash_system_spell_start", "cash_system_spell_days", "benefit_days_in_spell",
-    "breaks_bridged", "naive_days", "share_last_10y_cash_system", "age", "target_group",
+    "citizen_key",
+    "cpr",
+    "on_benefit",
+    "all_benefits_spell_start",
+    "all_benefits_spell_days",
+    "cash_system_spell_start",
+    "cash_system_spell_days",
+    "benefit_days_in_spell",
+    "breaks_bridged",
+    "naive_days",
+    "share_last_10y_cash_system",
+    "age",
+    "target_group",
 ]
 DEMO_AS_OF = date(2026, 11, 1)
 
@@ -50,8 +60,12 @@ def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=console,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        console=console,
     )
 
 
@@ -123,8 +137,10 @@ def _headline_tables(report: Headline) -> list[Table]:
         missed.add_column(kind.value.replace("_", " "), justify="right")
     for years in COHORT_YEARS:
         cohorts.add_row(
-            f"over {years} years", f"{report.true_cohorts[years]:,}",
-            f"{report.cash_cohorts[years]:,}", f"{report.naive_cohorts[years]:,}",
+            f"over {years} years",
+            f"{report.true_cohorts[years]:,}",
+            f"{report.cash_cohorts[years]:,}",
+            f"{report.naive_cohorts[years]:,}",
             f"{report.missed[years]:,}",
         )
         missed.add_row(
@@ -253,9 +269,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
     def valid_records() -> Iterator[dict[str, Any]]:
         for incoming in files.read_records(args.input):
-            checked = (
-                validate(incoming.payload) if incoming.decode_error is None else None
-            )
+            checked = validate(incoming.payload) if incoming.decode_error is None else None
             if isinstance(checked, ContractEvent):
                 yield avro_record(checked) if to_avro else checked.canonical()
             else:

@@ -30,8 +30,13 @@ or None when the history ends there."""
 LEGACY_SYSTEM = "legacy-fasit-2018"
 SOCIAL_SYSTEM = "sof-cura"
 CHILDREN_SYSTEM = "dubu"
-CASE_PREFIX = {LEGACY_SYSTEM: "LF", "fasit": "FAS", "momentum": "MOM", SOCIAL_SYSTEM: "SC",
-               CHILDREN_SYSTEM: "DUBU"}
+CASE_PREFIX = {
+    LEGACY_SYSTEM: "LF",
+    "fasit": "FAS",
+    "momentum": "MOM",
+    SOCIAL_SYSTEM: "SC",
+    CHILDREN_SYSTEM: "DUBU",
+}
 
 HISTORY_FROM = date(2000, 1, 1)
 EARLY_COHORT_UNTIL = date(2004, 12, 31)
@@ -42,8 +47,9 @@ SELF_SUPPORT_REFORM = date(2019, 7, 1)
 SENIORPENSION_FROM = date(2020, 1, 1)
 LONG_AGO = timedelta(days=15_000)
 
-CASH_SYSTEM = frozenset({"kontanthjaelp", "uddannelseshjaelp", "overgangsydelse",
-                         "selvforsorgelsesydelse"})
+CASH_SYSTEM = frozenset(
+    {"kontanthjaelp", "uddannelseshjaelp", "overgangsydelse", "selvforsorgelsesydelse"}
+)
 PERMANENT = frozenset({"foertidspension", "seniorpension"})
 FIXED_GROUP = {
     "dagpenge": "dagpengemodtager",
@@ -76,36 +82,83 @@ AGE_30_GROUP = {"uddannelsesparat": "jobparat", "aktivitetsparat_ung": "aktivite
 
 CASH, PENSION = "<cash>", "<pension>"  # successors resolved by age and date
 EXITS: dict[str, tuple[tuple[int, str, str | None], ...]] = {  # (weight, reason, successor)
-    "cash": ((30, "job", None), (10, "education", None), (14, "self_support", None),
-             (8, "benefit_change", "ressourceforloebsydelse"),
-             (5, "benefit_change", "sygedagpenge"), (7, "pension", PENSION),
-             (2, "emigrated", None), (1, "died", None), (5, "other", None)),
-    "dagpenge": ((60, "job", None), (25, "benefit_change", CASH), (6, "education", None),
-                 (5, "self_support", None), (4, "other", None)),
-    "sygedagpenge": ((65, "job", None), (15, "benefit_change", "jobafklaringsydelse"),
-                     (10, "benefit_change", CASH), (4, "pension", PENSION), (6, "other", None)),
-    "jobafklaringsydelse": ((30, "job", None), (30, "benefit_change", "ressourceforloebsydelse"),
-                            (10, "benefit_change", "ledighedsydelse"), (10, "pension", PENSION),
-                            (20, "benefit_change", CASH)),
-    "ressourceforloebsydelse": ((30, "benefit_change", "ledighedsydelse"),
-                                (25, "pension", PENSION), (25, "benefit_change", CASH),
-                                (10, "job", None), (10, "other", None)),
-    "ledighedsydelse": ((60, "job", "fleksloentilskud"), (10, "pension", PENSION),
-                        (15, "other", None), (15, "self_support", None)),
-    "fleksloentilskud": ((45, "other", "ledighedsydelse"), (15, "pension", PENSION),
-                         (25, "self_support", None), (15, "job", None)),
-    "revalideringsydelse": ((50, "job", None), (30, "education", None),
-                            (20, "benefit_change", CASH)),
+    "cash": (
+        (30, "job", None),
+        (10, "education", None),
+        (14, "self_support", None),
+        (8, "benefit_change", "ressourceforloebsydelse"),
+        (5, "benefit_change", "sygedagpenge"),
+        (7, "pension", PENSION),
+        (2, "emigrated", None),
+        (1, "died", None),
+        (5, "other", None),
+    ),
+    "dagpenge": (
+        (60, "job", None),
+        (25, "benefit_change", CASH),
+        (6, "education", None),
+        (5, "self_support", None),
+        (4, "other", None),
+    ),
+    "sygedagpenge": (
+        (65, "job", None),
+        (15, "benefit_change", "jobafklaringsydelse"),
+        (10, "benefit_change", CASH),
+        (4, "pension", PENSION),
+        (6, "other", None),
+    ),
+    "jobafklaringsydelse": (
+        (30, "job", None),
+        (30, "benefit_change", "ressourceforloebsydelse"),
+        (10, "benefit_change", "ledighedsydelse"),
+        (10, "pension", PENSION),
+        (20, "benefit_change", CASH),
+    ),
+    "ressourceforloebsydelse": (
+        (30, "benefit_change", "ledighedsydelse"),
+        (25, "pension", PENSION),
+        (25, "benefit_change", CASH),
+        (10, "job", None),
+        (10, "other", None),
+    ),
+    "ledighedsydelse": (
+        (60, "job", "fleksloentilskud"),
+        (10, "pension", PENSION),
+        (15, "other", None),
+        (15, "self_support", None),
+    ),
+    "fleksloentilskud": (
+        (45, "other", "ledighedsydelse"),
+        (15, "pension", PENSION),
+        (25, "self_support", None),
+        (15, "job", None),
+    ),
+    "revalideringsydelse": (
+        (50, "job", None),
+        (30, "education", None),
+        (20, "benefit_change", CASH),
+    ),
 }
 MEAN_DAYS = {  # (minimum, mean extra) days of a planned benefit period
-    "cash": (30, 450), "cash_heavy": (60, 1600), "dagpenge": (30, 250),
-    "sygedagpenge": (14, 120), "jobafklaringsydelse": (60, 350),
-    "ressourceforloebsydelse": (365, 700), "ledighedsydelse": (30, 300),
-    "fleksloentilskud": (180, 1500), "revalideringsydelse": (180, 500),
+    "cash": (30, 450),
+    "cash_heavy": (60, 1600),
+    "dagpenge": (30, 250),
+    "sygedagpenge": (14, 120),
+    "jobafklaringsydelse": (60, 350),
+    "ressourceforloebsydelse": (365, 700),
+    "ledighedsydelse": (30, 300),
+    "fleksloentilskud": (180, 1500),
+    "revalideringsydelse": (180, 500),
 }
 INTERVENTION_WEIGHT = {"1": 3.0, "2": 2.0, "3": 1.2, "4": 0.7, "children": 2.5, "none": 2.0}
-INTERVENTION_DAYS = {"1": (60, 500), "2": (180, 1500), "3": (60, 900), "4": (900, 6000),
-                     "children": (180, 2500), "none": (30, 2500)}
+INTERVENTION_DAYS = {
+    "1": (60, 500),
+    "2": (180, 1500),
+    "3": (60, 900),
+    "4": (900, 6000),
+    "children": (180, 2500),
+    "none": (30, 2500),
+}
 BIG_CITIES = {"101": 10, "751": 6, "461": 4, "851": 4}
 OPTIONAL = ("source_case_ref", "target_group")
 
@@ -120,9 +173,13 @@ def _reference(name: str) -> tuple[dict[str, str], ...]:
 @cache
 def _group_validity() -> dict[str, tuple[date, date]]:
     """Each target group's first and last valid day."""
-    return {row["code"]: (date.fromisoformat(row["valid_from"] or "1900-01-01"),
-                          date.fromisoformat(row["valid_to"] or "9999-12-31"))
-            for row in _reference("target_groups")}
+    return {
+        row["code"]: (
+            date.fromisoformat(row["valid_from"] or "1900-01-01"),
+            date.fromisoformat(row["valid_to"] or "9999-12-31"),
+        )
+        for row in _reference("target_groups")
+    }
 
 
 @cache
@@ -136,8 +193,10 @@ def _municipalities() -> tuple[list[str], list[float]]:
 def _interventions() -> tuple[list[str], list[float], dict[str, str]]:
     """Intervention codes, cumulative weights, and each code's support step."""
     steps = {row["code"]: row["support_step"] for row in _reference("interventions")}
-    weights = (INTERVENTION_WEIGHT[step] * (2 if code == "sel_110_shelter" else 1)
-               for code, step in steps.items())
+    weights = (
+        INTERVENTION_WEIGHT[step] * (2 if code == "sel_110_shelter" else 1)
+        for code, step in steps.items()
+    )
     return list(steps), list(accumulate(weights)), steps
 
 
@@ -167,8 +226,9 @@ def _day_between(rng: random.Random, first: date, last: date) -> date:
     return first + timedelta(days=rng.randint(0, max(0, (last - first).days)))
 
 
-def _pick(rng: random.Random,
-          table: Iterable[tuple[int, str, str | None]]) -> tuple[str, str | None]:
+def _pick(
+    rng: random.Random, table: Iterable[tuple[int, str, str | None]]
+) -> tuple[str, str | None]:
     """A weighted choice from rows of (weight, first, second)."""
     rows = tuple(table)
     x = rng.random() * sum(row[0] for row in rows)
@@ -275,8 +335,16 @@ class _Citizen:
         else:
             event[key] = value
 
-    def _emit(self, event_type: str, day: date, system: str, municipality: str,
-              case_ref: str | None, fields: Event, recorded_on: date | None = None) -> None:
+    def _emit(
+        self,
+        event_type: str,
+        day: date,
+        system: str,
+        municipality: str,
+        case_ref: str | None,
+        fields: Event,
+        recorded_on: date | None = None,
+    ) -> None:
         event: Event = {
             "event_id": _new_event_id(self.rng),
             "event_type": event_type,
@@ -285,8 +353,9 @@ class _Citizen:
             "recorded_at": self._recorded_at(recorded_on or day),
             "source_system": system,
         }
-        self._optional(event, "source_case_ref", case_ref,
-                       0.15 if system == LEGACY_SYSTEM else 0.04)
+        self._optional(
+            event, "source_case_ref", case_ref, 0.15 if system == LEGACY_SYSTEM else 0.04
+        )
         event["municipality"] = municipality
         event.update(fields)
         self.events.append(event)
@@ -296,31 +365,63 @@ class _Citizen:
 
     # --- benefit periods -----------------------------------------------------------------
 
-    def _open(self, day: date, benefit: str, group: str | None, *, announce_group: bool = True,
-              reported_start: date | None = None) -> None:
+    def _open(
+        self,
+        day: date,
+        benefit: str,
+        group: str | None,
+        *,
+        announce_group: bool = True,
+        reported_start: date | None = None,
+    ) -> None:
         """A new case opens; ``reported_start`` is a start the source got wrong or carried over."""
         system = _system_for(self.municipality, day)
-        self.period = _Period(benefit, group, system, self.municipality,
-                              self._case_ref(system, self.municipality), day)
+        self.period = _Period(
+            benefit,
+            group,
+            system,
+            self.municipality,
+            self._case_ref(system, self.municipality),
+            day,
+        )
         self.period_starts.append(day)
         fields: Event = {"benefit": benefit}
         valid_from, valid_to = _group_validity().get(str(group), (date.max, date.min))
         announced = announce_group and valid_from <= (reported_start or day) <= valid_to
         self._optional(fields, "target_group", group if announced else None, 0.08)
         recorded_on = day if reported_start else None
-        self._emit("BenefitStarted", reported_start or day, system, self.municipality,
-                   self.period.case_ref, fields, recorded_on)
+        self._emit(
+            "BenefitStarted",
+            reported_start or day,
+            system,
+            self.municipality,
+            self.period.case_ref,
+            fields,
+            recorded_on,
+        )
 
     def _close(self, day: date, reason: str, period: _Period | None = None) -> None:
         p = period or self.period
-        self._emit("BenefitStopped", day, p.system, p.municipality, p.case_ref,
-                   {"benefit": p.benefit, "reason": reason})
+        self._emit(
+            "BenefitStopped",
+            day,
+            p.system,
+            p.municipality,
+            p.case_ref,
+            {"benefit": p.benefit, "reason": reason},
+        )
 
     def _change_group(self, day: date, group: str, reason: str) -> None:
         """Re-assessment into another target group that keeps the case (not a break)."""
         p = self.period
-        self._emit("TargetGroupChanged", day, p.system, p.municipality, p.case_ref,
-                   {"from_group": p.group, "to_group": group, "reason": reason})
+        self._emit(
+            "TargetGroupChanged",
+            day,
+            p.system,
+            p.municipality,
+            p.case_ref,
+            {"from_group": p.group, "to_group": group, "reason": reason},
+        )
         p.group = group
 
     def _cash_benefit(self, day: date) -> str:
@@ -472,8 +573,13 @@ class _Citizen:
         self._close(day, "moved_municipality")
         self._relocate(day)
         r = self.rng.random()
-        gap = (self.rng.randint(1, 28) if r < 0.55 else
-               self.rng.randint(29, 60) if r < 0.85 else self.rng.randint(61, 150))
+        gap = (
+            self.rng.randint(1, 28)
+            if r < 0.55
+            else self.rng.randint(29, 60)
+            if r < 0.85
+            else self.rng.randint(61, 150)
+        )
         return self._reopen(day, gap)
 
     def _relocate(self, day: date) -> None:
@@ -482,8 +588,14 @@ class _Citizen:
         while self.municipality == old:
             self.municipality = self.rng.choices(codes, cum_weights=weights)[0]
         self.moves.append((day, self.municipality))
-        self._emit("CitizenMoved", day, _system_for(self.municipality, day), self.municipality,
-                   None, {"from_municipality": old, "to_municipality": self.municipality})
+        self._emit(
+            "CitizenMoved",
+            day,
+            _system_for(self.municipality, day),
+            self.municipality,
+            None,
+            {"from_municipality": old, "to_municipality": self.municipality},
+        )
 
     def _reassess(self, day: date) -> int:
         group = self.rng.choice(REASSESSMENT[str(self.period.group)])
@@ -564,8 +676,13 @@ class _Citizen:
         if self.rng.random() >= comeback:
             return None
         r = self.rng.random()
-        gap = (self.rng.randint(10, 70) if r < 0.25 else
-               self.rng.randint(71, 700) if r < 0.7 else self.rng.randint(701, 3000))
+        gap = (
+            self.rng.randint(10, 70)
+            if r < 0.25
+            else self.rng.randint(71, 700)
+            if r < 0.7
+            else self.rng.randint(701, 3000)
+        )
         restart = day + timedelta(days=gap)
         if self.rng.random() < 0.12:
             moved = day + timedelta(days=self.rng.randrange(1, gap))
@@ -609,9 +726,11 @@ class _Citizen:
 
 # --- delivery noise ----------------------------------------------------------------------
 
+
 def _later_day(recorded_at: object, rng: random.Random, until: date, most: int) -> date:
-    return min(date.fromisoformat(str(recorded_at)[:10]) + timedelta(days=rng.randint(1, most)),
-               until)
+    return min(
+        date.fromisoformat(str(recorded_at)[:10]) + timedelta(days=rng.randint(1, most)), until
+    )
 
 
 def _shifted(rng: random.Random, effective_date: object, until: date) -> str:
@@ -620,8 +739,9 @@ def _shifted(rng: random.Random, effective_date: object, until: date) -> str:
     return (day + shift if day + shift <= until else day - shift).isoformat()
 
 
-def _retraction(rng: random.Random, subject: Event, retracted_id: object, reason: str,
-                day: date) -> Event:
+def _retraction(
+    rng: random.Random, subject: Event, retracted_id: object, reason: str, day: date
+) -> Event:
     event: Event = {
         "event_id": _new_event_id(rng),
         "event_type": "EventRetracted",
@@ -653,20 +773,23 @@ def _add_retractions(rng: random.Random, events: list[Event], until: date) -> se
         if day.isoformat() <= str(fact["recorded_at"]):  # no time left before `until`
             continue
         if r < 0.7:
-            wrong = {**fact, "event_id": _new_event_id(rng),
-                     "effective_date": _shifted(rng, fact["effective_date"], until)}
+            wrong = {
+                **fact,
+                "event_id": _new_event_id(rng),
+                "effective_date": _shifted(rng, fact["effective_date"], until),
+            }
             retraction = _retraction(rng, fact, wrong["event_id"], "wrong effective date", day)
             fact["recorded_at"] = _timestamp(rng, day, 16, 18)  # the correction, after it
             extra = [wrong, retraction]
         elif r < 0.85:
             double = {**fact, "event_id": _new_event_id(rng)}
-            extra = [double, _retraction(rng, fact, double["event_id"], "double registration",
-                                         day)]
+            extra = [double, _retraction(rng, fact, double["event_id"], "double registration", day)]
         else:
             mistaken = _retraction(rng, fact, fact["event_id"], "registered on wrong case", day)
             undo_day = _later_day(mistaken["recorded_at"], rng, until, 60)
-            undo = _retraction(rng, fact, mistaken["event_id"], "retraction made in error",
-                               undo_day)
+            undo = _retraction(
+                rng, fact, mistaken["event_id"], "retraction made in error", undo_day
+            )
             if undo_day == day:
                 undo["recorded_at"] = _timestamp(rng, day, 16, 18)
             extra = [mistaken, undo]
@@ -700,8 +823,15 @@ def _add_redeliveries(rng: random.Random, events: list[Event]) -> None:
 
 
 def _envelope(base: Event) -> Event:
-    keys = ("event_id", "cpr", "effective_date", "recorded_at", "source_system",
-            "source_case_ref", "municipality")
+    keys = (
+        "event_id",
+        "cpr",
+        "effective_date",
+        "recorded_at",
+        "source_system",
+        "source_case_ref",
+        "municipality",
+    )
     return {key: base[key] for key in keys if key in base}
 
 
@@ -721,25 +851,40 @@ def _invalid_record(rng: random.Random, base: Event, until: date) -> Event:
     elif kind == 4:
         event["municipality"] = rng.choice(("999", "000", "102", "1010", "42"))
     elif kind == 5:
-        event = {**_envelope(event), "event_type": "BenefitStarted",
-                 "benefit": rng.choice(("borgerloen", "kontanthjælp", "KONTANTHJAELP"))}
+        event = {
+            **_envelope(event),
+            "event_type": "BenefitStarted",
+            "benefit": rng.choice(("borgerloen", "kontanthjælp", "KONTANTHJAELP")),
+        }
     elif kind == 6:
-        event = {**_envelope(event), "event_type": "BenefitStarted", "benefit": "kontanthjaelp",
-                 "target_group": rng.choice(("match_4", "jobklar", "aktivitetsparat"))}
+        event = {
+            **_envelope(event),
+            "event_type": "BenefitStarted",
+            "benefit": "kontanthjaelp",
+            "target_group": rng.choice(("match_4", "jobklar", "aktivitetsparat")),
+        }
     elif kind == 7:
-        event = {**_envelope(event), "event_type": "SocialInterventionStarted",
-                 "intervention": rng.choice(("sel_999_unknown", "housing first", "sel_85"))}
+        event = {
+            **_envelope(event),
+            "event_type": "SocialInterventionStarted",
+            "intervention": rng.choice(("sel_999_unknown", "housing first", "sel_85")),
+        }
     elif kind == 8:
-        event = {**_envelope(event), "event_type": "BenefitStopped", "benefit": "kontanthjaelp",
-                 "reason": rng.choice(("vacation", "Job", "moved"))}
+        event = {
+            **_envelope(event),
+            "event_type": "BenefitStopped",
+            "benefit": "kontanthjaelp",
+            "reason": rng.choice(("vacation", "Job", "moved")),
+        }
     elif kind == 9:
         event["event_type"] = rng.choice(("BenefitPaused", "CaseClosed", "benefitstarted"))
     elif kind == 10:
         del event[rng.choice([key for key in base if key not in OPTIONAL])]
     elif kind == 11:
         year = str(base["effective_date"])[:4]
-        event["effective_date"] = rng.choice((f"{year}-02-30", f"{year}-13-01", f"01/03/{year}",
-                                              f"{year}0301", ""))
+        event["effective_date"] = rng.choice(
+            (f"{year}-02-30", f"{year}-13-01", f"01/03/{year}", f"{year}0301", "")
+        )
     elif kind == 12:
         event["recorded_at"] = str(base["recorded_at"]).removesuffix("Z")
     else:  # conflicting redelivery: the same event_id with different content
@@ -747,8 +892,9 @@ def _invalid_record(rng: random.Random, base: Event, until: date) -> Event:
     return event
 
 
-def _add_invalid_records(rng: random.Random, events: list[Event], share: float,
-                         until: date) -> None:
+def _add_invalid_records(
+    rng: random.Random, events: list[Event], share: float, until: date
+) -> None:
     """Extra invalid records after valid ones, so that about ``share`` of the stream is bad."""
     odds = share / (1 - share)
     for i in range(len(events) - 1, -1, -1):
@@ -756,8 +902,9 @@ def _add_invalid_records(rng: random.Random, events: list[Event], share: float,
             events.insert(rng.randint(i + 1, len(events)), _invalid_record(rng, events[i], until))
 
 
-def _arrivals(rng: random.Random, used_cprs: set[str], until: date,
-              invalid_share: float) -> list[Event]:
+def _arrivals(
+    rng: random.Random, used_cprs: set[str], until: date, invalid_share: float
+) -> list[Event]:
     """One citizen's events in the order upstream delivers them."""
     citizen = _Citizen(rng, used_cprs, until)
     citizen.benefit_history()
@@ -771,8 +918,9 @@ def _arrivals(rng: random.Random, used_cprs: set[str], until: date,
     return events
 
 
-def _interleave(citizens: Iterator[list[Event]], rng: random.Random,
-                width: int = 24) -> Iterator[Event]:
+def _interleave(
+    citizens: Iterator[list[Event]], rng: random.Random, width: int = 24
+) -> Iterator[Event]:
     """Merge citizens' arrival lists into one stream, about ``width`` citizens at a time."""
     active: list[list[Event]] = []
     exhausted = False
@@ -792,16 +940,19 @@ def _interleave(citizens: Iterator[list[Event]], rng: random.Random,
             active.pop()
 
 
-def generate_population(citizens: int, seed: int, *, until: date = date(2026, 11, 1),
-                        invalid_share: float = 0.01) -> Iterator[dict[str, object]]:
+def generate_population(
+    citizens: int, seed: int, *, until: date = date(2026, 11, 1), invalid_share: float = 0.01
+) -> Iterator[dict[str, object]]:
     """Events of `citizens` synthetic citizens in arrival order (what upstream publishes)."""
     if citizens < 0 or not 0 <= invalid_share < 1:
         raise ValueError("citizens must be >= 0 and invalid_share in [0, 1)")
     seeds = random.Random(seed)
     mixer = random.Random(seeds.getrandbits(64))
     used_cprs: set[str] = set()
-    per_citizen = (_arrivals(random.Random(seeds.getrandbits(64)), used_cprs, until, invalid_share)
-                   for _ in range(citizens))
+    per_citizen = (
+        _arrivals(random.Random(seeds.getrandbits(64)), used_cprs, until, invalid_share)
+        for _ in range(citizens)
+    )
     return _interleave(per_citizen, mixer)
 
 

@@ -48,8 +48,10 @@ def write_rows(
         for row in rows:
             values = [_plain(row.get(c)) for c in columns]
             writer.writerow(
-                [json.dumps(v) if isinstance(v, dict | list) else ("" if v is None else v)
-                 for v in values]
+                [
+                    json.dumps(v) if isinstance(v, dict | list) else ("" if v is None else v)
+                    for v in values
+                ]
             )
             count += 1
         return count

@@ -45,9 +45,7 @@ class Settings:
         return cls(
             data_dir=data_dir,
             store=get("store", "sqlite") or "sqlite",
-            pseudonym_key=_pseudonym_key(
-                get("pseudonym_key"), get("pseudonym_key_file"), data_dir
-            ),
+            pseudonym_key=_pseudonym_key(get("pseudonym_key"), get("pseudonym_key_file"), data_dir),
             kafka_bootstrap=get("kafka_bootstrap"),
             kafka_topic=get("kafka_topic", "casehistory.events.v1") or "",
             kafka_dlq_topic=get("kafka_dlq_topic", "casehistory.events.dlq") or "",

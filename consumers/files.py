@@ -61,6 +61,7 @@ def _read_avro(path: Path) -> Iterator[Incoming]:
     with path.open("rb") as handle:
         reader = fastavro.reader(handle, reader_schema=schemas.reader_schema())
         for number, record in enumerate(reader, start=1):
+            assert isinstance(record, dict)
             provenance = {"source": "file", "file": path.name, "record": number}
             yield Incoming(record, to_json_line(record), provenance)
 

@@ -14,11 +14,13 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from eventsourcing.persistence import IntegrityError
 
 from casehistory.application import CaseHistory
 from casehistory.identity import IdentityVault
+from casehistory.recorders import LedgerEntry
 from consumers.deadletter import DeadLetter, DeadLetterSink
 from consumers.files import Incoming
 from domain.citizen import Citizen, Outcome
@@ -62,10 +64,15 @@ class IngestService:
         self.max_attempts = max_attempts
 
     def ingest(self, batch: Sequence[Incoming]) -> IngestReport:
-        """Ingest one batch; returns only when the stored events are durable."""
-        report = IngestReport(received=len(batch))
-        letters: list[DeadLetter] = []
+        """Ingest one batch; returns only when its effects are durable.
+
+        Order of effects: dead letters are handed to the sink (and flushed) first,
+        then the events and the ledger are saved in one transaction. A crash in
+        between may repeat a dead letter on redelivery, but never loses one.
+        """
+        invalid: list[DeadLetter] = []
         valid: list[tuple[Incoming, ContractEvent]] = []
+        fate: dict[int, tuple[str, str | None]] = {}  # id(incoming) -> outcome, reason
         for incoming in batch:
             checked: ContractEvent | Rejection = (
                 Rejection("undecodable", incoming.decode_error)
@@ -73,44 +80,55 @@ class IngestService:
                 else validate(incoming.payload)
             )
             if isinstance(checked, Rejection):
-                letters.append(_letter(incoming, checked))
+                invalid.append(_letter(incoming, checked))
+                fate[id(incoming)] = ("dead_lettered", checked.reason)
             else:
                 valid.append((incoming, checked))
+        self.dead_letters.put(invalid)
 
         for attempt in range(1, self.max_attempts + 1):
+            citizens, outcomes = self._record(valid)
+            conflicts = [
+                _letter(incoming, _conflict(event))
+                for (incoming, event), outcome in zip(valid, outcomes, strict=True)
+                if outcome is Outcome.CONFLICT
+            ]
+            self.dead_letters.put(conflicts)
+            for (incoming, _), outcome in zip(valid, outcomes, strict=True):
+                fate[id(incoming)] = (
+                    ("dead_lettered", "event_id_conflict")
+                    if outcome is Outcome.CONFLICT
+                    else (outcome.value, None)
+                )
+            ledger = [
+                LedgerEntry(*position, *fate[id(incoming)])
+                for incoming in batch
+                if (position := ledger_position(incoming.provenance)) is not None
+            ]
             try:
-                outcomes = self._append(valid)
+                self.app.save(*[c for c in citizens.values() if c.pending_events], ledger=ledger)
                 break
             except IntegrityError:
                 # Another writer appended to one of these citizens: reload and retry.
-                self.app.forget_cached([self.vault.citizen_key(e.cpr) for _, e in valid])
+                self.app.forget_cached(list(citizens))
                 if attempt == self.max_attempts:
                     raise
                 log.warning("version conflict while appending a batch; retrying")
+            except Exception:
+                self.app.forget_cached(list(citizens))
+                raise
 
-        for (incoming, event), outcome in zip(valid, outcomes, strict=True):
-            if outcome is Outcome.STORED:
-                report.stored += 1
-            elif outcome is Outcome.DUPLICATE:
-                report.duplicate += 1
-            else:
-                letters.append(
-                    _letter(
-                        incoming,
-                        Rejection(
-                            "event_id_conflict",
-                            f"event {event.event_id} was delivered before with other content;"
-                            " the first arrival stands",
-                            "event_id",
-                        ),
-                    )
-                )
-        report.rejected = len(letters)
-        report.rejected_by_reason.update(letter.reason for letter in letters)
-        self.dead_letters.put(letters)
+        report = IngestReport(received=len(batch))
+        report.stored = outcomes.count(Outcome.STORED)
+        report.duplicate = outcomes.count(Outcome.DUPLICATE)
+        report.rejected = len(invalid) + len(conflicts)
+        report.rejected_by_reason.update(letter.reason for letter in invalid + conflicts)
         return report
 
-    def _append(self, valid: list[tuple[Incoming, ContractEvent]]) -> list[Outcome]:
+    def _record(
+        self, valid: list[tuple[Incoming, ContractEvent]]
+    ) -> tuple[dict[str, Citizen], list[Outcome]]:
+        """Record the events on their citizens' aggregates (not yet saved)."""
         keys = [self.vault.citizen_key(event.cpr) for _, event in valid]
         citizens: dict[str, Citizen] = {}
         new_cprs: dict[str, str] = {}
@@ -124,19 +142,38 @@ class IngestService:
                 citizens[key] = found
         for key, sealed in self.vault.seal_new(new_cprs).items():
             citizens[key] = Citizen(key, birth_date(new_cprs[key]).isoformat(), sealed)
-
         outcomes = [
-            citizens[key].record(event.to_fact(), event.content_hash(), incoming.provenance)
+            citizens[key].record(
+                event.to_fact(), event.content_hash(), _provenance(incoming, event)
+            )
             for key, (incoming, event) in zip(keys, valid, strict=True)
         ]
-        changed = [c for c in citizens.values() if c.pending_events]
-        try:
-            if changed:
-                self.app.save(*changed)
-        except Exception:
-            self.app.forget_cached(list(citizens))
-            raise
-        return outcomes
+        return citizens, outcomes
+
+
+def _conflict(event: ContractEvent) -> Rejection:
+    return Rejection(
+        "event_id_conflict",
+        f"event {event.event_id} was delivered before with other content; the first arrival stands",
+        "event_id",
+    )
+
+
+def ledger_position(provenance: dict[str, Any]) -> tuple[str, int] | None:
+    """Where a record came from, as a ledger key: (topic:partition, offset) or (file:name, n)."""
+    if "topic" in provenance:
+        return f"{provenance['topic']}:{provenance['partition']}", int(provenance["offset"])
+    if "file" in provenance:
+        return f"file:{provenance['file']}", int(
+            provenance.get("line", provenance.get("record", 0))
+        )
+    return None
+
+
+def _provenance(incoming: Incoming, event: ContractEvent) -> dict[str, Any]:
+    if event.migration_batch is None:
+        return incoming.provenance
+    return {**incoming.provenance, "migration_batch": event.migration_batch}
 
 
 def _letter(incoming: Incoming, rejection: Rejection) -> DeadLetter:

@@ -19,8 +19,15 @@ from domain.facts import EventType, Fact
 from domain.timeline import Timeline, build_timeline
 
 FACT_FIELDS = (
-    "benefit", "target_group", "reason", "from_municipality", "to_municipality",
-    "from_group", "to_group", "intervention", "retracted_event_id",
+    "benefit",
+    "target_group",
+    "reason",
+    "from_municipality",
+    "to_municipality",
+    "from_group",
+    "to_group",
+    "intervention",
+    "retracted_event_id",
 )
 
 

@@ -40,7 +40,9 @@ class Durations:
     target_group: str | None = None
 
 
-def benefit_spells(periods: Iterable[Period], day: date, *, cash_system_only: bool = False) -> list[Spell]:
+def benefit_spells(
+    periods: Iterable[Period], day: date, *, cash_system_only: bool = False
+) -> list[Spell]:
     """Spells of the given periods, paid days counted up to and including `day`."""
     benefits = reference.benefits()
     end = day + ONE_DAY

@@ -53,8 +53,14 @@ class Period:
         """The period as the events effective on or before `day` describe it."""
         if self.stop is not None and self.stop > day:
             return Period(
-                self.code, self.source_system, self.municipality, self.start,
-                None, None, self.start_event_id, None,
+                self.code,
+                self.source_system,
+                self.municipality,
+                self.start,
+                None,
+                None,
+                self.start_event_id,
+                None,
             )
         return self
 
@@ -102,7 +108,8 @@ def effective_facts(facts: Iterable[Fact], known_at: datetime | None = None) -> 
         first.setdefault(fact.event_id, fact)
     void = _voided_ids(first)
     return [
-        f for f in first.values()
+        f
+        for f in first.values()
         if f.event_id not in void and f.event_type is not EventType.EVENT_RETRACTED
     ]
 
@@ -197,8 +204,14 @@ class _Pairing:
             ]
         self._closed.append(
             Period(
-                code, fact.source_system, fact.municipality, started.effective_date,
-                fact.effective_date, fact.reason, started.event_id, fact.event_id,
+                code,
+                fact.source_system,
+                fact.municipality,
+                started.effective_date,
+                fact.effective_date,
+                fact.reason,
+                started.event_id,
+                fact.event_id,
             )
         )
         return []

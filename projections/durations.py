@@ -27,8 +27,15 @@ from projections.sql import upsert_statement
 
 TABLE = "durations_citizen"
 COLUMNS = (
-    "citizen_key", "birth_date", "open_spell_start", "open_cash_spell_start", "naive_start",
-    "target_group", "last_effective_date", "findings", "timeline",
+    "citizen_key",
+    "birth_date",
+    "open_spell_start",
+    "open_cash_spell_start",
+    "naive_start",
+    "target_group",
+    "last_effective_date",
+    "findings",
+    "timeline",
 )
 
 

@@ -49,7 +49,7 @@ class Follower(Generic[Row]):
 
     def lag(self) -> int:
         """Notifications recorded but not yet applied."""
-        return self.app.recorder.max_notification_id() - self.position
+        return (self.app.recorder.max_notification_id() or 0) - self.position
 
     def catch_up(self, on_batch: Callable[[int], None] | None = None) -> int:
         """Apply every pending notification; returns how many were applied."""
@@ -61,7 +61,7 @@ class Follower(Generic[Row]):
             )
             if not notifications:
                 return applied
-            versions: dict[UUID, int] = {}
+            versions: dict[UUID | str, int] = {}
             for notification in notifications:
                 versions[notification.originator_id] = notification.originator_version
             rows = [

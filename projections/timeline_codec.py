@@ -11,16 +11,28 @@ from domain.timeline import Finding, FindingKind, GroupAssignment, Period, Timel
 
 def _period(p: Period) -> list[Any]:
     return [
-        p.code, p.source_system, p.municipality, p.start.isoformat(),
-        p.stop.isoformat() if p.stop else None, p.stop_reason, p.start_event_id, p.stop_event_id,
+        p.code,
+        p.source_system,
+        p.municipality,
+        p.start.isoformat(),
+        p.stop.isoformat() if p.stop else None,
+        p.stop_reason,
+        p.start_event_id,
+        p.stop_event_id,
     ]
 
 
 def _period_from(row: list[Any]) -> Period:
     code, system, municipality, start, stop, reason, start_id, stop_id = row
     return Period(
-        code, system, municipality, date.fromisoformat(start),
-        date.fromisoformat(stop) if stop else None, reason, start_id, stop_id,
+        code,
+        system,
+        municipality,
+        date.fromisoformat(start),
+        date.fromisoformat(stop) if stop else None,
+        reason,
+        start_id,
+        stop_id,
     )
 
 
@@ -30,10 +42,17 @@ def dumps(timeline: Timeline) -> str:
             "b": [_period(p) for p in timeline.benefit_periods],
             "i": [_period(p) for p in timeline.interventions],
             "g": [
-                [a.effective_date.isoformat(), a.recorded_at.isoformat(), a.event_id, a.target_group]
+                [
+                    a.effective_date.isoformat(),
+                    a.recorded_at.isoformat(),
+                    a.event_id,
+                    a.target_group,
+                ]
                 for a in timeline.group_assignments
             ],
-            "f": [[f.kind.value, f.event_id, f.effective_date.isoformat()] for f in timeline.findings],
+            "f": [
+                [f.kind.value, f.event_id, f.effective_date.isoformat()] for f in timeline.findings
+            ],
         },
         separators=(",", ":"),
     )
@@ -48,7 +67,5 @@ def loads(text: str) -> Timeline:
             GroupAssignment(date.fromisoformat(e), datetime.fromisoformat(r), i, g)
             for e, r, i, g in data["g"]
         ),
-        findings=tuple(
-            Finding(FindingKind(k), i, date.fromisoformat(d)) for k, i, d in data["f"]
-        ),
+        findings=tuple(Finding(FindingKind(k), i, date.fromisoformat(d)) for k, i, d in data["f"]),
     )

@@ -24,7 +24,9 @@ def schema_versions() -> dict[int, dict[str, Any]]:
         name = entry.name
         if name.startswith("event.v") and name.endswith(".avsc"):
             version = int(name.removeprefix("event.v").removesuffix(".avsc"))
-            versions[version] = fastavro.parse_schema(json.loads(entry.read_text("utf-8")))
+            parsed = fastavro.parse_schema(json.loads(entry.read_text("utf-8")))
+            assert isinstance(parsed, dict)
+            versions[version] = parsed
     return dict(sorted(versions.items()))
 
 

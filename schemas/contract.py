@@ -101,6 +101,8 @@ class ContractEvent(BaseModel):
     to_group: str | None = None
     intervention: str | None = None
     retracted_event_id: UUID | None = None
+    migration_batch: str | None = None
+    """Schema v2: provenance only; not part of the fact."""
 
     @field_validator("cpr")
     @classmethod
@@ -166,9 +168,7 @@ class ContractEvent(BaseModel):
         if self.event_type is EventType.BENEFIT_STARTED:
             own.add("target_group")
         data = self.model_dump(mode="json", exclude_none=True)
-        data["recorded_at"] = self.recorded_at.astimezone(UTC).isoformat().replace(
-            "+00:00", "Z"
-        )
+        data["recorded_at"] = self.recorded_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
         return {k: v for k, v in data.items() if k not in TYPE_FIELDS or k in own}
 
     def content_hash(self) -> str:

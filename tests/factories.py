@@ -40,14 +40,19 @@ def started(effective: date, benefit: str = "kontanthjaelp", **kw: Any) -> Fact:
     return fact(EventType.BENEFIT_STARTED, effective, benefit=benefit, **kw)
 
 
-def stopped(effective: date, benefit: str = "kontanthjaelp", reason: str = "job", **kw: Any) -> Fact:
+def stopped(
+    effective: date, benefit: str = "kontanthjaelp", reason: str = "job", **kw: Any
+) -> Fact:
     return fact(EventType.BENEFIT_STOPPED, effective, benefit=benefit, reason=reason, **kw)
 
 
 def retraction(of: Fact, effective: date | None = None, **kw: Any) -> Fact:
     return fact(
-        EventType.EVENT_RETRACTED, effective or of.effective_date,
-        retracted_event_id=of.event_id, reason="correction", **kw,
+        EventType.EVENT_RETRACTED,
+        effective or of.effective_date,
+        retracted_event_id=of.event_id,
+        reason="correction",
+        **kw,
     )
 
 
@@ -63,8 +68,16 @@ def record(fact_: Fact, cpr: str = "6101901234") -> dict[str, Any]:
         "municipality": fact_.municipality,
     }
     for name in (
-        "source_case_ref", "benefit", "target_group", "reason", "from_municipality",
-        "to_municipality", "from_group", "to_group", "intervention", "retracted_event_id",
+        "source_case_ref",
+        "benefit",
+        "target_group",
+        "reason",
+        "from_municipality",
+        "to_municipality",
+        "from_group",
+        "to_group",
+        "intervention",
+        "retracted_event_id",
     ):
         value = getattr(fact_, name)
         if value is not None:

@@ -25,8 +25,14 @@ def periods(facts: list[Fact]) -> list[tuple[str, date, date | None, str | None]
             by_key.setdefault((f.benefit or "", f.source_system, f.municipality), []).append(f)
     result = []
     for (benefit, _, _), events in by_key.items():
-        events.sort(key=lambda f: (f.effective_date, f.event_type is EventType.BENEFIT_STARTED,
-                                   f.recorded_at, f.event_id))
+        events.sort(
+            key=lambda f: (
+                f.effective_date,
+                f.event_type is EventType.BENEFIT_STARTED,
+                f.recorded_at,
+                f.event_id,
+            )
+        )
         open_start: date | None = None
         for f in events:
             if f.event_type is EventType.BENEFIT_STARTED:
@@ -93,18 +99,24 @@ def measures(facts: list[Fact], day: date) -> dict[str, object]:
     ps = periods(facts)
     open_starts = [s for _, s, stop, _ in ps if s <= day and (stop is None or stop > day)]
     breaks = Counter(
-        reason or "other" for _, _, stop, reason in ps
+        reason or "other"
+        for _, _, stop, reason in ps
         if start is not None and stop is not None and start < stop <= day
     )
-    ten_years_back = day.replace(year=day.year - 10) if not (day.month == 2 and day.day == 29) \
+    ten_years_back = (
+        day.replace(year=day.year - 10)
+        if not (day.month == 2 and day.day == 29)
         else day.replace(year=day.year - 10, day=28)
+    )
     window = {d for d in cash if ten_years_back < d <= day}
     return {
         "on_benefit": day in paid,
         "all_benefits_spell_start": start,
         "all_benefits_spell_days": (day - start).days if start else None,
         "cash_system_spell_start": cash_start,
-        "benefit_days_in_spell": sum(1 for d in paid if start and start <= d <= day) if start else None,
+        "benefit_days_in_spell": sum(1 for d in paid if start and start <= d <= day)
+        if start
+        else None,
         "breaks_bridged": dict(breaks) if start else {},
         "naive_days": (day - max(open_starts)).days if open_starts else None,
         "share_last_10y_cash_system": len(window) / (day - ten_years_back).days,

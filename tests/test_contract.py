@@ -56,11 +56,18 @@ def test_a_valid_record_passes_and_extra_fields_are_ignored() -> None:
         ({"source_system": ...}, "missing_field"),
         ({"source_system": "  "}, "invalid_source_system"),
         ({"event_type": "BenefitStopped", "reason": "holiday"}, "unknown_reason"),
-        ({"event_type": "SocialInterventionStarted", "intervention": "yoga"}, "unknown_intervention"),
-        ({"event_type": "CitizenMoved", "from_municipality": "101", "to_municipality": "000"},
-         "unknown_municipality"),
-        ({"event_type": "EventRetracted", "retracted_event_id": "x", "reason": "typo"},
-         "invalid_event_id"),
+        (
+            {"event_type": "SocialInterventionStarted", "intervention": "yoga"},
+            "unknown_intervention",
+        ),
+        (
+            {"event_type": "CitizenMoved", "from_municipality": "101", "to_municipality": "000"},
+            "unknown_municipality",
+        ),
+        (
+            {"event_type": "EventRetracted", "retracted_event_id": "x", "reason": "typo"},
+            "invalid_event_id",
+        ),
     ],
 )
 def test_rejection_reasons(changes: dict[str, Any], reason: str) -> None:

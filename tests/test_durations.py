@@ -25,19 +25,34 @@ def test_narrated_citizen_through_move_conversion_data_break_and_reform() -> Non
     """One citizen, four breaks, one spell; the case system shows only the last case."""
     facts = [
         # 2012: kontanthjælp in Copenhagen, match group 2.
-        started(date(2012, 3, 1), target_group="match_2_indsatsklar", source_system="legacy-fasit-2018"),
+        started(
+            date(2012, 3, 1), target_group="match_2_indsatsklar", source_system="legacy-fasit-2018"
+        ),
         # 2014 reform: a new target group on the same case (not a break) ...
-        fact(EventType.TARGET_GROUP_CHANGED, date(2014, 1, 1), from_group="match_2_indsatsklar",
-             to_group="aktivitetsparat_voksen", reason="reform", source_system="legacy-fasit-2018"),
+        fact(
+            EventType.TARGET_GROUP_CHANGED,
+            date(2014, 1, 1),
+            from_group="match_2_indsatsklar",
+            to_group="aktivitetsparat_voksen",
+            reason="reform",
+            source_system="legacy-fasit-2018",
+        ),
         # 2015: a data break: sanctioned, reopened three weeks later in a new case.
-        stopped(date(2015, 5, 10), reason="no_contact_or_sanction", source_system="legacy-fasit-2018"),
+        stopped(
+            date(2015, 5, 10), reason="no_contact_or_sanction", source_system="legacy-fasit-2018"
+        ),
         started(date(2015, 6, 1), source_system="legacy-fasit-2018"),
         # 2018: conversion to the new system on the same day.
         stopped(date(2018, 4, 1), reason="system_conversion", source_system="legacy-fasit-2018"),
         started(date(2018, 4, 1), source_system="fasit"),
         # 2020: moves to Frederiksberg and applies again two weeks later.
         stopped(date(2020, 9, 1), reason="moved_municipality", source_system="fasit"),
-        fact(EventType.CITIZEN_MOVED, date(2020, 9, 1), from_municipality="101", to_municipality="147"),
+        fact(
+            EventType.CITIZEN_MOVED,
+            date(2020, 9, 1),
+            from_municipality="101",
+            to_municipality="147",
+        ),
         started(date(2020, 9, 15), source_system="fasit", municipality="147"),
     ]
     day = date(2026, 11, 1)
@@ -45,10 +60,14 @@ def test_narrated_citizen_through_move_conversion_data_break_and_reform() -> Non
     assert m.on_benefit
     assert m.all_benefits_spell_start == date(2012, 3, 1)
     assert m.all_benefits_spell_days == (day - date(2012, 3, 1)).days
-    unpaid = (date(2015, 6, 1) - date(2015, 5, 10)).days + (date(2020, 9, 15) - date(2020, 9, 1)).days
+    unpaid = (date(2015, 6, 1) - date(2015, 5, 10)).days + (
+        date(2020, 9, 15) - date(2020, 9, 1)
+    ).days
     assert m.benefit_days_in_spell == m.all_benefits_spell_days + 1 - unpaid
     assert dict(m.breaks_bridged) == {
-        "moved_municipality": 1, "no_contact_or_sanction": 1, "system_conversion": 1,
+        "moved_municipality": 1,
+        "no_contact_or_sanction": 1,
+        "system_conversion": 1,
     }
     assert m.naive_days == (day - date(2020, 9, 15)).days
     assert over_years(m.all_benefits_spell_start, day, 10)
@@ -81,16 +100,21 @@ def test_a_whole_empty_month_starts_a_new_spell() -> None:
 
 
 def test_stop_and_start_on_one_date_join_into_one_run() -> None:
-    facts = [started(date(2020, 1, 1)), stopped(date(2020, 6, 1), reason="benefit_change"),
-             started(date(2020, 6, 1), benefit="uddannelseshjaelp")]
+    facts = [
+        started(date(2020, 1, 1)),
+        stopped(date(2020, 6, 1), reason="benefit_change"),
+        started(date(2020, 6, 1), benefit="uddannelseshjaelp"),
+    ]
     m = measures(facts, date(2020, 12, 31))
     assert m.benefit_days_in_spell == m.all_benefits_spell_days + 1
     assert dict(m.breaks_bridged) == {"benefit_change": 1}
 
 
 def test_overlapping_sources_are_unioned_and_never_close_each_other() -> None:
-    legacy = [started(date(2016, 1, 1), source_system="legacy-fasit-2018"),
-              stopped(date(2018, 6, 1), source_system="legacy-fasit-2018", reason="system_conversion")]
+    legacy = [
+        started(date(2016, 1, 1), source_system="legacy-fasit-2018"),
+        stopped(date(2018, 6, 1), source_system="legacy-fasit-2018", reason="system_conversion"),
+    ]
     converted = [started(date(2018, 1, 1), source_system="fasit")]  # start set to a conversion date
     m = measures(legacy + converted, date(2019, 1, 1))
     assert m.all_benefits_spell_start == date(2016, 1, 1)
@@ -99,9 +123,11 @@ def test_overlapping_sources_are_unioned_and_never_close_each_other() -> None:
 
 
 def test_cash_system_spell_ignores_other_families() -> None:
-    facts = [started(date(2015, 1, 1), benefit="sygedagpenge"),
-             stopped(date(2017, 1, 1), benefit="sygedagpenge", reason="benefit_change"),
-             started(date(2017, 1, 1), benefit="kontanthjaelp")]
+    facts = [
+        started(date(2015, 1, 1), benefit="sygedagpenge"),
+        stopped(date(2017, 1, 1), benefit="sygedagpenge", reason="benefit_change"),
+        started(date(2017, 1, 1), benefit="kontanthjaelp"),
+    ]
     m = measures(facts, date(2020, 1, 1))
     assert m.all_benefits_spell_start == date(2015, 1, 1)
     assert m.cash_system_spell_start == date(2017, 1, 1)
@@ -126,8 +152,10 @@ def test_as_of_ignores_later_effective_events_whenever_they_arrived() -> None:
 
 
 def test_as_known_at_drops_events_recorded_later() -> None:
-    facts = [started(date(2018, 1, 1)),
-             stopped(date(2019, 1, 1), recorded=datetime(2020, 5, 1, tzinfo=UTC))]
+    facts = [
+        started(date(2018, 1, 1)),
+        stopped(date(2019, 1, 1), recorded=datetime(2020, 5, 1, tzinfo=UTC)),
+    ]
     day = date(2019, 6, 1)
     assert measures(facts, day, known_at=datetime(2020, 1, 1, tzinfo=UTC)).on_benefit
     assert not measures(facts, day, known_at=datetime(2020, 6, 1, tzinfo=UTC)).on_benefit
@@ -147,9 +175,18 @@ def test_a_retracted_retraction_voids_nothing() -> None:
 
 
 def test_findings_change_nothing() -> None:
-    facts = [started(date(2018, 1, 1)), started(date(2018, 6, 1)), stopped(date(2017, 1, 1)),
-             fact(EventType.TARGET_GROUP_CHANGED, date(2012, 1, 1), from_group="jobparat",
-                  to_group="aktivitetsparat_voksen", reason="reassessment")]
+    facts = [
+        started(date(2018, 1, 1)),
+        started(date(2018, 6, 1)),
+        stopped(date(2017, 1, 1)),
+        fact(
+            EventType.TARGET_GROUP_CHANGED,
+            date(2012, 1, 1),
+            from_group="jobparat",
+            to_group="aktivitetsparat_voksen",
+            reason="reassessment",
+        ),
+    ]
     timeline = build_timeline(facts)
     assert {f.kind for f in timeline.findings} == set(FindingKind)
     m = durations_on(timeline, date(2019, 1, 1), BORN)
@@ -162,10 +199,22 @@ def test_target_group_latest_by_effective_date_ties_to_later_recorded() -> None:
     late = datetime(2020, 2, 1, tzinfo=UTC)
     facts = [
         started(date(2019, 1, 1), target_group="jobparat"),
-        fact(EventType.TARGET_GROUP_CHANGED, date(2019, 6, 1), recorded=late,
-             from_group="jobparat", to_group="aktivitetsparat_voksen", reason="reassessment"),
-        fact(EventType.TARGET_GROUP_CHANGED, date(2019, 6, 1), recorded=early,
-             from_group="jobparat", to_group="ressourceforloeb", reason="reassessment"),
+        fact(
+            EventType.TARGET_GROUP_CHANGED,
+            date(2019, 6, 1),
+            recorded=late,
+            from_group="jobparat",
+            to_group="aktivitetsparat_voksen",
+            reason="reassessment",
+        ),
+        fact(
+            EventType.TARGET_GROUP_CHANGED,
+            date(2019, 6, 1),
+            recorded=early,
+            from_group="jobparat",
+            to_group="ressourceforloeb",
+            reason="reassessment",
+        ),
         started(date(2019, 9, 1), benefit="sygedagpenge"),  # no group: keeps the previous
     ]
     assert measures(facts, date(2019, 5, 1)).target_group == "jobparat"
@@ -173,9 +222,11 @@ def test_target_group_latest_by_effective_date_ties_to_later_recorded() -> None:
 
 
 def test_target_group_reported_only_on_a_job_centre_benefit() -> None:
-    facts = [started(date(2019, 1, 1), target_group="jobparat"),
-             stopped(date(2020, 1, 1), reason="pension"),
-             started(date(2020, 1, 1), benefit="foertidspension")]
+    facts = [
+        started(date(2019, 1, 1), target_group="jobparat"),
+        stopped(date(2020, 1, 1), reason="pension"),
+        started(date(2020, 1, 1), benefit="foertidspension"),
+    ]
     assert measures(facts, date(2019, 6, 1)).target_group == "jobparat"
     on_pension = measures(facts, date(2020, 6, 1))
     assert on_pension.on_benefit and on_pension.target_group is None

@@ -24,25 +24,53 @@ def _table(name: str) -> list[dict[str, str]]:
 MUNICIPALITIES = {row["code"] for row in _table("municipalities")}
 BENEFITS = {row["code"] for row in _table("benefits")}
 INTERVENTIONS = {row["code"] for row in _table("interventions")}
-GROUP_VALIDITY = {row["code"]: (row["valid_from"] or "0000", row["valid_to"] or "9999")
-                  for row in _table("target_groups")}
-STOP_REASONS = {"job", "education", "self_support", "moved_municipality",
-                "no_contact_or_sanction", "target_group_change", "benefit_change", "pension",
-                "emigrated", "died", "system_conversion", "other"}
-ENVELOPE = ("event_id", "event_type", "cpr", "effective_date", "recorded_at", "source_system",
-            "municipality")
+GROUP_VALIDITY = {
+    row["code"]: (row["valid_from"] or "0000", row["valid_to"] or "9999")
+    for row in _table("target_groups")
+}
+STOP_REASONS = {
+    "job",
+    "education",
+    "self_support",
+    "moved_municipality",
+    "no_contact_or_sanction",
+    "target_group_change",
+    "benefit_change",
+    "pension",
+    "emigrated",
+    "died",
+    "system_conversion",
+    "other",
+}
+ENVELOPE = (
+    "event_id",
+    "event_type",
+    "cpr",
+    "effective_date",
+    "recorded_at",
+    "source_system",
+    "municipality",
+)
 FIELDS: dict[str, dict[str, set[str] | None]] = {  # required fields and their allowed values
     "BenefitStarted": {"benefit": BENEFITS},
     "BenefitStopped": {"benefit": BENEFITS, "reason": STOP_REASONS},
     "CitizenMoved": {"from_municipality": MUNICIPALITIES, "to_municipality": MUNICIPALITIES},
-    "TargetGroupChanged": {"from_group": set(GROUP_VALIDITY), "to_group": set(GROUP_VALIDITY),
-                           "reason": {"reform", "reassessment", "age", "other"}},
+    "TargetGroupChanged": {
+        "from_group": set(GROUP_VALIDITY),
+        "to_group": set(GROUP_VALIDITY),
+        "reason": {"reform", "reassessment", "age", "other"},
+    },
     "SocialInterventionStarted": {"intervention": INTERVENTIONS},
     "SocialInterventionEnded": {"intervention": INTERVENTIONS},
     "EventRetracted": {"retracted_event_id": None, "reason": None},
 }
-BREAK_REASONS = {"moved_municipality", "system_conversion", "no_contact_or_sanction",
-                 "target_group_change", "benefit_change"}
+BREAK_REASONS = {
+    "moved_municipality",
+    "system_conversion",
+    "no_contact_or_sanction",
+    "target_group_change",
+    "benefit_change",
+}
 
 
 def _birth_date(cpr: str) -> date | None:
@@ -98,12 +126,19 @@ def _facts(events: list[Event]) -> list[Event]:
     first_seen: dict[object, Event] = {}
     for event in events:
         _problem(event, first_seen)
-    retracts = {event_id: event["retracted_event_id"] for event_id, event in first_seen.items()
-                if event["event_type"] == "EventRetracted"}
-    voided = {target for event_id, target in retracts.items()
-              if event_id not in set(retracts.values())}
-    return [event for event_id, event in first_seen.items()
-            if event_id not in voided and event_id not in retracts]
+    retracts = {
+        event_id: event["retracted_event_id"]
+        for event_id, event in first_seen.items()
+        if event["event_type"] == "EventRetracted"
+    }
+    voided = {
+        target for event_id, target in retracts.items() if event_id not in set(retracts.values())
+    }
+    return [
+        event
+        for event_id, event in first_seen.items()
+        if event_id not in voided and event_id not in retracts
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -125,8 +160,11 @@ def test_same_seed_gives_the_same_stream_and_another_seed_another() -> None:
 
 
 def test_only_unique_substitute_cprs_of_working_age(stream: list[Event]) -> None:
-    assert all(str(event["cpr"])[:2].isdigit() and 61 <= int(str(event["cpr"])[:2]) <= 91
-               for event in stream if "cpr" in event)
+    assert all(
+        str(event["cpr"])[:2].isdigit() and 61 <= int(str(event["cpr"])[:2]) <= 91
+        for event in stream
+        if "cpr" in event
+    )
     facts = _facts(stream)
     assert len({event["cpr"] for event in facts}) == 500
     for event in facts:
@@ -140,19 +178,25 @@ def test_only_unique_substitute_cprs_of_working_age(stream: list[Event]) -> None
 def test_every_event_type_and_break_kind_appears(stream: list[Event]) -> None:
     assert {event["event_type"] for event in stream if _problem(event, {}) is None} == set(FIELDS)
     facts = _facts(stream)
-    stop_reasons = Counter(event["reason"] for event in facts
-                           if event["event_type"] == "BenefitStopped")
+    stop_reasons = Counter(
+        event["reason"] for event in facts if event["event_type"] == "BenefitStopped"
+    )
     assert BREAK_REASONS | {"job", "pension"} <= set(stop_reasons)
-    assert any(event["event_type"] == "TargetGroupChanged" and event["reason"] == "reform"
-               for event in facts)
+    assert any(
+        event["event_type"] == "TargetGroupChanged" and event["reason"] == "reform"
+        for event in facts
+    )
     by_day = {(event["cpr"], event["effective_date"], event["event_type"]) for event in facts}
     moves = [event for event in facts if event.get("reason") == "moved_municipality"]
     assert all((m["cpr"], m["effective_date"], "CitizenMoved") in by_day for m in moves)
     conversions = [event for event in facts if event.get("reason") == "system_conversion"]
     assert all(event["source_system"] == "legacy-fasit-2018" for event in conversions)
-    assert any(event["source_system"] != "legacy-fasit-2018"
-               and event["event_type"] == "BenefitStarted"
-               and event["effective_date"] < "2018-01-01" for event in facts)  # carried start
+    assert any(
+        event["source_system"] != "legacy-fasit-2018"
+        and event["event_type"] == "BenefitStarted"
+        and event["effective_date"] < "2018-01-01"
+        for event in facts
+    )  # carried start
 
 
 def test_move_gaps_sometimes_leave_a_whole_calendar_month_empty(clean: list[Event]) -> None:
@@ -165,9 +209,12 @@ def test_move_gaps_sometimes_leave_a_whole_calendar_month_empty(clean: list[Even
             moved_on[event["cpr"]] = day
         elif event["event_type"] == "BenefitStarted" and event["cpr"] in moved_on:
             gaps.append((moved_on.pop(event["cpr"]), day))
-    whole_month_empty = [(stop, start) for stop, start in gaps
-                         if (start.year * 12 + start.month) - (stop.year * 12 + stop.month) >= 2
-                         or (stop.day == 1 and start.month != stop.month)]
+    whole_month_empty = [
+        (stop, start)
+        for stop, start in gaps
+        if (start.year * 12 + start.month) - (stop.year * 12 + stop.month) >= 2
+        or (stop.day == 1 and start.month != stop.month)
+    ]
     assert 0 < len(whole_month_empty) < len(gaps)
 
 
@@ -180,8 +227,13 @@ def test_nothing_takes_effect_or_is_recorded_after_until(until: date) -> None:
 
 def test_histories_replay_without_findings_and_many_stay_open(clean: list[Event]) -> None:
     assert all(_problem(event, {}) is None for event in clean)
-    facts = sorted(_facts(clean), key=lambda event: (
-        str(event["effective_date"]), not str(event["event_type"]).endswith(("Stopped", "Ended"))))
+    facts = sorted(
+        _facts(clean),
+        key=lambda event: (
+            str(event["effective_date"]),
+            not str(event["event_type"]).endswith(("Stopped", "Ended")),
+        ),
+    )
     open_keys: set[tuple[object, ...]] = set()
     for event in facts:
         code = event.get("benefit") or event.get("intervention")
@@ -207,9 +259,19 @@ def test_invalid_records_make_up_about_the_share_asked(stream: list[Event], shar
     invalid = len(events) - problems.pop(None)
     assert share * 0.6 < invalid / len(events) < share * 1.5
     if share == 0.05:
-        assert set(problems) == {"event_type", "missing_field", "cpr", "effective_date",
-                                 "recorded_at", "municipality", "benefit", "target_group",
-                                 "intervention", "reason", "conflict"}
+        assert set(problems) == {
+            "event_type",
+            "missing_field",
+            "cpr",
+            "effective_date",
+            "recorded_at",
+            "municipality",
+            "benefit",
+            "target_group",
+            "intervention",
+            "reason",
+            "conflict",
+        }
 
 
 def test_redeliveries_and_retractions_are_present(stream: list[Event]) -> None:
@@ -228,8 +290,10 @@ def test_redeliveries_and_retractions_are_present(stream: list[Event]) -> None:
         arrived.add(event["event_id"])
     assert 0.01 < len(redelivered) / len(stream) < 0.035
     assert any(list(event) != list(first_seen[event["event_id"]]) for event in redelivered)
-    assert any(None in event.values() and None not in first_seen[event["event_id"]].values()
-               for event in redelivered)
+    assert any(
+        None in event.values() and None not in first_seen[event["event_id"]].values()
+        for event in redelivered
+    )
     assert 0.005 < len(retractions) / len(stream) < 0.03
     retraction_ids = {event["event_id"] for event in retractions}
     assert any(event["retracted_event_id"] in retraction_ids for event in retractions)

@@ -70,11 +70,15 @@ def test_projection_follows_the_store_and_applies_each_event_once(engine: Engine
     assert row.durations(date(2021, 6, 1)).all_benefits_spell_start == date(2020, 1, 1)
 
 
-def test_invalid_records_are_dead_lettered_with_their_reason_and_nothing_stops(engine: Engine) -> None:
+def test_invalid_records_are_dead_lettered_with_their_reason_and_nothing_stops(
+    engine: Engine,
+) -> None:
     letters = DeadLetterList()
     good = record(started(date(2020, 1, 1)))
     bad = Incoming(None, b"{not json", {"line": 2}, "not JSON: Expecting property name")
-    report = engine.ingest_service(letters).ingest([*incoming(good), bad, *incoming({**good, "cpr": "1"})])
+    report = engine.ingest_service(letters).ingest(
+        [*incoming(good), bad, *incoming({**good, "cpr": "1"})]
+    )
     assert (report.stored, report.rejected) == (1, 2)
     assert sorted(letter.reason for letter in letters.letters) == ["invalid_cpr", "undecodable"]
     assert letters.letters[0].raw == b"{not json" or letters.letters[1].raw == b"{not json"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from dataclasses import replace
 from datetime import date, timedelta
@@ -65,14 +66,18 @@ def test_agrees_with_the_day_by_day_oracle(facts: list[Fact], day: date) -> None
 
 
 @given(histories(), days, st.randoms(use_true_random=False))
-def test_arrival_order_never_changes_a_result(facts: list[Fact], day: date, rng: random.Random) -> None:
+def test_arrival_order_never_changes_a_result(
+    facts: list[Fact], day: date, rng: random.Random
+) -> None:
     shuffled = facts[:]
     rng.shuffle(shuffled)
     assert result(shuffled, day) == result(facts, day)
 
 
 @given(histories(), days, st.randoms(use_true_random=False))
-def test_duplicate_delivery_never_changes_a_result(facts: list[Fact], day: date, rng: random.Random) -> None:
+def test_duplicate_delivery_never_changes_a_result(
+    facts: list[Fact], day: date, rng: random.Random
+) -> None:
     redelivered = facts + [rng.choice(facts) for _ in range(3)]
     rng.shuffle(redelivered)
     assert result(redelivered, day) == result(facts, day)
@@ -84,8 +89,10 @@ def test_splitting_a_period_into_touching_pieces_keeps_spells_and_paid_days(
 ) -> None:
     """The naive measure and the count of ended periods are about cases, so they may change."""
     closed = [
-        (start, stop) for start, stop in zip(facts, facts[1:])
-        if stop.event_type.value == "BenefitStopped" and start.event_type.value == "BenefitStarted"
+        (start, stop)
+        for start, stop in itertools.pairwise(facts)
+        if stop.event_type.value == "BenefitStopped"
+        and start.event_type.value == "BenefitStarted"
         and (stop.effective_date - start.effective_date).days >= 2
         and (start.benefit, start.source_system) == (stop.benefit, stop.source_system)
     ]
@@ -95,13 +102,23 @@ def test_splitting_a_period_into_touching_pieces_keeps_spells_and_paid_days(
     cut = start.effective_date + timedelta(
         days=data.draw(st.integers(1, (stop.effective_date - start.effective_date).days - 1))
     )
-    key = {"benefit": start.benefit, "source_system": start.source_system,
-           "municipality": start.municipality}
-    pieces = facts + [stopped(cut, reason="system_conversion", **key), started(cut, **key)]
+    key = {
+        "benefit": start.benefit,
+        "source_system": start.source_system,
+        "municipality": start.municipality,
+    }
+    pieces = [*facts, stopped(cut, reason="system_conversion", **key), started(cut, **key)]
     before, after = result(facts, day), result(pieces, day)
-    unchanged = ("on_benefit", "all_benefits_spell_start", "all_benefits_spell_days",
-                 "cash_system_spell_start", "cash_system_spell_days", "benefit_days_in_spell",
-                 "share_last_10y_cash_system", "target_group")
+    unchanged = (
+        "on_benefit",
+        "all_benefits_spell_start",
+        "all_benefits_spell_days",
+        "cash_system_spell_start",
+        "cash_system_spell_days",
+        "benefit_days_in_spell",
+        "share_last_10y_cash_system",
+        "target_group",
+    )
     assert {n: getattr(after, n) for n in unchanged} == {n: getattr(before, n) for n in unchanged}
 
 
@@ -111,7 +128,7 @@ def test_a_retraction_equals_the_event_never_having_happened(
 ) -> None:
     victim = data.draw(st.sampled_from(facts))
     without = [f for f in facts if f is not victim]
-    retracted = facts + [retraction(victim, effective=data.draw(days))]
+    retracted = [*facts, retraction(victim, effective=data.draw(days))]
     assert result(retracted, day) == result(without, day)
 
 

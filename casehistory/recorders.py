@@ -1,0 +1,82 @@
+"""Event-store recorders that also keep the ingest ledger, in the same transaction.
+
+The ledger says what became of every input position (a Kafka offset, a line of
+a file): stored, duplicate or dead-lettered. It is written in the transaction
+that appends the batch's events, so `reconcile` can prove that every offset is
+accounted for exactly as the store says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.sqlite import SQLiteApplicationRecorder
+from psycopg.sql import SQL
+
+LEDGER_TABLE = "ingest_ledger"
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """What became of one input position."""
+
+    source: str
+    """`topic:partition` for Kafka, `file:name` for files."""
+    position: int
+    outcome: str
+    reason: str | None = None
+
+
+_LEDGER_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {LEDGER_TABLE} ("
+    "source TEXT NOT NULL, position BIGINT NOT NULL, outcome TEXT NOT NULL, reason TEXT, "
+    "PRIMARY KEY (source, position))"
+)
+
+
+class LedgerMixin:
+    """Writes `ledger=` entries passed to `Application.save` beside the events."""
+
+    datastore: Any
+    ledger_marker = "?"
+
+    def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Any:
+        result = super()._insert_events(c, stored_events, **kwargs)  # type: ignore[misc]
+        entries: list[LedgerEntry] = kwargs.get("ledger") or []
+        if entries:
+            m = self.ledger_marker
+            c.executemany(
+                f"INSERT INTO {LEDGER_TABLE} (source, position, outcome, reason) "
+                f"VALUES ({m}, {m}, {m}, {m}) ON CONFLICT (source, position) DO NOTHING",
+                [(e.source, e.position, e.outcome, e.reason) for e in entries],
+            )
+        return result
+
+    def ledger(self, source_prefix: str = "") -> Iterator[LedgerEntry]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT source, position, outcome, reason FROM {LEDGER_TABLE} "
+                f"WHERE source LIKE {self.ledger_marker} ORDER BY source, position",
+                (source_prefix + "%",),
+            )
+            rows = c.fetchall()
+        for row in rows:
+            values = tuple(row.values()) if isinstance(row, dict) else tuple(row)
+            yield LedgerEntry(*values)
+
+
+class SQLiteLedgerRecorder(LedgerMixin, SQLiteApplicationRecorder):
+    def construct_create_table_statements(self) -> list[str]:
+        return [*super().construct_create_table_statements(), _LEDGER_DDL]
+
+
+class PostgresLedgerRecorder(LedgerMixin, PostgresApplicationRecorder):  # type: ignore[misc]
+    ledger_marker = "%s"
+
+    def __init__(self, datastore: Any, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+        self.sql_create_statements.append(SQL(_LEDGER_DDL))  # type: ignore[arg-type]
