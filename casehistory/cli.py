@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import shutil
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -44,6 +45,7 @@ DURATION_FIELDS = [
 DEMO_AS_OF = date(2026, 11, 1)
 
 console = Console(stderr=True)
+log = logging.getLogger("casehistory")
 T = TypeVar("T")
 
 
@@ -189,11 +191,29 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_project(args: argparse.Namespace) -> int:
+    """Catch the read models up; with --follow, keep polling until SIGTERM/SIGINT."""
+    import signal
+    import threading
+
     engine = build()
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    changelog = None
+    if args.changelog:
+        from projections.changelog import DurationsChangelog
+
+        changelog = DurationsChangelog(_bootstrap(engine.settings))
+    follower = engine.durations_follower()
+    follower.after_commit = changelog.publish if changelog else None
     try:
-        applied = project(engine)
+        applied = follower.catch_up()
+        while args.follow and not stop.wait(0.2):
+            applied += follower.catch_up()
         console.print(f"applied {applied:,} notifications")
     finally:
+        if changelog:
+            changelog.close()
         engine.close()
     return 0
 
@@ -271,7 +291,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         for incoming in files.read_records(args.input):
             checked = validate(incoming.payload) if incoming.decode_error is None else None
             if isinstance(checked, ContractEvent):
-                yield avro_record(checked) if to_avro else checked.canonical()
+                yield checked.avro_datum() if to_avro else checked.canonical()
             else:
                 reason, message = (
                     ("undecodable", incoming.decode_error or "")
@@ -288,12 +308,109 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-def avro_record(event: ContractEvent) -> dict[str, Any]:
-    """A validated event as an Avro datum of the current schema."""
-    data = event.canonical()
-    data["effective_date"] = event.effective_date
-    data["recorded_at"] = event.recorded_at.astimezone(UTC)
-    return data
+def _bootstrap(settings: Settings) -> str:
+    if not settings.kafka_bootstrap:
+        raise SystemExit("set CASEHISTORY_KAFKA_BOOTSTRAP (Kafka bootstrap servers)")
+    return settings.kafka_bootstrap
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    """Validate and publish contract files; non-zero exit if anything was not published."""
+    from consumers.publisher import Publisher
+    from consumers.topics import ensure_topics
+
+    settings = Settings.load()
+    bootstrap = _bootstrap(settings)
+    ensure_topics(bootstrap, settings.kafka_topic, settings.kafka_dlq_topic, args.partitions)
+    failures = 0
+    with Publisher(bootstrap, settings.kafka_topic, settings.pseudonym_key,
+                   schema_version=args.schema_version) as publisher:
+        for path in args.files:
+            records = (
+                i.payload if i.decode_error is None else i.raw for i in files.read_records(path)
+            )
+            report = publisher.publish(records)
+            console.print(f"{path}: sent {report.sent:,}, rejected {len(report.rejected):,}, "
+                          f"failed {len(report.failed):,}")
+            for position, rejection in report.rejected[:20]:
+                console.print(f"  record {position + 1}: {rejection.reason}: {rejection.message}")
+            for position, error in report.failed[:20]:
+                console.print(f"  record {position + 1}: not acknowledged: {error}")
+            failures += len(report.rejected) + len(report.failed)
+    return 1 if failures else 0
+
+
+def cmd_consume(args: argparse.Namespace) -> int:
+    """Run one member of the ingest consumer group until SIGTERM/SIGINT."""
+    import signal
+    import threading
+
+    from kafka import KafkaProducer
+
+    from consumers.kafka_ingest import KafkaDeadLetters, KafkaIngestConsumer
+    from consumers.topics import ensure_topics
+
+    engine = build()
+    settings = engine.settings
+    bootstrap = _bootstrap(settings)
+    ensure_topics(bootstrap, settings.kafka_topic, settings.kafka_dlq_topic, args.partitions)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    dlq = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    service = engine.ingest_service(KafkaDeadLetters(dlq, settings.kafka_dlq_topic))
+    consumer = KafkaIngestConsumer(
+        service, bootstrap, settings.kafka_topic, settings.kafka_group,
+        max_poll_records=args.max_poll_records,
+    )
+    try:
+        counters = consumer.run(
+            stop, idle_exit_seconds=args.idle_exit,
+            on_batch=lambda c: log.info(
+                "consumed=%d stored=%d duplicate=%d dead_lettered=%d lag=%d",
+                c.consumed, c.stored, c.duplicate, c.dead_lettered, c.lag,
+            ),
+        )
+    finally:
+        consumer.close()
+        dlq.close()
+        engine.close()
+    console.print(
+        f"consumed {counters.consumed:,}: stored {counters.stored:,}, duplicate "
+        f"{counters.duplicate:,}, dead-lettered {counters.dead_lettered:,}, lag {counters.lag:,}"
+    )
+    return 0
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    """Prove every offset of the input topic is accounted for."""
+    from consumers.reconcile import reconcile
+
+    engine = build()
+    try:
+        settings = engine.settings
+        result = reconcile(
+            _bootstrap(settings), settings.kafka_topic, settings.kafka_group,
+            engine.app.recorder.ledger(settings.kafka_topic + ":"),  # type: ignore[attr-defined]
+        )
+    finally:
+        engine.close()
+    table = Table(title=f"Reconciliation of {result.topic}")
+    for column in ("part.", "start", "committed", "end", "stored", "dup.", "dead", "gaps",
+                   "lag"):
+        table.add_column(column, justify="right")
+    for p in result.partitions:
+        table.add_row(
+            str(p.partition), str(p.log_start), str(p.committed), str(p.end),
+            str(p.outcomes["stored"]), str(p.outcomes["duplicate"]),
+            str(p.outcomes["dead_lettered"]), str(len(p.gaps)), str(p.not_yet_consumed),
+        )
+    table.caption = "gaps: offsets before the committed one with no ledger entry (lost)"
+    Console().print(table)
+    for p in result.partitions:
+        if p.gaps:
+            console.print(f"partition {p.partition}: unaccounted offsets {p.gaps[:50]}")
+    return 1 if result.unaccounted else 0
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -331,7 +448,25 @@ def parser() -> argparse.ArgumentParser:
     ingest.set_defaults(func=cmd_ingest)
 
     proj = sub.add_parser("project", help="bring the read models up to date")
+    proj.add_argument("--follow", action="store_true", help="keep following until SIGTERM")
+    proj.add_argument("--changelog", action="store_true",
+                      help="also publish durations rows to the compacted Kafka topic")
     proj.set_defaults(func=cmd_project)
+
+    pub = sub.add_parser("publish", help="validate and publish contract files to Kafka")
+    pub.add_argument("files", type=Path, nargs="+")
+    pub.add_argument("--schema-version", type=int, help="writer schema version (default: newest)")
+    pub.add_argument("--partitions", type=int, default=6, help="when creating the topic")
+    pub.set_defaults(func=cmd_publish)
+
+    con = sub.add_parser("consume", help="run one ingest consumer-group member")
+    con.add_argument("--idle-exit", type=float, help="stop after this many seconds without records")
+    con.add_argument("--max-poll-records", type=int, default=2000)
+    con.add_argument("--partitions", type=int, default=6, help="when creating the topic")
+    con.set_defaults(func=cmd_consume)
+
+    rec = sub.add_parser("reconcile", help="account for every offset of the input topic")
+    rec.set_defaults(func=cmd_reconcile)
 
     dur = sub.add_parser("durations", help="durations as of a date")
     dur.add_argument("--as-of", type=_date, default=date.today())
@@ -361,6 +496,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)
     args = parser().parse_args(argv)
     return int(args.func(args))
 

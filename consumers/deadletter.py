@@ -21,6 +21,9 @@ class DeadLetter:
     message: str
     provenance: dict[str, Any]
     field: str | None = None
+    error_class: str = "ValidationError"
+    key: bytes | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         try:
@@ -31,6 +34,7 @@ class DeadLetter:
             "reason": self.reason,
             "message": self.message,
             "field": self.field,
+            "error_class": self.error_class,
             "provenance": self.provenance,
             **original,
         }

@@ -29,6 +29,10 @@ class Incoming:
     raw: bytes
     provenance: dict[str, Any] = field(default_factory=dict)
     decode_error: str | None = None
+    error_class: str | None = None
+    """The exception class behind `decode_error`."""
+    key: bytes | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 def is_avro_container(path: Path) -> bool:
@@ -54,7 +58,7 @@ def _read_jsonl(path: Path) -> Iterator[Incoming]:
             try:
                 yield Incoming(json.loads(raw), raw, provenance)
             except ValueError as error:
-                yield Incoming(None, raw, provenance, f"not JSON: {error}")
+                yield Incoming(None, raw, provenance, f"not JSON: {error}", type(error).__name__)
 
 
 def _read_avro(path: Path) -> Iterator[Incoming]:

@@ -177,10 +177,19 @@ def _provenance(incoming: Incoming, event: ContractEvent) -> dict[str, Any]:
 
 
 def _letter(incoming: Incoming, rejection: Rejection) -> DeadLetter:
+    if rejection.reason == "undecodable":
+        error_class = incoming.error_class or "UndecodableMessage"
+    elif rejection.reason == "event_id_conflict":
+        error_class = "EventIdConflict"
+    else:
+        error_class = "ValidationError"
     return DeadLetter(
         raw=incoming.raw,
         reason=rejection.reason,
         message=rejection.message,
         provenance=incoming.provenance,
         field=rejection.field,
+        error_class=error_class,
+        key=incoming.key,
+        headers=incoming.headers,
     )

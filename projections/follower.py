@@ -37,11 +37,14 @@ class Follower(Generic[Row]):
         view: CitizenView[Row],
         row_for: Callable[[Citizen], Row],
         batch_size: int = 1000,
+        after_commit: Callable[[list[Row]], None] | None = None,
     ) -> None:
         self.app = app
         self.view = view
         self.row_for = row_for
         self.batch_size = batch_size
+        self.after_commit = after_commit
+        """Called with each batch's rows once they and the position are committed."""
 
     @property
     def position(self) -> int:
@@ -70,6 +73,8 @@ class Follower(Generic[Row]):
             ]
             position = notifications[-1].id
             self.view.apply_rows(rows, Tracking(self.app.name, position))
+            if self.after_commit is not None:
+                self.after_commit(rows)
             applied += len(notifications)
             if on_batch is not None:
                 on_batch(len(notifications))

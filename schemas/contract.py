@@ -171,6 +171,15 @@ class ContractEvent(BaseModel):
         data["recorded_at"] = self.recorded_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
         return {k: v for k, v in data.items() if k not in TYPE_FIELDS or k in own}
 
+    def avro_datum(self) -> dict[str, Any]:
+        """The event as a datum of the current Avro schema."""
+        data = self.canonical()
+        data["effective_date"] = self.effective_date
+        data["recorded_at"] = self.recorded_at.astimezone(UTC)
+        if self.migration_batch is not None:
+            data["migration_batch"] = self.migration_batch
+        return data
+
     def content_hash(self) -> str:
         """Equal for redeliveries that differ only in key order or null versus absent."""
         text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))

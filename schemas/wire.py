@@ -48,7 +48,7 @@ def encode(record: dict[str, Any], version: int | None = None) -> bytes:
     out = io.BytesIO()
     out.write(MAGIC)
     out.write(schema_fingerprint(schema))
-    fastavro.schemaless_writer(out, schema, record, strict=True)
+    fastavro.schemaless_writer(out, schema, record, strict_allow_default=True)
     return out.getvalue()
 
 
