@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import os
 import sqlite3
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
@@ -27,6 +28,8 @@ class KeyStore(Protocol):
         """Store keys for citizens that have none; existing keys are kept."""
 
     def destroy(self, citizen_key: str) -> bool: ...
+
+    def close(self) -> None: ...
 
 
 class SQLiteKeyStore:
@@ -62,6 +65,50 @@ class SQLiteKeyStore:
     def destroy(self, citizen_key: str) -> bool:
         cursor = self._db.execute("DELETE FROM citizen_keys WHERE citizen_key = ?", [citizen_key])
         return cursor.rowcount > 0
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class PostgresKeyStore:
+    """Per-citizen keys in a `citizen_keys` table of a PostgreSQL database."""
+
+    def __init__(self, conninfo: str) -> None:
+        import psycopg
+
+        self._db = psycopg.connect(conninfo, autocommit=True)
+        self._lock = threading.Lock()
+        with self._lock:
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS citizen_keys (citizen_key TEXT PRIMARY KEY, key BYTEA)"
+            )
+
+    def keys_for(self, citizen_keys: Iterable[str]) -> dict[str, bytes]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT citizen_key, key FROM citizen_keys WHERE citizen_key = ANY(%s)",
+                [list(citizen_keys)],
+            ).fetchall()
+        return {key: bytes(value) for key, value in rows}
+
+    def add(self, keys: dict[str, bytes]) -> None:
+        if not keys:
+            return
+        with self._lock, self._db.transaction(), self._db.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO citizen_keys VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                list(keys.items()),
+            )
+
+    def destroy(self, citizen_key: str) -> bool:
+        with self._lock:
+            cursor = self._db.execute(
+                "DELETE FROM citizen_keys WHERE citizen_key = %s", [citizen_key]
+            )
+        return cursor.rowcount > 0
+
+    def close(self) -> None:
+        self._db.close()
 
 
 class IdentityVault:

@@ -117,6 +117,9 @@ class KafkaIngestConsumer:
             auto_offset_reset="earliest",
             max_poll_records=max_poll_records,
             fetch_max_bytes=32 * 1024 * 1024,
+            # A crashed member's partitions move to the others after this long.
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=2_000,
         )
         self.consumer.subscribe([topic])
 

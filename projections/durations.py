@@ -18,12 +18,14 @@ from datetime import date
 from typing import Any
 
 from eventsourcing.persistence import Tracking
+from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
+from psycopg.sql import SQL
 
 from domain.citizen import Citizen
 from domain.durations import Durations, durations_on
 from projections import timeline_codec
-from projections.sql import upsert_statement
+from projections.sql import marker, upsert_statement
 
 TABLE = "durations_citizen"
 COLUMNS = (
@@ -124,10 +126,10 @@ class DurationsViewMixin:
             yield _row(values)
 
     def select_row(self, citizen_key: str) -> DurationsRow | None:
-        marker = ":key" if self.paramstyle == "named" else "%(key)s"
         with self.datastore.transaction(commit=False) as cursor:
             cursor.execute(
-                f"SELECT {', '.join(COLUMNS)} FROM {TABLE} WHERE citizen_key = {marker}",
+                f"SELECT {', '.join(COLUMNS)} FROM {TABLE} "
+                f"WHERE citizen_key = {marker('key', self.paramstyle)}",
                 {"key": citizen_key},
             )
             found = cursor.fetchone()
@@ -158,3 +160,17 @@ class SQLiteDurationsView(DurationsViewMixin, SQLiteTrackingRecorder):
 
     def construct_create_table_statements(self) -> list[str]:
         return super().construct_create_table_statements() + self.durations_tables()
+
+
+class PostgresDurationsView(DurationsViewMixin, PostgresTrackingRecorder):
+    """The durations read model in PostgreSQL, beside its `durations_tracking` table."""
+
+    paramstyle = "pyformat"
+
+    def __init__(self, datastore: Any, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+        for statement in self.durations_tables():
+            self.sql_create_statements.append(SQL(statement))  # type: ignore[arg-type]
+
+
+DurationsView = SQLiteDurationsView | PostgresDurationsView

@@ -477,16 +477,18 @@ def stop_background(cache_dir: Path | None = None) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI entry point: ``start`` prints the bootstrap servers, ``stop``, ``status``."""
+    """CLI entry point: ``fetch`` (the jars), ``start`` (prints bootstrap), ``stop``, ``status``."""
     parser = argparse.ArgumentParser(
         prog="python -m casehistory.devservices.kafka",
         description=f"Local single-node Apache Kafka {KAFKA_VERSION} (KRaft) from Maven jars.",
     )
-    parser.add_argument("command", choices=["start", "stop", "status"])
+    parser.add_argument("command", choices=["fetch", "start", "stop", "status"])
     parser.add_argument("--partitions", type=int, default=1, help="num.partitions (start only)")
     args = parser.parse_args(argv)
     try:
-        if args.command == "start":
+        if args.command == "fetch":
+            print(ensure_jars(default_cache_dir()))
+        elif args.command == "start":
             print(start_background(partitions=args.partitions).bootstrap_servers)
         elif args.command == "stop":
             print("stopped" if stop_background() else "not running")

@@ -1,0 +1,263 @@
+"""The Kafka path end to end against a real broker: nothing lost, nothing doubled.
+
+Consumers run as separate `casehistory consume` processes in one consumer group,
+exactly as deployed; the results are compared with the embedded ingest of the
+same generated file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import date
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+
+from casehistory import generator
+from casehistory.bootstrap import Engine, build
+from casehistory.citizen_view import recorded_facts
+from casehistory.cli import duration_record, ingest_files
+from casehistory.settings import Settings
+from consumers.deadletter import DeadLetterList
+from consumers.kafka_ingest import KafkaDeadLetters, KafkaIngestConsumer
+from consumers.publisher import Publisher
+from consumers.reconcile import reconcile
+from consumers.topics import ensure_topics
+from schemas import wire
+from schemas.contract import ContractEvent, validate
+from tests.factories import record, started
+
+pytestmark = pytest.mark.kafka
+
+AS_OF = date(2026, 11, 1)
+PSEUDONYM_KEY = "ab" * 32
+
+
+def kafka_env(bootstrap: str, data_dir: Path, topic: str) -> dict[str, str]:
+    return {
+        "CASEHISTORY_DATA_DIR": str(data_dir),
+        "CASEHISTORY_PSEUDONYM_KEY": PSEUDONYM_KEY,
+        "CASEHISTORY_KAFKA_BOOTSTRAP": bootstrap,
+        "CASEHISTORY_KAFKA_TOPIC": topic,
+        "CASEHISTORY_KAFKA_DLQ_TOPIC": topic + ".dlq",
+        "CASEHISTORY_KAFKA_GROUP": topic + ".ingest",
+    }
+
+
+def per_citizen(engine: Engine) -> dict[str, dict]:
+    engine.project()
+    return {
+        row.citizen_key: duration_record(row.citizen_key, row.durations(AS_OF))
+        for row in engine.durations_view.select_rows()
+    }
+
+
+def consumer_process(env: dict[str, str], *extra: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "casehistory.cli", "consume", "--partitions", "3", *extra],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def publish_file(env: dict[str, str], path: Path) -> None:
+    settings = Settings.load(env)
+    assert settings.kafka_bootstrap
+    ensure_topics(settings.kafka_bootstrap, settings.kafka_topic, settings.kafka_dlq_topic, 3)
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    with Publisher(settings.kafka_bootstrap, settings.kafka_topic, settings.pseudonym_key) as p:
+        report = p.publish(records)
+    assert report.sent > 0 and not report.failed
+
+
+@pytest.fixture(scope="module")
+def population(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, dict]]:
+    """A generated municipality and its per-citizen durations from the embedded ingest."""
+    folder = tmp_path_factory.mktemp("embedded")
+    path = folder / "population.jsonl"
+    generator.write_jsonl(generator.generate_population(400, seed=11, until=AS_OF), path)
+    engine = build(Settings.load({"CASEHISTORY_DATA_DIR": str(folder / "store"),
+                                  "CASEHISTORY_PSEUDONYM_KEY": PSEUDONYM_KEY}))
+    try:
+        ingest_files(engine, [path], DeadLetterList())
+        return path, per_citizen(engine)
+    finally:
+        engine.close()
+
+
+def finish(processes: list[subprocess.Popen[bytes]]) -> list[str]:
+    outputs = []
+    for process in processes:
+        out, _ = process.communicate(timeout=180)
+        outputs.append(out.decode())
+        assert process.returncode == 0, out.decode()[-3000:]
+    return outputs
+
+
+def test_two_consumers_in_one_group_equal_the_embedded_ingest(
+    kafka_bootstrap: str, tmp_path: Path, population: tuple[Path, dict[str, dict]]
+) -> None:
+    path, expected = population
+    topic = f"events-{uuid.uuid4().hex[:8]}"
+    env = kafka_env(kafka_bootstrap, tmp_path, topic)
+    publish_file(env, path)
+    finish([consumer_process(env, "--idle-exit", "6") for _ in range(2)])
+    engine = build(Settings.load(env))
+    try:
+        assert per_citizen(engine) == expected
+        result = reconcile(kafka_bootstrap, topic, topic + ".ingest", engine.app.recorder.ledger())
+    finally:
+        engine.close()
+    assert result.unaccounted == 0 and result.not_yet_consumed == 0
+    assert result.outcomes["stored"] > 0 and result.outcomes["duplicate"] > 0
+
+
+def test_a_consumer_killed_mid_stream_loses_and_doubles_nothing(
+    kafka_bootstrap: str, tmp_path: Path, population: tuple[Path, dict[str, dict]]
+) -> None:
+    path, expected = population
+    topic = f"events-{uuid.uuid4().hex[:8]}"
+    env = kafka_env(kafka_bootstrap, tmp_path, topic)
+    publish_file(env, path)
+    slow = ("--max-poll-records", "50")
+    victim, survivor = consumer_process(env, *slow), consumer_process(env, *slow)
+    ledger_db = tmp_path / "events.db"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not _ledger_rows(ledger_db):
+        time.sleep(0.1)
+    assert _ledger_rows(ledger_db) > 0, "consumers made no progress"
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    restarted = consumer_process(env, *slow)
+    ledger = build(Settings.load(env))
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            progress = reconcile(
+                kafka_bootstrap, topic, topic + ".ingest", ledger.app.recorder.ledger()
+            )
+            if progress.not_yet_consumed == 0:
+                break
+            time.sleep(1)
+    finally:
+        ledger.close()
+    for process in (survivor, restarted):
+        process.send_signal(signal.SIGTERM)  # a clean shutdown
+    finish([survivor, restarted])
+
+    engine = build(Settings.load(env))
+    try:
+        assert per_citizen(engine) == expected
+        stored_ids = [
+            f.event_id for row in engine.durations_view.select_rows()
+            if (c := engine.app.find(row.citizen_key)) for f in c.facts
+        ]
+        result = reconcile(kafka_bootstrap, topic, topic + ".ingest", engine.app.recorder.ledger())
+    finally:
+        engine.close()
+    assert len(stored_ids) == len(set(stored_ids))  # no event stored twice
+    assert result.unaccounted == 0 and result.not_yet_consumed == 0
+
+
+def _ledger_rows(db: Path) -> int:
+    import sqlite3
+
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db, timeout=1) as connection:
+            return int(connection.execute("SELECT COUNT(*) FROM ingest_ledger").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+
+
+def test_invalid_and_undecodable_records_land_in_the_dlq_with_reasons(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    topic = f"events-{uuid.uuid4().hex[:8]}"
+    env = kafka_env(kafka_bootstrap, tmp_path, topic)
+    ensure_topics(kafka_bootstrap, topic, topic + ".dlq", 3)
+    good = record(started(date(2020, 1, 1)))
+    event = validate(good)
+    assert isinstance(event, ContractEvent)
+    bad_cpr = wire.encode({**event.avro_datum(), "cpr": "6113901234"})  # month 13
+    unknown_schema = b"\xc3\x01" + b"\x00" * 8 + b"\x02"
+    garbage = b"not avro at all"
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    for value in (wire.encode(event.avro_datum()), bad_cpr, unknown_schema, garbage):
+        producer.send(topic, key=b"k", value=value, headers=[("trace", b"t-1")])
+    producer.flush()
+    producer.close()
+
+    engine = build(Settings.load(env))
+    dlq_producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    consumer = KafkaIngestConsumer(
+        engine.ingest_service(KafkaDeadLetters(dlq_producer, topic + ".dlq")),
+        kafka_bootstrap, topic, topic + ".ingest",
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while consumer.counters.consumed < 4 and time.monotonic() < deadline:
+            consumer.poll_once()
+    finally:
+        consumer.close()
+        dlq_producer.close()
+        engine.close()
+    assert (consumer.counters.stored, consumer.counters.dead_lettered) == (1, 3)
+
+    dlq = KafkaConsumer(topic + ".dlq", bootstrap_servers=kafka_bootstrap,
+                        auto_offset_reset="earliest", consumer_timeout_ms=5000)
+    letters = list(dlq)
+    dlq.close()
+    by_reason = {dict(m.headers)["dlq.reason"].decode(): m for m in letters}
+    assert set(by_reason) == {"invalid_cpr", "undecodable"} and len(letters) == 3
+    assert {m.value for m in letters} == {bad_cpr, unknown_schema, garbage}  # original bytes
+    for message in letters:
+        headers = dict(message.headers)
+        assert headers["trace"] == b"t-1"  # original headers kept
+        assert headers["dlq.source.topic"].decode() == topic
+        assert headers["dlq.source.offset"].isdigit()
+        assert headers["dlq.exception"]
+        assert b"6113901234" not in headers["dlq.message"]
+    exceptions = {dict(m.headers)["dlq.exception"] for m in letters}
+    assert {b"UnknownSchema", b"UndecodableMessage", b"ValidationError"} == exceptions
+
+
+def test_a_record_written_with_an_older_schema_is_read_by_the_current_reader(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    topic = f"events-{uuid.uuid4().hex[:8]}"
+    env = kafka_env(kafka_bootstrap, tmp_path, topic)
+    ensure_topics(kafka_bootstrap, topic, topic + ".dlq", 3)
+    settings = Settings.load(env)
+    old, new = record(started(date(2019, 1, 1))), record(started(date(2021, 1, 1)))
+    with Publisher(kafka_bootstrap, topic, settings.pseudonym_key, schema_version=1) as v1:
+        assert v1.publish([old]).sent == 1
+    with Publisher(kafka_bootstrap, topic, settings.pseudonym_key) as current:
+        assert current.publish([{**new, "migration_batch": "fasit-conversion-2018"}]).sent == 1
+
+    engine = build(settings)
+    consumer = KafkaIngestConsumer(
+        engine.ingest_service(DeadLetterList()), kafka_bootstrap, topic, topic + ".ingest"
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while consumer.counters.consumed < 2 and time.monotonic() < deadline:
+            consumer.poll_once()
+        citizen = engine.app.find(engine.vault.citizen_key("6101901234"))
+        assert citizen is not None
+        assert [f.effective_date for f in citizen.facts] == [date(2019, 1, 1), date(2021, 1, 1)]
+        provenance = [e.provenance for e in recorded_facts(engine.app, citizen)]
+        assert [p["schema_version"] for p in provenance] == [1, 2]
+        assert provenance[1]["migration_batch"] == "fasit-conversion-2018"
+    finally:
+        consumer.close()
+        engine.close()
