@@ -8,6 +8,8 @@ URL puts all of them in that database, in their own tables.
 
 from __future__ import annotations
 
+import threading
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -29,6 +31,7 @@ from projections.durations import (
     row_for,
 )
 from projections.follower import Follower
+from projections.lease import file_lease, postgres_lease
 
 
 @dataclass
@@ -60,6 +63,12 @@ class Engine:
 
     def durations_follower(self) -> Follower[DurationsRow]:
         return Follower(self.app, self.durations_view, row_for)
+
+    def projection_lease(self, name: str, stop: threading.Event) -> AbstractContextManager[bool]:
+        """Held by the one worker that applies projection `name` (see projections.lease)."""
+        if self.settings.uses_postgres:
+            return postgres_lease(self.settings.store, name, stop)
+        return file_lease(self.settings.data_dir / f"{name}.lease", stop)
 
     def project(self) -> int:
         """Bring every read model up to date with the event store."""

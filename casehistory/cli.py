@@ -205,11 +205,17 @@ def cmd_project(args: argparse.Namespace) -> int:
 
         changelog = DurationsChangelog(_bootstrap(engine.settings))
     follower = engine.durations_follower()
+    follower.batch_size = args.batch_size
     follower.after_commit = changelog.publish if changelog else None
     try:
-        applied = follower.catch_up()
-        while args.follow and not stop.wait(0.2):
-            applied += follower.catch_up()
+        log.info("waiting for the durations projection lease")
+        with engine.projection_lease("durations", stop) as held:
+            if not held:
+                return 0
+            log.info("holding the durations projection lease from position %d", follower.position)
+            applied = follower.catch_up()
+            while args.follow and not stop.wait(0.2):
+                applied += follower.catch_up()
         console.print(f"applied {applied:,} notifications")
     finally:
         if changelog:
@@ -449,6 +455,7 @@ def parser() -> argparse.ArgumentParser:
 
     proj = sub.add_parser("project", help="bring the read models up to date")
     proj.add_argument("--follow", action="store_true", help="keep following until SIGTERM")
+    proj.add_argument("--batch-size", type=int, default=1000, help="notifications per transaction")
     proj.add_argument("--changelog", action="store_true",
                       help="also publish durations rows to the compacted Kafka topic")
     proj.set_defaults(func=cmd_project)

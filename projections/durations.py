@@ -118,6 +118,20 @@ class DurationsViewMixin:
                 cursor.execute(statement, row.params())
             self._insert_tracking(cursor, tracking)  # type: ignore[attr-defined]
 
+    def clear(self, application_name: str) -> None:
+        """Forget every row and the tracked position, so the view rebuilds from zero."""
+        name = marker("name", self.paramstyle)
+        with self.datastore.transaction(commit=True) as cursor:
+            cursor.execute(f"DELETE FROM {TABLE}")
+            cursor.execute(
+                f"DELETE FROM {self.tracking_table} WHERE application_name = {name}",
+                {"name": application_name},
+            )
+
+    @property
+    def tracking_table(self) -> str:
+        return getattr(self, "tracking_table_name", "tracking")
+
     def select_rows(self) -> Iterator[DurationsRow]:
         with self.datastore.transaction(commit=False) as cursor:
             cursor.execute(f"SELECT {', '.join(COLUMNS)} FROM {TABLE} ORDER BY citizen_key")

@@ -1,0 +1,87 @@
+"""Projection workers as separate processes: crash and resume, and two workers at once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from casehistory import generator
+from casehistory.bootstrap import Engine, build
+from casehistory.cli import ingest_files
+from casehistory.settings import Settings
+from consumers.deadletter import DeadLetterList
+from projections.durations import DurationsRow
+
+
+def worker(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "casehistory.cli", "project", *args],
+        env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+
+
+def rows(engine: Engine) -> list[DurationsRow]:
+    return list(engine.durations_view.select_rows())
+
+
+def rebuilt(engine: Engine) -> list[DurationsRow]:
+    engine.durations_view.clear(engine.app.name)
+    engine.project()
+    return rows(engine)
+
+
+@pytest.fixture
+def populated(store_env: dict[str, str], tmp_path: Path) -> Engine:
+    source = tmp_path / "population.jsonl"
+    generator.write_jsonl(generator.generate_population(800, seed=9), source)
+    engine = build(Settings.load(store_env))
+    ingest_files(engine, [source], DeadLetterList())
+    yield engine
+    engine.close()
+
+
+def test_a_worker_killed_mid_run_resumes_to_identical_read_models(
+    populated: Engine, store_env: dict[str, str]
+) -> None:
+    total = populated.app.recorder.max_notification_id()
+    follower = populated.durations_follower()
+    victim = worker(store_env, "--batch-size", "20")
+    deadline = time.monotonic() + 60
+    while follower.position == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    stopped_at = follower.position
+    assert 0 < stopped_at < total, "the worker was not killed mid-run"
+    resumed = worker(store_env, "--batch-size", "20")
+    out, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, out.decode()[-2000:]
+    assert follower.position == total
+    assert f"from position {stopped_at}" in out.decode()  # resumed, did not start over
+    after_crash = rows(populated)
+    assert after_crash == rebuilt(populated)
+
+
+def test_two_workers_never_both_apply(populated: Engine, store_env: dict[str, str]) -> None:
+    first, second = worker(store_env, "--follow", "--batch-size", "50"), worker(
+        store_env, "--follow", "--batch-size", "50"
+    )
+    follower = populated.durations_follower()
+    total = populated.app.recorder.max_notification_id()
+    deadline = time.monotonic() + 120
+    while follower.position < total and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for process in (first, second):
+        process.send_signal(signal.SIGTERM)
+    outputs = [p.communicate(timeout=60)[0].decode() for p in (first, second)]
+    assert [p.returncode for p in (first, second)] == [0, 0], outputs
+    holders = [o for o in outputs if "holding the durations projection lease" in o]
+    assert len(holders) == 1, outputs  # the other waited as a standby until stopped
+    assert follower.position == total
+    assert rows(populated) == rebuilt(populated)
