@@ -64,7 +64,8 @@ def test_generated_jsonl_to_per_citizen_export(store_env: dict[str, str], tmp_pa
         assert row["benefit_days_in_spell"] == expected["benefit_days_in_spell"]
         assert row["breaks_bridged"] == expected["breaks_bridged"]
         assert row["naive_days"] == expected["naive_days"]
-        assert abs(row["share_last_10y_cash_system"] - expected["share_last_10y_cash_system"]) < 1e-6
+        share = expected["share_last_10y_cash_system"]
+        assert abs(row["share_last_10y_cash_system"] - share) < 1e-6
         assert row["age"] == age_on(birth_date(row["cpr"]), AS_OF)
     assert any(r["on_benefit"] for r in rows) and any(r["breaks_bridged"] for r in rows)
 
