@@ -40,9 +40,10 @@ AS_OF = date(2026, 11, 1)
 PSEUDONYM_KEY = "ab" * 32
 
 
-def kafka_env(bootstrap: str, data_dir: Path, topic: str) -> dict[str, str]:
+def kafka_env(bootstrap: str, base: dict[str, str] | Path, topic: str) -> dict[str, str]:
+    store = base if isinstance(base, dict) else {"CASEHISTORY_DATA_DIR": str(base)}
     return {
-        "CASEHISTORY_DATA_DIR": str(data_dir),
+        **store,
         "CASEHISTORY_PSEUDONYM_KEY": PSEUDONYM_KEY,
         "CASEHISTORY_KAFKA_BOOTSTRAP": bootstrap,
         "CASEHISTORY_KAFKA_TOPIC": topic,
@@ -103,11 +104,11 @@ def finish(processes: list[subprocess.Popen[bytes]]) -> list[str]:
 
 
 def test_two_consumers_in_one_group_equal_the_embedded_ingest(
-    kafka_bootstrap: str, tmp_path: Path, population: tuple[Path, dict[str, dict]]
+    kafka_bootstrap: str, store_env: dict[str, str], population: tuple[Path, dict[str, dict]]
 ) -> None:
     path, expected = population
     topic = f"events-{uuid.uuid4().hex[:8]}"
-    env = kafka_env(kafka_bootstrap, tmp_path, topic)
+    env = kafka_env(kafka_bootstrap, store_env, topic)
     publish_file(env, path)
     finish([consumer_process(env, "--idle-exit", "6") for _ in range(2)])
     engine = build(Settings.load(env))
@@ -121,24 +122,23 @@ def test_two_consumers_in_one_group_equal_the_embedded_ingest(
 
 
 def test_a_consumer_killed_mid_stream_loses_and_doubles_nothing(
-    kafka_bootstrap: str, tmp_path: Path, population: tuple[Path, dict[str, dict]]
+    kafka_bootstrap: str, store_env: dict[str, str], population: tuple[Path, dict[str, dict]]
 ) -> None:
     path, expected = population
     topic = f"events-{uuid.uuid4().hex[:8]}"
-    env = kafka_env(kafka_bootstrap, tmp_path, topic)
+    env = kafka_env(kafka_bootstrap, store_env, topic)
     publish_file(env, path)
     slow = ("--max-poll-records", "50")
     victim, survivor = consumer_process(env, *slow), consumer_process(env, *slow)
-    ledger_db = tmp_path / "events.db"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not _ledger_rows(ledger_db):
-        time.sleep(0.1)
-    assert _ledger_rows(ledger_db) > 0, "consumers made no progress"
-    victim.send_signal(signal.SIGKILL)
-    victim.wait()
-    restarted = consumer_process(env, *slow)
     ledger = build(Settings.load(env))
     try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(ledger.app.recorder.ledger()):
+            time.sleep(0.1)
+        assert any(ledger.app.recorder.ledger()), "consumers made no progress"
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        restarted = consumer_process(env, *slow)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             progress = reconcile(
@@ -165,18 +165,6 @@ def test_a_consumer_killed_mid_stream_loses_and_doubles_nothing(
         engine.close()
     assert len(stored_ids) == len(set(stored_ids))  # no event stored twice
     assert result.unaccounted == 0 and result.not_yet_consumed == 0
-
-
-def _ledger_rows(db: Path) -> int:
-    import sqlite3
-
-    if not db.exists():
-        return 0
-    try:
-        with sqlite3.connect(db, timeout=1) as connection:
-            return int(connection.execute("SELECT COUNT(*) FROM ingest_ledger").fetchone()[0])
-    except sqlite3.OperationalError:
-        return 0
 
 
 def test_invalid_and_undecodable_records_land_in_the_dlq_with_reasons(
