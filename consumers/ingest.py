@@ -141,7 +141,7 @@ class IngestService:
             else:
                 citizens[key] = found
         for key, sealed in self.vault.seal_new(new_cprs).items():
-            citizens[key] = Citizen(key, birth_date(new_cprs[key]).isoformat(), sealed)
+            citizens[key] = Citizen.register(key, birth_date(new_cprs[key]), sealed)
         outcomes = [
             citizens[key].record(
                 event.to_fact(), event.content_hash(), _provenance(incoming, event)

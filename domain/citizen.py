@@ -4,10 +4,16 @@ Its id is derived from the keyed pseudonym of the CPR number; the CPR itself is
 only held sealed (encrypted with a key per citizen that lives outside the event
 store). Recording is idempotent by `event_id`: the same id with the same content
 is a no-op, the same id with other content is a conflict and records nothing.
+
+Every stored event carries `chain_hash`, a SHA-256 over the previous event's
+chain hash and this event's own content, so an altered, inserted, removed or
+reordered record breaks the chain (see `chain_hash_of`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -49,6 +55,7 @@ class Citizen(Aggregate):
         citizen_key: str
         birth_date: str
         sealed_cpr: str
+        chain_hash: str
 
     class FactRecorded(Aggregate.Event):
         """Base of the recorded facts; subclasses carry the contract's event names."""
@@ -62,6 +69,7 @@ class Citizen(Aggregate):
         details: dict[str, str]
         content_hash: str
         provenance: dict[str, Any]
+        chain_hash: str
 
         def apply(self, aggregate: Any) -> None:
             aggregate.take(self)
@@ -102,14 +110,22 @@ class Citizen(Aggregate):
     EVENT_CLASSES: ClassVar[dict[EventType, type[FactRecorded]]] = {}
 
     @staticmethod
-    def create_id(citizen_key: str, birth_date: str, sealed_cpr: str) -> UUID:
+    def create_id(citizen_key: str, birth_date: str, sealed_cpr: str, chain_hash: str) -> UUID:
         return citizen_id(citizen_key)
 
+    @classmethod
+    def register(cls, citizen_key: str, birth_date: date, sealed_cpr: str) -> Citizen:
+        """A new citizen; the registration is the first link of the hash chain."""
+        content = {"citizen_key": citizen_key, "birth_date": birth_date.isoformat(),
+                   "sealed_cpr": sealed_cpr}
+        return cls(**content, chain_hash=chain_hash_of("", "Registered", content))
+
     @event(Registered)
-    def __init__(self, citizen_key: str, birth_date: str, sealed_cpr: str) -> None:
+    def __init__(self, citizen_key: str, birth_date: str, sealed_cpr: str, chain_hash: str) -> None:
         self.citizen_key = citizen_key
         self.birth_date = date.fromisoformat(birth_date)
         self.sealed_cpr = sealed_cpr
+        self.chain_head = chain_hash
         self.facts: list[Fact] = []
         self.content_hashes: dict[str, str] = {}
 
@@ -118,28 +134,48 @@ class Citizen(Aggregate):
         known = self.content_hashes.get(fact.event_id)
         if known is not None:
             return Outcome.DUPLICATE if known == content_hash else Outcome.CONFLICT
-        self.trigger_event(
-            self.EVENT_CLASSES[fact.event_type],
-            event_id=fact.event_id,
-            effective_date=fact.effective_date.isoformat(),
-            recorded_at=fact.recorded_at.isoformat(),
-            source_system=fact.source_system,
-            municipality=fact.municipality,
-            source_case_ref=fact.source_case_ref,
-            details={
+        content: dict[str, Any] = {
+            "event_id": fact.event_id,
+            "effective_date": fact.effective_date.isoformat(),
+            "recorded_at": fact.recorded_at.isoformat(),
+            "source_system": fact.source_system,
+            "municipality": fact.municipality,
+            "source_case_ref": fact.source_case_ref,
+            "details": {
                 name: value for name in FACT_FIELDS if (value := getattr(fact, name)) is not None
             },
-            content_hash=content_hash,
-            provenance=provenance,
+            "content_hash": content_hash,
+            "provenance": provenance,
+        }
+        self.trigger_event(
+            self.EVENT_CLASSES[fact.event_type],
+            **content,
+            chain_hash=chain_hash_of(self.chain_head, fact.event_type.value, content),
         )
         return Outcome.STORED
 
     def take(self, recorded: FactRecorded) -> None:
         self.facts.append(recorded.to_fact())
         self.content_hashes[recorded.event_id] = recorded.content_hash
+        self.chain_head = recorded.chain_hash
 
     def timeline(self, known_at: datetime | None = None) -> Timeline:
         return build_timeline(self.facts, known_at)
+
+
+CHAINED_FIELDS: dict[str, tuple[str, ...]] = {
+    "Registered": ("citizen_key", "birth_date", "sealed_cpr"),
+    "FactRecorded": (
+        "event_id", "effective_date", "recorded_at", "source_system", "municipality",
+        "source_case_ref", "details", "content_hash", "provenance",
+    ),
+}
+
+
+def chain_hash_of(previous: str, kind: str, content: dict[str, Any]) -> str:
+    """SHA-256 over the previous link, the event's kind and its content (canonical JSON)."""
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(f"{previous}|{kind}|{text}".encode()).hexdigest()
 
 
 Citizen.EVENT_CLASSES.update(
