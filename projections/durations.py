@@ -12,12 +12,10 @@ position.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
 from psycopg.sql import SQL
@@ -25,7 +23,7 @@ from psycopg.sql import SQL
 from domain.citizen import Citizen
 from domain.durations import Durations, durations_on
 from projections import timeline_codec
-from projections.sql import marker, upsert_statement
+from projections.view import CitizenViewMixin
 
 TABLE = "durations_citizen"
 COLUMNS = (
@@ -95,85 +93,43 @@ def row_for(citizen: Citizen) -> DurationsRow:
     )
 
 
-class DurationsViewMixin:
-    """SQL shared by the SQLite and PostgreSQL durations views."""
+class DurationsViewMixin(CitizenViewMixin[DurationsRow]):
+    """The durations table, shared by the SQLite and PostgreSQL views."""
 
-    datastore: Any
-    paramstyle = "named"
-
-    def durations_tables(self) -> list[str]:
-        return [
-            f"CREATE TABLE IF NOT EXISTS {TABLE} ("
-            "citizen_key TEXT PRIMARY KEY, birth_date TEXT NOT NULL, "
-            "open_spell_start TEXT, open_cash_spell_start TEXT, naive_start TEXT, "
-            "target_group TEXT, last_effective_date TEXT, findings INTEGER NOT NULL, "
-            "timeline TEXT NOT NULL)"
-        ]
-
-    def apply_rows(self, rows: list[DurationsRow], tracking: Tracking) -> None:
-        """Upsert rows and record the tracking position in one transaction."""
-        statement = upsert_statement(TABLE, COLUMNS, "citizen_key", self.paramstyle)
-        with self.datastore.transaction(commit=True) as cursor:
-            for row in rows:
-                cursor.execute(statement, row.params())
-            self._insert_tracking(cursor, tracking)  # type: ignore[attr-defined]
-
-    def clear(self, application_name: str) -> None:
-        """Forget every row and the tracked position, so the view rebuilds from zero."""
-        name = marker("name", self.paramstyle)
-        with self.datastore.transaction(commit=True) as cursor:
-            cursor.execute(f"DELETE FROM {TABLE}")
-            cursor.execute(
-                f"DELETE FROM {self.tracking_table} WHERE application_name = {name}",
-                {"name": application_name},
-            )
-
-    @property
-    def tracking_table(self) -> str:
-        return getattr(self, "tracking_table_name", "tracking")
-
-    def select_rows(self) -> Iterator[DurationsRow]:
-        with self.datastore.transaction(commit=False) as cursor:
-            cursor.execute(f"SELECT {', '.join(COLUMNS)} FROM {TABLE} ORDER BY citizen_key")
-            fetched = cursor.fetchall()
-        for values in fetched:
-            yield _row(values)
-
-    def select_row(self, citizen_key: str) -> DurationsRow | None:
-        with self.datastore.transaction(commit=False) as cursor:
-            cursor.execute(
-                f"SELECT {', '.join(COLUMNS)} FROM {TABLE} "
-                f"WHERE citizen_key = {marker('key', self.paramstyle)}",
-                {"key": citizen_key},
-            )
-            found = cursor.fetchone()
-        return _row(found) if found else None
-
-
-def _row(values: Any) -> DurationsRow:
-    data = dict(zip(COLUMNS, values.values() if isinstance(values, dict) else values, strict=True))
-
-    def day(name: str) -> date | None:
-        return date.fromisoformat(data[name]) if data[name] else None
-
-    return DurationsRow(
-        citizen_key=data["citizen_key"],
-        birth_date=date.fromisoformat(data["birth_date"]),
-        open_spell_start=day("open_spell_start"),
-        open_cash_spell_start=day("open_cash_spell_start"),
-        naive_start=day("naive_start"),
-        target_group=data["target_group"],
-        last_effective_date=day("last_effective_date"),
-        findings=data["findings"],
-        timeline=data["timeline"],
+    table = TABLE
+    columns = COLUMNS
+    column_types = (
+        "citizen_key TEXT PRIMARY KEY, birth_date TEXT NOT NULL, "
+        "open_spell_start TEXT, open_cash_spell_start TEXT, naive_start TEXT, "
+        "target_group TEXT, last_effective_date TEXT, findings INTEGER NOT NULL, "
+        "timeline TEXT NOT NULL"
     )
+
+    def row_params(self, row: DurationsRow) -> dict[str, Any]:
+        return row.params()
+
+    def row_from(self, values: dict[str, Any]) -> DurationsRow:
+        def day(name: str) -> date | None:
+            return date.fromisoformat(values[name]) if values[name] else None
+
+        return DurationsRow(
+            citizen_key=values["citizen_key"],
+            birth_date=date.fromisoformat(values["birth_date"]),
+            open_spell_start=day("open_spell_start"),
+            open_cash_spell_start=day("open_cash_spell_start"),
+            naive_start=day("naive_start"),
+            target_group=values["target_group"],
+            last_effective_date=day("last_effective_date"),
+            findings=values["findings"],
+            timeline=values["timeline"],
+        )
 
 
 class SQLiteDurationsView(DurationsViewMixin, SQLiteTrackingRecorder):
     """The durations read model in SQLite (the embedded default)."""
 
     def construct_create_table_statements(self) -> list[str]:
-        return super().construct_create_table_statements() + self.durations_tables()
+        return super().construct_create_table_statements() + self.view_tables()
 
 
 class PostgresDurationsView(DurationsViewMixin, PostgresTrackingRecorder):
@@ -183,7 +139,7 @@ class PostgresDurationsView(DurationsViewMixin, PostgresTrackingRecorder):
 
     def __init__(self, datastore: Any, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
-        for statement in self.durations_tables():
+        for statement in self.view_tables():
             self.sql_create_statements.append(SQL(statement))  # type: ignore[arg-type]
 
 
