@@ -9,10 +9,11 @@ URL puts all of them in that database, in their own tables.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from eventsourcing.persistence import InfrastructureFactory
@@ -23,6 +24,7 @@ from casehistory.identity import IdentityVault, KeyStore, PostgresKeyStore, SQLi
 from casehistory.settings import Settings
 from consumers.deadletter import DeadLetterSink
 from consumers.ingest import IngestService
+from domain.citizen import Citizen
 from projections.durations import (
     DurationsRow,
     DurationsView,
@@ -34,35 +36,75 @@ from projections.follower import Follower
 from projections.lease import file_lease, postgres_lease
 
 
+@dataclass(frozen=True)
+class ReadModel:
+    """A per-citizen read model: its view classes per backend and how a row is made."""
+
+    name: str
+    sqlite_view: type[Any]
+    postgres_view: type[Any]
+    row_for: Callable[[Citizen], Any]
+
+
+READ_MODELS: dict[str, ReadModel] = {
+    "durations": ReadModel("durations", SQLiteDurationsView, PostgresDurationsView, row_for),
+}
+REPLAY_SCHEMA = "casehistory_replay"
+
+
 @dataclass
 class Engine:
     settings: Settings
     app: CaseHistory
     vault: IdentityVault
+    _views: dict[str, Any] = field(default_factory=dict)
     _opened: list[object] = field(default_factory=list)
 
-    @cached_property
-    def durations_view(self) -> DurationsView:
-        """The durations read model (created on first use, so ingest-only processes skip it)."""
+    def view(self, name: str) -> Any:
+        """The live read model `name` (created on first use: ingest-only processes skip it)."""
+        if name not in self._views:
+            self._views[name] = self._construct_view(name, replay=False)
+        return self._views[name]
+
+    def replay_view(self, name: str) -> Any:
+        """An empty copy of read model `name`, beside the live one, for a rebuild."""
+        view = self._construct_view(name, replay=True)
+        view.clear(self.app.name)
+        return view
+
+    def _construct_view(self, name: str, *, replay: bool) -> Any:
+        model = READ_MODELS[name]
         if self.settings.uses_postgres:
-            factory = InfrastructureFactory.construct(
-                env=Environment("durations", postgres_env(self.settings.store))
-            )
-            view = factory.tracking_recorder(PostgresDurationsView)
+            env = postgres_env(self.settings.store)
+            if replay:
+                _create_schema(self.settings.store, REPLAY_SCHEMA)
+                env["POSTGRES_SCHEMA"] = REPLAY_SCHEMA
+            factory = InfrastructureFactory.construct(env=Environment(name, env))
+            view = factory.tracking_recorder(model.postgres_view)
         else:
+            folder = self.settings.data_dir / ("replay" if replay else "")
+            folder.mkdir(parents=True, exist_ok=True)
             factory = InfrastructureFactory.construct(
-                env=Environment("durations", sqlite_env(self.settings.data_dir / "durations.db"))
+                env=Environment(name, sqlite_env(folder / f"{name}.db"))
             )
-            view = factory.tracking_recorder(SQLiteDurationsView)
-        assert isinstance(view, SQLiteDurationsView | PostgresDurationsView)
+            view = factory.tracking_recorder(model.sqlite_view)
         self._opened.append(view)
+        return view
+
+    def follower(self, name: str, view: Any = None) -> Follower[Any]:
+        """A follower that keeps `view` (default: the live one) up to date."""
+        return Follower(self.app, view or self.view(name), READ_MODELS[name].row_for)
+
+    @property
+    def durations_view(self) -> DurationsView:
+        view: DurationsView = self.view("durations")
         return view
 
     def ingest_service(self, dead_letters: DeadLetterSink) -> IngestService:
         return IngestService(self.app, self.vault, dead_letters)
 
     def durations_follower(self) -> Follower[DurationsRow]:
-        return Follower(self.app, self.durations_view, row_for)
+        return self.follower("durations")
 
     def projection_lease(self, name: str, stop: threading.Event) -> AbstractContextManager[bool]:
         """Held by the one worker that applies projection `name` (see projections.lease)."""
@@ -72,13 +114,20 @@ class Engine:
 
     def project(self) -> int:
         """Bring every read model up to date with the event store."""
-        return self.durations_follower().catch_up()
+        return sum(self.follower(name).catch_up() for name in READ_MODELS)
 
     def close(self) -> None:
         self.app.close()
         self.vault.keys.close()
         for view in self._opened:
             view.datastore.close()  # type: ignore[attr-defined]
+
+
+def _create_schema(url: str, schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
 
 
 def sqlite_env(path: Path) -> dict[str, str]:

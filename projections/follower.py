@@ -54,13 +54,15 @@ class Follower(Generic[Row]):
         """Notifications recorded but not yet applied."""
         return (self.app.recorder.max_notification_id() or 0) - self.position
 
-    def catch_up(self, on_batch: Callable[[int], None] | None = None) -> int:
-        """Apply every pending notification; returns how many were applied."""
+    def catch_up(
+        self, on_batch: Callable[[int], None] | None = None, until: int | None = None
+    ) -> int:
+        """Apply pending notifications (up to `until`, if given); returns how many."""
         position = self.position
         applied = 0
-        while True:
+        while until is None or position < until:
             notifications = self.app.recorder.select_notifications(
-                start=position, limit=self.batch_size, inclusive_of_start=False
+                start=position, limit=self.batch_size, stop=until, inclusive_of_start=False
             )
             if not notifications:
                 return applied
@@ -78,3 +80,4 @@ class Follower(Generic[Row]):
             applied += len(notifications)
             if on_batch is not None:
                 on_batch(len(notifications))
+        return applied
