@@ -107,6 +107,16 @@ class Citizen(Aggregate):
     class EventRetracted(FactRecorded):
         pass
 
+    class Forgotten(Aggregate.Event):
+        """The citizen's CPR key was destroyed (crypto-shredding); the history stays."""
+
+        forgotten_at: str
+        chain_hash: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.forgotten_at = datetime.fromisoformat(self.forgotten_at)
+            aggregate.chain_head = self.chain_hash
+
     EVENT_CLASSES: ClassVar[dict[EventType, type[FactRecorded]]] = {}
 
     @staticmethod
@@ -126,6 +136,7 @@ class Citizen(Aggregate):
         self.birth_date = date.fromisoformat(birth_date)
         self.sealed_cpr = sealed_cpr
         self.chain_head = chain_hash
+        self.forgotten_at: datetime | None = None
         self.facts: list[Fact] = []
         self.content_hashes: dict[str, str] = {}
 
@@ -154,6 +165,13 @@ class Citizen(Aggregate):
         )
         return Outcome.STORED
 
+    def forget(self, at: datetime) -> None:
+        """Record that the CPR key was destroyed, and when."""
+        content = {"forgotten_at": at.isoformat()}
+        self.trigger_event(
+            self.Forgotten, **content, chain_hash=chain_hash_of(self.chain_head, "Forgotten", content)
+        )
+
     def take(self, recorded: FactRecorded) -> None:
         self.facts.append(recorded.to_fact())
         self.content_hashes[recorded.event_id] = recorded.content_hash
@@ -165,6 +183,7 @@ class Citizen(Aggregate):
 
 CHAINED_FIELDS: dict[str, tuple[str, ...]] = {
     "Registered": ("citizen_key", "birth_date", "sealed_cpr"),
+    "Forgotten": ("forgotten_at",),
     "FactRecorded": (
         "event_id", "effective_date", "recorded_at", "source_system", "municipality",
         "source_case_ref", "details", "content_hash", "provenance",

@@ -1,0 +1,186 @@
+"""Commands for auditors: replay, checksum, audit, verify, forget."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict, replace
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from casehistory.audit import audit_entries, forget
+from casehistory.bootstrap import Engine, build
+from casehistory.cli import _bootstrap, _date, _progress, console
+from casehistory.replay import checksum, read_model_names, rebuild, replay_from_kafka
+from casehistory.settings import Settings
+from casehistory.verify import verify_store
+
+
+def _checksum_table(engine: Engine, title: str) -> Table:
+    table = Table(title=title)
+    for column in ("read model", "position", "rows", "checksum"):
+        table.add_column(column)
+    for name in read_model_names([]):
+        c = checksum(engine, name)
+        table.add_row(c.read_model, str(c.position), str(c.rows), c.checksum)
+    return table
+
+
+def cmd_checksum(args: argparse.Namespace) -> int:
+    engine = build()
+    try:
+        Console().print(_checksum_table(engine, "Read-model checksums"))
+    finally:
+        engine.close()
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    if args.from_kafka:
+        return _replay_from_kafka(args)
+    engine = build()
+    results = []
+    try:
+        for name in read_model_names(args.read_models):
+            with _progress() as progress:
+                task = progress.add_task(f"rebuild {name}", total=None, rate="")
+                done = 0
+
+                def advance(n: int, task: Any = task, progress: Any = progress) -> None:
+                    nonlocal done
+                    done += n
+                    elapsed = progress.tasks[0].elapsed or 1e-9
+                    progress.update(task, advance=n, rate=f"{done / elapsed:,.0f} events/s")
+
+                results.append(rebuild(engine, name, switch=args.switch, on_batch=advance))
+    finally:
+        engine.close()
+    table = Table(title="Rebuilt beside the live read models")
+    for column in ("read model", "position", "live", "rebuilt", "equal", "switched"):
+        table.add_column(column)
+    for r in results:
+        table.add_row(
+            r.live.read_model, str(r.live.position), r.live.checksum[:16], r.rebuilt.checksum[:16],
+            "yes" if r.equal else "NO", "yes" if r.switched else "no",
+        )
+    Console().print(table)
+    return 0 if all(r.equal for r in results) or args.switch else 1
+
+
+def _replay_from_kafka(args: argparse.Namespace) -> int:
+    source = Settings.load()
+    bootstrap = _bootstrap(source)
+    if args.into is None:
+        raise SystemExit("--from-kafka needs --into DIR (a new data dir) or a postgresql:// URL")
+    target_settings = (
+        replace(source, store=args.into)
+        if args.into.startswith("postgres")
+        else replace(source, data_dir=Path(args.into), store="sqlite")
+    )
+    target = build(target_settings)
+    try:
+        with _progress() as progress:
+            task = progress.add_task(f"replay {source.kafka_topic}", total=None, rate="")
+            counts = replay_from_kafka(
+                target, bootstrap, source.kafka_topic, lambda n: progress.advance(task, n)
+            )
+        target.project()
+        console.print(", ".join(f"{k} {v:,}" for k, v in counts.items()))
+        Console().print(_checksum_table(target, f"Checksums of the store rebuilt in {args.into}"))
+    finally:
+        target.close()
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    engine = build()
+    try:
+        citizen = engine.app.find(engine.vault.citizen_key(args.cpr))
+        if citizen is None:
+            console.print("no such citizen in the store")
+            return 1
+        entries = audit_entries(engine.app, citizen, args.as_of)
+    finally:
+        engine.close()
+    if args.format == "jsonl":
+        for entry in entries:
+            print(json.dumps(asdict(entry), default=str, ensure_ascii=False))
+        return 0
+    table = Table(title=f"Audit of citizen {citizen.citizen_key} (effects on {args.as_of})")
+    for column in ("#", "event", "effective", "recorded", "arrived", "source", "case",
+                   "provenance", "retraction", "changed"):
+        table.add_column(column)
+    for e in entries:
+        retraction = (f"retracts {e.retracts}" if e.retracts else "") + (
+            f" retracted by {', '.join(e.retracted_by)}" if e.retracted_by else ""
+        )
+        table.add_row(
+            str(e.position), e.event, e.effective_date or "", e.recorded_at, e.arrived_at,
+            e.source_system or "", e.source_case_ref or "",
+            ", ".join(f"{k}={v}" for k, v in e.provenance.items()), retraction.strip(),
+            "; ".join(f"{k}: {b} -> {a}" for k, (b, a) in e.changes.items()),
+        )
+    Console().print(table)
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    engine = build()
+    try:
+        problems = list(verify_store(engine.app))
+    finally:
+        engine.close()
+    if not problems:
+        console.print("every citizen's hash chain is intact")
+        return 0
+    table = Table(title=f"{len(problems)} problem(s) in the event store")
+    for column in ("citizen", "position", "kind", "detail"):
+        table.add_column(column)
+    for p in problems:
+        table.add_row(p.citizen_id, str(p.position), p.kind, p.detail)
+    Console().print(table)
+    return 1
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    engine = build()
+    try:
+        citizen = engine.app.find(engine.vault.citizen_key(args.cpr))
+        if citizen is None:
+            console.print("no such citizen in the store")
+            return 1
+        forget(engine.app, engine.vault.keys.destroy, citizen)
+        console.print(f"citizen {citizen.citizen_key}: CPR key destroyed; the history stays")
+    finally:
+        engine.close()
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    rep = sub.add_parser("replay", help="rebuild read models beside the live ones and compare")
+    rep.add_argument("read_models", nargs="*", help="default: all")
+    rep.add_argument("--switch", action="store_true", help="swap the rebuilt copy in")
+    rep.add_argument("--from-kafka", action="store_true",
+                     help="rebuild the event store itself from the input topic from offset 0")
+    rep.add_argument("--into", help="with --from-kafka: a new data dir or a postgresql:// URL")
+    rep.set_defaults(func=cmd_replay)
+
+    chk = sub.add_parser("checksum", help="content checksum of every read model")
+    chk.set_defaults(func=cmd_checksum)
+
+    aud = sub.add_parser("audit", help="every event of a citizen with provenance and effects")
+    aud.add_argument("cpr")
+    aud.add_argument("--as-of", type=_date, default=date.today())
+    aud.add_argument("--format", choices=["table", "jsonl"], default="table")
+    aud.set_defaults(func=cmd_audit)
+
+    ver = sub.add_parser("verify", help="walk every citizen's hash chain")
+    ver.set_defaults(func=cmd_verify)
+
+    fgt = sub.add_parser("forget", help="destroy a citizen's CPR key (crypto-shredding)")
+    fgt.add_argument("cpr")
+    fgt.set_defaults(func=cmd_forget)

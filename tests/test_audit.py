@@ -1,0 +1,204 @@
+"""Replay and audit tooling: rebuild and prove, verify the chains, explain, forget."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from casehistory import generator
+from casehistory.audit import audit_entries, forget
+from casehistory.bootstrap import Engine, build
+from casehistory.cli import ingest_files
+from casehistory.replay import checksum, rebuild
+from casehistory.settings import Settings
+from casehistory.verify import verify_store
+from consumers.deadletter import DeadLetterList
+from consumers.files import Incoming
+from domain.durations import durations_on
+from schemas.contract import ContractEvent, validate
+from domain.timeline import build_timeline
+from tests.factories import record, retraction, started, stopped
+
+AS_OF = date(2026, 11, 1)
+
+
+@pytest.fixture
+def populated(engine: Engine, tmp_path: Path) -> Engine:
+    source = tmp_path / "population.jsonl"
+    generator.write_jsonl(generator.generate_population(150, seed=21, until=AS_OF), source)
+    ingest_files(engine, [source], DeadLetterList())
+    engine.project()
+    return engine
+
+
+def test_replay_equals_live_and_switch_repairs_a_damaged_view(populated: Engine) -> None:
+    result = rebuild(populated, "durations")
+    assert result.equal and result.live.rows == 150
+    view = populated.view("durations")
+    damaged = next(iter(view.select_rows()))
+    with view.datastore.transaction(commit=True) as cursor:
+        cursor.execute(f"DELETE FROM {view.qualified_table} WHERE citizen_key = "
+                       + ("%(k)s" if view.paramstyle != "named" else ":k"),
+                       {"k": damaged.citizen_key})
+    assert not rebuild(populated, "durations").equal
+    repaired = rebuild(populated, "durations", switch=True)
+    assert repaired.switched
+    assert checksum(populated, "durations").checksum == repaired.rebuilt.checksum
+
+
+def _tamper(engine: Engine, statement: str, params: dict[str, object]) -> None:
+    datastore = engine.app.recorder.datastore  # type: ignore[attr-defined]
+    with datastore.transaction(commit=True) as cursor:
+        cursor.execute(statement, params)
+
+
+def _events_table(engine: Engine) -> tuple[str, str]:
+    if engine.settings.uses_postgres:
+        return "casehistory_events", "%({})s"
+    return "stored_events", ":{}"
+
+
+def test_verify_finds_a_changed_payload_a_deleted_event_and_a_reordered_pair(
+    populated: Engine,
+) -> None:
+    assert list(verify_store(populated.app)) == []
+    table, m = _events_table(populated)
+    citizens = [row.citizen_key for row in populated.view("durations").select_rows()]
+    long = [c for c in citizens if len(populated.app.find(c).facts) >= 5][:3]  # type: ignore[union-attr]
+    changed, deleted, reordered = (populated.app.find(c).id for c in long)  # type: ignore[union-attr]
+    key = (lambda i: i.hex) if not populated.settings.uses_postgres else (lambda i: i)
+
+    with populated.app.recorder.datastore.transaction(commit=False) as cursor:  # type: ignore[attr-defined]
+        cursor.execute(f"SELECT state FROM {table} WHERE originator_id = {m.format('id')} "
+                       f"AND originator_version = 3", {"id": key(changed)})
+        state = bytes(_first(cursor.fetchone()))
+    forged = state.replace(b'"effective_date":"', b'"effective_date":"1', 1)
+    assert forged != state
+    _tamper(populated, f"UPDATE {table} SET state = {m.format('s')} WHERE originator_id = "
+            f"{m.format('id')} AND originator_version = 3", {"s": forged, "id": key(changed)})
+    _tamper(populated, f"DELETE FROM {table} WHERE originator_id = {m.format('id')} "
+            "AND originator_version = 2", {"id": key(deleted)})
+    _swap(populated, table, m, key(reordered), 3, 4)
+
+    problems = list(verify_store(populated.app))
+    found = {(p.citizen_id, p.position, p.kind) for p in problems}
+    assert (str(changed), 3, "altered") in found or (str(changed), 3, "undecodable") in found
+    assert (str(deleted), 2, "removed") in found
+    assert {(str(reordered), 3, "reordered"), (str(reordered), 4, "reordered")} <= found
+    assert {p.citizen_id for p in problems} == {str(changed), str(deleted), str(reordered)}
+
+
+def _first(row: object) -> object:
+    return next(iter(row.values())) if isinstance(row, dict) else row[0]  # type: ignore[index]
+
+
+def _swap(engine: Engine, table: str, m: str, originator: object, a: int, b: int) -> None:
+    datastore = engine.app.recorder.datastore  # type: ignore[attr-defined]
+    with datastore.transaction(commit=True) as cursor:
+        rows = {}
+        for version in (a, b):
+            cursor.execute(f"SELECT topic, state FROM {table} WHERE originator_id = "
+                           f"{m.format('id')} AND originator_version = {version}",
+                           {"id": originator})
+            row = cursor.fetchone()
+            rows[version] = tuple(row.values()) if isinstance(row, dict) else tuple(row)
+        for version, other in ((a, b), (b, a)):
+            topic, state = rows[other]
+            cursor.execute(f"UPDATE {table} SET topic = {m.format('t')}, state = {m.format('s')} "
+                           f"WHERE originator_id = {m.format('id')} AND originator_version = "
+                           f"{version}", {"t": topic, "s": state, "id": originator})
+
+
+def test_forget_makes_the_cpr_unrecoverable_and_reports_stay(populated: Engine) -> None:
+    before = checksum(populated, "durations").checksum
+    row = next(iter(populated.view("durations").select_rows()))
+    citizen = populated.app.find(row.citizen_key)
+    assert citizen is not None and populated.vault.unseal(row.citizen_key, citizen.sealed_cpr)
+    forget(populated.app, populated.vault.keys.destroy, citizen,
+           at=datetime(2026, 11, 2, tzinfo=UTC))
+    populated.project()
+    assert checksum(populated, "durations").checksum == before
+    again = populated.app.find(row.citizen_key)
+    assert again is not None and again.forgotten_at == datetime(2026, 11, 2, tzinfo=UTC)
+    assert populated.vault.unseal(row.citizen_key, again.sealed_cpr) is None
+    trail = audit_entries(populated.app, again, AS_OF)
+    assert trail[-1].event == "Forgotten" and trail[-1].recorded_at.startswith("2026-11-02")
+    assert list(verify_store(populated.app)) == []
+
+
+def test_audit_shows_provenance_retraction_links_and_effects(engine: Engine) -> None:
+    stop = stopped(date(2021, 1, 1), reason="no_contact_or_sanction")
+    wrong = retraction(stop)
+    records = [record(started(date(2020, 1, 1))), record(stop), record(wrong)]
+    engine.ingest_service(DeadLetterList()).ingest(
+        [Incoming(r, json.dumps(r).encode(), {"file": "x.jsonl", "line": i + 1})
+         for i, r in enumerate(records)]
+    )
+    citizen = engine.app.find(engine.vault.citizen_key("6101901234"))
+    assert citizen is not None
+    trail = audit_entries(engine.app, citizen, date(2021, 6, 1))
+    assert [e.event for e in trail] == [
+        "Registered", "BenefitStarted", "BenefitStopped", "EventRetracted"]
+    assert trail[1].provenance == {"file": "x.jsonl", "line": 1}
+    assert trail[1].changes["on_benefit"] == (False, True)
+    assert trail[2].changes["on_benefit"] == (True, False)
+    assert trail[2].retracted_by == [wrong.event_id] and trail[3].retracts == stop.event_id
+    assert trail[3].changes["on_benefit"] == (False, True)
+
+
+def test_as_known_at_before_and_after_a_retraction(engine: Engine) -> None:
+    stop = stopped(date(2021, 1, 1), recorded=datetime(2021, 1, 2, tzinfo=UTC))
+    undo = retraction(stop, recorded=datetime(2021, 3, 1, tzinfo=UTC))
+    records = [record(started(date(2020, 1, 1))), record(stop), record(undo)]
+    engine.ingest_service(DeadLetterList()).ingest(
+        [Incoming(r, json.dumps(r).encode(), {}) for r in records])
+    citizen = engine.app.find(engine.vault.citizen_key("6101901234"))
+    assert citizen is not None
+    day = date(2021, 2, 1)
+    known_before = durations_on(build_timeline(citizen.facts, datetime(2021, 2, 1, tzinfo=UTC)),
+                                day, citizen.birth_date)
+    known_after = durations_on(build_timeline(citizen.facts, datetime(2021, 4, 1, tzinfo=UTC)),
+                               day, citizen.birth_date)
+    assert not known_before.on_benefit
+    assert known_after.on_benefit and known_after.all_benefits_spell_start == date(2020, 1, 1)
+
+
+def run(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "casehistory.cli", *args], cwd=cwd,
+                          env={**os.environ, **env}, capture_output=True, text=True, timeout=600)
+
+
+def test_no_cpr_in_clear_anywhere_after_a_demo_run(tmp_path: Path) -> None:
+    env = {"CASEHISTORY_DATA_DIR": str(tmp_path / "data")}
+    demo = run(env, tmp_path, "demo", "--citizens", "150", "--seed", "4")
+    assert demo.returncode == 0, demo.stderr[-2000:]
+    demo_dir = tmp_path / "data" / "demo"
+    cprs = {
+        json.loads(line)["cpr"]
+        for line in (demo_dir / "population.jsonl").read_text().splitlines()
+        if isinstance(json.loads(line).get("cpr"), str) and len(json.loads(line)["cpr"]) == 10
+    }
+    assert len(cprs) >= 150
+    quarantined = {"population.jsonl", "dead-letters.jsonl"}  # the input itself, kept whole
+    scanned = [p for p in demo_dir.rglob("*") if p.is_file() and p.name not in quarantined]
+    assert any(p.suffix == ".db" for p in scanned)
+    texts = [demo.stdout, demo.stderr] + [p.read_bytes().decode("latin-1") for p in scanned]
+    stored_cpr = next(
+        r["cpr"] for r in map(json.loads, (demo_dir / "population.jsonl").read_text().splitlines())
+        if r.get("event_type") == "BenefitStarted" and isinstance(validate(r), ContractEvent)
+    )
+    for audit in ("audit", "verify", "checksum"):
+        result = run({"CASEHISTORY_DATA_DIR": str(demo_dir)}, tmp_path, audit,
+                     *([stored_cpr] if audit == "audit" else []))
+        assert result.returncode == 0, result.stderr[-2000:]
+        texts += [result.stdout, result.stderr]
+    letters = (demo_dir / "dead-letters.jsonl").read_text().splitlines()
+    texts += [json.loads(line)["message"] for line in letters]
+    leaks = [cpr for cpr in cprs if any(cpr in text for text in texts)]
+    assert leaks == []
