@@ -64,8 +64,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
         table.add_column(column)
     for r in results:
         table.add_row(
-            r.live.read_model, str(r.live.position), r.live.checksum[:16], r.rebuilt.checksum[:16],
-            "yes" if r.equal else "NO", "yes" if r.switched else "no",
+            r.live.read_model,
+            str(r.live.position),
+            r.live.checksum[:16],
+            r.rebuilt.checksum[:16],
+            "yes" if r.equal else "NO",
+            "yes" if r.switched else "no",
         )
     Console().print(table)
     return 0 if all(r.equal for r in results) or args.switch else 1
@@ -111,17 +115,33 @@ def cmd_audit(args: argparse.Namespace) -> int:
             print(json.dumps(asdict(entry), default=str, ensure_ascii=False))
         return 0
     table = Table(title=f"Audit of citizen {citizen.citizen_key} (effects on {args.as_of})")
-    for column in ("#", "event", "effective", "recorded", "arrived", "source", "case",
-                   "provenance", "retraction", "changed"):
+    for column in (
+        "#",
+        "event",
+        "effective",
+        "recorded",
+        "arrived",
+        "source",
+        "case",
+        "provenance",
+        "retraction",
+        "changed",
+    ):
         table.add_column(column)
     for e in entries:
         retraction = (f"retracts {e.retracts}" if e.retracts else "") + (
             f" retracted by {', '.join(e.retracted_by)}" if e.retracted_by else ""
         )
         table.add_row(
-            str(e.position), e.event, e.effective_date or "", e.recorded_at, e.arrived_at,
-            e.source_system or "", e.source_case_ref or "",
-            ", ".join(f"{k}={v}" for k, v in e.provenance.items()), retraction.strip(),
+            str(e.position),
+            e.event,
+            e.effective_date or "",
+            e.recorded_at,
+            e.arrived_at,
+            e.source_system or "",
+            e.source_case_ref or "",
+            ", ".join(f"{k}={v}" for k, v in e.provenance.items()),
+            retraction.strip(),
             "; ".join(f"{k}: {b} -> {a}" for k, (b, a) in e.changes.items()),
         )
     Console().print(table)
@@ -164,8 +184,11 @@ def add_parsers(sub: Any) -> None:
     rep = sub.add_parser("replay", help="rebuild read models beside the live ones and compare")
     rep.add_argument("read_models", nargs="*", help="default: all")
     rep.add_argument("--switch", action="store_true", help="swap the rebuilt copy in")
-    rep.add_argument("--from-kafka", action="store_true",
-                     help="rebuild the event store itself from the input topic from offset 0")
+    rep.add_argument(
+        "--from-kafka",
+        action="store_true",
+        help="rebuild the event store itself from the input topic from offset 0",
+    )
     rep.add_argument("--into", help="with --from-kafka: a new data dir or a postgresql:// URL")
     rep.set_defaults(func=cmd_replay)
 

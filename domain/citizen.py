@@ -126,8 +126,11 @@ class Citizen(Aggregate):
     @classmethod
     def register(cls, citizen_key: str, birth_date: date, sealed_cpr: str) -> Citizen:
         """A new citizen; the registration is the first link of the hash chain."""
-        content = {"citizen_key": citizen_key, "birth_date": birth_date.isoformat(),
-                   "sealed_cpr": sealed_cpr}
+        content = {
+            "citizen_key": citizen_key,
+            "birth_date": birth_date.isoformat(),
+            "sealed_cpr": sealed_cpr,
+        }
         return cls(**content, chain_hash=chain_hash_of("", "Registered", content))
 
     @event(Registered)
@@ -169,7 +172,9 @@ class Citizen(Aggregate):
         """Record that the CPR key was destroyed, and when."""
         content = {"forgotten_at": at.isoformat()}
         self.trigger_event(
-            self.Forgotten, **content, chain_hash=chain_hash_of(self.chain_head, "Forgotten", content)
+            self.Forgotten,
+            **content,
+            chain_hash=chain_hash_of(self.chain_head, "Forgotten", content),
         )
 
     def take(self, recorded: FactRecorded) -> None:
@@ -185,8 +190,15 @@ CHAINED_FIELDS: dict[str, tuple[str, ...]] = {
     "Registered": ("citizen_key", "birth_date", "sealed_cpr"),
     "Forgotten": ("forgotten_at",),
     "FactRecorded": (
-        "event_id", "effective_date", "recorded_at", "source_system", "municipality",
-        "source_case_ref", "details", "content_hash", "provenance",
+        "event_id",
+        "effective_date",
+        "recorded_at",
+        "source_system",
+        "municipality",
+        "source_case_ref",
+        "details",
+        "content_hash",
+        "provenance",
     ),
 }
 

@@ -13,16 +13,15 @@ import pytest
 
 from casehistory import generator
 from casehistory.audit import audit_entries, forget
-from casehistory.bootstrap import Engine, build
+from casehistory.bootstrap import Engine
 from casehistory.cli import ingest_files
 from casehistory.replay import checksum, rebuild
-from casehistory.settings import Settings
 from casehistory.verify import verify_store
 from consumers.deadletter import DeadLetterList
 from consumers.files import Incoming
 from domain.durations import durations_on
-from schemas.contract import ContractEvent, validate
 from domain.timeline import build_timeline
+from schemas.contract import ContractEvent, validate
 from tests.factories import record, retraction, started, stopped
 
 AS_OF = date(2026, 11, 1)
@@ -43,9 +42,11 @@ def test_replay_equals_live_and_switch_repairs_a_damaged_view(populated: Engine)
     view = populated.view("durations")
     damaged = next(iter(view.select_rows()))
     with view.datastore.transaction(commit=True) as cursor:
-        cursor.execute(f"DELETE FROM {view.qualified_table} WHERE citizen_key = "
-                       + ("%(k)s" if view.paramstyle != "named" else ":k"),
-                       {"k": damaged.citizen_key})
+        cursor.execute(
+            f"DELETE FROM {view.qualified_table} WHERE citizen_key = "
+            + ("%(k)s" if view.paramstyle != "named" else ":k"),
+            {"k": damaged.citizen_key},
+        )
     assert not rebuild(populated, "durations").equal
     repaired = rebuild(populated, "durations", switch=True)
     assert repaired.switched
@@ -75,15 +76,25 @@ def test_verify_finds_a_changed_payload_a_deleted_event_and_a_reordered_pair(
     key = (lambda i: i.hex) if not populated.settings.uses_postgres else (lambda i: i)
 
     with populated.app.recorder.datastore.transaction(commit=False) as cursor:  # type: ignore[attr-defined]
-        cursor.execute(f"SELECT state FROM {table} WHERE originator_id = {m.format('id')} "
-                       f"AND originator_version = 3", {"id": key(changed)})
+        cursor.execute(
+            f"SELECT state FROM {table} WHERE originator_id = {m.format('id')} "
+            f"AND originator_version = 3",
+            {"id": key(changed)},
+        )
         state = bytes(_first(cursor.fetchone()))
     forged = state.replace(b'"effective_date":"', b'"effective_date":"1', 1)
     assert forged != state
-    _tamper(populated, f"UPDATE {table} SET state = {m.format('s')} WHERE originator_id = "
-            f"{m.format('id')} AND originator_version = 3", {"s": forged, "id": key(changed)})
-    _tamper(populated, f"DELETE FROM {table} WHERE originator_id = {m.format('id')} "
-            "AND originator_version = 2", {"id": key(deleted)})
+    _tamper(
+        populated,
+        f"UPDATE {table} SET state = {m.format('s')} WHERE originator_id = "
+        f"{m.format('id')} AND originator_version = 3",
+        {"s": forged, "id": key(changed)},
+    )
+    _tamper(
+        populated,
+        f"DELETE FROM {table} WHERE originator_id = {m.format('id')} AND originator_version = 2",
+        {"id": key(deleted)},
+    )
     _swap(populated, table, m, key(reordered), 3, 4)
 
     problems = list(verify_store(populated.app))
@@ -103,16 +114,21 @@ def _swap(engine: Engine, table: str, m: str, originator: object, a: int, b: int
     with datastore.transaction(commit=True) as cursor:
         rows = {}
         for version in (a, b):
-            cursor.execute(f"SELECT topic, state FROM {table} WHERE originator_id = "
-                           f"{m.format('id')} AND originator_version = {version}",
-                           {"id": originator})
+            cursor.execute(
+                f"SELECT topic, state FROM {table} WHERE originator_id = "
+                f"{m.format('id')} AND originator_version = {version}",
+                {"id": originator},
+            )
             row = cursor.fetchone()
             rows[version] = tuple(row.values()) if isinstance(row, dict) else tuple(row)
         for version, other in ((a, b), (b, a)):
             topic, state = rows[other]
-            cursor.execute(f"UPDATE {table} SET topic = {m.format('t')}, state = {m.format('s')} "
-                           f"WHERE originator_id = {m.format('id')} AND originator_version = "
-                           f"{version}", {"t": topic, "s": state, "id": originator})
+            cursor.execute(
+                f"UPDATE {table} SET topic = {m.format('t')}, state = {m.format('s')} "
+                f"WHERE originator_id = {m.format('id')} AND originator_version = "
+                f"{version}",
+                {"t": topic, "s": state, "id": originator},
+            )
 
 
 def test_forget_makes_the_cpr_unrecoverable_and_reports_stay(populated: Engine) -> None:
@@ -120,8 +136,9 @@ def test_forget_makes_the_cpr_unrecoverable_and_reports_stay(populated: Engine) 
     row = next(iter(populated.view("durations").select_rows()))
     citizen = populated.app.find(row.citizen_key)
     assert citizen is not None and populated.vault.unseal(row.citizen_key, citizen.sealed_cpr)
-    forget(populated.app, populated.vault.keys.destroy, citizen,
-           at=datetime(2026, 11, 2, tzinfo=UTC))
+    forget(
+        populated.app, populated.vault.keys.destroy, citizen, at=datetime(2026, 11, 2, tzinfo=UTC)
+    )
     populated.project()
     assert checksum(populated, "durations").checksum == before
     again = populated.app.find(row.citizen_key)
@@ -137,14 +154,20 @@ def test_audit_shows_provenance_retraction_links_and_effects(engine: Engine) -> 
     wrong = retraction(stop)
     records = [record(started(date(2020, 1, 1))), record(stop), record(wrong)]
     engine.ingest_service(DeadLetterList()).ingest(
-        [Incoming(r, json.dumps(r).encode(), {"file": "x.jsonl", "line": i + 1})
-         for i, r in enumerate(records)]
+        [
+            Incoming(r, json.dumps(r).encode(), {"file": "x.jsonl", "line": i + 1})
+            for i, r in enumerate(records)
+        ]
     )
     citizen = engine.app.find(engine.vault.citizen_key("6101901234"))
     assert citizen is not None
     trail = audit_entries(engine.app, citizen, date(2021, 6, 1))
     assert [e.event for e in trail] == [
-        "Registered", "BenefitStarted", "BenefitStopped", "EventRetracted"]
+        "Registered",
+        "BenefitStarted",
+        "BenefitStopped",
+        "EventRetracted",
+    ]
     assert trail[1].provenance == {"file": "x.jsonl", "line": 1}
     assert trail[1].changes["on_benefit"] == (False, True)
     assert trail[2].changes["on_benefit"] == (True, False)
@@ -157,21 +180,30 @@ def test_as_known_at_before_and_after_a_retraction(engine: Engine) -> None:
     undo = retraction(stop, recorded=datetime(2021, 3, 1, tzinfo=UTC))
     records = [record(started(date(2020, 1, 1))), record(stop), record(undo)]
     engine.ingest_service(DeadLetterList()).ingest(
-        [Incoming(r, json.dumps(r).encode(), {}) for r in records])
+        [Incoming(r, json.dumps(r).encode(), {}) for r in records]
+    )
     citizen = engine.app.find(engine.vault.citizen_key("6101901234"))
     assert citizen is not None
     day = date(2021, 2, 1)
-    known_before = durations_on(build_timeline(citizen.facts, datetime(2021, 2, 1, tzinfo=UTC)),
-                                day, citizen.birth_date)
-    known_after = durations_on(build_timeline(citizen.facts, datetime(2021, 4, 1, tzinfo=UTC)),
-                               day, citizen.birth_date)
+    known_before = durations_on(
+        build_timeline(citizen.facts, datetime(2021, 2, 1, tzinfo=UTC)), day, citizen.birth_date
+    )
+    known_after = durations_on(
+        build_timeline(citizen.facts, datetime(2021, 4, 1, tzinfo=UTC)), day, citizen.birth_date
+    )
     assert not known_before.on_benefit
     assert known_after.on_benefit and known_after.all_benefits_spell_start == date(2020, 1, 1)
 
 
 def run(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "casehistory.cli", *args], cwd=cwd,
-                          env={**os.environ, **env}, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "casehistory.cli", *args],
+        cwd=cwd,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_no_cpr_in_clear_anywhere_after_a_demo_run(tmp_path: Path) -> None:
@@ -190,12 +222,17 @@ def test_no_cpr_in_clear_anywhere_after_a_demo_run(tmp_path: Path) -> None:
     assert any(p.suffix == ".db" for p in scanned)
     texts = [demo.stdout, demo.stderr] + [p.read_bytes().decode("latin-1") for p in scanned]
     stored_cpr = next(
-        r["cpr"] for r in map(json.loads, (demo_dir / "population.jsonl").read_text().splitlines())
+        r["cpr"]
+        for r in map(json.loads, (demo_dir / "population.jsonl").read_text().splitlines())
         if r.get("event_type") == "BenefitStarted" and isinstance(validate(r), ContractEvent)
     )
     for audit in ("audit", "verify", "checksum"):
-        result = run({"CASEHISTORY_DATA_DIR": str(demo_dir)}, tmp_path, audit,
-                     *([stored_cpr] if audit == "audit" else []))
+        result = run(
+            {"CASEHISTORY_DATA_DIR": str(demo_dir)},
+            tmp_path,
+            audit,
+            *([stored_cpr] if audit == "audit" else []),
+        )
         assert result.returncode == 0, result.stderr[-2000:]
         texts += [result.stdout, result.stderr]
     letters = (demo_dir / "dead-letters.jsonl").read_text().splitlines()
