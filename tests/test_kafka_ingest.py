@@ -21,9 +21,10 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from casehistory import generator
-from casehistory.bootstrap import Engine, build
+from casehistory.bootstrap import READ_MODELS, Engine, build
 from casehistory.citizen_view import recorded_facts
 from casehistory.cli import duration_record, ingest_files
+from casehistory.replay import checksum, replay_from_kafka
 from casehistory.settings import Settings
 from consumers.deadletter import DeadLetterList
 from consumers.kafka_ingest import KafkaDeadLetters, KafkaIngestConsumer
@@ -85,8 +86,14 @@ def population(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str
     folder = tmp_path_factory.mktemp("embedded")
     path = folder / "population.jsonl"
     generator.write_jsonl(generator.generate_population(400, seed=11, until=AS_OF), path)
-    engine = build(Settings.load({"CASEHISTORY_DATA_DIR": str(folder / "store"),
-                                  "CASEHISTORY_PSEUDONYM_KEY": PSEUDONYM_KEY}))
+    engine = build(
+        Settings.load(
+            {
+                "CASEHISTORY_DATA_DIR": str(folder / "store"),
+                "CASEHISTORY_PSEUDONYM_KEY": PSEUDONYM_KEY,
+            }
+        )
+    )
     try:
         ingest_files(engine, [path], DeadLetterList())
         return path, per_citizen(engine)
@@ -157,8 +164,10 @@ def test_a_consumer_killed_mid_stream_loses_and_doubles_nothing(
     try:
         assert per_citizen(engine) == expected
         stored_ids = [
-            f.event_id for row in engine.durations_view.select_rows()
-            if (c := engine.app.find(row.citizen_key)) for f in c.facts
+            f.event_id
+            for row in engine.durations_view.select_rows()
+            if (c := engine.app.find(row.citizen_key))
+            for f in c.facts
         ]
         result = reconcile(kafka_bootstrap, topic, topic + ".ingest", engine.app.recorder.ledger())
     finally:
@@ -189,7 +198,9 @@ def test_invalid_and_undecodable_records_land_in_the_dlq_with_reasons(
     dlq_producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     consumer = KafkaIngestConsumer(
         engine.ingest_service(KafkaDeadLetters(dlq_producer, topic + ".dlq")),
-        kafka_bootstrap, topic, topic + ".ingest",
+        kafka_bootstrap,
+        topic,
+        topic + ".ingest",
     )
     try:
         deadline = time.monotonic() + 30
@@ -201,8 +212,12 @@ def test_invalid_and_undecodable_records_land_in_the_dlq_with_reasons(
         engine.close()
     assert (consumer.counters.stored, consumer.counters.dead_lettered) == (1, 3)
 
-    dlq = KafkaConsumer(topic + ".dlq", bootstrap_servers=kafka_bootstrap,
-                        auto_offset_reset="earliest", consumer_timeout_ms=5000)
+    dlq = KafkaConsumer(
+        topic + ".dlq",
+        bootstrap_servers=kafka_bootstrap,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=5000,
+    )
     letters = list(dlq)
     dlq.close()
     by_reason = {dict(m.headers)["dlq.reason"].decode(): m for m in letters}
@@ -249,3 +264,36 @@ def test_a_record_written_with_an_older_schema_is_read_by_the_current_reader(
     finally:
         consumer.close()
         engine.close()
+
+
+def test_replay_from_kafka_rebuilds_an_equal_store(
+    kafka_bootstrap: str,
+    store_env: dict[str, str],
+    tmp_path: Path,
+    population: tuple[Path, dict[str, dict]],
+) -> None:
+    path, _ = population
+    topic = f"events-{uuid.uuid4().hex[:8]}"
+    env = kafka_env(kafka_bootstrap, store_env, topic)
+    publish_file(env, path)
+    finish([consumer_process(env, "--idle-exit", "5")])
+    original = build(Settings.load(env))
+    recovered = build(
+        Settings.load(
+            {
+                **env,
+                "CASEHISTORY_DATA_DIR": str(tmp_path / "recovered"),
+                "CASEHISTORY_STORE": "sqlite",
+            }
+        )
+    )
+    try:
+        counts = replay_from_kafka(recovered, kafka_bootstrap, topic)
+        original.project()
+        recovered.project()
+        assert counts["consumed"] > 0 and counts["stored"] > 0
+        for name in READ_MODELS:
+            assert checksum(recovered, name).checksum == checksum(original, name).checksum
+    finally:
+        original.close()
+        recovered.close()
