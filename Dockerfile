@@ -1,0 +1,12 @@
+# The engine image used by docker-compose.yml for ingest consumers and projection workers.
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY domain domain
+COPY schemas schemas
+COPY consumers consumers
+COPY projections projections
+COPY casehistory casehistory
+RUN pip install --no-cache-dir .
+USER nobody
+ENTRYPOINT []

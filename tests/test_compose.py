@@ -1,0 +1,57 @@
+"""docker-compose.yml describes the deployable stack the code actually expects."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import fields
+from pathlib import Path
+
+import yaml
+
+from casehistory.cli import parser
+from casehistory.devservices.kafka import KAFKA_VERSION
+from casehistory.settings import PREFIX, Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_the_stack_has_kafka_postgres_ingest_and_projection_workers() -> None:
+    services = compose()["services"]
+    assert {"kafka", "postgres", "ingest", "projections"} <= set(services)
+    assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert services["kafka"]["image"].split(":")[1].split(".")[0] == KAFKA_VERSION.split(".")[0]
+
+
+def test_engine_settings_in_the_stack_are_settings_the_code_reads() -> None:
+    services = compose()["services"]
+    known = {PREFIX + f.name.upper() for f in fields(Settings)} | {PREFIX + "PSEUDONYM_KEY_FILE"}
+    for name in ("ingest", "projections"):
+        env = services[name]["environment"]
+        assert set(env) <= known, set(env) - known
+        settings = Settings.load(
+            {k: str(v) for k, v in env.items() if k != PREFIX + "PSEUDONYM_KEY_FILE"}
+        )
+        assert settings.uses_postgres
+        assert settings.kafka_bootstrap == "kafka:9092"
+        defaults = Settings.load({PREFIX + "PSEUDONYM_KEY": "00"})
+        assert settings.kafka_topic == defaults.kafka_topic
+        assert settings.kafka_dlq_topic == defaults.kafka_dlq_topic
+        assert settings.kafka_group == defaults.kafka_group
+
+
+def test_service_commands_are_real_cli_commands() -> None:
+    services = compose()["services"]
+    for name in ("ingest", "projections"):
+        command = services[name]["command"]
+        argv = command if isinstance(command, list) else shlex.split(command)
+        assert argv[0] == "casehistory"
+        parser().parse_args(argv[1:])  # raises SystemExit on an unknown command or flag
+
+
+def test_the_image_the_stack_builds_exists() -> None:
+    assert (ROOT / "Dockerfile").is_file()
+    assert "pip install" in (ROOT / "Dockerfile").read_text()
