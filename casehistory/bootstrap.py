@@ -25,6 +25,7 @@ from casehistory.settings import Settings
 from consumers.deadletter import DeadLetterSink
 from consumers.ingest import IngestService
 from domain.citizen import Citizen
+from projections import coordination
 from projections.durations import (
     DurationsRow,
     DurationsView,
@@ -48,6 +49,12 @@ class ReadModel:
 
 READ_MODELS: dict[str, ReadModel] = {
     "durations": ReadModel("durations", SQLiteDurationsView, PostgresDurationsView, row_for),
+    "coordination": ReadModel(
+        "coordination",
+        coordination.SQLiteCoordinationView,
+        coordination.PostgresCoordinationView,
+        coordination.row_for,
+    ),
 }
 REPLAY_SCHEMA = "casehistory_replay"
 
@@ -100,11 +107,19 @@ class Engine:
         view: DurationsView = self.view("durations")
         return view
 
+    @property
+    def coordination_view(self) -> coordination.CoordinationView:
+        view: coordination.CoordinationView = self.view("coordination")
+        return view
+
     def ingest_service(self, dead_letters: DeadLetterSink) -> IngestService:
         return IngestService(self.app, self.vault, dead_letters)
 
     def durations_follower(self) -> Follower[DurationsRow]:
         return self.follower("durations")
+
+    def coordination_follower(self) -> Follower[coordination.CoordinationRow]:
+        return self.follower("coordination")
 
     def projection_lease(self, name: str, stop: threading.Event) -> AbstractContextManager[bool]:
         """Held by the one worker that applies projection `name` (see projections.lease)."""

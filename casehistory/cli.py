@@ -173,6 +173,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         summary = headline((d for _, d in all_durations(engine, args.as_of)), args.as_of)
         for table in _headline_tables(summary):
             console.print(table)
+        from casehistory import coordination_cli
+
+        for table in coordination_cli.demo_tables(engine, args.as_of):
+            console.print(table)
     finally:
         engine.close()
     return 0
@@ -499,6 +503,10 @@ def parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=7)
     gen.add_argument("--until", type=_date, default=DEMO_AS_OF)
     gen.set_defaults(func=cmd_generate)
+
+    from casehistory import coordination_cli  # its commands build on the helpers above
+
+    coordination_cli.add_parsers(sub)
     return p
 
 

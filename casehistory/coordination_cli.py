@@ -1,0 +1,137 @@
+"""The `coordination` and `flows` commands: parse input, read the coordination view, report."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from casehistory.bootstrap import Engine, build
+from casehistory.cli import _date, _reveal
+from casehistory.coordination_report import (
+    FLOW_FIELDS,
+    CoordinationSummary,
+    flag_table,
+    flow_records,
+    flow_tables,
+    flows,
+    group_table,
+    intervention_table,
+    step_table,
+    summarise,
+    yearly_mapping,
+    yearly_table,
+)
+from casehistory.output import FORMATS, write_rows
+from domain.coordination import Coordination
+from domain.timeline import Timeline
+from projections.coordination import LONG_SPELL_YEARS
+
+COORDINATION_FIELDS = [
+    "citizen_key",
+    "cpr",
+    "is_faellesborger",
+    "support_step",
+    "interventions",
+    "flags",
+    "target_group",
+    "age",
+]
+
+
+def coordination_record(citizen_key: str, c: Coordination) -> dict[str, Any]:
+    return {
+        "citizen_key": citizen_key,
+        "is_faellesborger": c.is_faellesborger,
+        "support_step": c.support_step,
+        "interventions": list(c.interventions),
+        "flags": sorted(c.flags),
+        "target_group": c.target_group,
+        "age": c.age,
+    }
+
+
+def summary(
+    engine: Engine, as_of: date, long_spell_years: int = LONG_SPELL_YEARS
+) -> CoordinationSummary:
+    rows = engine.coordination_view.select_rows()
+    return summarise((row.coordination(as_of, long_spell_years) for row in rows), as_of)
+
+
+def timelines(engine: Engine) -> Iterator[Timeline]:
+    return (row.history() for row in engine.coordination_view.select_rows())
+
+
+def demo_tables(engine: Engine, as_of: date) -> list[Table]:
+    """The demo's coordination section: fællesborgere by target group, support steps, flags."""
+    engine.project()
+    report = summary(engine, as_of)
+    return [group_table(report), step_table(report), flag_table(report)]
+
+
+def cmd_coordination(args: argparse.Namespace) -> int:
+    engine = build()
+    try:
+        engine.project()
+        if not args.per_citizen:
+            report = summary(engine, args.as_of, args.long_spell_years)
+            tables = [group_table(report), intervention_table(report), step_table(report),
+                      flag_table(report)]
+            if args.year is not None:
+                tables.append(yearly_table(yearly_mapping(timelines(engine), args.year)))
+            for table in tables:
+                Console().print(table)
+            return 0
+        columns = [c for c in COORDINATION_FIELDS if c != "cpr" or args.reveal_cpr]
+
+        def rows() -> Iterator[dict[str, Any]]:
+            for row in engine.coordination_view.select_rows():
+                record = coordination_record(
+                    row.citizen_key, row.coordination(args.as_of, args.long_spell_years)
+                )
+                if args.reveal_cpr:
+                    record["cpr"] = _reveal(engine, row.citizen_key)
+                yield record
+
+        write_rows(rows(), columns, args.format, Console(), title=f"Coordination on {args.as_of}")
+    finally:
+        engine.close()
+    return 0
+
+
+def cmd_flows(args: argparse.Namespace) -> int:
+    engine = build()
+    try:
+        engine.project()
+        result = flows(timelines(engine), args.first, args.last)
+    finally:
+        engine.close()
+    if args.format == "table":
+        for table in flow_tables(result):
+            Console().print(table)
+    else:
+        write_rows(flow_records(result), FLOW_FIELDS, args.format, Console())
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    """Register `coordination` and `flows` on the main parser's subcommands."""
+    coord = sub.add_parser("coordination", help="fællesborgere, support steps and flags on a date")
+    coord.add_argument("--as-of", type=_date, default=date.today())
+    coord.add_argument("--year", type=int, help="also report the yearly mapping for this year")
+    coord.add_argument("--long-spell-years", type=int, default=LONG_SPELL_YEARS,
+                       help="years of spell behind long_duration_with_social_needs")
+    coord.add_argument("--per-citizen", action="store_true")
+    coord.add_argument("--format", choices=FORMATS, default="table")
+    coord.add_argument("--reveal-cpr", action="store_true")
+    coord.set_defaults(func=cmd_coordination)
+
+    flow = sub.add_parser("flows", help="inflow per half-year and citizens awaiting a flexjob")
+    flow.add_argument("--from", dest="first", type=_date, required=True)
+    flow.add_argument("--to", dest="last", type=_date, required=True)
+    flow.add_argument("--format", choices=FORMATS, default="table")
+    flow.set_defaults(func=cmd_flows)
