@@ -89,11 +89,12 @@ def _replay_from_kafka(args: argparse.Namespace) -> int:
     try:
         with _progress() as progress:
             task = progress.add_task(f"replay {source.kafka_topic}", total=None, rate="")
-            counts = replay_from_kafka(
+            report = replay_from_kafka(
                 target, bootstrap, source.kafka_topic, lambda n: progress.advance(task, n)
             )
         target.project()
-        console.print(", ".join(f"{k} {v:,}" for k, v in counts.items()))
+        console.print(f"consumed {report.received:,}: stored {report.stored:,}, duplicate "
+                      f"{report.duplicate:,}, dead-lettered {report.rejected:,}")
         Console().print(_checksum_table(target, f"Checksums of the store rebuilt in {args.into}"))
     finally:
         target.close()
@@ -103,7 +104,7 @@ def _replay_from_kafka(args: argparse.Namespace) -> int:
 def cmd_audit(args: argparse.Namespace) -> int:
     engine = build()
     try:
-        citizen = engine.app.find(engine.vault.citizen_key(args.cpr))
+        citizen = engine.citizen(args.cpr)
         if citizen is None:
             console.print("no such citizen in the store")
             return 1
@@ -169,7 +170,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_forget(args: argparse.Namespace) -> int:
     engine = build()
     try:
-        citizen = engine.app.find(engine.vault.citizen_key(args.cpr))
+        citizen = engine.citizen(args.cpr)
         if citizen is None:
             console.print("no such citizen in the store")
             return 1

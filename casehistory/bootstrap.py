@@ -8,9 +8,10 @@ URL puts all of them in that database, in their own tables.
 
 from __future__ import annotations
 
+import fcntl
 import threading
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,7 @@ READ_MODELS: dict[str, ReadModel] = {
     ),
 }
 REPLAY_SCHEMA = "casehistory_replay"
+SCHEMA_LOCK_ID = 0x0CA5E  # advisory lock key held while creating tables
 
 
 @dataclass
@@ -80,9 +82,16 @@ class Engine:
         return view
 
     def _construct_view(self, name: str, *, replay: bool) -> Any:
+        with schema_lock(self.settings):
+            view = self._create_view(name, replay=replay)
+        self._opened.append(view)
+        return view
+
+    def _create_view(self, name: str, *, replay: bool) -> Any:
         model = READ_MODELS[name]
         if self.settings.uses_postgres:
-            env = postgres_env(self.settings.store)
+            # A replay copy is new by definition, so it is always created.
+            env = postgres_env(self.settings.store, replay or self.settings.create_tables)
             if replay:
                 _create_schema(self.settings.store, REPLAY_SCHEMA)
                 env["POSTGRES_SCHEMA"] = REPLAY_SCHEMA
@@ -95,7 +104,6 @@ class Engine:
                 env=Environment(name, sqlite_env(folder / f"{name}.db"))
             )
             view = factory.tracking_recorder(model.sqlite_view)
-        self._opened.append(view)
         return view
 
     def follower(self, name: str, view: Any = None) -> Follower[Any]:
@@ -111,6 +119,10 @@ class Engine:
     def coordination_view(self) -> coordination.CoordinationView:
         view: coordination.CoordinationView = self.view("coordination")
         return view
+
+    def citizen(self, cpr: str) -> Citizen | None:
+        """The citizen with this CPR number, found through its keyed pseudonym."""
+        return self.app.find(self.vault.citizen_key(cpr))
 
     def ingest_service(self, dead_letters: DeadLetterSink) -> IngestService:
         return IngestService(self.app, self.vault, dead_letters)
@@ -138,6 +150,44 @@ class Engine:
             view.datastore.close()  # type: ignore[attr-defined]
 
 
+def drop_engine_tables(url: str) -> None:
+    """Drop the engine's own tables (and nothing else) from a PostgreSQL database."""
+    import psycopg
+
+    tables = ["casehistory_events", "ingest_ledger", "citizen_keys"]
+    for name, model in READ_MODELS.items():
+        tables += [f"{name}_tracking", model.postgres_view.table]
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(f"DROP TABLE IF EXISTS {', '.join(tables)}")
+        connection.execute(f'DROP SCHEMA IF EXISTS "{REPLAY_SCHEMA}" CASCADE')
+
+
+@contextmanager
+def schema_lock(settings: Settings) -> Iterator[None]:
+    """Serialise table creation between processes starting at once.
+
+    `eventsourcing` creates its tables on construction; two processes doing that
+    concurrently can collide (PostgreSQL: "tuple concurrently updated"; SQLite:
+    the tracking-table migration), so construction happens under a lock.
+    """
+    if settings.uses_postgres:
+        import psycopg
+
+        with psycopg.connect(settings.store, autocommit=True) as connection:
+            connection.execute("SELECT pg_advisory_lock(%s)", [SCHEMA_LOCK_ID])
+            try:
+                yield
+            finally:
+                connection.execute("SELECT pg_advisory_unlock(%s)", [SCHEMA_LOCK_ID])
+    else:
+        with (settings.data_dir / ".schema.lock").open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _create_schema(url: str, schema: str) -> None:
     import psycopg
 
@@ -149,11 +199,12 @@ def sqlite_env(path: Path) -> dict[str, str]:
     return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path)}
 
 
-def postgres_env(url: str) -> dict[str, str]:
+def postgres_env(url: str, create_tables: bool = True) -> dict[str, str]:
     """`eventsourcing`'s PostgreSQL settings from a `postgresql://` URL."""
     parts = urlsplit(url)
     return {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "CREATE_TABLE": "yes" if create_tables else "no",
         "POSTGRES_DBNAME": unquote(parts.path.lstrip("/")),
         "POSTGRES_HOST": parts.hostname or "127.0.0.1",
         "POSTGRES_PORT": str(parts.port or 5432),
@@ -165,7 +216,7 @@ def postgres_env(url: str) -> dict[str, str]:
 def event_store_env(settings: Settings) -> dict[str, str]:
     if settings.uses_postgres:
         return {
-            **postgres_env(settings.store),
+            **postgres_env(settings.store, settings.create_tables),
             "APPLICATION_RECORDER_TOPIC": "casehistory.recorders:PostgresLedgerRecorder",
         }
     return {
@@ -178,9 +229,10 @@ def build(settings: Settings | None = None) -> Engine:
     """The engine on the configured store (SQLite under the data dir by default)."""
     settings = settings or Settings.load()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app = CaseHistory(env=event_store_env(settings))
+    with schema_lock(settings):
+        app = CaseHistory(env=event_store_env(settings))
     keys: KeyStore = (
-        PostgresKeyStore(settings.store)
+        PostgresKeyStore(settings.store, create_table=settings.create_tables)
         if settings.uses_postgres
         else SQLiteKeyStore(settings.data_dir / "keys.db")
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shutil
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -17,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from casehistory import generator
-from casehistory.bootstrap import Engine, build
+from casehistory.bootstrap import Engine, build, drop_engine_tables
 from casehistory.report import DURATION_BUCKETS, Headline, headline
 from casehistory.settings import Settings
 from consumers import files
@@ -156,7 +157,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     base = Settings.load()
     demo_dir = base.data_dir / "demo"
     shutil.rmtree(demo_dir, ignore_errors=True)
-    settings = replace(base, data_dir=demo_dir, store="sqlite")
+    settings = replace(
+        Settings.load({**os.environ, "CASEHISTORY_DATA_DIR": str(demo_dir)}), store=args.store
+    )
+    if settings.uses_postgres:
+        drop_engine_tables(settings.store)
     engine = build(settings)
     try:
         population = demo_dir / "population.jsonl"
@@ -177,6 +182,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
         for table in coordination_cli.demo_tables(engine, args.as_of):
             console.print(table)
+        console.print(f"explore further with CASEHISTORY_DATA_DIR={demo_dir}"
+                      + (f" CASEHISTORY_STORE={args.store}" if settings.uses_postgres else ""))
     finally:
         engine.close()
     return 0
@@ -281,8 +288,7 @@ def cmd_citizen(args: argparse.Namespace) -> int:
 
     engine = build()
     try:
-        key = engine.vault.citizen_key(args.cpr)
-        citizen = engine.app.find(key)
+        citizen = engine.citizen(args.cpr)
         if citizen is None:
             console.print("no such citizen in the store")
             return 1
@@ -450,6 +456,8 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--citizens", type=int, default=2000)
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--as-of", type=_date, default=DEMO_AS_OF)
+    demo.add_argument("--store", default="sqlite",
+                      help="sqlite (default) or a postgresql:// URL (its engine tables are reset)")
     demo.set_defaults(func=cmd_demo)
 
     ingest = sub.add_parser("ingest", help="ingest JSON Lines or Avro container files")
@@ -507,6 +515,14 @@ def parser() -> argparse.ArgumentParser:
     from casehistory import coordination_cli  # its commands build on the helpers above
 
     coordination_cli.add_parsers(sub)
+
+    from casehistory import audit_cli  # its commands build on the helpers above
+
+    audit_cli.add_parsers(sub)
+
+    from casehistory import db_cli  # its commands build on the helpers above
+
+    db_cli.add_parsers(sub)
     return p
 
 

@@ -73,12 +73,12 @@ class SQLiteKeyStore:
 class PostgresKeyStore:
     """Per-citizen keys in a `citizen_keys` table of a PostgreSQL database."""
 
-    def __init__(self, conninfo: str) -> None:
+    def __init__(self, conninfo: str, *, create_table: bool = True) -> None:
         import psycopg
 
         self._db = psycopg.connect(conninfo, autocommit=True)
         self._lock = threading.Lock()
-        with self._lock:
+        if create_table:
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS citizen_keys (citizen_key TEXT PRIMARY KEY, key BYTEA)"
             )

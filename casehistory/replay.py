@@ -14,6 +14,7 @@ from typing import Any
 from eventsourcing.persistence import Tracking
 
 from casehistory.bootstrap import READ_MODELS, Engine
+from consumers.ingest import IngestReport
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def replay_from_kafka(
     bootstrap_servers: str,
     topic: str,
     on_batch: Callable[[int], None] | None = None,
-) -> dict[str, int]:
+) -> IngestReport:
     """Rebuild an event store from the input topic read from offset 0 to its current end.
 
     Records go through the same ingest path as live consumption, so duplicates
@@ -102,7 +103,7 @@ def replay_from_kafka(
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap_servers, enable_auto_commit=False, max_poll_records=2000
     )
-    counts = {"consumed": 0, "stored": 0, "duplicate": 0, "dead_lettered": 0}
+    total = IngestReport()
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         consumer.assign(partitions)
@@ -115,12 +116,9 @@ def replay_from_kafka(
             if not records:
                 continue
             report = service.ingest([to_incoming(r) for r in records])
-            counts["consumed"] += report.received
-            counts["stored"] += report.stored
-            counts["duplicate"] += report.duplicate
-            counts["dead_lettered"] += report.rejected
+            total.add(report)
             if on_batch is not None:
                 on_batch(report.received)
     finally:
         consumer.close()
-    return counts
+    return total

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from eventsourcing.utils import strtobool
+
 PREFIX = "CASEHISTORY_"
 
 
@@ -28,6 +30,8 @@ class Settings:
     kafka_topic: str
     kafka_dlq_topic: str
     kafka_group: str
+    create_tables: bool = True
+    """Whether engine processes create missing tables (no: `casehistory db init` made them)."""
 
     @property
     def uses_postgres(self) -> bool:
@@ -50,6 +54,7 @@ class Settings:
             kafka_topic=get("kafka_topic", "casehistory.events.v1") or "",
             kafka_dlq_topic=get("kafka_dlq_topic", "casehistory.events.dlq") or "",
             kafka_group=get("kafka_group", "casehistory-ingest") or "",
+            create_tables=strtobool(get("create_tables", "yes") or "yes"),
         )
 
 

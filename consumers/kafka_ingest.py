@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -32,25 +32,23 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class ConsumerCounters:
+class ConsumerCounters(IngestReport):
     """What one consumer process has done since it started."""
 
-    consumed: int = 0
-    stored: int = 0
-    duplicate: int = 0
-    dead_lettered: int = 0
     batches: int = 0
     lag: int = 0
-    by_reason: dict[str, int] = field(default_factory=dict)
 
-    def add(self, report: IngestReport) -> None:
-        self.consumed += report.received
-        self.stored += report.stored
-        self.duplicate += report.duplicate
-        self.dead_lettered += report.rejected
+    @property
+    def consumed(self) -> int:
+        return self.received
+
+    @property
+    def dead_lettered(self) -> int:
+        return self.rejected
+
+    def add(self, other: IngestReport) -> None:
+        super().add(other)
         self.batches += 1
-        for reason, count in report.rejected_by_reason.items():
-            self.by_reason[reason] = self.by_reason.get(reason, 0) + count
 
 
 class KafkaDeadLetters:

@@ -6,6 +6,7 @@ import itertools
 from datetime import UTC, date, datetime, time
 from typing import Any
 
+from domain.citizen import FACT_FIELDS
 from domain.facts import EventType, Fact
 
 _ids = itertools.count(1)
@@ -67,18 +68,7 @@ def record(fact_: Fact, cpr: str = "6101901234") -> dict[str, Any]:
         "source_system": fact_.source_system,
         "municipality": fact_.municipality,
     }
-    for name in (
-        "source_case_ref",
-        "benefit",
-        "target_group",
-        "reason",
-        "from_municipality",
-        "to_municipality",
-        "from_group",
-        "to_group",
-        "intervention",
-        "retracted_event_id",
-    ):
+    for name in ("source_case_ref", *FACT_FIELDS):
         value = getattr(fact_, name)
         if value is not None:
             data[name] = value

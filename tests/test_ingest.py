@@ -48,13 +48,14 @@ def test_projection_follows_the_store_and_applies_each_event_once(engine: Engine
     stop = stopped(date(2021, 1, 1))
     service = engine.ingest_service(DeadLetterList())
     service.ingest(incoming(record(started(date(2020, 1, 1))), record(stop)))
-    assert engine.project() == 3  # registration and two facts
-    assert engine.project() == 0  # resumes from the tracked position
+    durations = engine.durations_follower()
+    assert durations.catch_up() == 3  # registration and two facts
+    assert durations.catch_up() == 0  # resumes from the tracked position
     key = engine.vault.citizen_key(CPR)
     row = engine.durations_view.select_row(key)
     assert row is not None and not row.durations(date(2021, 6, 1)).on_benefit
     service.ingest(incoming(record(retraction(stop))))
-    assert engine.project() == 1
+    assert durations.catch_up() == 1
     row = engine.durations_view.select_row(key)
     assert row is not None and row.open_spell_start == date(2020, 1, 1)
     assert row.durations(date(2021, 6, 1)).all_benefits_spell_start == date(2020, 1, 1)

@@ -291,7 +291,7 @@ def test_replay_from_kafka_rebuilds_an_equal_store(
         counts = replay_from_kafka(recovered, kafka_bootstrap, topic)
         original.project()
         recovered.project()
-        assert counts["consumed"] > 0 and counts["stored"] > 0
+        assert counts.received > 0 and counts.stored > 0
         for name in READ_MODELS:
             assert checksum(recovered, name).checksum == checksum(original, name).checksum
     finally:
