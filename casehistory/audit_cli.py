@@ -13,9 +13,9 @@ from rich.console import Console
 from rich.table import Table
 
 from casehistory.audit import audit_entries, forget
-from casehistory.bootstrap import Engine, build
+from casehistory.bootstrap import Engine, build, read_model_names
 from casehistory.cli import _bootstrap, _date, _progress, console
-from casehistory.replay import checksum, read_model_names, rebuild, replay_from_kafka
+from casehistory.replay import checksum, rebuild, replay_from_kafka
 from casehistory.settings import Settings
 from casehistory.verify import verify_store
 

@@ -57,6 +57,13 @@ READ_MODELS: dict[str, ReadModel] = {
         coordination.row_for,
     ),
 }
+def read_model_names(requested: list[str]) -> list[str]:
+    unknown = [n for n in requested if n not in READ_MODELS]
+    if unknown:
+        raise SystemExit(f"unknown read model(s) {unknown}; known: {sorted(READ_MODELS)}")
+    return requested or list(READ_MODELS)
+
+
 REPLAY_SCHEMA = "casehistory_replay"
 SCHEMA_LOCK_ID = 0x0CA5E  # advisory lock key held while creating tables
 

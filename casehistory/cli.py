@@ -9,6 +9,7 @@ import shutil
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
+from functools import partial
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,7 +19,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from casehistory import generator
-from casehistory.bootstrap import Engine, build, drop_engine_tables
+from casehistory.bootstrap import (
+    READ_MODELS,
+    Engine,
+    build,
+    drop_engine_tables,
+    read_model_names,
+)
 from casehistory.report import DURATION_BUCKETS, Headline, headline
 from casehistory.settings import Settings
 from consumers import files
@@ -93,10 +100,14 @@ def ingest_files(
 
 
 def project(engine: Engine) -> int:
-    follower = engine.durations_follower()
+    """Bring every read model up to date, with progress."""
+    applied = 0
     with _progress() as progress:
-        task = progress.add_task("project durations", total=follower.lag(), rate="")
-        return follower.catch_up(lambda n: progress.advance(task, n))
+        for name in READ_MODELS:
+            follower = engine.follower(name)
+            task = progress.add_task(f"project {name}", total=follower.lag(), rate="")
+            applied += follower.catch_up(partial(progress.advance, task))
+    return applied
 
 
 def _ingest_summary(report: IngestReport, dead_letter_path: Path | None) -> Table:
@@ -202,10 +213,16 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_project(args: argparse.Namespace) -> int:
-    """Catch the read models up; with --follow, keep polling until SIGTERM/SIGINT."""
+    """Catch read models up; with --follow, keep polling until SIGTERM/SIGINT.
+
+    The worker first takes each read model's lease, so two workers never both
+    apply events to one read model; a second worker waits as a hot standby.
+    """
     import signal
     import threading
+    from contextlib import ExitStack
 
+    names = read_model_names(args.read_models)
     engine = build()
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -215,18 +232,22 @@ def cmd_project(args: argparse.Namespace) -> int:
         from projections.changelog import DurationsChangelog
 
         changelog = DurationsChangelog(_bootstrap(engine.settings))
-    follower = engine.durations_follower()
-    follower.batch_size = args.batch_size
-    follower.after_commit = changelog.publish if changelog else None
     try:
-        log.info("waiting for the durations projection lease")
-        with engine.projection_lease("durations", stop) as held:
-            if not held:
-                return 0
-            log.info("holding the durations projection lease from position %d", follower.position)
-            applied = follower.catch_up()
+        with ExitStack() as leases:
+            for name in names:
+                log.info("waiting for the %s projection lease", name)
+                if not leases.enter_context(engine.projection_lease(name, stop)):
+                    return 0
+            followers = [engine.follower(name) for name in names]
+            for name, follower in zip(names, followers, strict=True):
+                follower.batch_size = args.batch_size
+                log.info("holding the %s projection lease from position %d", name,
+                         follower.position)
+                if name == "durations" and changelog:
+                    follower.after_commit = changelog.publish
+            applied = sum(f.catch_up() for f in followers)
             while args.follow and not stop.wait(0.2):
-                applied += follower.catch_up()
+                applied += sum(f.catch_up() for f in followers)
         console.print(f"applied {applied:,} notifications")
     finally:
         if changelog:
@@ -466,6 +487,7 @@ def parser() -> argparse.ArgumentParser:
     ingest.set_defaults(func=cmd_ingest)
 
     proj = sub.add_parser("project", help="bring the read models up to date")
+    proj.add_argument("read_models", nargs="*", help=f"of {', '.join(READ_MODELS)}; default: all")
     proj.add_argument("--follow", action="store_true", help="keep following until SIGTERM")
     proj.add_argument("--batch-size", type=int, default=1000, help="notifications per transaction")
     proj.add_argument("--changelog", action="store_true",

@@ -13,7 +13,7 @@ from typing import Any
 
 from eventsourcing.persistence import Tracking
 
-from casehistory.bootstrap import READ_MODELS, Engine
+from casehistory.bootstrap import Engine
 from consumers.ingest import IngestReport
 
 
@@ -73,13 +73,6 @@ def rebuild(
         )
     fresh.clear(engine.app.name)
     return Rebuild(live, rebuilt, switch)
-
-
-def read_model_names(requested: list[str]) -> list[str]:
-    unknown = [n for n in requested if n not in READ_MODELS]
-    if unknown:
-        raise SystemExit(f"unknown read model(s) {unknown}; known: {sorted(READ_MODELS)}")
-    return requested or list(READ_MODELS)
 
 
 def replay_from_kafka(
