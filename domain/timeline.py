@@ -146,8 +146,9 @@ def build_timeline(facts: Iterable[Fact], known_at: datetime | None = None) -> T
     for fact in ordered:
         kind = fact.event_type
         if kind is EventType.BENEFIT_STARTED and fact.benefit:
-            findings.extend(benefits.start(fact, fact.benefit))
-            if fact.target_group:
+            refused = benefits.start(fact, fact.benefit)
+            findings.extend(refused)
+            if fact.target_group and not refused:  # a refused start changes nothing
                 assignments.append(_assignment(fact, fact.target_group))
         elif kind is EventType.BENEFIT_STOPPED and fact.benefit:
             findings.extend(benefits.stop(fact, fact.benefit))

@@ -221,6 +221,12 @@ def test_target_group_latest_by_effective_date_ties_to_later_recorded() -> None:
     assert measures(facts, date(2019, 10, 1)).target_group == "aktivitetsparat_voksen"
 
 
+def test_a_start_of_an_open_period_does_not_assign_its_target_group() -> None:
+    facts = [started(date(2019, 1, 1), target_group="jobparat"),
+             started(date(2019, 6, 1), target_group="aktivitetsparat_voksen")]
+    assert measures(facts, date(2019, 7, 1)).target_group == "jobparat"
+
+
 def test_target_group_reported_only_on_a_job_centre_benefit() -> None:
     facts = [
         started(date(2019, 1, 1), target_group="jobparat"),
