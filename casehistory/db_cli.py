@@ -1,0 +1,127 @@
+"""`casehistory db`: create the engine's tables as their owner, and least-privilege roles.
+
+`db init` builds the engine with table creation on and opens every read model,
+so the DDL is the engine's own. `db roles` prints (or with `--apply` runs) SQL
+for three NOLOGIN roles; grant them to login users and run engine processes
+with `CASEHISTORY_CREATE_TABLES=no`. Run both again after adding a read model.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, replace
+from typing import Any
+
+from casehistory.application import CaseHistory
+from casehistory.bootstrap import READ_MODELS, build
+from casehistory.cli import console
+from casehistory.recorders import LEDGER_TABLE
+from casehistory.settings import Settings
+
+INGEST = "casehistory_ingest"
+PROJECTION = "casehistory_projection"
+DASHBOARD = "casehistory_dashboard"
+ROLES = (INGEST, PROJECTION, DASHBOARD)
+SCHEMA = "public"
+"""eventsourcing's default schema, where the engine's tables live."""
+
+
+@dataclass(frozen=True)
+class EngineTables:
+    """The engine's PostgreSQL tables, named as its constructors name them."""
+
+    events: str
+    ledger: str
+    keys: str
+    read_models: tuple[str, ...]
+    tracking: tuple[str, ...]
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        return (self.events, self.ledger, self.keys, *self.read_models, *self.tracking)
+
+
+def engine_tables() -> EngineTables:
+    return EngineTables(
+        events=f"{CaseHistory.name}_events",
+        ledger=LEDGER_TABLE,
+        keys="citizen_keys",
+        read_models=tuple(model.postgres_view.table for model in READ_MODELS.values()),
+        tracking=tuple(f"{name}_tracking" for name in READ_MODELS),
+    )
+
+
+def _create_role(role: str) -> str:
+    return (
+        f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') "
+        f"THEN CREATE ROLE {role} NOLOGIN; END IF; END $$"
+    )
+
+
+def roles_sql(t: EngineTables) -> list[str]:
+    """Idempotent SQL statements for the three roles and their grants (tables must exist)."""
+    guard = f"{t.events}_append_only"
+    return [
+        *(_create_role(role) for role in ROLES),
+        f"GRANT USAGE ON SCHEMA {SCHEMA} TO {', '.join(ROLES)}",
+        "-- ingest: append events, the ledger and new citizens' keys; read them back\n"
+        f"GRANT SELECT, INSERT ON {t.events}, {t.ledger}, {t.keys} TO {INGEST}",
+        f"GRANT USAGE ON SEQUENCE {t.events}_notification_id_seq TO {INGEST}",
+        "-- eventsourcing takes LOCK TABLE ... IN EXCLUSIVE MODE on the events table on every\n"
+        "-- insert, which PostgreSQL allows only with table-level UPDATE, DELETE or TRUNCATE.\n"
+        "-- UPDATE is the least of them, and the trigger below refuses every UPDATE.\n"
+        f"GRANT UPDATE ON {t.events} TO {INGEST}",
+        f"CREATE OR REPLACE FUNCTION {guard}() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END $$",
+        f"DROP TRIGGER IF EXISTS {guard} ON {t.events}",
+        f"CREATE TRIGGER {guard} BEFORE UPDATE ON {t.events} "
+        f"FOR EACH STATEMENT EXECUTE FUNCTION {guard}()",
+        "-- projection: read events; write read models and their tracking positions\n"
+        f"GRANT SELECT ON {t.events} TO {PROJECTION}",
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON {', '.join(t.read_models + t.tracking)} "
+        f"TO {PROJECTION}",
+        "-- dashboard: read the read models, nothing else\n"
+        f"GRANT SELECT ON {', '.join(t.read_models)} TO {DASHBOARD}",
+    ]
+
+
+def apply_roles(url: str) -> None:
+    """Create the roles and grants in one transaction."""
+    import psycopg
+
+    with psycopg.connect(url) as connection:
+        for statement in roles_sql(engine_tables()):
+            connection.execute(statement)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    engine = build(replace(Settings.load(), create_tables=True))
+    try:
+        for name in READ_MODELS:
+            engine.view(name)
+    finally:
+        engine.close()
+    console.print(f"engine tables ready: {', '.join(engine_tables().all)}")
+    return 0
+
+
+def cmd_roles(args: argparse.Namespace) -> int:
+    if not args.apply:
+        print(";\n".join(roles_sql(engine_tables())) + ";")
+        return 0
+    settings = Settings.load()
+    if not settings.uses_postgres:
+        raise SystemExit("db roles --apply needs CASEHISTORY_STORE=postgresql://...")
+    apply_roles(settings.store)
+    console.print(f"roles ready: {', '.join(ROLES)} (grant them to login users)")
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    db = sub.add_parser("db", help="set up a PostgreSQL server: tables and roles")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    init = db_sub.add_parser("init", help="create every engine table as the connecting owner")
+    init.set_defaults(func=cmd_init)
+    roles = db_sub.add_parser("roles", help="print the SQL for the least-privilege roles")
+    roles.add_argument("--apply", action="store_true", help="run it against CASEHISTORY_STORE")
+    roles.set_defaults(func=cmd_roles)
