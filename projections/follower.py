@@ -14,8 +14,8 @@ from collections.abc import Callable
 from typing import Any, Generic, Protocol, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import Application
-from eventsourcing.persistence import Tracking
+from eventsourcing.application import Application, project_aggregate
+from eventsourcing.persistence import Notification, Tracking
 
 from domain.citizen import Citizen
 
@@ -45,6 +45,10 @@ class Follower(Generic[Row]):
         self.batch_size = batch_size
         self.after_commit = after_commit
         """Called with each batch's rows once they and the position are committed."""
+        self.held: dict[UUID | str, Citizen] = {}
+        """Recently projected citizens (least recently used first), moved forward by the
+        events of later batches instead of being reloaded from the store each time."""
+        self.held_maxsize = 2000
 
     @property
     def position(self) -> int:
@@ -66,13 +70,10 @@ class Follower(Generic[Row]):
             )
             if not notifications:
                 return applied
-            versions: dict[UUID | str, int] = {}
+            batch: dict[UUID | str, list[Notification]] = {}
             for notification in notifications:
-                versions[notification.originator_id] = notification.originator_version
-            rows = [
-                self.row_for(self.app.repository.get(citizen, version=version))
-                for citizen, version in versions.items()
-            ]
+                batch.setdefault(notification.originator_id, []).append(notification)
+            rows = [self.row_for(self._citizen(key, stored)) for key, stored in batch.items()]
             position = notifications[-1].id
             self.view.apply_rows(rows, Tracking(self.app.name, position))
             if self.after_commit is not None:
@@ -81,3 +82,26 @@ class Follower(Generic[Row]):
             if on_batch is not None:
                 on_batch(len(notifications))
         return applied
+
+    def _citizen(self, citizen_id: UUID | str, stored: list[Notification]) -> Citizen:
+        """The citizen as of the batch's last event for it.
+
+        A held copy that is exactly one version behind the batch's first event (or none,
+        when the batch starts with the registration) is moved forward by the batch's
+        events; anything else is loaded from the store at that version.
+        """
+        first, last = stored[0].originator_version, stored[-1].originator_version
+        held = self.held.pop(citizen_id, None)
+        citizen: Any
+        if last - first + 1 == len(stored) and (
+            first == 1 or (held is not None and held.version == first - 1)
+        ):
+            citizen = project_aggregate(
+                None if first == 1 else held, map(self.app.mapper.to_domain_event, stored)
+            )
+        else:
+            citizen = self.app.repository.get(citizen_id, version=last)
+        self.held[citizen_id] = citizen
+        if len(self.held) > self.held_maxsize:
+            del self.held[next(iter(self.held))]
+        return citizen  # type: ignore[no-any-return]
