@@ -11,17 +11,7 @@ from kafka.errors import TopicAlreadyExistsError
 CHANGELOG_TOPIC = "casehistory.durations.changelog"
 
 
-def ensure_topics(
-    bootstrap_servers: str, events: str, dlq: str, partitions: int = 6, replication: int = 1
-) -> None:
-    """Create the input topic (keyed by citizen), its DLQ and the compacted changelog."""
-    wanted = [
-        NewTopic(events, partitions, replication),
-        NewTopic(dlq, 1, replication),
-        NewTopic(
-            CHANGELOG_TOPIC, partitions, replication, topic_configs={"cleanup.policy": "compact"}
-        ),
-    ]
+def _create_missing(bootstrap_servers: str, wanted: list[NewTopic]) -> None:
     admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers)
     try:
         existing = set(admin.list_topics())
@@ -31,3 +21,28 @@ def ensure_topics(
                 admin.create_topics(missing, wait_for_metadata=True)
     finally:
         admin.close()
+
+
+def changelog_topic(partitions: int = 6, replication: int = 1) -> NewTopic:
+    return NewTopic(
+        CHANGELOG_TOPIC, partitions, replication, topic_configs={"cleanup.policy": "compact"}
+    )
+
+
+def ensure_topics(
+    bootstrap_servers: str, events: str, dlq: str, partitions: int = 6, replication: int = 1
+) -> None:
+    """Create the input topic (keyed by citizen), its DLQ and the compacted changelog."""
+    _create_missing(
+        bootstrap_servers,
+        [
+            NewTopic(events, partitions, replication),
+            NewTopic(dlq, 1, replication),
+            changelog_topic(partitions, replication),
+        ],
+    )
+
+
+def ensure_changelog(bootstrap_servers: str) -> None:
+    """Create the compacted changelog topic if it is missing."""
+    _create_missing(bootstrap_servers, [changelog_topic()])

@@ -12,12 +12,13 @@ import json
 
 from kafka import KafkaProducer
 
-from consumers.topics import CHANGELOG_TOPIC
+from consumers.topics import CHANGELOG_TOPIC, ensure_changelog
 from projections.durations import DurationsRow
 
 
 class DurationsChangelog:
     def __init__(self, bootstrap_servers: str, topic: str = CHANGELOG_TOPIC) -> None:
+        ensure_changelog(bootstrap_servers)
         self.topic = topic
         self.producer = KafkaProducer(bootstrap_servers=bootstrap_servers, acks="all")
 

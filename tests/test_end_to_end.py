@@ -21,16 +21,29 @@ from tests import oracle
 
 AS_OF = date(2026, 11, 1)
 EXPORT_FIELDS = [
-    "citizen_key", "cpr", "on_benefit", "all_benefits_spell_start", "all_benefits_spell_days",
-    "cash_system_spell_start", "cash_system_spell_days", "benefit_days_in_spell",
-    "breaks_bridged", "naive_days", "share_last_10y_cash_system", "age", "target_group",
+    "citizen_key",
+    "cpr",
+    "on_benefit",
+    "all_benefits_spell_start",
+    "all_benefits_spell_days",
+    "cash_system_spell_start",
+    "cash_system_spell_days",
+    "benefit_days_in_spell",
+    "breaks_bridged",
+    "naive_days",
+    "share_last_10y_cash_system",
+    "age",
+    "target_group",
 ]
 
 
 def casehistory(env: dict[str, str], *args: str) -> str:
     done = subprocess.run(
         [sys.executable, "-m", "casehistory.cli", *args],
-        env={**os.environ, **env}, capture_output=True, text=True, timeout=600,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
@@ -40,8 +53,16 @@ def test_generated_jsonl_to_per_citizen_export(store_env: dict[str, str], tmp_pa
     source = tmp_path / "population.jsonl"
     generator.write_jsonl(generator.generate_population(150, seed=5, until=AS_OF), source)
     casehistory(store_env, "ingest", str(source))
-    out = casehistory(store_env, "durations", "--as-of", AS_OF.isoformat(), "--per-citizen",
-                      "--format", "jsonl", "--reveal-cpr")
+    out = casehistory(
+        store_env,
+        "durations",
+        "--as-of",
+        AS_OF.isoformat(),
+        "--per-citizen",
+        "--format",
+        "jsonl",
+        "--reveal-cpr",
+    )
     rows = [json.loads(line) for line in out.splitlines()]
 
     facts_by_cpr = defaultdict(list)
@@ -74,9 +95,44 @@ def test_export_without_reveal_has_no_cpr(store_env: dict[str, str], tmp_path: P
     source = tmp_path / "population.jsonl"
     generator.write_jsonl(generator.generate_population(30, seed=6, until=AS_OF), source)
     casehistory(store_env, "ingest", str(source))
-    out = casehistory(store_env, "durations", "--as-of", AS_OF.isoformat(), "--per-citizen",
-                      "--format", "jsonl")
-    cprs = {json.loads(line)["cpr"] for line in source.read_text().splitlines()
-            if isinstance(json.loads(line).get("cpr"), str)}
+    out = casehistory(
+        store_env, "durations", "--as-of", AS_OF.isoformat(), "--per-citizen", "--format", "jsonl"
+    )
+    cprs = {
+        json.loads(line)["cpr"]
+        for line in source.read_text().splitlines()
+        if isinstance(json.loads(line).get("cpr"), str)
+    }
     assert out and not any(cpr in out for cpr in cprs)
     assert "cpr" not in json.loads(out.splitlines()[0])
+
+
+def test_demo_on_the_store_setting(store_env: dict[str, str], tmp_path: Path) -> None:
+    """`casehistory demo --store ...` on SQLite and on a real PostgreSQL server, twice."""
+    store = store_env.get("CASEHISTORY_STORE", "sqlite")
+    env = {"CASEHISTORY_DATA_DIR": str(tmp_path / "data")}
+    for _ in range(2):  # a second run starts from an empty store again
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "casehistory.cli",
+                "demo",
+                "--citizens",
+                "120",
+                "--store",
+                store,
+            ],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=tmp_path,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "Cohorts: spell over N years" in done.stderr
+        assert "Fællesborgere by target group" in done.stderr
+        assert "received                 │   " in done.stderr
+    stored = done.stderr.split("stored", 1)[1].split("│")[1].strip()
+    generated = done.stderr.split("generated ", 1)[1].split(" events")[0]
+    assert 0 < int(stored.replace(",", "")) < int(generated.replace(",", ""))

@@ -18,7 +18,8 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import ConfigResource, ConfigResourceType
 
 from casehistory import generator
 from casehistory.bootstrap import READ_MODELS, Engine, build
@@ -30,7 +31,7 @@ from consumers.deadletter import DeadLetterList
 from consumers.kafka_ingest import KafkaDeadLetters, KafkaIngestConsumer
 from consumers.publisher import Publisher
 from consumers.reconcile import reconcile
-from consumers.topics import ensure_topics
+from consumers.topics import CHANGELOG_TOPIC, ensure_topics
 from schemas import wire
 from schemas.contract import ContractEvent, validate
 from tests.factories import record, started
@@ -297,3 +298,45 @@ def test_replay_from_kafka_rebuilds_an_equal_store(
     finally:
         original.close()
         recovered.close()
+
+
+def test_project_changelog_publishes_current_rows_to_a_compacted_topic(
+    kafka_bootstrap: str, tmp_path: Path, population: tuple[Path, dict[str, dict]]
+) -> None:
+    path, expected = population
+    env = kafka_env(kafka_bootstrap, tmp_path, f"events-{uuid.uuid4().hex[:8]}")
+    engine = build(Settings.load(env))
+    try:
+        ingest_files(engine, [path], DeadLetterList())
+    finally:
+        engine.close()
+    done = subprocess.run(
+        [sys.executable, "-m", "casehistory.cli", "project", "durations", "--changelog"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    configs = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, CHANGELOG_TOPIC)])
+    admin.close()
+    assert "cleanup.policy" in str(configs) and "compact" in str(configs)
+    changelog = KafkaConsumer(
+        CHANGELOG_TOPIC,
+        bootstrap_servers=kafka_bootstrap,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=5000,
+    )
+    latest = {m.key.decode(): json.loads(m.value) for m in changelog}
+    changelog.close()
+    assert set(expected) <= set(latest)  # the topic is shared by this module's tests
+    engine = build(Settings.load(env))
+    try:
+        for key in expected:
+            row = engine.durations_view.select_row(key)
+            assert row is not None
+            stored = {k: v for k, v in row.params().items() if k != "timeline"}
+            assert latest[key] == stored
+    finally:
+        engine.close()
