@@ -14,10 +14,11 @@ from rich.table import Table
 
 from casehistory.audit import audit_entries, forget
 from casehistory.bootstrap import Engine, build, read_model_names
-from casehistory.cli import _bootstrap, _date, _progress, console
+from casehistory.cli import _bootstrap, _date, _progress, console, on_citizen
 from casehistory.replay import checksum, rebuild, replay_from_kafka
 from casehistory.settings import Settings
 from casehistory.verify import verify_store
+from domain.citizen import Citizen
 
 
 def _checksum_table(engine: Engine, title: str) -> Table:
@@ -102,15 +103,13 @@ def _replay_from_kafka(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    engine = build()
-    try:
-        citizen = engine.citizen(args.cpr)
-        if citizen is None:
-            console.print("no such citizen in the store")
-            return 1
-        entries = audit_entries(engine.app, citizen, args.as_of)
-    finally:
-        engine.close()
+    found = on_citizen(
+        args.cpr,
+        lambda engine, citizen: (citizen, audit_entries(engine.app, citizen, args.as_of)),
+    )
+    if found is None:
+        return 1
+    citizen, entries = found
     if args.format == "jsonl":
         for entry in entries:
             print(json.dumps(asdict(entry), default=str, ensure_ascii=False))
@@ -168,16 +167,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
-    engine = build()
-    try:
-        citizen = engine.citizen(args.cpr)
-        if citizen is None:
-            console.print("no such citizen in the store")
-            return 1
+    def shred(engine: Engine, citizen: Citizen) -> str:
         forget(engine.app, engine.vault.keys.destroy, citizen)
-        console.print(f"citizen {citizen.citizen_key}: CPR key destroyed; the history stays")
-    finally:
-        engine.close()
+        return citizen.citizen_key
+
+    key = on_citizen(args.cpr, shred)
+    if key is None:
+        return 1
+    console.print(f"citizen {key}: CPR key destroyed; the history stays")
     return 0
 
 

@@ -7,7 +7,7 @@ import logging
 import os
 import shutil
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from functools import partial
@@ -31,6 +31,7 @@ from casehistory.settings import Settings
 from consumers import files
 from consumers.deadletter import DeadLetter, DeadLetterFile, DeadLetterSink
 from consumers.ingest import IngestReport
+from domain.citizen import Citizen
 from domain.durations import COHORT_YEARS, Durations
 from domain.facts import BreakKind
 from schemas.contract import ContractEvent, validate
@@ -304,19 +305,29 @@ def cmd_durations(args: argparse.Namespace) -> int:
     return 0
 
 
+def on_citizen(cpr: str, action: Callable[[Engine, Citizen], T]) -> T | None:
+    """Run `action` on the citizen with this CPR; None (and a message) if there is none."""
+    engine = build()
+    try:
+        citizen = engine.citizen(cpr)
+        if citizen is None:
+            console.print("no such citizen in the store")
+            return None
+        return action(engine, citizen)
+    finally:
+        engine.close()
+
+
 def cmd_citizen(args: argparse.Namespace) -> int:
     from casehistory.citizen_view import render_citizen
 
-    engine = build()
-    try:
-        citizen = engine.citizen(args.cpr)
-        if citizen is None:
-            console.print("no such citizen in the store")
-            return 1
-        render_citizen(engine.app, citizen, args.as_of, args.as_known_at, Console())
-    finally:
-        engine.close()
-    return 0
+    shown = on_citizen(
+        args.cpr,
+        lambda engine, citizen: render_citizen(
+            engine.app, citizen, args.as_of, args.as_known_at, Console()
+        ),
+    )
+    return 1 if shown is None else 0
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
