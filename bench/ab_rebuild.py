@@ -1,0 +1,77 @@
+"""A/B of a follower change on one store, interleaved so drift hits both sides alike.
+
+    .venv/bin/python -m bench.ab_rebuild DATA_DIR [REV] [ROUNDS]
+
+Rebuilds the durations read model with `projections/follower.py` as of git revision
+REV (default: the commit before the follower fix) and with the working tree's, in
+alternation, ROUNDS times each, next to the raw `select_notifications` read; prints
+medians and ratios as one JSON line.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from statistics import median
+
+from bench import common, rebuild
+from casehistory.bootstrap import build
+
+FIX = "4341888"
+
+
+def old_follower_class(rev: str) -> type:
+    source = subprocess.run(
+        ["git", "show", f"{rev}:projections/follower.py"],
+        cwd=common.REPO, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    path = Path(tempfile.mkdtemp()) / "old_follower.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("old_follower", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.Follower  # type: ignore[no-any-return]
+
+
+def main() -> int:
+    data_dir = Path(sys.argv[1])
+    rev = sys.argv[2] if len(sys.argv) > 2 else f"{FIX}~1"
+    rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+    from bench.rebuild import PAGE
+    from projections.durations import row_for
+    from projections.follower import Follower
+
+    engine = build(common.settings_for(data_dir))
+    old = old_follower_class(rev)
+    times: dict[str, list[float]] = {"raw": [], "before": [], "after": []}
+    events = 0
+    try:
+        for _ in range(rounds):
+            times["raw"].append(rebuild.raw_read(engine)["seconds"])
+            for side, cls in (("before", old), ("after", Follower)):
+                view = engine.replay_view("durations")
+                follower = cls(engine.app, view, row_for, batch_size=PAGE)
+                started = time.perf_counter()
+                events = follower.catch_up()
+                times[side].append(time.perf_counter() - started)
+                view.clear(engine.app.name)
+    finally:
+        engine.close()
+    m = {side: median(values) for side, values in times.items()}
+    print(json.dumps({
+        "events": events, "rounds": rounds, "median_s": m,
+        "rate": {side: events / s for side, s in m.items()},
+        "ratio_to_raw": {side: m["raw"] / m[side] for side in ("before", "after")},
+        "speedup": m["before"] / m["after"],
+    }))  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

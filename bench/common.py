@@ -1,0 +1,119 @@
+"""Shared helpers for the benchmark scripts: workspace, settings, statistics, machine facts."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON = REPO / ".venv" / "bin" / "python"
+CASEHISTORY = REPO / ".venv" / "bin" / "casehistory"
+WORK = Path(os.environ.get("BENCH_WORK", "/tmp/casehistory-bench"))
+PSEUDONYM_KEY = "5eed" * 16  # fixed, so the bench can compute citizen keys itself
+SEED = 20261123
+
+
+def env_for(data_dir: Path, **extra: str) -> dict[str, str]:
+    """Process environment of an engine on the embedded SQLite store in `data_dir`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CASEHISTORY_")}
+    env.update(
+        CASEHISTORY_DATA_DIR=str(data_dir),
+        CASEHISTORY_STORE="sqlite",
+        CASEHISTORY_PSEUDONYM_KEY=PSEUDONYM_KEY,
+        **extra,
+    )
+    return env
+
+
+def settings_for(data_dir: Path, **extra: str) -> Any:
+    from casehistory.settings import Settings
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return Settings.load(env_for(data_dir, **extra))
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS (VmHWM: unlike ru_maxrss it is not inherited across exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@contextmanager
+def timer() -> Iterator[list[float]]:
+    box: list[float] = []
+    start = time.perf_counter()
+    try:
+        yield box
+    finally:
+        box.append(time.perf_counter() - start)
+
+
+def run_json(args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run a bench script in its own process; its last stdout line is a JSON result."""
+    done = subprocess.run(
+        [str(PYTHON), *args], cwd=REPO, env=env, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr[-4000:])
+        raise RuntimeError(f"{args} failed with exit code {done.returncode}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def machine() -> dict[str, Any]:
+    meminfo = Path("/proc/meminfo").read_text().splitlines()
+    total_kb = next(int(line.split()[1]) for line in meminfo if line.startswith("MemTotal"))
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "cores": os.cpu_count(),
+        "cpu": model,
+        "memory_gib": round(total_kb / 1024 / 1024, 1),
+        "kernel": platform.release(),
+    }
+
+
+def versions(kafka_version: str | None = None) -> dict[str, str]:
+    import sqlite3
+    from importlib.metadata import version
+
+    found = {"python": platform.python_version()}
+    for package in ("eventsourcing", "kafka-python", "fastavro", "duckdb", "pydantic", "psycopg"):
+        try:
+            found[package] = version(package)
+        except Exception:
+            found[package] = "not installed"
+    found["SQLite"] = sqlite3.sqlite_version
+    if kafka_version:
+        found["Kafka broker"] = kafka_version
+    return found

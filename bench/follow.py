@@ -1,0 +1,40 @@
+"""A projection worker for the benchmarks: follows every read model until told to stop.
+
+    python -m bench.follow DONE_FILE     (CASEHISTORY_* env names the store)
+
+Runs `catch_up` on every registered read model in a loop (like `casehistory project
+--follow`, which follows durations only). Once DONE_FILE exists and nothing is left
+to apply it prints one JSON line: when it finished (time.time()) and how much it applied.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from casehistory.bootstrap import READ_MODELS, build
+
+
+def main() -> int:
+    done = Path(sys.argv[1])
+    engine = build()
+    followers = [engine.follower(name) for name in READ_MODELS]
+    applied = 0
+    try:
+        while True:
+            step = sum(f.catch_up() for f in followers)
+            applied += step
+            if step == 0:
+                if done.exists() and all(f.lag() == 0 for f in followers):
+                    break
+                time.sleep(0.05)
+    finally:
+        engine.close()
+    print(json.dumps({"finished": time.time(), "applied": applied, "models": list(READ_MODELS)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""Measure 4, freshness: publish-to-visible latency of single events under sustained load.
+
+Deployed as in production: `casehistory consume` (one ingest consumer-group member)
+and `casehistory project --follow` (the durations worker) in their own processes
+on a fresh SQLite store. A background thread publishes the population's events at
+a fixed rate; meanwhile probe events, each the first benefit start of a citizen
+the store has never seen, are published one at a time (own producer, linger 0),
+and the clock runs from `send` until the citizen's row is in the durations view
+(polled with a bare SQLite reader). The raw limit is the same probes' publish-to-
+consume latency seen by a bare kafka-python consumer on the same topic.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from bench.common import CASEHISTORY, PSEUDONYM_KEY, REPO, env_for, percentile
+from consumers.publisher import Publisher
+from domain.cpr import citizen_key
+from schemas import wire
+from schemas.contract import ContractEvent, validate
+
+
+def _visible(db: Path, key: str) -> bool:
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as connection:
+            return (
+                connection.execute(
+                    "SELECT 1 FROM durations_citizen WHERE citizen_key = ?", (key,)
+                ).fetchone()
+                is not None
+            )
+    except sqlite3.OperationalError:
+        return False  # the view's table does not exist yet
+
+
+def measure(
+    bootstrap: str,
+    data_dir: Path,
+    background: list[ContractEvent],
+    probes: list[ContractEvent],
+    rate: float,
+    topic: str,
+) -> dict[str, Any]:
+    from consumers.topics import ensure_topics
+
+    shutil.rmtree(data_dir, ignore_errors=True)
+    data_dir.mkdir(parents=True)
+    ensure_topics(bootstrap, topic, topic + ".dlq", 3)
+    env = env_for(
+        data_dir,
+        CASEHISTORY_KAFKA_BOOTSTRAP=bootstrap,
+        CASEHISTORY_KAFKA_TOPIC=topic,
+        CASEHISTORY_KAFKA_DLQ_TOPIC=topic + ".dlq",
+        CASEHISTORY_KAFKA_GROUP=topic + ".ingest",
+    )
+    log = (data_dir / "workers.log").open("w")
+    workers = [
+        subprocess.Popen([str(CASEHISTORY), *args], cwd=REPO, env=env, stdout=log, stderr=log)
+        for args in (["consume"], ["project", "--follow"])
+    ]
+    stop = threading.Event()
+    key = bytes.fromhex(PSEUDONYM_KEY)
+    sent_background = [0]
+
+    def load() -> None:
+        with Publisher(bootstrap, topic, key) as publisher:
+            started = time.perf_counter()
+            for n, event in enumerate(background):
+                if stop.is_set():
+                    break
+                delay = started + n / rate - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                publisher.send(event)
+                sent_background[0] += 1
+            publisher.producer.flush()
+
+    # The bare consumer: when does Kafka itself deliver each probe?
+    delivered: dict[bytes, float] = {}
+
+    def bare() -> None:
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        consumer.assign(partitions)
+        consumer.seek_to_end(*partitions)
+        while not stop.is_set():
+            for batch in consumer.poll(timeout_ms=100).values():
+                now = time.perf_counter()
+                for record in batch:
+                    if record.headers and record.headers[0][0] == "bench-probe":
+                        delivered[record.headers[0][1]] = now
+        consumer.close()
+
+    threads = [
+        threading.Thread(target=load, daemon=True),
+        threading.Thread(target=bare, daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
+    db = data_dir / "durations.db"
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+    latencies, raw_latencies = [], []
+    try:
+        time.sleep(5)  # warm-up: workers joined, background load flowing
+        for n, event in enumerate(probes):
+            probe_key = citizen_key(event.cpr, key)
+            if _visible(db, probe_key):
+                continue  # the background population already holds this citizen
+            tag = str(n).encode()
+            started = time.perf_counter()
+            producer.send(
+                topic, key=probe_key.encode(), value=wire.encode(event.avro_datum()),
+                headers=[("bench-probe", tag)],
+            )  # fmt: skip
+            producer.flush()
+            while not _visible(db, probe_key):
+                time.sleep(0.002)
+                if time.perf_counter() - started > 30:
+                    raise RuntimeError("probe not visible within 30 s")
+            latencies.append(time.perf_counter() - started)
+            if tag in delivered:
+                raw_latencies.append(delivered[tag] - started)
+            time.sleep(0.2)
+        elapsed_background = sent_background[0]
+    finally:
+        stop.set()
+        producer.close()
+        for thread in threads:
+            thread.join(timeout=30)
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        log.close()
+    return {
+        "probes": len(latencies),
+        "rate": rate,
+        "background_sent": elapsed_background,
+        "p50_s": percentile(latencies, 50),
+        "p99_s": percentile(latencies, 99),
+        "max_s": max(latencies),
+        "raw_probes": len(raw_latencies),
+        "raw_p50_s": percentile(raw_latencies, 50),
+        "raw_p99_s": percentile(raw_latencies, 99),
+    }
+
+
+def contract_events(records: list[dict[str, Any]]) -> list[ContractEvent]:
+    return [e for e in map(validate, records) if isinstance(e, ContractEvent)]

@@ -1,0 +1,58 @@
+"""One embedded run in its own process, for wall time and peak RSS at one population size.
+
+    python -m bench.growth POPULATION.jsonl DATA_DIR     (CASEHISTORY_* env names the store)
+
+Ingests the file through `ingest_files` (the in-process source on SQLite, the same
+ingest path as Kafka), brings every read model up to date, then runs the headline
+report over the whole population. Prints one JSON line with the phase times and the
+process's peak RSS (`ru_maxrss`) after each phase.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+from bench.common import peak_rss_mb
+from casehistory.bootstrap import READ_MODELS, build
+from casehistory.cli import all_durations, ingest_files
+from casehistory.report import headline
+from consumers.deadletter import DeadLetterList
+
+AS_OF = date(2026, 11, 1)
+
+
+def main() -> int:
+    population = Path(sys.argv[1])
+    engine = build()
+    result: dict[str, object] = {"rss_start_mb": peak_rss_mb()}
+    try:
+        started = time.perf_counter()
+        report = ingest_files(engine, [population], DeadLetterList())
+        result["ingest_s"] = time.perf_counter() - started
+        result["received"] = report.received
+        result["stored"] = report.stored
+        result["rss_after_ingest_mb"] = peak_rss_mb()
+        mark = time.perf_counter()
+        result["applied"] = {name: engine.follower(name).catch_up() for name in READ_MODELS}
+        result["project_s"] = time.perf_counter() - mark
+        result["rss_after_project_mb"] = peak_rss_mb()
+        mark = time.perf_counter()
+        summary = headline((d for _, d in all_durations(engine, AS_OF)), AS_OF)
+        result["report_s"] = time.perf_counter() - mark
+        result["citizens"] = summary.citizens
+        result["wall_s"] = time.perf_counter() - started
+        result["peak_rss_mb"] = peak_rss_mb()
+        cache = engine.app.repository.cache
+        result["aggregate_cache_maxsize"] = getattr(cache, "maxsize", None)
+    finally:
+        engine.close()
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Measure 5, queries: one citizen as of a date (long histories), and the cohort report.
+
+Per citizen, as `casehistory citizen` / the per-citizen export does: load the
+citizen's durations row and compute its measures as of a date. Raw limit: the bare
+SQLite lookup of the same row by key (`sqlite3`, no decoding). Cohort report:
+`casehistory.report.headline` over `all_durations` for the whole population; raw
+limit: a bare `SELECT *` of the durations table.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import time
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from bench.common import percentile
+from casehistory.cli import all_durations
+from casehistory.report import headline
+
+
+def per_citizen(engine: Any, keys: list[str], rounds: int = 3) -> dict[str, Any]:
+    rng = random.Random(1)
+    view = engine.durations_view
+    raw = sqlite3.connect(Path(engine.settings.data_dir) / "durations.db")
+    engine_s, raw_s, aggregate_s = [], [], []
+    for _ in range(rounds):
+        for key in keys:
+            day = date(2000, 1, 1) + timedelta(days=rng.randrange(27 * 365))
+            started = time.perf_counter()
+            raw.execute("SELECT * FROM durations_citizen WHERE citizen_key = ?", (key,)).fetchone()
+            raw_s.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            row = view.select_row(key)
+            row.durations(day)
+            engine_s.append(time.perf_counter() - started)
+            # the `citizen` command's own path: the aggregate from the store (not cached)
+            engine.app.forget_cached([key])
+            started = time.perf_counter()
+            citizen = engine.app.find(key)
+            from domain.durations import durations_on
+
+            durations_on(citizen.timeline(), day, citizen.birth_date)
+            aggregate_s.append(time.perf_counter() - started)
+    raw.close()
+    return {
+        "queries": len(engine_s),
+        "engine_p50_s": percentile(engine_s, 50),
+        "engine_p99_s": percentile(engine_s, 99),
+        "raw_p50_s": percentile(raw_s, 50),
+        "raw_p99_s": percentile(raw_s, 99),
+        "aggregate_p50_s": percentile(aggregate_s, 50),
+        "aggregate_p99_s": percentile(aggregate_s, 99),
+    }
+
+
+def cohort_report(engine: Any, as_of: date, rounds: int) -> dict[str, Any]:
+    raw = sqlite3.connect(Path(engine.settings.data_dir) / "durations.db")
+    engine_s, raw_s = [], []
+    citizens = 0
+    for _ in range(rounds):
+        started = time.perf_counter()
+        rows = raw.execute("SELECT * FROM durations_citizen").fetchall()
+        raw_s.append(time.perf_counter() - started)
+        del rows
+        started = time.perf_counter()
+        summary = headline((d for _, d in all_durations(engine, as_of)), as_of)
+        engine_s.append(time.perf_counter() - started)
+        citizens = summary.citizens
+    raw.close()
+    return {
+        "runs": rounds,
+        "citizens": citizens,
+        "engine_p50_s": percentile(engine_s, 50),
+        "engine_p99_s": percentile(engine_s, 99),
+        "raw_p50_s": percentile(raw_s, 50),
+        "raw_p99_s": percentile(raw_s, 99),
+    }
