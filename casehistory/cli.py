@@ -88,8 +88,9 @@ def ingest_files(
     service = engine.ingest_service(dead_letters)
     with _progress() as progress:
         for path in paths:
-            lines = sum(1 for _ in files.read_records(path))
-            task = progress.add_task(f"ingest {path.name}", total=lines, rate="")
+            task = progress.add_task(
+                f"ingest {path.name}", total=files.count_records(path), rate=""
+            )
             started = datetime.now(UTC)
             for batch in batched(files.read_records(path), batch_size):
                 total.add(service.ingest(batch))

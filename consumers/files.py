@@ -48,6 +48,15 @@ def read_records(path: Path) -> Iterator[Incoming]:
         yield from _read_jsonl(path)
 
 
+def count_records(path: Path) -> int:
+    """How many records a file holds (JSON Lines: non-blank lines, without parsing them)."""
+    if is_avro_container(path):
+        with path.open("rb") as handle:
+            return sum(block.num_records for block in fastavro.block_reader(handle))
+    with path.open("rb") as handle:
+        return sum(1 for line in handle if line.strip())
+
+
 def _read_jsonl(path: Path) -> Iterator[Incoming]:
     with path.open("rb") as handle:
         for number, line in enumerate(handle, start=1):

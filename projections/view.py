@@ -87,15 +87,23 @@ class CitizenViewMixin(Generic[Row]):
             self._upsert(cursor, rows)
             self._insert_tracking(cursor, tracking)  # type: ignore[attr-defined]
 
-    def select_rows(self) -> Iterator[Row]:
-        with self.datastore.transaction(commit=False) as cursor:
-            cursor.execute(
-                f"SELECT {', '.join(self.columns)} FROM {self.qualified_table} "
-                "ORDER BY citizen_key"
-            )
-            fetched = cursor.fetchall()
-        for values in fetched:
-            yield self.row_from(_as_dict(self.columns, values))
+    def select_rows(self, page_size: int = 2000) -> Iterator[Row]:
+        """Every row in key order, read page by page so memory stays flat."""
+        after = ""
+        while True:
+            with self.datastore.transaction(commit=False) as cursor:
+                cursor.execute(
+                    f"SELECT {', '.join(self.columns)} FROM {self.qualified_table} "
+                    f"WHERE citizen_key > {marker('after', self.paramstyle)} "
+                    f"ORDER BY citizen_key LIMIT {int(page_size)}",
+                    {"after": after},
+                )
+                page = cursor.fetchall()
+            for values in page:
+                yield self.row_from(_as_dict(self.columns, values))
+            if len(page) < page_size:
+                return
+            after = _as_dict(self.columns, page[-1])["citizen_key"]
 
     def select_row(self, citizen_key: str) -> Row | None:
         with self.datastore.transaction(commit=False) as cursor:

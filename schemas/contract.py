@@ -18,6 +18,7 @@ from pydantic import (
     AwareDatetime,
     BaseModel,
     ConfigDict,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -104,6 +105,8 @@ class ContractEvent(BaseModel):
     migration_batch: str | None = None
     """Schema v2: provenance only; not part of the fact."""
 
+    _canonical: dict[str, Any] | None = PrivateAttr(default=None)
+
     @field_validator("cpr")
     @classmethod
     def _cpr(cls, value: str) -> str:
@@ -164,12 +167,16 @@ class ContractEvent(BaseModel):
 
     def canonical(self) -> dict[str, Any]:
         """The content as plain JSON values, without nulls and without other types' fields."""
-        own = set(REQUIRED_FIELDS[self.event_type])
-        if self.event_type is EventType.BENEFIT_STARTED:
-            own.add("target_group")
-        data = self.model_dump(mode="json", exclude_none=True)
-        data["recorded_at"] = self.recorded_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
-        return {k: v for k, v in data.items() if k not in TYPE_FIELDS or k in own}
+        if self._canonical is None:
+            own = set(REQUIRED_FIELDS[self.event_type])
+            if self.event_type is EventType.BENEFIT_STARTED:
+                own.add("target_group")
+            data = self.model_dump(mode="json", exclude_none=True)
+            data["recorded_at"] = (
+                self.recorded_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+            )
+            self._canonical = {k: v for k, v in data.items() if k not in TYPE_FIELDS or k in own}
+        return dict(self._canonical)
 
     def avro_datum(self) -> dict[str, Any]:
         """The event as a datum of the current Avro schema."""

@@ -239,3 +239,11 @@ def test_no_cpr_in_clear_anywhere_after_a_demo_run(tmp_path: Path) -> None:
     texts += [json.loads(line)["message"] for line in letters]
     leaks = [cpr for cpr in cprs if any(cpr in text for text in texts)]
     assert leaks == []
+
+
+def test_rows_are_read_page_by_page_without_losing_or_repeating_any(populated: Engine) -> None:
+    view = populated.view("durations")
+    everything = list(view.select_rows())
+    assert list(view.select_rows(page_size=7)) == everything
+    assert list(view.select_rows(page_size=150)) == everything  # exactly one full page
+    assert len({row.citizen_key for row in everything}) == len(everything) == 150
