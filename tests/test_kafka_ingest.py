@@ -111,13 +111,24 @@ def finish(processes: list[subprocess.Popen[bytes]]) -> list[str]:
     return outputs
 
 
-def test_two_consumers_in_one_group_equal_the_embedded_ingest(
+@pytest.fixture
+def published(
     kafka_bootstrap: str, store_env: dict[str, str], population: tuple[Path, dict[str, dict]]
-) -> None:
-    path, expected = population
+) -> tuple[dict[str, str], str]:
+    """The population published to a fresh topic; the settings env and the topic."""
     topic = f"events-{uuid.uuid4().hex[:8]}"
     env = kafka_env(kafka_bootstrap, store_env, topic)
-    publish_file(env, path)
+    publish_file(env, population[0])
+    return env, topic
+
+
+def test_two_consumers_in_one_group_equal_the_embedded_ingest(
+    kafka_bootstrap: str,
+    published: tuple[dict[str, str], str],
+    population: tuple[Path, dict[str, dict]],
+) -> None:
+    env, topic = published
+    expected = population[1]
     finish([consumer_process(env, "--idle-exit", "6") for _ in range(2)])
     engine = build(Settings.load(env))
     try:
@@ -130,12 +141,12 @@ def test_two_consumers_in_one_group_equal_the_embedded_ingest(
 
 
 def test_a_consumer_killed_mid_stream_loses_and_doubles_nothing(
-    kafka_bootstrap: str, store_env: dict[str, str], population: tuple[Path, dict[str, dict]]
+    kafka_bootstrap: str,
+    published: tuple[dict[str, str], str],
+    population: tuple[Path, dict[str, dict]],
 ) -> None:
-    path, expected = population
-    topic = f"events-{uuid.uuid4().hex[:8]}"
-    env = kafka_env(kafka_bootstrap, store_env, topic)
-    publish_file(env, path)
+    env, topic = published
+    expected = population[1]
     slow = ("--max-poll-records", "50")
     victim, survivor = consumer_process(env, *slow), consumer_process(env, *slow)
     ledger = build(Settings.load(env))
@@ -268,15 +279,9 @@ def test_a_record_written_with_an_older_schema_is_read_by_the_current_reader(
 
 
 def test_replay_from_kafka_rebuilds_an_equal_store(
-    kafka_bootstrap: str,
-    store_env: dict[str, str],
-    tmp_path: Path,
-    population: tuple[Path, dict[str, dict]],
+    kafka_bootstrap: str, published: tuple[dict[str, str], str], tmp_path: Path
 ) -> None:
-    path, _ = population
-    topic = f"events-{uuid.uuid4().hex[:8]}"
-    env = kafka_env(kafka_bootstrap, store_env, topic)
-    publish_file(env, path)
+    env, topic = published
     finish([consumer_process(env, "--idle-exit", "5")])
     original = build(Settings.load(env))
     recovered = build(
