@@ -137,9 +137,6 @@ class Engine:
     def durations_follower(self) -> Follower[DurationsRow]:
         return self.follower("durations")
 
-    def coordination_follower(self) -> Follower[coordination.CoordinationRow]:
-        return self.follower("coordination")
-
     def projection_lease(self, name: str, stop: threading.Event) -> AbstractContextManager[bool]:
         """Held by the one worker that applies projection `name` (see projections.lease)."""
         if self.settings.uses_postgres:

@@ -36,10 +36,6 @@ def birth_date(cpr: str) -> date:
         raise InvalidCpr(f"no such birth date: {error}") from None
 
 
-def is_substitute(cpr: str) -> bool:
-    return int(cpr[0:2]) > 60
-
-
 def age_on(born: date, day: date) -> int:
     """Whole years; someone born on 29 February ages on 1 March in other years."""
     before_birthday = (day.month, day.day) < (born.month, born.day)

@@ -4,7 +4,7 @@ from datetime import date
 
 import pytest
 
-from domain.cpr import InvalidCpr, age_on, birth_date, citizen_key, is_substitute
+from domain.cpr import InvalidCpr, age_on, birth_date, citizen_key
 
 
 @pytest.mark.parametrize(
@@ -42,11 +42,6 @@ def test_birth_date(cpr: str, born: date) -> None:
 def test_invalid(cpr: str) -> None:
     with pytest.raises(InvalidCpr):
         birth_date(cpr)
-
-
-def test_substitute_flag() -> None:
-    assert is_substitute("6101901234")
-    assert not is_substitute("0101901234")
 
 
 def test_age_of_someone_born_on_29_february() -> None:
