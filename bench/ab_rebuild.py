@@ -3,9 +3,10 @@
     .venv/bin/python -m bench.ab_rebuild DATA_DIR [REV] [ROUNDS]
 
 Rebuilds the durations read model with `projections/follower.py` as of git revision
-REV (default: the commit before the follower fix) and with the working tree's, in
-alternation, ROUNDS times each, next to the raw `select_notifications` read; prints
-medians and ratios as one JSON line.
+REV (default: the last follower that loaded aggregates through `eventsourcing`'s
+mapper) and with the working tree's, in alternation, ROUNDS times each, next to the
+raw `select_notifications` read; prints medians and ratios as one JSON line. REV must
+be one whose `Follower(app, view, row_for, batch_size)` took a single view.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from statistics import median
 from bench import common, rebuild
 from casehistory.bootstrap import build
 
-FIX = "4341888"
+BEFORE = "6bb14ca"
 
 
 def old_follower_class(rev: str) -> type:
@@ -41,11 +42,11 @@ def old_follower_class(rev: str) -> type:
 
 def main() -> int:
     data_dir = Path(sys.argv[1])
-    rev = sys.argv[2] if len(sys.argv) > 2 else f"{FIX}~1"
+    rev = sys.argv[2] if len(sys.argv) > 2 else BEFORE
     rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 3
     from bench.rebuild import PAGE
     from projections.durations import row_for
-    from projections.follower import Follower
+    from projections.follower import Follower, Target
 
     engine = build(common.settings_for(data_dir))
     old = old_follower_class(rev)
@@ -54,9 +55,13 @@ def main() -> int:
     try:
         for _ in range(rounds):
             times["raw"].append(rebuild.raw_read(engine)["seconds"])
-            for side, cls in (("before", old), ("after", Follower)):
+            for side in ("before", "after"):
                 view = engine.replay_view("durations")
-                follower = cls(engine.app, view, row_for, batch_size=PAGE)
+                follower = (
+                    old(engine.app, view, row_for, batch_size=PAGE)
+                    if side == "before"
+                    else Follower(engine.app, [Target(view, row_for)], batch_size=PAGE)
+                )
                 started = time.perf_counter()
                 events = follower.catch_up()
                 times[side].append(time.perf_counter() - started)

@@ -2,8 +2,8 @@
 
     python -m bench.follow DONE_FILE     (CASEHISTORY_* env names the store)
 
-Runs `catch_up` on every registered read model in a loop (like `casehistory project
---follow`, which follows durations only). Once DONE_FILE exists and nothing is left
+Runs one follower feeding every registered read model in a loop (like `casehistory
+project --follow`). Once DONE_FILE exists and nothing is left
 to apply it prints one JSON line: when it finished (time.time()) and how much it applied.
 """
 
@@ -20,14 +20,14 @@ from casehistory.bootstrap import READ_MODELS, build
 def main() -> int:
     done = Path(sys.argv[1])
     engine = build()
-    followers = [engine.follower(name) for name in READ_MODELS]
+    follower = engine.followers()
     applied = 0
     try:
         while True:
-            step = sum(f.catch_up() for f in followers)
+            step = follower.catch_up()
             applied += step
             if step == 0:
-                if done.exists() and all(f.lag() == 0 for f in followers):
+                if done.exists() and follower.lag() == 0:
                     break
                 time.sleep(0.05)
     finally:

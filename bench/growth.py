@@ -17,7 +17,7 @@ from datetime import date
 from pathlib import Path
 
 from bench.common import peak_rss_mb
-from casehistory.bootstrap import READ_MODELS, build
+from casehistory.bootstrap import build
 from casehistory.cli import all_durations, ingest_files
 from casehistory.report import headline
 from consumers.deadletter import DeadLetterList
@@ -37,7 +37,7 @@ def main() -> int:
         result["stored"] = report.stored
         result["rss_after_ingest_mb"] = peak_rss_mb()
         mark = time.perf_counter()
-        result["applied"] = {name: engine.follower(name).catch_up() for name in READ_MODELS}
+        result["applied"] = engine.followers().catch_up()
         result["project_s"] = time.perf_counter() - mark
         result["rss_after_project_mb"] = peak_rss_mb()
         mark = time.perf_counter()

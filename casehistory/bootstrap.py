@@ -28,13 +28,13 @@ from consumers.ingest import IngestService
 from domain.citizen import Citizen
 from projections import coordination
 from projections.durations import (
-    DurationsRow,
     DurationsView,
     PostgresDurationsView,
     SQLiteDurationsView,
     row_for,
 )
-from projections.follower import Follower
+from projections.follower import Follower, Target
+from projections.history import CitizenHistory
 from projections.lease import file_lease, postgres_lease
 
 
@@ -45,7 +45,7 @@ class ReadModel:
     name: str
     sqlite_view: type[Any]
     postgres_view: type[Any]
-    row_for: Callable[[Citizen], Any]
+    row_for: Callable[[CitizenHistory], Any]
 
 
 READ_MODELS: dict[str, ReadModel] = {
@@ -113,9 +113,14 @@ class Engine:
             view = factory.tracking_recorder(model.sqlite_view)
         return view
 
-    def follower(self, name: str, view: Any = None) -> Follower[Any]:
+    def follower(self, name: str, view: Any = None) -> Follower:
         """A follower that keeps `view` (default: the live one) up to date."""
-        return Follower(self.app, view or self.view(name), READ_MODELS[name].row_for)
+        return Follower(self.app, [Target(view or self.view(name), READ_MODELS[name].row_for)])
+
+    def followers(self, names: list[str] | None = None) -> Follower:
+        """One follower feeding the live read models `names` (default: all) in one pass."""
+        targets = [Target(self.view(n), READ_MODELS[n].row_for) for n in names or READ_MODELS]
+        return Follower(self.app, targets)
 
     @property
     def durations_view(self) -> DurationsView:
@@ -134,7 +139,7 @@ class Engine:
     def ingest_service(self, dead_letters: DeadLetterSink) -> IngestService:
         return IngestService(self.app, self.vault, dead_letters)
 
-    def durations_follower(self) -> Follower[DurationsRow]:
+    def durations_follower(self) -> Follower:
         return self.follower("durations")
 
     def projection_lease(self, name: str, stop: threading.Event) -> AbstractContextManager[bool]:
@@ -145,7 +150,7 @@ class Engine:
 
     def project(self) -> int:
         """Bring every read model up to date with the event store."""
-        return sum(self.follower(name).catch_up() for name in READ_MODELS)
+        return self.followers().catch_up()
 
     def close(self) -> None:
         self.app.close()

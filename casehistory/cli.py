@@ -103,13 +103,12 @@ def ingest_files(
 
 def project(engine: Engine) -> int:
     """Bring every read model up to date, with progress."""
-    applied = 0
     with _progress() as progress:
-        for name in READ_MODELS:
-            follower = engine.follower(name)
-            task = progress.add_task(f"project {name}", total=follower.lag(), rate="")
-            applied += follower.catch_up(partial(progress.advance, task))
-    return applied
+        follower = engine.followers()
+        task = progress.add_task(
+            f"project {', '.join(READ_MODELS)}", total=follower.lag(), rate=""
+        )
+        return follower.catch_up(partial(progress.advance, task))
 
 
 def _ingest_summary(report: IngestReport, dead_letter_path: Path | None) -> Table:
@@ -240,16 +239,16 @@ def cmd_project(args: argparse.Namespace) -> int:
                 log.info("waiting for the %s projection lease", name)
                 if not leases.enter_context(engine.projection_lease(name, stop)):
                     return 0
-            followers = [engine.follower(name) for name in names]
-            for name, follower in zip(names, followers, strict=True):
-                follower.batch_size = args.batch_size
+            follower = engine.followers(names)
+            follower.batch_size = args.batch_size
+            for name, target in zip(names, follower.targets, strict=True):
                 log.info("holding the %s projection lease from position %d", name,
-                         follower.position)
+                         target.view.max_tracking_id(engine.app.name) or 0)
                 if name == "durations" and changelog:
-                    follower.after_commit = changelog.publish
-            applied = sum(f.catch_up() for f in followers)
+                    target.after_commit = changelog.publish
+            applied = follower.catch_up()
             while args.follow and not stop.wait(0.2):
-                applied += sum(f.catch_up() for f in followers)
+                applied += follower.catch_up()
         console.print(f"applied {applied:,} notifications")
     finally:
         if changelog:

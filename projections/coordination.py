@@ -22,10 +22,10 @@ from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
 from psycopg.sql import SQL
 
-from domain.citizen import Citizen
 from domain.coordination import Coordination, coordination_on
 from domain.timeline import Timeline
 from projections import timeline_codec
+from projections.history import CitizenHistory
 from projections.view import CitizenViewMixin
 
 LONG_SPELL_YEARS = 3
@@ -76,8 +76,8 @@ class CoordinationRow:
         )
 
 
-def row_for(citizen: Citizen) -> CoordinationRow:
-    """The read-model row of a citizen, from the aggregate's whole history."""
+def row_for(citizen: CitizenHistory) -> CoordinationRow:
+    """The read-model row of a citizen, from its whole history."""
     timeline = citizen.timeline()
     last = max((f.effective_date for f in citizen.facts), default=None)
     latest = (
@@ -97,7 +97,7 @@ def row_for(citizen: Citizen) -> CoordinationRow:
             sort_keys=True,
         ),
         target_group=latest.target_group if latest else None,
-        timeline=timeline_codec.dumps(timeline),
+        timeline=citizen.timeline_json(),
     )
 
 

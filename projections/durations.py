@@ -20,9 +20,9 @@ from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
 from psycopg.sql import SQL
 
-from domain.citizen import Citizen
 from domain.durations import Durations, durations_on
 from projections import timeline_codec
+from projections.history import CitizenHistory
 from projections.view import CitizenViewMixin
 
 TABLE = "durations_citizen"
@@ -72,8 +72,8 @@ def _iso(day: date | None) -> str | None:
     return day.isoformat() if day else None
 
 
-def row_for(citizen: Citizen) -> DurationsRow:
-    """The read-model row of a citizen, from the aggregate's whole history."""
+def row_for(citizen: CitizenHistory) -> DurationsRow:
+    """The read-model row of a citizen, from its whole history."""
     timeline = citizen.timeline()
     last = max((f.effective_date for f in citizen.facts), default=None)
     latest = durations_on(timeline, last, citizen.birth_date) if last else None
@@ -89,7 +89,7 @@ def row_for(citizen: Citizen) -> DurationsRow:
         target_group=latest.target_group if latest else None,
         last_effective_date=last,
         findings=len(timeline.findings),
-        timeline=timeline_codec.dumps(timeline),
+        timeline=citizen.timeline_json(),
     )
 
 
