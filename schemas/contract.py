@@ -144,6 +144,16 @@ class ContractEvent(BaseModel):
             raise ValueError("not an intervention in the reference table")
         return value
 
+    @field_validator("source_system", "source_case_ref", "reason", "migration_batch")
+    @classmethod
+    def _text(cls, value: str | None) -> str | None:
+        if value is not None and not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("not valid Unicode text (a lone surrogate)") from None
+        return value
+
     @field_validator("source_system")
     @classmethod
     def _source_system(cls, value: str) -> str:

@@ -55,6 +55,8 @@ def test_a_valid_record_passes_and_extra_fields_are_ignored() -> None:
         ({"benefit": ...}, "missing_field"),
         ({"source_system": ...}, "missing_field"),
         ({"source_system": "  "}, "invalid_source_system"),
+        ({"source_system": "fasit\udc80"}, "invalid_source_system"),  # lone surrogate
+        ({"source_case_ref": "FAS-\ud800"}, "invalid_source_case_ref"),
         ({"event_type": "BenefitStopped", "reason": "holiday"}, "unknown_reason"),
         (
             {"event_type": "SocialInterventionStarted", "intervention": "yoga"},
