@@ -13,7 +13,6 @@ reordered record breaks the chain (see `chain_hash_of`).
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -21,6 +20,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.canonical import canonical_json
 from domain.facts import EventType, Fact
 from domain.timeline import Timeline, build_timeline
 
@@ -77,7 +77,7 @@ class Citizen(Aggregate):
         def to_fact(self) -> Fact:
             return Fact(
                 event_id=self.event_id,
-                event_type=EventType(type(self).__name__),
+                event_type=_EVENT_TYPE_OF[type(self)],
                 effective_date=date.fromisoformat(self.effective_date),
                 recorded_at=datetime.fromisoformat(self.recorded_at),
                 source_system=self.source_system,
@@ -205,10 +205,10 @@ CHAINED_FIELDS: dict[str, tuple[str, ...]] = {
 
 def chain_hash_of(previous: str, kind: str, content: dict[str, Any]) -> str:
     """SHA-256 over the previous link, the event's kind and its content (canonical JSON)."""
-    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(f"{previous}|{kind}|{text}".encode()).hexdigest()
+    return hashlib.sha256(f"{previous}|{kind}|".encode() + canonical_json(content)).hexdigest()
 
 
 Citizen.EVENT_CLASSES.update(
     {event_type: getattr(Citizen, event_type.value) for event_type in EventType}
 )
+_EVENT_TYPE_OF = {cls: event_type for event_type, cls in Citizen.EVENT_CLASSES.items()}

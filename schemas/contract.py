@@ -8,9 +8,9 @@ field), so rejections can be logged and dead-lettered safely.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from datetime import UTC, date
+from functools import cached_property
 from typing import Any, Literal
 from uuid import UUID
 
@@ -18,13 +18,13 @@ from pydantic import (
     AwareDatetime,
     BaseModel,
     ConfigDict,
-    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
 )
 
 from domain import reference
+from domain.canonical import canonical_ascii_json
 from domain.cpr import InvalidCpr, birth_date
 from domain.facts import EventType, Fact, GroupChangeReason, StopReason
 
@@ -105,7 +105,6 @@ class ContractEvent(BaseModel):
     migration_batch: str | None = None
     """Schema v2: provenance only; not part of the fact."""
 
-    _canonical: dict[str, Any] | None = PrivateAttr(default=None)
 
     @field_validator("cpr")
     @classmethod
@@ -175,18 +174,18 @@ class ContractEvent(BaseModel):
             raise ValueError("reason: not a TargetGroupChanged reason")
         return self
 
+    @cached_property
+    def _content(self) -> dict[str, Any]:
+        own = set(REQUIRED_FIELDS[self.event_type])
+        if self.event_type is EventType.BENEFIT_STARTED:
+            own.add("target_group")
+        data = self.model_dump(mode="json", exclude_none=True)
+        data["recorded_at"] = self.recorded_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return {k: v for k, v in data.items() if k not in TYPE_FIELDS or k in own}
+
     def canonical(self) -> dict[str, Any]:
         """The content as plain JSON values, without nulls and without other types' fields."""
-        if self._canonical is None:
-            own = set(REQUIRED_FIELDS[self.event_type])
-            if self.event_type is EventType.BENEFIT_STARTED:
-                own.add("target_group")
-            data = self.model_dump(mode="json", exclude_none=True)
-            data["recorded_at"] = (
-                self.recorded_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
-            )
-            self._canonical = {k: v for k, v in data.items() if k not in TYPE_FIELDS or k in own}
-        return dict(self._canonical)
+        return dict(self._content)
 
     def avro_datum(self) -> dict[str, Any]:
         """The event as a datum of the current Avro schema."""
@@ -199,13 +198,12 @@ class ContractEvent(BaseModel):
 
     def content_hash(self) -> str:
         """Equal for redeliveries that differ only in key order or null versus absent."""
-        text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return hashlib.sha256(canonical_ascii_json(self._content)).hexdigest()
 
     def to_fact(self) -> Fact:
-        data = self.canonical()
+        data = self._content
         return Fact(
-            event_id=data.pop("event_id"),
+            event_id=data["event_id"],
             event_type=self.event_type,
             effective_date=self.effective_date,
             recorded_at=self.recorded_at.astimezone(UTC),
