@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from datetime import date
 
-from casehistory.bootstrap import Engine
+from casehistory.bootstrap import Engine, build
+from casehistory.settings import Settings
 from consumers.deadletter import DeadLetterList
 from consumers.files import Incoming
+from domain.citizen import citizen_id
+from projections.history import HistoryDecoder
 from tests.factories import record, retraction, started, stopped
 
 CPR = "6101901234"
@@ -73,3 +76,26 @@ def test_invalid_records_are_dead_lettered_with_their_reason_and_nothing_stops(
     assert (report.stored, report.rejected) == (1, 2)
     assert sorted(letter.reason for letter in letters.letters) == ["invalid_cpr", "undecodable"]
     assert letters.letters[0].raw == b"{not json" or letters.letters[1].raw == b"{not json"
+
+
+def test_a_writer_with_a_stale_cached_citizen_reloads_and_retries(
+    engine: Engine, store_env: dict[str, str]
+) -> None:
+    other = build(Settings.load(store_env))  # a second writer on the same store
+    try:
+        first, second, third = (record(started(date(2020, m, 1))) for m in (1, 2, 3))
+        mine = engine.ingest_service(DeadLetterList())
+        theirs = other.ingest_service(DeadLetterList())
+        assert mine.ingest(incoming(first)).stored == 1  # now cached here
+        assert theirs.ingest(incoming(second)).stored == 1  # appended behind our cache
+        report = mine.ingest(incoming(second, third))  # stale: version conflict, then reload
+        assert (report.duplicate, report.stored, report.rejected) == (1, 1, 0)
+        stored = other.app.recorder.select_events(citizen_id(engine.vault.citizen_key(CPR)))
+        citizen = HistoryDecoder(other.app.mapper).advance(None, stored)
+        assert [f.event_id for f in citizen.facts] == [
+            first["event_id"],
+            second["event_id"],
+            third["event_id"],
+        ]
+    finally:
+        other.close()
