@@ -5,7 +5,8 @@ size over the same store (rows fetched, nothing decoded). For reference the run 
 times read + decode (`app.mapper.to_domain_event` per notification). A rebuild is
 `Engine.follower(name, engine.replay_view(name)).catch_up()`: a fresh copy beside the
 live view, which is exactly what `casehistory.replay.rebuild` does before comparing
-checksums.
+checksums. `rebuild_all` feeds fresh copies of every read model from one pass, as
+`casehistory project` and the projection workers do.
 """
 
 from __future__ import annotations
@@ -35,12 +36,20 @@ def raw_read(engine: Any, decode: bool = False) -> dict[str, float]:
 
 
 def rebuild(engine: Any, name: str) -> dict[str, float]:
-    fresh = engine.replay_view(name)
-    follower = engine.follower(name, fresh)
-    follower.batch_size = PAGE
+    return rebuild_all(engine, [name])
+
+
+def rebuild_all(engine: Any, names: list[str]) -> dict[str, float]:
+    from casehistory.bootstrap import READ_MODELS
+    from projections.follower import Follower, Target
+
+    fresh = {name: engine.replay_view(name) for name in names}
+    targets = [Target(view, READ_MODELS[name].row_for) for name, view in fresh.items()]
+    follower = Follower(engine.app, targets, batch_size=PAGE)
     started = time.perf_counter()
     applied = follower.catch_up()
     seconds = time.perf_counter() - started
-    equal = fresh.checksum() == engine.view(name).checksum()
-    fresh.clear(engine.app.name)
+    equal = all(view.checksum() == engine.view(name).checksum() for name, view in fresh.items())
+    for view in fresh.values():
+        view.clear(engine.app.name)
     return {"events": applied, "seconds": seconds, "rate": applied / seconds, "equal": equal}
