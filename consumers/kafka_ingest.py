@@ -139,11 +139,14 @@ class KafkaIngestConsumer:
         return len(records)
 
     def _lag(self) -> int:
-        assigned = self.consumer.assignment()
-        if not assigned:
-            return 0
-        ends = self.consumer.end_offsets(list(assigned))
-        return sum(max(0, ends[tp] - self.consumer.position(tp)) for tp in assigned)
+        """Records behind the partitions' high watermarks, as of the last fetch (no request)."""
+        lag = 0
+        for tp in self.consumer.assignment():
+            end = self.consumer.highwater(tp)
+            position = self.consumer.position(tp)
+            if end is not None and position is not None:
+                lag += max(0, end - position)
+        return lag
 
     def run(
         self,

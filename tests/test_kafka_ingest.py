@@ -213,16 +213,20 @@ def test_invalid_and_undecodable_records_land_in_the_dlq_with_reasons(
         kafka_bootstrap,
         topic,
         topic + ".ingest",
+        max_poll_records=1,
     )
+    lags = []
     try:
         deadline = time.monotonic() + 30
         while consumer.counters.consumed < 4 and time.monotonic() < deadline:
-            consumer.poll_once()
+            if consumer.poll_once():
+                lags.append(consumer.counters.lag)
     finally:
         consumer.close()
         dlq_producer.close()
         engine.close()
     assert (consumer.counters.stored, consumer.counters.dead_lettered) == (1, 3)
+    assert lags[0] > 0 and lags[-1] == 0  # behind the high watermark, then caught up
 
     dlq = KafkaConsumer(
         topic + ".dlq",
