@@ -14,11 +14,12 @@ import sys
 import time
 from pathlib import Path
 
-from casehistory.bootstrap import READ_MODELS, build
+from casehistory.bootstrap import READ_MODELS, build, tune_garbage_collector
 
 
 def main() -> int:
     done = Path(sys.argv[1])
+    tune_garbage_collector()  # as the casehistory command does
     engine = build()
     follower = engine.followers()
     applied = 0

@@ -17,7 +17,7 @@ from datetime import date
 from pathlib import Path
 
 from bench.common import peak_rss_mb
-from casehistory.bootstrap import build
+from casehistory.bootstrap import build, tune_garbage_collector
 from casehistory.cli import all_durations, ingest_files
 from casehistory.report import headline
 from consumers.deadletter import DeadLetterList
@@ -27,6 +27,7 @@ AS_OF = date(2026, 11, 1)
 
 def main() -> int:
     population = Path(sys.argv[1])
+    tune_garbage_collector()  # as the casehistory command does
     engine = build()
     result: dict[str, object] = {"rss_start_mb": peak_rss_mb()}
     try:

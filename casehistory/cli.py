@@ -25,6 +25,7 @@ from casehistory.bootstrap import (
     build,
     drop_engine_tables,
     read_model_names,
+    tune_garbage_collector,
 )
 from casehistory.report import DURATION_BUCKETS, Headline, headline
 from casehistory.settings import Settings
@@ -562,6 +563,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("kafka").setLevel(logging.WARNING)
+    tune_garbage_collector()
     args = parser().parse_args(argv)
     return int(args.func(args))
 
