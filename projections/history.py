@@ -18,15 +18,15 @@ from typing import Any, Protocol
 
 import orjson
 from eventsourcing.persistence import Mapper
+from eventsourcing.utils import get_topic
 
 from domain.citizen import Citizen
 from domain.facts import EventType, Fact
 from domain.timeline import Timeline, build_timeline
 from projections import timeline_codec
 
-_TOPIC_PREFIX = "domain.citizen:Citizen."
-_FACT_KINDS = {f"{_TOPIC_PREFIX}{kind.value}": kind for kind in EventType}
-_REGISTERED = f"{_TOPIC_PREFIX}Registered"
+_FACT_KINDS = {get_topic(cls): kind for kind, cls in Citizen.EVENT_CLASSES.items()}
+_REGISTERED = get_topic(Citizen.Registered)
 
 
 class StoredCitizenEvent(Protocol):
@@ -70,14 +70,6 @@ class CitizenHistory:
     def _changed(self) -> None:
         self._timeline = None
         self._timeline_json = None
-
-    @classmethod
-    def of(cls, citizen: Citizen) -> CitizenHistory:
-        """The history held by an aggregate (for callers that already loaded one)."""
-        history = cls(citizen.citizen_key, citizen.birth_date)
-        history.facts = list(citizen.facts)
-        history.version = citizen.version
-        return history
 
 
 class HistoryDecoder:
