@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 from statistics import median
+from typing import Any
 
 from bench import common, rebuild
 from casehistory.bootstrap import build
@@ -40,6 +41,16 @@ def old_follower_class(rev: str) -> type:
     return module.Follower  # type: ignore[no-any-return]
 
 
+def as_history(citizen: Any) -> Any:
+    """An old follower's aggregate in the shape today's `row_for` takes."""
+    from projections.history import CitizenHistory
+
+    history = CitizenHistory(citizen.citizen_key, citizen.birth_date)
+    history.facts = citizen.facts
+    history.version = citizen.version
+    return history
+
+
 def main() -> int:
     data_dir = Path(sys.argv[1])
     rev = sys.argv[2] if len(sys.argv) > 2 else BEFORE
@@ -58,7 +69,7 @@ def main() -> int:
             for side in ("before", "after"):
                 view = engine.replay_view("durations")
                 follower = (
-                    old(engine.app, view, row_for, batch_size=PAGE)
+                    old(engine.app, view, lambda c: row_for(as_history(c)), batch_size=PAGE)
                     if side == "before"
                     else Follower(engine.app, [Target(view, row_for)], batch_size=PAGE)
                 )
