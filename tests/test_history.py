@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import date
 from pathlib import Path
+
+import orjson
+import pytest
 
 from casehistory.bootstrap import READ_MODELS, Engine
 from casehistory.cli import ingest_files
 from consumers.deadletter import DeadLetterList
 from domain.citizen import citizen_id
 from projections.history import HistoryDecoder
+from tests.factories import record, started, stopped
 from tests.test_coordination_view import population
+from tests.test_ingest import CPR, incoming
 
 
 def test_decoded_history_equals_the_aggregate(engine: Engine, tmp_path: Path) -> None:
@@ -64,3 +71,27 @@ def test_one_pass_follower_catches_up_read_models_at_different_positions(
         engine.follower(name, fresh).catch_up()
         assert fresh.checksum() == engine.view(name).checksum()
         fresh.clear(engine.app.name)
+
+
+
+def test_an_event_stored_with_a_class_version_goes_through_the_mapper(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = engine.ingest_service(DeadLetterList())
+    service.ingest(incoming(record(started(date(2020, 1, 1))), record(stopped(date(2020, 6, 1)))))
+    events = engine.app.recorder.select_events(citizen_id(engine.vault.citizen_key(CPR)))
+    versioned = [
+        replace(e, state=orjson.dumps({**orjson.loads(e.state), "class_version": 1}))
+        for e in events
+    ]
+    mapper = engine.app.mapper
+    through_mapper: list[object] = []
+    to_domain_event = mapper.to_domain_event
+    monkeypatch.setattr(
+        mapper, "to_domain_event", lambda e: through_mapper.append(e) or to_domain_event(e)
+    )
+    decoder = HistoryDecoder(mapper)
+    plain = decoder.advance(None, events)
+    assert through_mapper == []
+    assert decoder.advance(None, versioned).facts == plain.facts
+    assert len(through_mapper) == len(events) == 3
