@@ -20,19 +20,22 @@ from bench.common import peak_rss_mb
 from casehistory.bootstrap import build, tune_garbage_collector
 from casehistory.cli import all_durations, ingest_files
 from casehistory.report import headline
-from consumers.deadletter import DeadLetterList
+from consumers.deadletter import DeadLetterFile
 
 AS_OF = date(2026, 11, 1)
 
 
 def main() -> int:
     population = Path(sys.argv[1])
+    data_dir = Path(sys.argv[2])
     tune_garbage_collector()  # as the casehistory command does
     engine = build()
     result: dict[str, object] = {"rss_start_mb": peak_rss_mb()}
     try:
         started = time.perf_counter()
-        report = ingest_files(engine, [population], DeadLetterList())
+        # Dead letters go to a file, as `casehistory ingest` writes them (a list would hold
+        # every rejected record of the run in memory).
+        report = ingest_files(engine, [population], DeadLetterFile(data_dir / "dead-letters.jsonl"))
         result["ingest_s"] = time.perf_counter() - started
         result["received"] = report.received
         result["stored"] = report.stored

@@ -412,7 +412,8 @@ def render(paths: list[Path]) -> str:
     points = []
     for r in runs:
         for g in r.get("growth", []):
-            points.append((r["label"], g["citizens"], g["events"], g))
+            points.append((r["label"], g["citizens"], g["events"], {**g, "date": r["date"]}))
+    points.sort(key=lambda p: p[3].get("date", ""), reverse=True)  # newest first per size
     points.sort(key=lambda p: p[1])
     seen, rows = set(), []
     if points:
