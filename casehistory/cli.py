@@ -244,7 +244,7 @@ def cmd_project(args: argparse.Namespace) -> int:
             follower.batch_size = args.batch_size
             for name, target in zip(names, follower.targets, strict=True):
                 log.info("holding the %s projection lease from position %d", name,
-                         target.view.max_tracking_id(engine.app.name) or 0)
+                         follower.position_of(target))
                 if name == "durations" and changelog:
                     target.after_commit = changelog.publish
             applied = follower.catch_up()

@@ -63,9 +63,10 @@ class Follower:
     @property
     def position(self) -> int:
         """The position every target has reached."""
-        return min(self._position(target) for target in self.targets)
+        return min(self.position_of(target) for target in self.targets)
 
-    def _position(self, target: Target[Any]) -> int:
+    def position_of(self, target: Target[Any]) -> int:
+        """The position one target has reached."""
         return target.view.max_tracking_id(self.app.name) or 0
 
     def lag(self) -> int:
@@ -76,7 +77,7 @@ class Follower:
         self, on_batch: Callable[[int], None] | None = None, until: int | None = None
     ) -> int:
         """Apply pending notifications (up to `until`, if given); returns how many."""
-        positions = [self._position(target) for target in self.targets]
+        positions = [self.position_of(target) for target in self.targets]
         position = min(positions)
         applied = 0
         while until is None or position < until:
