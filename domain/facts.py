@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class EventType(StrEnum):
@@ -58,12 +58,13 @@ BREAK_KIND_OF_REASON: dict[str, BreakKind] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Fact:
+class Fact(NamedTuple):
     """One published fact about a citizen, in the contract's terms.
 
     The envelope fields are always set; the type's own fields are set for the
-    types that have them and None otherwise.
+    types that have them and None otherwise. A named tuple: immutable, and about
+    three times cheaper to build than a frozen dataclass (one is built per event
+    on both the ingest and the rebuild path).
     """
 
     event_id: str

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 import pytest
 
-from schemas.contract import REJECTION_REASONS, ContractEvent, Rejection, validate
+from casehistory.generator import generate_population
+from domain.facts import EventType, Fact
+from schemas.contract import REJECTION_REASONS, REQUIRED_FIELDS, ContractEvent, Rejection, validate
 
 CPR = "6101901234"
 
@@ -103,3 +106,37 @@ def test_offsets_are_normalised_to_utc() -> None:
     b = validate(valid())
     assert isinstance(a, ContractEvent) and isinstance(b, ContractEvent)
     assert a.content_hash() == b.content_hash()
+
+
+def _dumped_content(event: ContractEvent) -> dict[str, Any]:
+    """The canonical content as first defined: pydantic's JSON dump, minus other types' fields."""
+    own = set(REQUIRED_FIELDS[event.event_type])
+    if event.event_type is EventType.BENEFIT_STARTED:
+        own.add("target_group")
+    type_fields = {name for names in REQUIRED_FIELDS.values() for name in names} | {"target_group"}
+    data = event.model_dump(mode="json", exclude_none=True)
+    data["recorded_at"] = event.recorded_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return {k: v for k, v in data.items() if k not in type_fields or k in own}
+
+
+def test_canonical_content_and_fact_equal_the_model_dump_form() -> None:
+    """Every event type, with and without optional fields, offsets and migration batches."""
+    records = list(generate_population(300, seed=11, invalid_share=0.0))
+    records += [
+        valid(recorded_at="2020-01-07T09:30:00+01:00", source_case_ref=None, migration_batch="m1"),
+        valid(event_type="BenefitStopped", reason="job", target_group="jobparat"),
+    ]
+    events = [e for r in records if isinstance(e := validate(r), ContractEvent)]
+    assert {e.event_type for e in events} == set(EventType)
+    for event in events:
+        dumped = _dumped_content(event)
+        assert event.canonical() == dumped
+        assert list(event.canonical()) == list(dumped)
+        fact = event.to_fact()
+        assert fact._asdict() == {
+            **dict.fromkeys(Fact._fields),
+            **{k: v for k, v in dumped.items() if k in Fact._fields},
+            "event_type": event.event_type,
+            "effective_date": event.effective_date,
+            "recorded_at": event.recorded_at.astimezone(UTC),
+        }

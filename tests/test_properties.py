@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import random
-from dataclasses import replace
 from datetime import date, timedelta
 
 from hypothesis import given
@@ -142,5 +141,5 @@ def test_a_retraction_equals_the_event_never_having_happened(
 
 def test_recorded_at_ties_do_not_depend_on_arrival() -> None:
     same = started(date(2020, 1, 1))
-    twin = replace(same, event_id="00000000-0000-4000-8000-ffffffffffff")
+    twin = same._replace(event_id="00000000-0000-4000-8000-ffffffffffff")
     assert result([same, twin], date(2020, 2, 1)) == result([twin, same], date(2020, 2, 1))
