@@ -108,7 +108,9 @@ def versions(kafka_version: str | None = None) -> dict[str, str]:
     from importlib.metadata import version
 
     found = {"python": platform.python_version()}
-    for package in ("eventsourcing", "kafka-python", "fastavro", "duckdb", "pydantic", "psycopg"):
+    for package in (
+        "eventsourcing", "kafka-python", "crc32c", "fastavro", "duckdb", "pydantic", "psycopg"
+    ):
         try:
             found[package] = version(package)
         except Exception:

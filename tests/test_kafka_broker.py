@@ -87,3 +87,12 @@ def test_round_trip_keeps_keys_on_one_partition(kafka_bootstrap: str) -> None:
             admin.delete_topics([topic])
         finally:
             admin.close()
+
+
+def test_record_crcs_are_checked_by_the_c_extension() -> None:
+    """kafka-python falls back to a pure-Python CRC-32C silently; we depend on the C one."""
+    import crc32c
+    from kafka.record import util
+
+    assert util.calc_crc32c.__defaults__ == (crc32c.crc32c,)
+    assert util.calc_crc32c(b"123456789") == 0xE3069283  # the CRC-32C check value
