@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 from typing import Any
+from uuid import UUID
 
 import orjson
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -50,6 +52,28 @@ class CaseHistory(Application[Any]):
         except AggregateNotFoundError:
             return None
         return citizen
+
+    def find_many(self, citizen_keys: Iterable[str]) -> dict[str, Citizen]:
+        """The citizens among these keys that exist, by key.
+
+        Cached citizens come from the cache; of the rest, one query tells which have
+        events, so a batch of new citizens (a bulk load) costs no lookup per citizen.
+        """
+        cache: Any = self.repository.cache
+        found: dict[str, Citizen] = {}
+        uncached: dict[UUID, str] = {}
+        for key in dict.fromkeys(citizen_keys):
+            try:
+                found[key] = cache.get(citizen_id(key))
+            except (KeyError, AttributeError):  # not cached, or no cache configured
+                uncached[citizen_id(key)] = key
+        if uncached:
+            recorder: Any = self.recorder
+            for aggregate_id in recorder.existing_originators(list(uncached)):
+                citizen = self.find(uncached[aggregate_id])
+                if citizen is not None:
+                    found[uncached[aggregate_id]] = citizen
+        return found
 
     def forget_cached(self, citizen_keys: list[str]) -> None:
         """Drop cached aggregates (after a failed save they may hold unsaved events)."""

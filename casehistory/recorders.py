@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
-from psycopg.sql import SQL
+from psycopg.sql import SQL, Identifier
 
 LEDGER_TABLE = "ingest_ledger"
 
@@ -73,6 +74,20 @@ class SQLiteLedgerRecorder(LedgerMixin, SQLiteApplicationRecorder):
     def construct_create_table_statements(self) -> list[str]:
         return [*super().construct_create_table_statements(), _LEDGER_DDL]
 
+    def existing_originators(self, originator_ids: Sequence[UUID]) -> set[UUID]:
+        """Which of these aggregates have stored events (one query per 500 ids)."""
+        found: set[UUID] = set()
+        for first in range(0, len(originator_ids), 500):
+            chunk = [i.hex for i in originator_ids[first : first + 500]]
+            with self.datastore.transaction(commit=False) as c:
+                c.execute(
+                    f"SELECT DISTINCT originator_id FROM {self.events_table_name} "
+                    f"WHERE originator_id IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                )
+                found.update(UUID(hex=row["originator_id"]) for row in c.fetchall())
+        return found
+
 
 class PostgresLedgerRecorder(LedgerMixin, PostgresApplicationRecorder):  # type: ignore[misc]
     ledger_marker = "%s"
@@ -80,3 +95,12 @@ class PostgresLedgerRecorder(LedgerMixin, PostgresApplicationRecorder):  # type:
     def __init__(self, datastore: Any, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
         self.sql_create_statements.append(SQL(_LEDGER_DDL))  # type: ignore[arg-type]
+
+    def existing_originators(self, originator_ids: Sequence[UUID]) -> set[UUID]:
+        """Which of these aggregates have stored events (one query)."""
+        statement = SQL(
+            "SELECT DISTINCT originator_id FROM {schema}.{table} WHERE originator_id = ANY(%s)"
+        ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name))
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(statement, [list(originator_ids)])
+            return {row["originator_id"] for row in curs.fetchall()}

@@ -130,16 +130,11 @@ class IngestService:
     ) -> tuple[dict[str, Citizen], list[Outcome]]:
         """Record the events on their citizens' aggregates (not yet saved)."""
         keys = [self.vault.citizen_key(event.cpr) for _, event in valid]
-        citizens: dict[str, Citizen] = {}
+        citizens = self.app.find_many(keys)
         new_cprs: dict[str, str] = {}
         for key, (_, event) in zip(keys, valid, strict=True):
-            if key in citizens or key in new_cprs:
-                continue
-            found = self.app.find(key)
-            if found is None:
-                new_cprs[key] = event.cpr
-            else:
-                citizens[key] = found
+            if key not in citizens:
+                new_cprs.setdefault(key, event.cpr)
         for key, sealed in self.vault.seal_new(new_cprs).items():
             citizens[key] = Citizen.register(key, birth_date(new_cprs[key]), sealed)
         outcomes = [

@@ -99,3 +99,24 @@ def test_a_writer_with_a_stale_cached_citizen_reloads_and_retries(
         ]
     finally:
         other.close()
+
+
+def test_find_many_finds_cached_and_stored_citizens_and_only_those(
+    engine: Engine, store_env: dict[str, str]
+) -> None:
+    cprs = ["6101901234", "0202801234", "0303701234"]
+    engine.ingest_service(DeadLetterList()).ingest(
+        incoming(*(record(started(date(2020, 1, 1)), cpr=cpr) for cpr in cprs[:2]))
+    )
+    keys = [engine.vault.citizen_key(cpr) for cpr in cprs]
+    other = build(Settings.load(store_env))  # nothing cached
+    try:
+        for app in (engine.app, other.app):
+            found = app.find_many([keys[2], keys[0], keys[1], keys[0]])
+            assert sorted(found) == sorted(keys[:2])
+            assert all(found[k].citizen_key == k and len(found[k].facts) == 1 for k in found)
+        assert other.app.recorder.existing_originators([citizen_id(k) for k in keys]) == {
+            citizen_id(k) for k in keys[:2]
+        }
+    finally:
+        other.close()
