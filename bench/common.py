@@ -103,6 +103,18 @@ def machine() -> dict[str, Any]:
     }
 
 
+def code_version() -> str:
+    """The commit measured, with `+changes` when tracked Python files differed from it."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", "*.py")
+    return head + ("+changes" if changed else "")
+
+
 def versions(kafka_version: str | None = None) -> dict[str, str]:
     import sqlite3
     from importlib.metadata import version

@@ -73,6 +73,7 @@ def run(size: int, repeats: int, rate: float, label: str, skip: set[str]) -> dic
         "repeats": repeats,
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "bench/run " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "commit": common.code_version(),
         "machine": common.machine(),
         "versions": common.versions(devkafka.KAFKA_VERSION),
         "read_models": list(READ_MODELS),

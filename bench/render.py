@@ -51,16 +51,17 @@ def render(paths: list[Path]) -> str:
         f"- machine: {latest['machine']['cores']} cores ({latest['machine']['cpu']}), "
         f"{latest['machine']['memory_gib']} GiB memory, Linux {latest['machine']['kernel']}",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in latest["versions"].items()),
-        "- PostgreSQL: not measured (every run here is on the embedded SQLite store; the "
-        "PostgreSQL backend is exercised by the test suite only)",
+        "- store: every run here is on the embedded SQLite store; PostgreSQL ingest with "
+        "concurrent writers is measured by `bench/ingest_writers.py` (README, PostgreSQL)",
         "",
-        "| run | citizens | events generated | runs | command | date | total time |",
-        "|---|---|---|---|---|---|---|",
+        "| run | citizens | events generated | runs | command | code | date | total time |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         out.append(
             f"| {r['label']} | {r['size']:,} | {r['events_generated']:,} | {r['repeats']} | "
-            f"`{r['command']}` | {r['date']} | {r.get('total_s', 0) / 60:.1f} min |"
+            f"`{r['command']}` | {r.get('commit', 'not recorded')} | {r['date']} | "
+            f"{r.get('total_s', 0) / 60:.1f} min |"
         )
     out.append("")
     if NOTES.exists():
