@@ -63,10 +63,13 @@ class CaseHistory(Application[Any]):
         found: dict[str, Citizen] = {}
         uncached: dict[UUID, str] = {}
         for key in dict.fromkeys(citizen_keys):
+            aggregate_id = citizen_id(key)
             try:
-                found[key] = cache.get(citizen_id(key))
-            except (KeyError, AttributeError):  # not cached, or no cache configured
-                uncached[citizen_id(key)] = key
+                if cache is None:
+                    raise KeyError(aggregate_id)
+                found[key] = cache.get(aggregate_id)
+            except KeyError:
+                uncached[aggregate_id] = key
         if uncached:
             recorder: Any = self.recorder
             for aggregate_id in recorder.existing_originators(list(uncached)):

@@ -13,6 +13,7 @@ reordered record breaks the chain (see `chain_hash_of`).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -75,16 +76,7 @@ class Citizen(Aggregate):
             aggregate.take(self)
 
         def to_fact(self) -> Fact:
-            return Fact(
-                event_id=self.event_id,
-                event_type=_EVENT_TYPE_OF[type(self)],
-                effective_date=date.fromisoformat(self.effective_date),
-                recorded_at=datetime.fromisoformat(self.recorded_at),
-                source_system=self.source_system,
-                municipality=self.municipality,
-                source_case_ref=self.source_case_ref,
-                **self.details,
-            )
+            return recorded_fact(_EVENT_TYPE_OF[type(self)], vars(self))
 
     class BenefitStarted(FactRecorded):
         pass
@@ -201,6 +193,20 @@ CHAINED_FIELDS: dict[str, tuple[str, ...]] = {
         "provenance",
     ),
 }
+
+
+def recorded_fact(kind: EventType, state: Mapping[str, Any]) -> Fact:
+    """The fact a recorded event states, from its fields in their stored form."""
+    return Fact(
+        state["event_id"],
+        kind,
+        date.fromisoformat(state["effective_date"]),
+        datetime.fromisoformat(state["recorded_at"]),
+        state["source_system"],
+        state["municipality"],
+        state["source_case_ref"],
+        **state["details"],
+    )
 
 
 def chain_hash_of(previous: str, kind: str, content: dict[str, Any]) -> str:

@@ -13,15 +13,15 @@ the application's mapper, so the result is always what the aggregate would see.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import date
 from typing import Any, Protocol
 
 import orjson
 from eventsourcing.persistence import Mapper
 from eventsourcing.utils import get_topic
 
-from domain.citizen import Citizen
-from domain.facts import EventType, Fact
+from domain.citizen import Citizen, recorded_fact
+from domain.facts import Fact
 from domain.timeline import Timeline, build_timeline
 from projections import timeline_codec
 
@@ -93,7 +93,7 @@ class HistoryDecoder:
             else:
                 kind = _FACT_KINDS.get(event.topic)
                 if kind is not None:
-                    history.facts.append(_fact(kind, state))
+                    history.facts.append(recorded_fact(kind, state))
                 history._changed()
             history.version = event.originator_version
         if history is None:
@@ -111,15 +111,3 @@ class HistoryDecoder:
             return dict(vars(self.mapper.to_domain_event(event)))  # type: ignore[arg-type]
         return state
 
-
-def _fact(kind: EventType, state: dict[str, Any]) -> Fact:
-    return Fact(
-        state["event_id"],
-        kind,
-        date.fromisoformat(state["effective_date"]),
-        datetime.fromisoformat(state["recorded_at"]),
-        state["source_system"],
-        state["municipality"],
-        state["source_case_ref"],
-        **state["details"],
-    )
