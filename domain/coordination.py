@@ -207,17 +207,15 @@ def _job_ready_in_shelter(s: _Situation) -> tuple[str, ...]:
 
 
 def _parent_with_child_measure(s: _Situation) -> tuple[str, ...]:
-    """On any benefit (permanent ones too) with an active preventive measure or placement.
+    """On a job-centre benefit with an active preventive measure or placement.
 
-    Behind it: the child-measure starts and the covering benefit starts.
+    A parent on a permanent pension is not flagged. Behind it: the child-measure
+    starts and the covering job-centre benefit starts.
     """
     measures = [p for p in s.active if p.code in CHILD_MEASURES]
-    if not measures:
+    if not measures or not s.job_centre:
         return ()
-    paying = benefits_covering(s.timeline, s.day, job_centre_only=False)
-    if not paying:
-        return ()
-    return _ids([], measures, paying)
+    return _ids([], measures, s.job_centre)
 
 
 def _youth_unified_effort(s: _Situation) -> tuple[str, ...]:

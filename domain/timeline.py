@@ -4,7 +4,8 @@ Pairing follows the precise rules: a start opens a period under the key
 (benefit, source system, registering municipality) and the next stop with the
 same key closes it. Stops apply before starts on one date, so `stop D` followed
 by `start D` joins into one run. A start while the key is open, or a stop with
-nothing open, is a data-quality finding and changes nothing. Interventions pair
+nothing open, is a data-quality finding and changes no period; a refused start's
+target group still counts as an assignment on its date. Interventions pair
 the same way. Retractions void the named event (a retracted retraction voids
 nothing), whatever their own effective date.
 """
@@ -146,9 +147,8 @@ def build_timeline(facts: Iterable[Fact], known_at: datetime | None = None) -> T
     for fact in ordered:
         kind = fact.event_type
         if kind is EventType.BENEFIT_STARTED and fact.benefit:
-            refused = benefits.start(fact, fact.benefit)
-            findings.extend(refused)
-            if fact.target_group and not refused:  # a refused start changes nothing
+            findings.extend(benefits.start(fact, fact.benefit))
+            if fact.target_group:  # also when the start is refused: the assessment happened
                 assignments.append(_assignment(fact, fact.target_group))
         elif kind is EventType.BENEFIT_STOPPED and fact.benefit:
             findings.extend(benefits.stop(fact, fact.benefit))

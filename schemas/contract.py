@@ -8,8 +8,9 @@ field), so rejections can be logged and dead-lettered safely.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
-from datetime import UTC, date
+from datetime import UTC, date, datetime
 from functools import cached_property
 from typing import Any, Literal
 from uuid import UUID
@@ -22,6 +23,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from domain import reference
 from domain.canonical import canonical_ascii_json
@@ -71,11 +73,29 @@ _REASONS: dict[str, str] = {
 }
 
 REJECTION_REASONS = frozenset(_REASONS.values()) | {
+    "date_out_of_range",
     "missing_field",
     "not_a_record",
     "undecodable",
     "event_id_conflict",
 }
+
+
+FIRST_DAY = date(1900, 1, 1)
+LAST_DAY = date(2099, 12, 31)
+"""Dates and timestamps outside these days are rejected: sentinels such as 9999-12-31
+would otherwise overflow date arithmetic in the rules and read models."""
+
+_DATE_FORM = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_TIMESTAMP_FORM = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ]")
+
+
+def _out_of_range(day: date) -> PydanticCustomError | None:
+    if FIRST_DAY <= day <= LAST_DAY:
+        return None
+    return PydanticCustomError(
+        "out_of_range", f"outside {FIRST_DAY.isoformat()} .. {LAST_DAY.isoformat()}"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +131,40 @@ class ContractEvent(BaseModel):
     retracted_event_id: UUID | None = None
     migration_batch: str | None = None
     """Schema v2: provenance only; not part of the fact."""
+
+    @field_validator("effective_date", mode="before")
+    @classmethod
+    def _date_form(cls, value: object) -> object:
+        if isinstance(value, datetime) or not isinstance(value, str | date):
+            raise ValueError("a date is exactly YYYY-MM-DD")
+        if isinstance(value, str) and not _DATE_FORM.fullmatch(value):
+            raise ValueError("a date is exactly YYYY-MM-DD (a timestamp is not a date)")
+        return value
+
+    @field_validator("effective_date")
+    @classmethod
+    def _date_range(cls, value: date) -> date:
+        if error := _out_of_range(value):
+            raise error
+        return value
+
+    @field_validator("recorded_at", mode="before")
+    @classmethod
+    def _timestamp_form(cls, value: object) -> object:
+        if isinstance(value, datetime):
+            return value
+        if not isinstance(value, str) or not _TIMESTAMP_FORM.match(value):
+            raise ValueError("a timestamp is an ISO date and time with Z or an offset")
+        return value
+
+    @field_validator("recorded_at")
+    @classmethod
+    def _timestamp_range(cls, value: datetime) -> datetime:
+        # The local date first: converting 0001-01-01T00:30+01:00 to UTC would overflow.
+        error = _out_of_range(value.date()) or _out_of_range(value.astimezone(UTC).date())
+        if error:
+            raise error
+        return value
 
     @field_validator("cpr")
     @classmethod
@@ -261,4 +315,6 @@ def _rejection(error: ValidationError) -> Rejection:
         return Rejection(reason, message, None)
     if field == "recorded_at" and kind == "timezone_aware":
         message = "timestamps must carry Z or an explicit UTC offset"
+    if kind == "out_of_range":
+        return Rejection("date_out_of_range", f"{field}: {message}", field)
     return Rejection(_REASONS.get(field, "invalid_field"), f"{field}: {message}", field)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -52,6 +52,20 @@ def test_a_valid_record_passes_and_extra_fields_are_ignored() -> None:
         ({"event_type": "BenefitPaused"}, "unknown_event_type"),
         ({"effective_date": "2020-02-30"}, "invalid_date"),
         ({"recorded_at": "2020-01-07T08:30:00"}, "invalid_timestamp"),
+        ({"effective_date": "2015-03-01T00:00:00Z"}, "invalid_date"),  # a timestamp
+        ({"effective_date": "20150301"}, "invalid_date"),
+        ({"effective_date": 1425168000}, "invalid_date"),
+        ({"recorded_at": 1578385800}, "invalid_timestamp"),  # no Z, no offset
+        ({"recorded_at": "1578385800"}, "invalid_timestamp"),
+        ({"recorded_at": "2020-01-07"}, "invalid_timestamp"),
+        ({"effective_date": "9999-12-31"}, "date_out_of_range"),
+        ({"effective_date": "0001-01-01"}, "date_out_of_range"),
+        ({"effective_date": "1899-12-31"}, "date_out_of_range"),
+        ({"effective_date": "2100-01-01"}, "date_out_of_range"),
+        ({"recorded_at": "0001-01-01T00:30:00+01:00"}, "date_out_of_range"),
+        ({"recorded_at": "9999-12-31T23:59:59Z"}, "date_out_of_range"),
+        ({"recorded_at": "1900-01-01T00:30:00+01:00"}, "date_out_of_range"),  # 1899 in UTC
+        ({"recorded_at": "2099-12-31T23:30:00-01:00"}, "date_out_of_range"),  # 2100 in UTC
         ({"municipality": "999"}, "unknown_municipality"),
         ({"benefit": "lottery"}, "unknown_benefit"),
         ({"target_group": "match_9"}, "unknown_target_group"),
@@ -81,6 +95,35 @@ def test_rejection_reasons(changes: dict[str, Any], reason: str) -> None:
     assert rejection.reason in REJECTION_REASONS
     assert rejection.message
     assert CPR not in rejection.message
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"effective_date": "1900-01-01"},
+        {"effective_date": "2099-12-31"},
+        {"effective_date": date(2099, 12, 31)},  # as Avro decodes it
+        {"recorded_at": "1900-01-01T00:00:00Z"},
+        {"recorded_at": "2099-12-31T23:59:59Z"},
+        {"recorded_at": "2099-12-31T23:30:00+01:00"},
+        {"recorded_at": "2020-01-07 08:30:00+01:00"},
+        {"recorded_at": datetime(2020, 1, 7, 8, 30, tzinfo=UTC)},  # as Avro decodes it
+    ],
+)
+def test_the_edges_of_the_range_are_accepted(changes: dict[str, Any]) -> None:
+    assert isinstance(validate(valid(**changes)), ContractEvent)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"effective_date": date(1, 1, 1)},
+        {"effective_date": datetime(2015, 3, 1, tzinfo=UTC)},
+        {"recorded_at": datetime(1, 1, 1, tzinfo=UTC)},
+    ],
+)
+def test_decoded_avro_values_are_held_to_the_same_rules(changes: dict[str, Any]) -> None:
+    assert rejected(valid(**changes)).reason in {"invalid_date", "date_out_of_range"}
 
 
 def test_not_a_record() -> None:

@@ -219,17 +219,21 @@ def test_job_ready_in_a_crisis_centre_is_not_a_shelter() -> None:
     assert flag(facts, date(2020, 4, 1), Flag.JOB_READY_IN_SHELTER) == ()
 
 
-def test_parent_with_child_measure_on_any_benefit() -> None:
+def test_parent_on_a_permanent_pension_is_not_flagged_for_a_childs_measure() -> None:
+    """domain.md: every flag but the long-spell one requires a job-centre benefit at D."""
     pension = started(date(2019, 1, 1), benefit="foertidspension")
     measure = began(date(2021, 1, 1), "child_preventive_measure")
     facts = [pension, measure, ended(date(2021, 6, 1), "child_preventive_measure")]
     name = Flag.PARENT_WITH_CHILD_MEASURE
-    assert flag(facts, date(2020, 12, 31), name) == ()
     on = coord(facts, date(2021, 1, 1))
-    assert on.flags[name] == ids(pension, measure)
-    assert not on.is_faellesborger  # a permanent benefit: not a fællesborger, still a parent flag
-    assert flag(facts, date(2021, 5, 31), name) == ids(pension, measure)
-    assert flag(facts, date(2021, 6, 1), name) == ()
+    assert name not in on.flags
+    assert not on.is_faellesborger
+    # The same parent on ledighedsydelse (a job-centre benefit) beside the pension is flagged,
+    # with the job-centre benefit behind the flag, not the pension.
+    waiting = started(date(2020, 6, 1), benefit="ledighedsydelse")
+    assert flag([*facts, waiting], date(2021, 1, 1), name) == ids(waiting, measure)
+    assert flag([*facts, waiting], date(2020, 12, 31), name) == ()
+    assert flag([*facts, waiting], date(2021, 6, 1), name) == ()
 
 
 def test_parent_with_child_measure_needs_a_benefit() -> None:

@@ -221,10 +221,13 @@ def test_target_group_latest_by_effective_date_ties_to_later_recorded() -> None:
     assert measures(facts, date(2019, 10, 1)).target_group == "aktivitetsparat_voksen"
 
 
-def test_a_start_of_an_open_period_does_not_assign_its_target_group() -> None:
+def test_a_start_of_an_open_period_still_assigns_its_target_group() -> None:
+    """domain.md: the assessment happened, whatever the case system did."""
     facts = [started(date(2019, 1, 1), target_group="jobparat"),
              started(date(2019, 6, 1), target_group="aktivitetsparat_voksen")]
-    assert measures(facts, date(2019, 7, 1)).target_group == "jobparat"
+    assert measures(facts, date(2019, 5, 31)).target_group == "jobparat"
+    assert measures(facts, date(2019, 7, 1)).target_group == "aktivitetsparat_voksen"
+    assert measures(facts, date(2019, 7, 1)).all_benefits_spell_start == date(2019, 1, 1)
 
 
 def test_target_group_reported_only_on_a_job_centre_benefit() -> None:
