@@ -253,25 +253,26 @@ class ContractEvent(BaseModel):
             value = getattr(self, name)
             if value is not None:
                 content[name] = value if isinstance(value, str) else str(value)
-        if self.migration_batch is not None:
-            content["migration_batch"] = self.migration_batch
         return content
 
     def canonical(self) -> dict[str, Any]:
-        """The content as plain JSON values, without nulls and without other types' fields."""
-        return dict(self._content)
+        """The record as plain JSON values, without nulls and without other types' fields."""
+        data = dict(self._content)
+        if self.migration_batch is not None:
+            data["migration_batch"] = self.migration_batch
+        return data
 
     def avro_datum(self) -> dict[str, Any]:
         """The event as a datum of the current Avro schema."""
         data = self.canonical()
         data["effective_date"] = self.effective_date
         data["recorded_at"] = self.recorded_at.astimezone(UTC)
-        if self.migration_batch is not None:
-            data["migration_batch"] = self.migration_batch
         return data
 
     def content_hash(self) -> str:
-        """Equal for redeliveries that differ only in key order or null versus absent."""
+        """Equal for redeliveries that differ only in key order, null versus absent, or
+        `migration_batch` (provenance, not content: a redelivery through schema v1 or a
+        re-run migration is the same fact)."""
         return hashlib.sha256(canonical_ascii_json(self._content)).hexdigest()
 
     def to_fact(self) -> Fact:

@@ -144,6 +144,17 @@ def test_content_ignores_key_order_and_null_versus_absent() -> None:
     assert isinstance(c, ContractEvent) and c.content_hash() != a.content_hash()
 
 
+def test_migration_batch_is_not_content() -> None:
+    plain = validate(valid())
+    batched = validate(valid(migration_batch="fasit-conversion-2018"))
+    rerun = validate(valid(migration_batch="fasit-conversion-2018-b"))
+    assert isinstance(plain, ContractEvent) and isinstance(batched, ContractEvent)
+    assert isinstance(rerun, ContractEvent)
+    assert plain.content_hash() == batched.content_hash() == rerun.content_hash()
+    assert batched.canonical()["migration_batch"] == "fasit-conversion-2018"  # kept as provenance
+    assert batched.avro_datum()["migration_batch"] == "fasit-conversion-2018"
+
+
 def test_offsets_are_normalised_to_utc() -> None:
     a = validate(valid(recorded_at="2020-01-07T09:30:00+01:00"))
     b = validate(valid())

@@ -35,6 +35,19 @@ def test_redelivery_is_a_no_op_and_a_conflict_is_dead_lettered(engine: Engine) -
     assert citizen.facts[0].effective_date == date(2020, 1, 1)  # the first arrival stands
 
 
+def test_a_migration_batch_is_provenance_not_content(engine: Engine) -> None:
+    """Issue #15 item 10: a redelivery through schema v1 (no batch) or a re-run migration
+    (another batch) is the same fact, not a conflict; the first arrival's batch stands."""
+    start = record(started(date(2020, 1, 1)))
+    letters = DeadLetterList()
+    service = engine.ingest_service(letters)
+    first = service.ingest(incoming({**start, "migration_batch": "fasit-conversion-2018"}))
+    via_v1 = service.ingest(incoming(start))
+    rerun = service.ingest(incoming({**start, "migration_batch": "fasit-conversion-2018-rerun"}))
+    assert (first.stored, via_v1.duplicate, rerun.duplicate) == (1, 1, 1)
+    assert letters.letters == []
+
+
 def test_citizen_key_not_cpr_is_the_identity_and_cpr_is_sealed(engine: Engine) -> None:
     engine.ingest_service(DeadLetterList()).ingest(incoming(record(started(date(2020, 1, 1)))))
     key = engine.vault.citizen_key(CPR)
