@@ -19,6 +19,7 @@ from typing import Any
 
 from kafka import KafkaProducer
 
+import schemas
 from domain.cpr import citizen_key
 from schemas import wire
 from schemas.contract import ContractEvent, Rejection, validate
@@ -54,6 +55,7 @@ class Publisher:
         self.topic = topic
         self.pseudonym_key = pseudonym_key
         self.schema_version = schema_version
+        self._types = schemas.event_types(schema_version or schemas.current_version())
         self.producer = KafkaProducer(
             bootstrap_servers=bootstrap_servers,
             acks="all",
@@ -69,6 +71,13 @@ class Publisher:
         pending = []
         for position, record in enumerate(records):
             checked = validate(record)
+            if isinstance(checked, ContractEvent) and checked.event_type not in self._types:
+                checked = Rejection(
+                    "not_in_schema_version",
+                    f"{checked.event_type.value} cannot be written with schema "
+                    f"v{self.schema_version}",
+                    "event_type",
+                )
             if isinstance(checked, Rejection):
                 report.rejected.append((position, checked))
                 continue

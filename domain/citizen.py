@@ -35,6 +35,9 @@ FACT_FIELDS = (
     "to_group",
     "intervention",
     "retracted_event_id",
+    "caseworker",
+    "unit",
+    "meeting_kind",
 )
 
 
@@ -97,6 +100,12 @@ class Citizen(Aggregate):
         pass
 
     class EventRetracted(FactRecorded):
+        pass
+
+    class CaseworkerAssigned(FactRecorded):
+        pass
+
+    class MeetingHeld(FactRecorded):
         pass
 
     class Forgotten(Aggregate.Event):

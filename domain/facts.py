@@ -15,6 +15,8 @@ class EventType(StrEnum):
     SOCIAL_INTERVENTION_STARTED = "SocialInterventionStarted"
     SOCIAL_INTERVENTION_ENDED = "SocialInterventionEnded"
     EVENT_RETRACTED = "EventRetracted"
+    CASEWORKER_ASSIGNED = "CaseworkerAssigned"
+    MEETING_HELD = "MeetingHeld"
 
 
 class StopReason(StrEnum):
@@ -36,6 +38,14 @@ class GroupChangeReason(StrEnum):
     REFORM = "reform"
     REASSESSMENT = "reassessment"
     AGE = "age"
+    OTHER = "other"
+
+
+class MeetingKind(StrEnum):
+    VISITATION = "visitation"
+    FIRST = "first"
+    JOINT = "joint"
+    """The fællessamtale with the coordinating caseworker and the job consultant."""
     OTHER = "other"
 
 
@@ -83,6 +93,10 @@ class Fact(NamedTuple):
     to_group: str | None = None
     intervention: str | None = None
     retracted_event_id: str | None = None
+    caseworker: str | None = None
+    """The job centre's staff id (CaseworkerAssigned; optional on MeetingHeld)."""
+    unit: str | None = None
+    meeting_kind: str | None = None
 
     @property
     def order_key(self) -> tuple[date, int, datetime, str]:

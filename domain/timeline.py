@@ -72,6 +72,31 @@ class GroupAssignment:
     recorded_at: datetime
     event_id: str
     target_group: str
+    from_group: str | None = None
+    """A `TargetGroupChanged`'s from_group; None for a start's target group."""
+    reason: str | None = None
+    """A `TargetGroupChanged`'s reason; None for a start's target group."""
+
+
+@dataclass(frozen=True, slots=True)
+class CaseworkerAssignment:
+    """A `CaseworkerAssigned`: this caseworker is responsible from `effective_date`."""
+
+    effective_date: date
+    recorded_at: datetime
+    event_id: str
+    caseworker: str
+    unit: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Meeting:
+    """A `MeetingHeld` on `effective_date`, of `kind` (visitation, first, joint, other)."""
+
+    effective_date: date
+    event_id: str
+    kind: str
+    caseworker: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +107,10 @@ class Timeline:
     interventions: tuple[Period, ...]
     group_assignments: tuple[GroupAssignment, ...]
     findings: tuple[Finding, ...]
+    caseworker_assignments: tuple[CaseworkerAssignment, ...] = ()
+    """By effective date, ties by recorded_at (the later one wins), then event id."""
+    meetings: tuple[Meeting, ...] = ()
+    """By effective date, then event id."""
 
     def periods_on(self, day: date) -> tuple[Period, ...]:
         """Benefit periods as known from events effective on or before `day`."""
@@ -141,6 +170,8 @@ def build_timeline(facts: Iterable[Fact], known_at: datetime | None = None) -> T
     benefits = _Pairing()
     interventions = _Pairing()
     assignments: list[GroupAssignment] = []
+    caseworkers: list[CaseworkerAssignment] = []
+    meetings: list[Meeting] = []
     findings: list[Finding] = []
     groups = reference.target_groups()
 
@@ -158,6 +189,20 @@ def build_timeline(facts: Iterable[Fact], known_at: datetime | None = None) -> T
             findings.extend(interventions.stop(fact, fact.intervention))
         elif kind is EventType.TARGET_GROUP_CHANGED and fact.to_group:
             assignments.append(_assignment(fact, fact.to_group))
+        elif kind is EventType.CASEWORKER_ASSIGNED and fact.caseworker:
+            caseworkers.append(
+                CaseworkerAssignment(
+                    fact.effective_date,
+                    fact.recorded_at,
+                    fact.event_id,
+                    fact.caseworker,
+                    fact.unit,
+                )
+            )
+        elif kind is EventType.MEETING_HELD and fact.meeting_kind:
+            meetings.append(
+                Meeting(fact.effective_date, fact.event_id, fact.meeting_kind, fact.caseworker)
+            )
 
     for assignment in assignments:
         group = groups.get(assignment.target_group)
@@ -175,11 +220,17 @@ def build_timeline(facts: Iterable[Fact], known_at: datetime | None = None) -> T
         interventions=interventions.periods(),
         group_assignments=tuple(assignments),
         findings=tuple(sorted(findings, key=lambda f: (f.effective_date, f.event_id))),
+        caseworker_assignments=tuple(
+            sorted(caseworkers, key=lambda a: (a.effective_date, a.recorded_at, a.event_id))
+        ),
+        meetings=tuple(sorted(meetings, key=lambda m: (m.effective_date, m.event_id))),
     )
 
 
 def _assignment(fact: Fact, group: str) -> GroupAssignment:
-    return GroupAssignment(fact.effective_date, fact.recorded_at, fact.event_id, group)
+    return GroupAssignment(
+        fact.effective_date, fact.recorded_at, fact.event_id, group, fact.from_group, fact.reason
+    )
 
 
 class _Pairing:

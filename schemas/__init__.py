@@ -37,3 +37,11 @@ def current_version() -> int:
 def reader_schema() -> dict[str, Any]:
     """The newest schema: what every reader resolves data to."""
     return schema_versions()[current_version()]
+
+
+def event_types(version: int) -> frozenset[str]:
+    """The event types a schema version can carry (v3 added CaseworkerAssigned, MeetingHeld)."""
+    for schema_field in schema_versions()[version]["fields"]:
+        if schema_field["name"] == "event_type":
+            return frozenset(schema_field["type"]["symbols"])
+    raise KeyError(f"schema v{version} has no event_type")

@@ -28,7 +28,7 @@ from pydantic_core import PydanticCustomError
 from domain import reference
 from domain.canonical import canonical_ascii_json
 from domain.cpr import InvalidCpr, birth_date
-from domain.facts import EventType, Fact, GroupChangeReason, StopReason
+from domain.facts import EventType, Fact, GroupChangeReason, MeetingKind, StopReason
 
 REQUIRED_FIELDS: dict[EventType, tuple[str, ...]] = {
     EventType.BENEFIT_STARTED: ("benefit",),
@@ -38,6 +38,13 @@ REQUIRED_FIELDS: dict[EventType, tuple[str, ...]] = {
     EventType.SOCIAL_INTERVENTION_STARTED: ("intervention",),
     EventType.SOCIAL_INTERVENTION_ENDED: ("intervention",),
     EventType.EVENT_RETRACTED: ("retracted_event_id", "reason"),
+    EventType.CASEWORKER_ASSIGNED: ("caseworker",),
+    EventType.MEETING_HELD: ("meeting_kind",),
+}
+OPTIONAL_FIELDS: dict[EventType, tuple[str, ...]] = {
+    EventType.BENEFIT_STARTED: ("target_group",),
+    EventType.CASEWORKER_ASSIGNED: ("unit",),
+    EventType.MEETING_HELD: ("caseworker",),
 }
 
 _FACT_TYPE_FIELDS = Fact._fields[Fact._fields.index("benefit") :]
@@ -45,7 +52,7 @@ _OWN_FIELDS: dict[EventType, tuple[str, ...]] = {
     event_type: tuple(
         name
         for name in _FACT_TYPE_FIELDS
-        if name in required or (name == "target_group" and event_type is EventType.BENEFIT_STARTED)
+        if name in required or name in OPTIONAL_FIELDS.get(event_type, ())
     )
     for event_type, required in REQUIRED_FIELDS.items()
 }
@@ -70,6 +77,9 @@ _REASONS: dict[str, str] = {
     "reason": "unknown_reason",
     "source_system": "invalid_source_system",
     "source_case_ref": "invalid_source_case_ref",
+    "caseworker": "invalid_caseworker",
+    "unit": "invalid_unit",
+    "meeting_kind": "unknown_meeting_kind",
 }
 
 REJECTION_REASONS = frozenset(_REASONS.values()) | {
@@ -129,6 +139,10 @@ class ContractEvent(BaseModel):
     to_group: str | None = None
     intervention: str | None = None
     retracted_event_id: UUID | None = None
+    caseworker: str | None = None
+    """Schema v3: a staff id; ten digits are rejected (it could be a CPR number)."""
+    unit: str | None = None
+    meeting_kind: str | None = None
     migration_batch: str | None = None
     """Schema v2: provenance only; not part of the fact."""
 
@@ -203,7 +217,27 @@ class ContractEvent(BaseModel):
             raise ValueError("not an intervention in the reference table")
         return value
 
-    @field_validator("source_system", "source_case_ref", "reason", "migration_batch")
+    @field_validator("caseworker")
+    @classmethod
+    def _caseworker(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.strip():
+            raise ValueError("must not be empty")
+        if _TEN_DIGITS.fullmatch(value):
+            raise ValueError("ten digits could be a CPR number, not a staff id")
+        return value
+
+    @field_validator("meeting_kind")
+    @classmethod
+    def _meeting_kind(cls, value: str | None) -> str | None:
+        if value is not None and value not in _MEETING_KINDS:
+            raise ValueError("not a MeetingHeld kind")
+        return value
+
+    @field_validator(
+        "source_system", "source_case_ref", "reason", "caseworker", "unit", "migration_batch"
+    )
     @classmethod
     def _text(cls, value: str | None) -> str | None:
         if value is not None and not value.isascii():
@@ -290,6 +324,8 @@ class ContractEvent(BaseModel):
 
 
 _STOP_REASONS = frozenset(r.value for r in StopReason)
+_MEETING_KINDS = frozenset(k.value for k in MeetingKind)
+_TEN_DIGITS = re.compile(r"[0-9]{10}")
 _GROUP_CHANGE_REASONS = frozenset(r.value for r in GroupChangeReason)
 
 

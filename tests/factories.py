@@ -73,3 +73,24 @@ def record(fact_: Fact, cpr: str = "6101901234") -> dict[str, Any]:
         if value is not None:
             data[name] = value
     return data
+
+
+def assigned(effective: date, caseworker: str, unit: str | None = None, **kw: Any) -> Fact:
+    return fact(
+        EventType.CASEWORKER_ASSIGNED, effective, caseworker=caseworker, unit=unit, **kw
+    )
+
+
+def meeting(effective: date, kind: str, caseworker: str | None = None, **kw: Any) -> Fact:
+    return fact(EventType.MEETING_HELD, effective, meeting_kind=kind, caseworker=caseworker, **kw)
+
+
+def regrouped(effective: date, from_group: str, to_group: str, reason: str, **kw: Any) -> Fact:
+    return fact(
+        EventType.TARGET_GROUP_CHANGED,
+        effective,
+        from_group=from_group,
+        to_group=to_group,
+        reason=reason,
+        **kw,
+    )

@@ -9,7 +9,14 @@ import pytest
 
 from casehistory.generator import generate_population
 from domain.facts import EventType, Fact
-from schemas.contract import REJECTION_REASONS, REQUIRED_FIELDS, ContractEvent, Rejection, validate
+from schemas.contract import (
+    OPTIONAL_FIELDS,
+    REJECTION_REASONS,
+    REQUIRED_FIELDS,
+    ContractEvent,
+    Rejection,
+    validate,
+)
 
 CPR = "6101901234"
 
@@ -87,6 +94,19 @@ def test_a_valid_record_passes_and_extra_fields_are_ignored() -> None:
             {"event_type": "EventRetracted", "retracted_event_id": "x", "reason": "typo"},
             "invalid_event_id",
         ),
+        ({"event_type": "CaseworkerAssigned"}, "missing_field"),
+        ({"event_type": "CaseworkerAssigned", "caseworker": "0101901234"}, "invalid_caseworker"),
+        ({"event_type": "CaseworkerAssigned", "caseworker": " "}, "invalid_caseworker"),
+        (
+            {"event_type": "CaseworkerAssigned", "caseworker": "jc-1", "unit": "T\udc80"},
+            "invalid_unit",
+        ),
+        ({"event_type": "MeetingHeld"}, "missing_field"),
+        ({"event_type": "MeetingHeld", "meeting_kind": "lunch"}, "unknown_meeting_kind"),
+        (
+            {"event_type": "MeetingHeld", "meeting_kind": "joint", "caseworker": "6101901234"},
+            "invalid_caseworker",
+        ),
     ],
 )
 def test_rejection_reasons(changes: dict[str, Any], reason: str) -> None:
@@ -124,6 +144,13 @@ def test_the_edges_of_the_range_are_accepted(changes: dict[str, Any]) -> None:
 )
 def test_decoded_avro_values_are_held_to_the_same_rules(changes: dict[str, Any]) -> None:
     assert rejected(valid(**changes)).reason in {"invalid_date", "date_out_of_range"}
+
+
+def test_a_staff_id_that_is_not_ten_digits_is_accepted() -> None:
+    for staff in ("123456789", "12345678901", "jc-0101901234", "0101901234x"):
+        checked = validate(valid(event_type="CaseworkerAssigned", caseworker=staff))
+        assert isinstance(checked, ContractEvent), staff
+        assert checked.to_fact().caseworker == staff
 
 
 def test_not_a_record() -> None:
@@ -164,10 +191,10 @@ def test_offsets_are_normalised_to_utc() -> None:
 
 def _dumped_content(event: ContractEvent) -> dict[str, Any]:
     """The canonical content as first defined: pydantic's JSON dump, minus other types' fields."""
-    own = set(REQUIRED_FIELDS[event.event_type])
-    if event.event_type is EventType.BENEFIT_STARTED:
-        own.add("target_group")
-    type_fields = {name for names in REQUIRED_FIELDS.values() for name in names} | {"target_group"}
+    own = {*REQUIRED_FIELDS[event.event_type], *OPTIONAL_FIELDS.get(event.event_type, ())}
+    type_fields = {
+        name for names in (*REQUIRED_FIELDS.values(), *OPTIONAL_FIELDS.values()) for name in names
+    }
     data = event.model_dump(mode="json", exclude_none=True)
     data["recorded_at"] = event.recorded_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
     return {k: v for k, v in data.items() if k not in type_fields or k in own}
@@ -179,6 +206,10 @@ def test_canonical_content_and_fact_equal_the_model_dump_form() -> None:
     records += [
         valid(recorded_at="2020-01-07T09:30:00+01:00", source_case_ref=None, migration_batch="m1"),
         valid(event_type="BenefitStopped", reason="job", target_group="jobparat"),
+        valid(event_type="CaseworkerAssigned", caseworker="jc-4711", unit="Team Nord"),
+        valid(event_type="CaseworkerAssigned", caseworker="jc-4712", meeting_kind="joint"),
+        valid(event_type="MeetingHeld", meeting_kind="joint", caseworker="jc-4711", unit="x"),
+        valid(event_type="MeetingHeld", meeting_kind="visitation", source_case_ref=None),
     ]
     events = [e for r in records if isinstance(e := validate(r), ContractEvent)]
     assert {e.event_type for e in events} == set(EventType)

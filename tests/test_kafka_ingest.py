@@ -34,7 +34,7 @@ from consumers.reconcile import reconcile
 from consumers.topics import CHANGELOG_TOPIC, ensure_topics
 from schemas import wire
 from schemas.contract import ContractEvent, validate
-from tests.factories import record, started
+from tests.factories import meeting, record, started
 
 pytestmark = pytest.mark.kafka
 
@@ -258,10 +258,16 @@ def test_a_record_written_with_an_older_schema_is_read_by_the_current_reader(
     ensure_topics(kafka_bootstrap, topic, topic + ".dlq", 3)
     settings = Settings.load(env)
     old, new = record(started(date(2019, 1, 1))), record(started(date(2021, 1, 1)))
+    held = record(meeting(date(2021, 1, 5), "first", "jc-4711"))
     with Publisher(kafka_bootstrap, topic, settings.pseudonym_key, schema_version=1) as v1:
         assert v1.publish([old]).sent == 1
+    with Publisher(kafka_bootstrap, topic, settings.pseudonym_key, schema_version=2) as v2:
+        refused = v2.publish([held])  # v2 knows no MeetingHeld: refused before sending
+        assert refused.sent == 0
+        assert [r.reason for _, r in refused.rejected] == ["not_in_schema_version"]
     with Publisher(kafka_bootstrap, topic, settings.pseudonym_key) as current:
-        assert current.publish([{**new, "migration_batch": "fasit-conversion-2018"}]).sent == 1
+        batch = {**new, "migration_batch": "fasit-conversion-2018"}
+        assert current.publish([batch, held]).sent == 2
 
     engine = build(settings)
     consumer = KafkaIngestConsumer(
@@ -269,13 +275,18 @@ def test_a_record_written_with_an_older_schema_is_read_by_the_current_reader(
     )
     try:
         deadline = time.monotonic() + 30
-        while consumer.counters.consumed < 2 and time.monotonic() < deadline:
+        while consumer.counters.consumed < 3 and time.monotonic() < deadline:
             consumer.poll_once()
         citizen = engine.app.find(engine.vault.citizen_key("6101901234"))
         assert citizen is not None
-        assert [f.effective_date for f in citizen.facts] == [date(2019, 1, 1), date(2021, 1, 1)]
+        assert [f.effective_date for f in citizen.facts] == [
+            date(2019, 1, 1),
+            date(2021, 1, 1),
+            date(2021, 1, 5),
+        ]
+        assert citizen.timeline().meetings[0].caseworker == "jc-4711"
         provenance = [e.provenance for e in recorded_facts(engine.app, citizen)]
-        assert [p["schema_version"] for p in provenance] == [1, 2]
+        assert [p["schema_version"] for p in provenance] == [1, 3, 3]
         assert provenance[1]["migration_batch"] == "fasit-conversion-2018"
     finally:
         consumer.close()
