@@ -32,6 +32,7 @@ from casehistory.settings import Settings
 from consumers import files
 from consumers.deadletter import DeadLetter, DeadLetterFile, DeadLetterSink
 from consumers.ingest import IngestReport
+from consumers.retry import Backoff, Stopped
 from domain.citizen import Citizen
 from domain.durations import COHORT_YEARS, Durations
 from domain.facts import BreakKind
@@ -87,6 +88,7 @@ def ingest_files(
     """Ingest contract files through the same path the Kafka consumer uses."""
     total = IngestReport()
     service = engine.ingest_service(dead_letters)
+    backoff = Backoff()  # a store that goes away mid-file is waited for
     with _progress() as progress:
         for path in paths:
             task = progress.add_task(
@@ -94,11 +96,13 @@ def ingest_files(
             )
             started = datetime.now(UTC)
             for batch in batched(files.read_records(path), batch_size):
-                total.add(service.ingest(batch))
+                total.add(service.ingest(batch, backoff))
                 elapsed = (datetime.now(UTC) - started).total_seconds() or 1e-9
                 progress.update(
                     task, advance=len(batch), rate=f"{total.received / elapsed:,.0f} events/s"
                 )
+    if backoff.faults:
+        log.warning("waited out %d transient faults while ingesting", backoff.faults)
     return total
 
 
@@ -390,7 +394,11 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_consume(args: argparse.Namespace) -> int:
-    """Run one member of the ingest consumer group until SIGTERM/SIGINT."""
+    """Run one member of the ingest consumer group until SIGTERM/SIGINT.
+
+    A store or broker that is down, at start or later, is waited for (with
+    backoff, logged and counted); the member never exits on a transient fault.
+    """
     import signal
     import threading
 
@@ -399,34 +407,57 @@ def cmd_consume(args: argparse.Namespace) -> int:
     from consumers.kafka_ingest import KafkaDeadLetters, KafkaIngestConsumer
     from consumers.topics import ensure_topics
 
-    engine = build()
-    settings = engine.settings
-    bootstrap = _bootstrap(settings)
-    ensure_topics(bootstrap, settings.kafka_topic, settings.kafka_dlq_topic, args.partitions)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    dlq = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    service = engine.ingest_service(KafkaDeadLetters(dlq, settings.kafka_dlq_topic))
-    consumer = KafkaIngestConsumer(
-        service, bootstrap, settings.kafka_topic, settings.kafka_group,
-        max_poll_records=args.max_poll_records,
-    )
+    settings = Settings.load()
+    bootstrap = _bootstrap(settings)
+    backoff = Backoff()
     try:
+        engine = backoff.retry(build, "opening the store", stop)
+    except Stopped:
+        return 0
+    closing: list[Callable[[], None]] = [engine.close]
+    try:
+        backoff.retry(
+            lambda: ensure_topics(
+                bootstrap, settings.kafka_topic, settings.kafka_dlq_topic, args.partitions
+            ),
+            "creating topics", stop,
+        )
+        dlq = backoff.retry(
+            lambda: KafkaProducer(bootstrap_servers=bootstrap, acks="all"), "connecting", stop
+        )
+        closing.insert(0, dlq.close)
+        service = engine.ingest_service(KafkaDeadLetters(dlq, settings.kafka_dlq_topic))
+        consumer = backoff.retry(
+            lambda: KafkaIngestConsumer(
+                service, bootstrap, settings.kafka_topic, settings.kafka_group,
+                max_poll_records=args.max_poll_records,
+                session_timeout_ms=args.session_timeout_ms, backoff=backoff,
+            ),
+            "joining the group", stop,
+        )
+        closing.insert(0, consumer.close)
         counters = consumer.run(
             stop, idle_exit_seconds=args.idle_exit,
             on_batch=lambda c: log.info(
-                "consumed=%d stored=%d duplicate=%d dead_lettered=%d lag=%d",
-                c.consumed, c.stored, c.duplicate, c.dead_lettered, c.lag,
+                "consumed=%d stored=%d duplicate=%d dead_lettered=%d lag=%d transient_faults=%d "
+                "commits_refused=%d",
+                c.consumed, c.stored, c.duplicate, c.dead_lettered, c.lag, c.transient_faults,
+                c.commits_refused,
             ),
         )
+    except Stopped:
+        return 0
     finally:
-        consumer.close()
-        dlq.close()
-        engine.close()
+        for close in closing:
+            close()
     console.print(
         f"consumed {counters.consumed:,}: stored {counters.stored:,}, duplicate "
-        f"{counters.duplicate:,}, dead-lettered {counters.dead_lettered:,}, lag {counters.lag:,}"
+        f"{counters.duplicate:,}, dead-lettered {counters.dead_lettered:,}, lag {counters.lag:,}, "
+        f"transient faults waited out {counters.transient_faults:,}, "
+        f"commits refused by a rebalance {counters.commits_refused:,}"
     )
     return 0
 
@@ -438,23 +469,28 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     engine = build()
     try:
         settings = engine.settings
+        recorder: Any = engine.app.recorder
         result = reconcile(
             _bootstrap(settings), settings.kafka_topic, settings.kafka_group,
-            engine.app.recorder.ledger(settings.kafka_topic + ":"),  # type: ignore[attr-defined]
+            lambda: recorder.ledger(settings.kafka_topic + ":"),
         )
     finally:
         engine.close()
     table = Table(title=f"Reconciliation of {result.topic}")
-    for column in ("part.", "start", "committed", "end", "stored", "dup.", "dead", "gaps",
-                   "lag"):
+    for column in ("part.", "start", "committed", "end", "stored", "dup.", "dead", "no record",
+                   "gaps", "lag"):
         table.add_column(column, justify="right")
     for p in result.partitions:
         table.add_row(
             str(p.partition), str(p.log_start), str(p.committed), str(p.end),
             str(p.outcomes["stored"]), str(p.outcomes["duplicate"]),
-            str(p.outcomes["dead_lettered"]), str(len(p.gaps)), str(p.not_yet_consumed),
+            str(p.outcomes["dead_lettered"]), str(p.no_record), str(len(p.gaps)),
+            str(p.not_yet_consumed),
         )
-    table.caption = "gaps: offsets before the committed one with no ledger entry (lost)"
+    table.caption = (
+        "gaps: offsets before the committed one with no ledger entry (lost); no record: "
+        "transaction markers and aborted records"
+    )
     Console().print(table)
     for p in result.partitions:
         if p.gaps:
@@ -516,6 +552,8 @@ def parser() -> argparse.ArgumentParser:
     con.add_argument("--idle-exit", type=float, help="stop after this many seconds without records")
     con.add_argument("--max-poll-records", type=int, default=2000)
     con.add_argument("--partitions", type=int, default=6, help="when creating the topic")
+    con.add_argument("--session-timeout-ms", type=int, default=10_000,
+                     help="a member silent this long is dropped and its partitions move")
     con.set_defaults(func=cmd_consume)
 
     rec = sub.add_parser("reconcile", help="account for every offset of the input topic")

@@ -14,11 +14,14 @@ import sqlite3
 import threading
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from domain.cpr import citizen_key
+
+if TYPE_CHECKING:
+    import psycopg
 
 
 class KeyStore(Protocol):
@@ -76,6 +79,7 @@ class PostgresKeyStore:
     def __init__(self, conninfo: str, *, create_table: bool = True) -> None:
         import psycopg
 
+        self._conninfo = conninfo
         self._db = psycopg.connect(conninfo, autocommit=True)
         self._lock = threading.Lock()
         if create_table:
@@ -83,9 +87,17 @@ class PostgresKeyStore:
                 "CREATE TABLE IF NOT EXISTS citizen_keys (citizen_key TEXT PRIMARY KEY, key BYTEA)"
             )
 
+    def _connection(self) -> psycopg.Connection[Any]:
+        """The connection, opened again if the server dropped it (a restart, say)."""
+        if self._db.closed or self._db.broken:
+            import psycopg
+
+            self._db = psycopg.connect(self._conninfo, autocommit=True)
+        return self._db
+
     def keys_for(self, citizen_keys: Iterable[str]) -> dict[str, bytes]:
         with self._lock:
-            rows = self._db.execute(
+            rows = self._connection().execute(
                 "SELECT citizen_key, key FROM citizen_keys WHERE citizen_key = ANY(%s)",
                 [list(citizen_keys)],
             ).fetchall()
@@ -94,7 +106,7 @@ class PostgresKeyStore:
     def add(self, keys: dict[str, bytes]) -> None:
         if not keys:
             return
-        with self._lock, self._db.transaction(), self._db.cursor() as cursor:
+        with self._lock, self._connection().transaction(), self._db.cursor() as cursor:
             cursor.executemany(
                 "INSERT INTO citizen_keys VALUES (%s, %s) ON CONFLICT DO NOTHING",
                 list(keys.items()),
@@ -102,7 +114,7 @@ class PostgresKeyStore:
 
     def destroy(self, citizen_key: str) -> bool:
         with self._lock:
-            cursor = self._db.execute(
+            cursor = self._connection().execute(
                 "DELETE FROM citizen_keys WHERE citizen_key = %s", [citizen_key]
             )
         return cursor.rowcount > 0

@@ -32,11 +32,12 @@ class LedgerEntry:
     reason: str | None = None
 
 
-_LEDGER_DDL = (
-    f"CREATE TABLE IF NOT EXISTS {LEDGER_TABLE} ("
-    "source TEXT NOT NULL, position BIGINT NOT NULL, outcome TEXT NOT NULL, reason TEXT, "
-    "PRIMARY KEY (source, position))"
-)
+def _ledger_ddl(table: str) -> str:
+    return (
+        f"CREATE TABLE IF NOT EXISTS {table} ("
+        "source TEXT NOT NULL, position BIGINT NOT NULL, outcome TEXT NOT NULL, reason TEXT, "
+        "PRIMARY KEY (source, position))"
+    )
 
 
 class LedgerMixin:
@@ -44,6 +45,10 @@ class LedgerMixin:
 
     datastore: Any
     ledger_marker = "?"
+    ledger_table = LEDGER_TABLE
+    """The table's name as written in SQL (on PostgreSQL, in the store's schema)."""
+    notification_ids_contiguous = True
+    """Whether a skipped notification id means a removed record (see `casehistory.verify`)."""
 
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Any:
         result = super()._insert_events(c, stored_events, **kwargs)  # type: ignore[misc]
@@ -51,7 +56,7 @@ class LedgerMixin:
         if entries:
             m = self.ledger_marker
             c.executemany(
-                f"INSERT INTO {LEDGER_TABLE} (source, position, outcome, reason) "
+                f"INSERT INTO {self.ledger_table} (source, position, outcome, reason) "
                 f"VALUES ({m}, {m}, {m}, {m}) ON CONFLICT (source, position) DO NOTHING",
                 [(e.source, e.position, e.outcome, e.reason) for e in entries],
             )
@@ -60,7 +65,7 @@ class LedgerMixin:
     def ledger(self, source_prefix: str = "") -> Iterator[LedgerEntry]:
         with self.datastore.transaction(commit=False) as c:
             c.execute(
-                f"SELECT source, position, outcome, reason FROM {LEDGER_TABLE} "
+                f"SELECT source, position, outcome, reason FROM {self.ledger_table} "
                 f"WHERE source LIKE {self.ledger_marker} ORDER BY source, position",
                 (source_prefix + "%",),
             )
@@ -72,7 +77,7 @@ class LedgerMixin:
 
 class SQLiteLedgerRecorder(LedgerMixin, SQLiteApplicationRecorder):
     def construct_create_table_statements(self) -> list[str]:
-        return [*super().construct_create_table_statements(), _LEDGER_DDL]
+        return [*super().construct_create_table_statements(), _ledger_ddl(LEDGER_TABLE)]
 
     def existing_originators(self, originator_ids: Sequence[UUID]) -> set[UUID]:
         """Which of these aggregates have stored events (one query per 500 ids)."""
@@ -91,10 +96,15 @@ class SQLiteLedgerRecorder(LedgerMixin, SQLiteApplicationRecorder):
 
 class PostgresLedgerRecorder(LedgerMixin, PostgresApplicationRecorder):  # type: ignore[misc]
     ledger_marker = "%s"
+    notification_ids_contiguous = False  # a rolled-back append spends sequence values
 
     def __init__(self, datastore: Any, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
-        self.sql_create_statements.append(SQL(_LEDGER_DDL))  # type: ignore[arg-type]
+        # In the schema POSTGRES_SCHEMA names, beside the events table.
+        self.ledger_table = SQL("{}.{}").format(
+            Identifier(datastore.schema), Identifier(LEDGER_TABLE)
+        ).as_string(None)
+        self.sql_create_statements.append(SQL(_ledger_ddl(self.ledger_table)))  # type: ignore[arg-type]
 
     def existing_originators(self, originator_ids: Sequence[UUID]) -> set[UUID]:
         """Which of these aggregates have stored events (one query)."""

@@ -3,13 +3,12 @@
 Each stored event's `chain_hash` is recomputed from the previous stored link
 and the event's own content. A mismatch means the record was altered, or that
 records were reordered (the event's hash fits another position); a gap in a
-citizen's versions, or in the store's notification ids, means a record was
-removed.
+citizen's versions, or (on SQLite) in the store's notification ids, means a
+record was removed.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -36,8 +35,18 @@ def _kind_and_content(event: Any) -> tuple[str, dict[str, Any]]:
 
 
 def verify_store(app: CaseHistory, batch_size: int = 5000) -> Iterator[ChainProblem]:
-    """Every problem found, citizen by citizen, in notification order."""
-    by_citizen: dict[UUID | str, list[Any]] = defaultdict(list)
+    """Every problem found, in notification order, reading the store once as a stream.
+
+    Only each citizen's last version and chain hash are held. A citizen whose next
+    event does not fit (a version skipped, a hash that does not link, a record that
+    does not decode) is then checked in full from the store, once, to say what
+    happened. Notification ids that skip a number mean a removed record only where
+    the store does not spend ids on rolled-back appends (SQLite; not PostgreSQL,
+    whose id sequence does).
+    """
+    links: dict[UUID | str, tuple[int, str]] = {}  # citizen -> (last version, its chain hash)
+    checked_in_full: set[UUID | str] = set()
+    contiguous = getattr(app.recorder, "notification_ids_contiguous", True)
     expected_id = 1
     start = 0
     while True:
@@ -47,7 +56,7 @@ def verify_store(app: CaseHistory, batch_size: int = 5000) -> Iterator[ChainProb
         if not notifications:
             break
         for n in notifications:
-            if n.id != expected_id:
+            if contiguous and n.id != expected_id:
                 yield ChainProblem(
                     str(n.originator_id),
                     n.originator_version,
@@ -55,10 +64,35 @@ def verify_store(app: CaseHistory, batch_size: int = 5000) -> Iterator[ChainProb
                     f"notification ids {expected_id}..{n.id - 1} are missing before this event",
                 )
             expected_id = n.id + 1
-            by_citizen[n.originator_id].append(n)
+            citizen = n.originator_id
+            if citizen in checked_in_full:
+                continue
+            link = _next_link(app, links.get(citizen, (0, "")), n)
+            if link is None:
+                checked_in_full.add(citizen)
+                links.pop(citizen, None)
+                yield from _verify_chain(
+                    app, str(citizen), list(app.recorder.select_events(citizen))
+                )
+            else:
+                links[citizen] = link
         start = notifications[-1].id
-    for citizen, notifications in by_citizen.items():
-        yield from _verify_chain(app, str(citizen), notifications)
+
+
+def _next_link(app: CaseHistory, last: tuple[int, str], n: Any) -> tuple[int, str] | None:
+    """This event's version and chain hash if it follows on from `last`, else None."""
+    version, previous = last
+    if n.originator_version != version + 1:
+        return None
+    try:
+        event = app.mapper.to_domain_event(n)
+    except Exception:
+        return None
+    kind, content = _kind_and_content(event)
+    stored = getattr(event, "chain_hash", "")
+    if chain_hash_of(previous, kind, content) != stored:
+        return None
+    return n.originator_version, stored
 
 
 def _verify_chain(

@@ -23,7 +23,7 @@ class DeadLetter:
     field: str | None = None
     error_class: str = "ValidationError"
     key: bytes | None = None
-    headers: tuple[tuple[str, bytes], ...] = ()
+    headers: tuple[tuple[str, bytes | None], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         try:

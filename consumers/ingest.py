@@ -11,6 +11,7 @@ source (commit offsets) only after `ingest` has returned.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from casehistory.identity import IdentityVault
 from casehistory.recorders import LedgerEntry
 from consumers.deadletter import DeadLetter, DeadLetterSink
 from consumers.files import Incoming
+from consumers.retry import Backoff
 from domain.citizen import Citizen, Outcome
 from domain.cpr import birth_date
 from schemas.contract import ContractEvent, Rejection, validate
@@ -63,73 +65,98 @@ class IngestService:
         self.dead_letters = dead_letters
         self.max_attempts = max_attempts
 
-    def ingest(self, batch: Sequence[Incoming]) -> IngestReport:
+    def ingest(
+        self,
+        batch: Sequence[Incoming],
+        backoff: Backoff | None = None,
+        stop: threading.Event | None = None,
+    ) -> IngestReport:
         """Ingest one batch; returns only when its effects are durable.
 
-        Order of effects: dead letters are handed to the sink (and flushed) first,
-        then the events and the ledger are saved in one transaction. A crash in
-        between may repeat a dead letter on redelivery, but never loses one.
+        Order of effects: dead letters are handed to the sink (and acknowledged)
+        first, then the events and the ledger are saved in one transaction. A crash
+        in between may repeat a dead letter on redelivery, but never loses one.
+        With `backoff`, transient faults (store or dead-letter destination down)
+        are waited out and the batch retried; a letter the sink took is not sent
+        again by a retry.
         """
-        invalid: list[DeadLetter] = []
-        valid: list[tuple[Incoming, ContractEvent]] = []
-        fate: dict[int, tuple[str, str | None]] = {}  # id(incoming) -> outcome, reason
-        for incoming in batch:
-            checked: ContractEvent | Rejection = (
-                Rejection("undecodable", incoming.decode_error)
-                if incoming.decode_error is not None
-                else validate(incoming.payload)
-            )
-            if isinstance(checked, Rejection):
-                invalid.append(_letter(incoming, checked))
-                fate[id(incoming)] = ("dead_lettered", checked.reason)
-            else:
-                valid.append((incoming, checked))
-        self.dead_letters.put(invalid)
+        checked = [
+            Rejection("undecodable", incoming.decode_error)
+            if incoming.decode_error is not None
+            else validate(incoming.payload)
+            for incoming in batch
+        ]
+        sent: set[int] = set()  # positions in the batch whose dead letter the sink took
 
+        def attempt() -> IngestReport:
+            return self._ingest_checked(batch, checked, sent)
+
+        return attempt() if backoff is None else backoff.retry(attempt, "ingesting a batch", stop)
+
+    def _ingest_checked(
+        self,
+        batch: Sequence[Incoming],
+        checked: list[ContractEvent | Rejection],
+        sent: set[int],
+    ) -> IngestReport:
+        invalid = {n: c for n, c in enumerate(checked) if isinstance(c, Rejection)}
+        valid = [(n, batch[n], c) for n, c in enumerate(checked) if isinstance(c, ContractEvent)]
+        self._dead_letter(batch, invalid, sent)
+        keys = [self.vault.citizen_key(event.cpr) for _, _, event in valid]
         for attempt in range(1, self.max_attempts + 1):
-            citizens, outcomes = self._record(valid)
-            conflicts = [
-                _letter(incoming, _conflict(event))
-                for (incoming, event), outcome in zip(valid, outcomes, strict=True)
-                if outcome is Outcome.CONFLICT
-            ]
-            self.dead_letters.put(conflicts)
-            for (incoming, _), outcome in zip(valid, outcomes, strict=True):
-                fate[id(incoming)] = (
-                    ("dead_lettered", "event_id_conflict")
-                    if outcome is Outcome.CONFLICT
-                    else (outcome.value, None)
-                )
-            ledger = [
-                LedgerEntry(*position, *fate[id(incoming)])
-                for incoming in batch
-                if (position := ledger_position(incoming.provenance)) is not None
-            ]
             try:
+                citizens, outcomes = self._record(keys, [(i, e) for _, i, e in valid])
+                conflicts = {
+                    n: _conflict(event)
+                    for (n, _, event), outcome in zip(valid, outcomes, strict=True)
+                    if outcome is Outcome.CONFLICT
+                }
+                self._dead_letter(batch, conflicts, sent)
+                fate: dict[int, tuple[str, str | None]] = {
+                    n: ("dead_lettered", rejection.reason)
+                    for n, rejection in (invalid | conflicts).items()
+                }
+                for (n, _, _), outcome in zip(valid, outcomes, strict=True):
+                    if outcome is not Outcome.CONFLICT:
+                        fate[n] = (outcome.value, None)
+                ledger = [
+                    LedgerEntry(*position, *fate[n])
+                    for n, incoming in enumerate(batch)
+                    if (position := ledger_position(incoming.provenance)) is not None
+                ]
                 self.app.save(*[c for c in citizens.values() if c.pending_events], ledger=ledger)
                 break
             except IntegrityError:
                 # Another writer appended to one of these citizens: reload and retry.
-                self.app.forget_cached(list(citizens))
+                self.app.forget_cached(keys)
                 if attempt == self.max_attempts:
                     raise
                 log.warning("version conflict while appending a batch; retrying")
-            except Exception:
-                self.app.forget_cached(list(citizens))
+            except BaseException:
+                # The cached aggregates may hold changes that were not saved.
+                self.app.forget_cached(keys)
                 raise
 
+        rejected = [r.reason for r in (invalid | conflicts).values()]
         report = IngestReport(received=len(batch))
         report.stored = outcomes.count(Outcome.STORED)
         report.duplicate = outcomes.count(Outcome.DUPLICATE)
-        report.rejected = len(invalid) + len(conflicts)
-        report.rejected_by_reason.update(letter.reason for letter in invalid + conflicts)
+        report.rejected = len(rejected)
+        report.rejected_by_reason.update(rejected)
         return report
 
+    def _dead_letter(
+        self, batch: Sequence[Incoming], rejections: dict[int, Rejection], sent: set[int]
+    ) -> None:
+        """Hand the sink the letters it has not taken yet (a retry sends none twice)."""
+        new = [n for n in rejections if n not in sent]
+        self.dead_letters.put([_letter(batch[n], rejections[n]) for n in new])
+        sent.update(new)
+
     def _record(
-        self, valid: list[tuple[Incoming, ContractEvent]]
+        self, keys: list[str], valid: list[tuple[Incoming, ContractEvent]]
     ) -> tuple[dict[str, Citizen], list[Outcome]]:
         """Record the events on their citizens' aggregates (not yet saved)."""
-        keys = [self.vault.citizen_key(event.cpr) for _, event in valid]
         citizens = self.app.find_many(keys)
         new_cprs: dict[str, str] = {}
         for key, (_, event) in zip(keys, valid, strict=True):
@@ -155,20 +182,28 @@ def _conflict(event: ContractEvent) -> Rejection:
 
 
 def ledger_position(provenance: dict[str, Any]) -> tuple[str, int] | None:
-    """Where a record came from, as a ledger key: (topic:partition, offset) or (file:name, n)."""
+    """Where a record came from, as a ledger key: (topic:partition, offset) or (file:path, n).
+
+    A file is known by its full resolved path, so two files of the same name in
+    different folders keep apart.
+    """
     if "topic" in provenance:
         return f"{provenance['topic']}:{provenance['partition']}", int(provenance["offset"])
     if "file" in provenance:
-        return f"file:{provenance['file']}", int(
+        return f"file:{provenance.get('path', provenance['file'])}", int(
             provenance.get("line", provenance.get("record", 0))
         )
     return None
 
 
 def _provenance(incoming: Incoming, event: ContractEvent) -> dict[str, Any]:
+    """What is kept with the stored event: the record's origin (a file by name only)."""
+    provenance = incoming.provenance
+    if "path" in provenance:
+        provenance = {k: v for k, v in provenance.items() if k != "path"}
     if event.migration_batch is None:
-        return incoming.provenance
-    return {**incoming.provenance, "migration_batch": event.migration_batch}
+        return provenance
+    return {**provenance, "migration_batch": event.migration_batch}
 
 
 def _letter(incoming: Incoming, rejection: Rejection) -> DeadLetter:

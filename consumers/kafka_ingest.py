@@ -3,16 +3,25 @@
 Error policy, per record and per batch:
 - a record that does not decode (no single-object header, unknown writer
   schema, corrupt body) or does not validate is dead-lettered to the DLQ topic
-  with the original bytes and headers plus the reason; the consumer goes on;
-- offsets are committed only after the batch's dead letters are flushed and its
-  events and ledger are committed to the event store, so a crash or rebalance
-  redelivers at most the last batch, whose events then count as duplicates;
-- an infrastructure failure (store or broker down) stops the consumer without
-  committing, so nothing is skipped; restarting resumes from the last commit.
+  with the original bytes and headers plus the reason; the consumer goes on. A
+  null header value is sent as empty and a copy too large for the producer is
+  truncated, each noted in a `dlq.*` header;
+- only records of committed upstream transactions are read (`read_committed`);
+- offsets are committed only after the broker acknowledged every dead letter of
+  the batch and its events and ledger are committed to the event store, so a
+  crash or rebalance redelivers at most the last batch, whose events then count
+  as duplicates;
+- a transient fault (store, broker or DLQ down, restarting or refusing) is
+  waited out with backoff, logged and counted (`consumers.retry`), and the batch
+  retried; nothing is committed meanwhile;
+- a commit refused because the group rebalanced during a long batch is logged
+  and counted; the member rejoins, and whoever now owns the partitions re-reads
+  the batch from the last commit (as duplicates).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -21,11 +30,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError, MessageSizeTooLargeError
 from kafka.structs import OffsetAndMetadata
 
 from consumers.deadletter import DeadLetter
 from consumers.files import Incoming
 from consumers.ingest import IngestReport, IngestService
+from consumers.retry import REBALANCED, Backoff, DeadLetterNotSent, Stopped
 from schemas import wire
 
 log = logging.getLogger(__name__)
@@ -37,6 +48,10 @@ class ConsumerCounters(IngestReport):
 
     batches: int = 0
     lag: int = 0
+    transient_faults: int = 0
+    """Faults waited out (each retry of a batch, poll or commit counts once)."""
+    commits_refused: int = 0
+    """Batches whose offsets the group refused after a rebalance (re-read as duplicates)."""
 
     @property
     def consumed(self) -> int:
@@ -51,29 +66,97 @@ class ConsumerCounters(IngestReport):
         self.batches += 1
 
 
-class KafkaDeadLetters:
-    """Dead-letter sink on a Kafka topic: original key, bytes and headers, plus why."""
+SMALL_COPY = 64 * 1024
+"""Bytes of the original kept when the broker refuses even a copy that fits the producer."""
+_ENVELOPE = 4096
+"""Room left in a request for the record's framing and the `dlq.*` headers."""
 
-    def __init__(self, producer: KafkaProducer, topic: str) -> None:
+
+class KafkaDeadLetters:
+    """Dead-letter sink on a Kafka topic: original key, bytes and headers, plus why.
+
+    `put` returns only when the broker acknowledged every letter; otherwise it
+    raises `DeadLetterNotSent`, so the batch is not committed (and is retried).
+    """
+
+    def __init__(self, producer: KafkaProducer, topic: str, ack_timeout: float = 60.0) -> None:
         self.producer = producer
         self.topic = topic
+        self.ack_timeout = ack_timeout
 
     def put(self, letters: list[DeadLetter]) -> None:
         if not letters:
             return
-        for letter in letters:
-            origin = letter.provenance
-            headers = [
-                *letter.headers,
-                ("dlq.reason", letter.reason.encode()),
-                ("dlq.message", letter.message.encode()),
-                ("dlq.exception", letter.error_class.encode()),
-                ("dlq.source.topic", str(origin.get("topic", "")).encode()),
-                ("dlq.source.partition", str(origin.get("partition", "")).encode()),
-                ("dlq.source.offset", str(origin.get("offset", "")).encode()),
-            ]
-            self.producer.send(self.topic, key=letter.key, value=letter.raw, headers=headers)
-        self.producer.flush()
+        limit = int(self.producer.config["max_request_size"]) - _ENVELOPE
+        pending = [(letter, self._send(letter, limit)) for letter in letters]
+        self.producer.flush(timeout=self.ack_timeout)
+        failed: list[str] = []
+        for letter, future in pending:
+            try:
+                future.get(timeout=self.ack_timeout)
+            except MessageSizeTooLargeError:
+                # The topic takes less than the producer allows: send a small copy.
+                try:
+                    self._send(letter, SMALL_COPY).get(timeout=self.ack_timeout)
+                except Exception as error:
+                    failed.append(f"{type(error).__name__}: {error}")
+            except Exception as error:
+                failed.append(f"{type(error).__name__}: {error}")
+        if failed:
+            raise DeadLetterNotSent(
+                f"{len(failed)} of {len(letters)} dead letters not acknowledged, "
+                f"first: {failed[0][:200]}"
+            )
+
+    def _send(self, letter: DeadLetter, limit: int) -> Any:
+        key, value, headers = dead_letter_record(letter, limit)
+        try:
+            return self.producer.send(self.topic, key=key, value=value, headers=headers)
+        except MessageSizeTooLargeError:
+            key, value, headers = dead_letter_record(letter, min(limit, SMALL_COPY))
+            return self.producer.send(self.topic, key=key, value=value, headers=headers)
+
+
+def dead_letter_record(
+    letter: DeadLetter, limit: int
+) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
+    """The letter's key, value and headers for the DLQ topic, sanitised, about `limit` bytes.
+
+    Kafka allows null header values, which the producer refuses: they are sent
+    empty and named in `dlq.null-headers`. A value (and original headers) too large
+    for `limit` are cut, with the original size and SHA-256 in `dlq.truncated`.
+    """
+    origin = letter.provenance
+    original = [(name, b"" if value is None else value) for name, value in letter.headers]
+    nulls = [name for name, value in letter.headers if value is None]
+    extra: list[tuple[str, bytes]] = []
+    if nulls:
+        extra.append(("dlq.null-headers", ",".join(nulls).encode()))
+    value, key = letter.raw, letter.key
+    if key is not None and len(key) > limit // 4:
+        extra.append(("dlq.truncated-key", f"{len(key)} bytes".encode()))
+        key = key[:1024]
+    header_bytes = sum(len(name) + len(v) for name, v in original)
+    key_bytes = len(key or b"")
+    if header_bytes + key_bytes > limit // 2:
+        extra.append(("dlq.dropped-headers", ",".join(n for n, _ in original).encode()[:1024]))
+        original, header_bytes = [], 0
+    room = max(0, limit - header_bytes - key_bytes)
+    if len(value) > room:
+        digest = hashlib.sha256(value).hexdigest()
+        extra.append(("dlq.truncated", f"{len(value)} bytes, sha256 {digest}".encode()))
+        value = value[:room]
+    headers = [
+        *original,
+        ("dlq.reason", letter.reason.encode()),
+        ("dlq.message", letter.message.encode("utf-8", "replace")[:2048]),
+        ("dlq.exception", letter.error_class.encode()),
+        ("dlq.source.topic", str(origin.get("topic", "")).encode()),
+        ("dlq.source.partition", str(origin.get("partition", "")).encode()),
+        ("dlq.source.offset", str(origin.get("offset", "")).encode()),
+        *extra,
+    ]
+    return key, value, headers
 
 
 def to_incoming(record: Any) -> Incoming:
@@ -103,49 +186,82 @@ class KafkaIngestConsumer:
         *,
         max_poll_records: int = 2000,
         client_id: str | None = None,
+        max_poll_interval_ms: int = 300_000,
+        session_timeout_ms: int = 10_000,
+        backoff: Backoff | None = None,
     ) -> None:
         self.service = service
         self.topic = topic
         self.counters = ConsumerCounters()
+        self.backoff = backoff or Backoff()
         self.consumer = KafkaConsumer(
             bootstrap_servers=bootstrap_servers,
             group_id=group_id,
             client_id=client_id or f"casehistory-ingest-{threading.get_native_id()}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            # Records of aborted upstream transactions are never ingested.
+            isolation_level="read_committed",
             max_poll_records=max_poll_records,
             fetch_max_bytes=32 * 1024 * 1024,
             # A crashed member's partitions move to the others after this long.
-            session_timeout_ms=10_000,
-            heartbeat_interval_ms=2_000,
+            session_timeout_ms=session_timeout_ms,
+            heartbeat_interval_ms=max(500, session_timeout_ms // 5),
+            max_poll_interval_ms=max_poll_interval_ms,
         )
         self.consumer.subscribe([topic])
 
-    def poll_once(self, timeout_ms: int = 500) -> int:
-        """Process one poll's records as one batch; returns how many were consumed."""
-        polled = self.consumer.poll(timeout_ms=timeout_ms)
+    def poll_once(self, timeout_ms: int = 500, stop: threading.Event | None = None) -> int:
+        """Process one poll's records as one batch; returns how many were consumed.
+
+        Transient faults are waited out (see the module's error policy); raises
+        `Stopped` if `stop` is set meanwhile, with nothing of the batch committed.
+        """
+        polled = self.backoff.retry(lambda: self.consumer.poll(timeout_ms=timeout_ms),
+                                    "polling", stop)
         records = [record for batch in polled.values() for record in batch]
         if not records:
             return 0
-        report = self.service.ingest([to_incoming(r) for r in records])
+        try:
+            report = self.service.ingest([to_incoming(r) for r in records], self.backoff, stop)
+        finally:
+            self.counters.transient_faults = self.backoff.faults
         self.counters.add(report)
         offsets = {
             TopicPartition(tp.topic, tp.partition): OffsetAndMetadata(batch[-1].offset + 1, "", -1)
             for tp, batch in polled.items()
             if batch
         }
-        self.consumer.commit(offsets=offsets)
+        self._commit(offsets, stop)
         self.counters.lag = self._lag()
         return len(records)
+
+    def _commit(
+        self, offsets: dict[TopicPartition, OffsetAndMetadata], stop: threading.Event | None
+    ) -> None:
+        try:
+            self.backoff.retry(lambda: self.consumer.commit(offsets=offsets),
+                               "committing offsets", stop)
+        except REBALANCED as error:
+            # The batch took longer than the group waits (e.g. a lock); its events are
+            # stored, and the next owner of its partitions re-reads it as duplicates.
+            self.counters.commits_refused += 1
+            log.warning("offsets not committed, the group rebalanced (%s); rejoining",
+                        type(error).__name__)
+        finally:
+            self.counters.transient_faults = self.backoff.faults
 
     def _lag(self) -> int:
         """Records behind the partitions' high watermarks, as of the last fetch (no request)."""
         lag = 0
-        for tp in self.consumer.assignment():
-            end = self.consumer.highwater(tp)
-            position = self.consumer.position(tp)
-            if end is not None and position is not None:
-                lag += max(0, end - position)
+        try:
+            for tp in self.consumer.assignment():
+                end = self.consumer.highwater(tp)
+                position = self.consumer.position(tp)
+                if end is not None and position is not None:
+                    lag += max(0, end - position)
+        except KafkaError:  # partitions moved or the broker is away: keep the last figure
+            return self.counters.lag
         return lag
 
     def run(
@@ -157,7 +273,11 @@ class KafkaIngestConsumer:
         """Consume until `stop` is set (or, if given, after that long without records)."""
         last_record = time.monotonic()
         while not stop.is_set():
-            if self.poll_once():
+            try:
+                consumed = self.poll_once(stop=stop)
+            except Stopped:
+                break
+            if consumed:
                 last_record = time.monotonic()
                 if on_batch is not None:
                     on_batch(self.counters)

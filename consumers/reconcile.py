@@ -1,20 +1,29 @@
-"""Accounting: every offset of the input topic is stored, duplicate or dead-lettered.
+"""Accounting: every record of the input topic is stored, duplicate or dead-lettered.
 
 For each partition the offsets from the log start up to the group's committed
-offset must each have exactly one ledger entry; an offset without one is a gap
-(something was lost). Offsets after the committed one are not yet consumed
-(lag), not lost.
+offset must each have exactly one ledger entry, except offsets that hold no
+record a `read_committed` reader sees (transaction markers, records of aborted
+transactions); an offset without either is a gap (something was lost). Offsets
+after the committed one are not yet consumed (lag), not lost.
+
+The committed offsets are read before the ledger: a consumer commits only after
+its ledger entries are committed, so every offset below a commit read first is
+already in a ledger read after it, even while consumers keep running.
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from kafka import KafkaConsumer, TopicPartition
 
 from casehistory.recorders import LedgerEntry
+
+SCAN_TIMEOUT = 60.0
+"""Seconds to wait for the broker while looking at the offsets the ledger lacks."""
 
 
 @dataclass
@@ -25,10 +34,10 @@ class PartitionAccount:
     end: int
     outcomes: Counter[str] = field(default_factory=Counter)
     gaps: list[int] = field(default_factory=list)
-
-    @property
-    def not_yet_consumed(self) -> int:
-        return self.end - self.committed
+    no_record: int = 0
+    """Offsets below the committed one that hold no record (transaction markers, aborted)."""
+    not_yet_consumed: int = 0
+    """Offsets from the committed one to the end, or 0 if none of them holds a record."""
 
 
 @dataclass
@@ -53,35 +62,87 @@ class Reconciliation:
 
 
 def reconcile(
-    bootstrap_servers: str, topic: str, group_id: str, ledger: Iterable[LedgerEntry]
+    bootstrap_servers: str,
+    topic: str,
+    group_id: str,
+    read_ledger: Callable[[], Iterable[LedgerEntry]],
 ) -> Reconciliation:
-    """Compare the topic's offsets with the ingest ledger."""
+    """Compare the topic's offsets with the ingest ledger (read after the committed offsets)."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        group_id=group_id,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        max_poll_records=500,
+    )
+    try:
+        partitions = sorted(consumer.partitions_for_topic(topic) or ())
+        tps = [TopicPartition(topic, p) for p in partitions]
+        committed = {tp: consumer.committed(tp) for tp in tps}
+        by_partition = _ledger_by_partition(topic, read_ledger())
+        starts = consumer.beginning_offsets(tps)
+        ends = consumer.end_offsets(tps)
+        consumer.assign(tps)
+        accounts = []
+        for tp in tps:
+            upto = committed[tp] or starts[tp]
+            seen = by_partition.get(tp.partition, {})
+            account = PartitionAccount(tp.partition, starts[tp], upto, ends[tp])
+            missing = []
+            for offset in range(starts[tp], upto):
+                outcome = seen.get(offset)
+                if outcome is None:
+                    missing.append(offset)
+                else:
+                    account.outcomes[outcome] += 1
+            if missing:
+                records = _holding_records(consumer, tp, missing)
+                account.gaps = [o for o in missing if o in records]
+                account.no_record = len(missing) - len(account.gaps)
+            if upto < ends[tp] and _holding_records(consumer, tp, [upto], until=ends[tp]):
+                account.not_yet_consumed = ends[tp] - upto
+            accounts.append(account)
+    finally:
+        consumer.close()
+    return Reconciliation(topic, accounts)
+
+
+def _ledger_by_partition(topic: str, ledger: Iterable[LedgerEntry]) -> dict[int, dict[int, str]]:
     by_partition: dict[int, dict[int, str]] = {}
     prefix = f"{topic}:"
     for entry in ledger:
         if entry.source.startswith(prefix):
             partition = int(entry.source.removeprefix(prefix))
             by_partition.setdefault(partition, {})[entry.position] = entry.outcome
+    return by_partition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=group_id,
-                             enable_auto_commit=False)
-    try:
-        partitions = sorted(consumer.partitions_for_topic(topic) or ())
-        tps = [TopicPartition(topic, p) for p in partitions]
-        starts = consumer.beginning_offsets(tps)
-        ends = consumer.end_offsets(tps)
-        accounts = []
-        for tp in tps:
-            committed = consumer.committed(tp) or starts[tp]
-            seen = by_partition.get(tp.partition, {})
-            account = PartitionAccount(tp.partition, starts[tp], committed, ends[tp])
-            for offset in range(starts[tp], committed):
-                outcome = seen.get(offset)
-                if outcome is None:
-                    account.gaps.append(offset)
-                else:
-                    account.outcomes[outcome] += 1
-            accounts.append(account)
-    finally:
-        consumer.close()
-    return Reconciliation(topic, accounts)
+
+def _holding_records(
+    consumer: KafkaConsumer, tp: TopicPartition, offsets: list[int], until: int | None = None
+) -> set[int]:
+    """Which of these offsets (sorted) hold a record a `read_committed` reader sees.
+
+    With `until`, the first of `offsets` stands for every offset up to `until`:
+    it is returned if any of them holds a record. The reader's position moves past
+    transaction markers and aborted records without returning them, which is how
+    they are told apart from records.
+    """
+    holding: set[int] = set()
+    pending = list(offsets)
+    while pending:
+        first = pending[0]
+        last = (until - 1) if until is not None else pending[-1]
+        consumer.seek(tp, first)
+        deadline = time.monotonic() + SCAN_TIMEOUT
+        fetched: list[int] = []
+        while not fetched and consumer.position(tp) <= last:
+            fetched = [r.offset for r in consumer.poll(timeout_ms=500).get(tp, [])]
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"partition {tp.partition}: no answer reading offset {first}")
+        if until is not None:
+            return {first} if any(o <= last for o in fetched) else set()
+        reached = fetched[-1] if fetched else consumer.position(tp) - 1
+        got = set(fetched)
+        holding.update(o for o in pending if o <= reached and o in got)
+        pending = [o for o in pending if o > reached]
+    return holding

@@ -133,7 +133,7 @@ def test_two_consumers_in_one_group_equal_the_embedded_ingest(
     engine = build(Settings.load(env))
     try:
         assert per_citizen(engine) == expected
-        result = reconcile(kafka_bootstrap, topic, topic + ".ingest", engine.app.recorder.ledger())
+        result = reconcile(kafka_bootstrap, topic, topic + ".ingest", engine.app.recorder.ledger)
     finally:
         engine.close()
     assert result.unaccounted == 0 and result.not_yet_consumed == 0
@@ -161,7 +161,7 @@ def test_a_consumer_killed_mid_stream_loses_and_doubles_nothing(
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             progress = reconcile(
-                kafka_bootstrap, topic, topic + ".ingest", ledger.app.recorder.ledger()
+                kafka_bootstrap, topic, topic + ".ingest", ledger.app.recorder.ledger
             )
             if progress.not_yet_consumed == 0:
                 break
@@ -181,7 +181,7 @@ def test_a_consumer_killed_mid_stream_loses_and_doubles_nothing(
             if (c := engine.app.find(row.citizen_key))
             for f in c.facts
         ]
-        result = reconcile(kafka_bootstrap, topic, topic + ".ingest", engine.app.recorder.ledger())
+        result = reconcile(kafka_bootstrap, topic, topic + ".ingest", engine.app.recorder.ledger)
     finally:
         engine.close()
     assert len(stored_ids) == len(set(stored_ids))  # no event stored twice
