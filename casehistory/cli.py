@@ -595,6 +595,10 @@ def parser() -> argparse.ArgumentParser:
     from casehistory import db_cli  # its commands build on the helpers above
 
     db_cli.add_parsers(sub)
+
+    from casehistory.api import server
+
+    server.add_parsers(sub)
     return p
 
 

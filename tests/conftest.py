@@ -16,7 +16,7 @@ from hypothesis import settings
 from casehistory.bootstrap import Engine, build
 from casehistory.settings import Settings
 
-pytest_plugins = ["tests.fixtures_kafka", "tests.fixtures_postgres"]
+pytest_plugins = ["tests.fixtures_kafka", "tests.fixtures_postgres", "tests.fixtures_serve"]
 
 settings.register_profile("ci", max_examples=200, deadline=None)
 settings.register_profile("dev", max_examples=60, deadline=None)

@@ -1,0 +1,1 @@
+"""The read API: identity and access, report routes, export formats, the server."""

@@ -1,0 +1,154 @@
+"""The web application: read API, dashboard, operations and `/metrics` in one process.
+
+Every request gets an identity first (`Identity`, from a bearer token or the
+local user file) or a 401; each route then asks for one permission, and a
+refusal is answered 403 and written to the access log. Reports are computed by
+`casehistory.services` and cached per arguments until a read model moves on.
+Nothing is loaded from outside: the API docs, the design system, the chart
+library and their fonts are served from the package, and a content security
+policy holds the browser to this origin.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from casehistory import services
+from casehistory.api.access_log import AccessLog
+from casehistory.api.identity import (
+    USERS_FILE,
+    Identity,
+    LocalUsers,
+    OidcSettings,
+    OidcVerifier,
+    Permission,
+    basic_credentials,
+)
+from casehistory.bootstrap import Engine
+from casehistory.metrics import EngineMetrics
+
+STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
+ACCESS_LOG_FILE = "access-log.jsonl"
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "font-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; "
+    "base-uri 'self'; form-action 'self'"
+)
+T = TypeVar("T")
+
+
+@dataclass
+class Surfaces:
+    """What the routes share: the engine, who may do what, the access log, a report cache."""
+
+    engine: Engine
+    users: LocalUsers
+    oidc: OidcVerifier | None
+    access_log: AccessLog
+    metrics: EngineMetrics
+    _cache: OrderedDict[Hashable, Any] = field(default_factory=OrderedDict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def identify(self, request: Request) -> Identity | None:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() == "bearer" and self.oidc is not None:
+            return self.oidc.identity(token.strip())
+        credentials = basic_credentials(header)
+        return self.users.authenticate(*credentials) if credentials else None
+
+    def report(self, name: str, args: tuple[Any, ...], compute: Callable[[], T]) -> T:
+        """`compute()`, remembered until the read models move (at most 64 reports)."""
+        _, statuses = services.read_model_status(self.engine)
+        key = (name, args, tuple(s.position for s in statuses))
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]  # type: ignore[no-any-return]
+        value = compute()
+        with self._lock:
+            self._cache[key] = value
+            while len(self._cache) > 64:
+                self._cache.popitem(last=False)
+        return value
+
+
+def surfaces(request: Request) -> Surfaces:
+    found: Surfaces = request.app.state.surfaces
+    return found
+
+
+def identity(request: Request) -> Identity:
+    found: Identity = request.state.identity
+    return found
+
+
+def require(permission: Permission) -> Callable[[Request], Identity]:
+    """A dependency: the caller's identity if its roles allow `permission`, else 403 (logged)."""
+
+    def check(request: Request) -> Identity:
+        who = identity(request)
+        if not who.may(permission):
+            surfaces(request).access_log.refusal(who, permission.value, request.url.path)
+            raise HTTPException(403, f"your roles may not use {permission.value}")
+        return who
+
+    return check
+
+
+def create_app(engine: Engine, data_dir: Path | None = None) -> FastAPI:
+    """The application over an engine; users and the access log live in `data_dir`."""
+    from casehistory.api import routes
+    from casehistory.web import pages
+
+    folder = data_dir or engine.settings.data_dir
+    oidc = OidcSettings.load()
+    app = FastAPI(
+        title="casehistory read API",
+        version="1",
+        description="Durations, cohorts, coordination and flows for any as-of date; one "
+        "citizen's history for caseworkers. Formats: JSON, CSV (Danish: `;`, decimal comma, "
+        "UTF-8 BOM) and XLSX.",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    app.state.surfaces = Surfaces(
+        engine=engine,
+        users=LocalUsers(folder / USERS_FILE),
+        oidc=OidcVerifier(oidc) if oidc else None,
+        access_log=AccessLog(folder / ACCESS_LOG_FILE),
+        metrics=EngineMetrics(engine),
+    )
+
+    @app.middleware("http")
+    async def authenticate(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        who = request.app.state.surfaces.identify(request)
+        if who is None:
+            return JSONResponse(
+                {"detail": "who are you? Basic credentials from the user file or a bearer token"},
+                status_code=401,
+                headers={"WWW-Authenticate": 'Basic realm="casehistory", charset="UTF-8"'},
+            )
+        request.state.identity = who
+        response = await call_next(request)
+        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+
+    app.include_router(routes.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app

@@ -1,0 +1,194 @@
+"""Who is asking: an identity for every request, and the roles it holds.
+
+Two ways to an identity, one shape (`Identity`): HTTP Basic against a local
+user file for the embedded default (`<data dir>/users.json`, scrypt password
+hashes), and OIDC bearer tokens for deployments (signature checked against the
+issuer's JWKS, issuer and audience checked, roles read from a claim). The roles
+are those of the privacy issue; `PERMISSIONS` says which roles may do what, in
+one place.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+USERS_FILE = "users.json"
+
+
+class Role(StrEnum):
+    CASEWORKER = "caseworker"
+    """One citizen at a time, with a purpose; every lookup is logged."""
+    ANALYST = "analyst"
+    """Aggregates and pseudonymous per-citizen rows; never a CPR."""
+    AUDITOR = "auditor"
+    DPO = "dpo"
+    """The data-protection officer: the lookup log, with employees' identities."""
+    OPERATOR = "operator"
+    """Runs the engine: operations and metrics, no personal data."""
+
+
+class Permission(StrEnum):
+    AGGREGATES = "aggregates"
+    PER_CITIZEN_ROWS = "per_citizen_rows"
+    CITIZEN = "citizen"
+    OPERATIONS = "operations"
+    LOOKUP_LOG = "lookup_log"
+    API_DOCS = "api_docs"
+
+
+PERMISSIONS: Mapping[Permission, frozenset[Role]] = {
+    Permission.AGGREGATES: frozenset({Role.ANALYST, Role.CASEWORKER, Role.AUDITOR, Role.DPO}),
+    Permission.PER_CITIZEN_ROWS: frozenset({Role.ANALYST}),
+    Permission.CITIZEN: frozenset({Role.CASEWORKER}),
+    Permission.OPERATIONS: frozenset({Role.OPERATOR, Role.AUDITOR}),
+    Permission.LOOKUP_LOG: frozenset({Role.AUDITOR, Role.DPO}),
+    Permission.API_DOCS: frozenset(Role),
+}
+
+
+@dataclass(frozen=True)
+class Identity:
+    name: str
+    roles: frozenset[Role]
+    method: str
+    """`local` (user file) or `oidc` (bearer token)."""
+
+    def may(self, permission: Permission) -> bool:
+        return bool(self.roles & PERMISSIONS[permission])
+
+
+# --- The local user file -----------------------------------------------------------
+
+
+def _hash_password(password: str, salt: bytes | None = None) -> str:
+    salt = salt or secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1)
+    return f"scrypt${salt.hex()}${digest.hex()}"
+
+
+def _password_matches(password: str, stored: str) -> bool:
+    _, salt, _ = stored.split("$")
+    return hmac.compare_digest(_hash_password(password, bytes.fromhex(salt)), stored)
+
+
+class LocalUsers:
+    """Users, roles and scrypt password hashes in a JSON file (created 0600)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._users: dict[str, dict[str, Any]] = {}
+        self._checked: dict[tuple[str, str], bool] = {}
+        if path.exists():
+            self._users = json.loads(path.read_text("utf-8")).get("users", {})
+
+    def __bool__(self) -> bool:
+        return bool(self._users)
+
+    def add(self, name: str, roles: list[Role], password: str) -> None:
+        self._users[name] = {
+            "roles": [r.value for r in roles], "password": _hash_password(password)
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            json.dump({"users": self._users}, handle, indent=2)
+
+    def authenticate(self, name: str, password: str) -> Identity | None:
+        user = self._users.get(name)
+        if user is None:
+            return None
+        # scrypt is slow on purpose; remember the answer for this process's lifetime.
+        key = (name, hashlib.sha256(password.encode()).hexdigest())
+        if key not in self._checked:
+            self._checked[key] = _password_matches(password, user["password"])
+        if not self._checked[key]:
+            return None
+        return Identity(name, frozenset(Role(r) for r in user["roles"]), "local")
+
+
+def create_initial_users(users: LocalUsers, passwords_file: Path) -> None:
+    """One user per role, named after it, with a random password written 0600 beside."""
+    lines = []
+    for role in Role:
+        password = secrets.token_urlsafe(12)
+        users.add(role.value, [role], password)
+        lines.append(f"{role.value}:{password}\n")
+    descriptor = os.open(passwords_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.writelines(lines)
+
+
+def basic_credentials(header: str) -> tuple[str, str] | None:
+    """(user, password) from an `Authorization: Basic ...` header value."""
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        name, _, password = base64.b64decode(value).decode("utf-8").partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return name, password
+
+
+# --- OIDC bearer tokens ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OidcSettings:
+    issuer: str
+    audience: str
+    jwks_url: str
+    roles_claim: str = "roles"
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None) -> OidcSettings | None:
+        """From `CASEHISTORY_OIDC_ISSUER` (and `_AUDIENCE`, `_JWKS_URL`, `_ROLES_CLAIM`)."""
+        env = os.environ if environ is None else environ
+        issuer = env.get("CASEHISTORY_OIDC_ISSUER")
+        if not issuer:
+            return None
+        return cls(
+            issuer=issuer,
+            audience=env.get("CASEHISTORY_OIDC_AUDIENCE", "casehistory"),
+            jwks_url=env.get(
+                "CASEHISTORY_OIDC_JWKS_URL", issuer.rstrip("/") + "/.well-known/jwks.json"
+            ),
+            roles_claim=env.get("CASEHISTORY_OIDC_ROLES_CLAIM", "roles"),
+        )
+
+
+class OidcVerifier:
+    """Checks bearer tokens: signature by the issuer's JWKS, issuer, audience, expiry."""
+
+    def __init__(self, settings: OidcSettings) -> None:
+        import jwt
+
+        self.settings = settings
+        self._jwks = jwt.PyJWKClient(settings.jwks_url, cache_keys=True, lifespan=300)
+
+    def identity(self, token: str) -> Identity | None:
+        import jwt
+
+        try:
+            key = self._jwks.get_signing_key_from_jwt(token)
+            claims = jwt.decode(
+                token, key.key, algorithms=["RS256", "ES256", "PS256"],
+                audience=self.settings.audience, issuer=self.settings.issuer,
+                options={"require": ["exp", "iss", "aud", "sub"]},
+            )
+        except jwt.PyJWTError:
+            return None
+        granted = claims.get(self.settings.roles_claim) or []
+        roles = frozenset(Role(r) for r in granted if r in {known.value for known in Role})
+        name = str(claims.get("preferred_username") or claims["sub"])
+        return Identity(name, roles, "oidc")

@@ -1,0 +1,374 @@
+"""The reports as one service layer, shared by the CLI, the read API and the dashboard.
+
+Entrypoints parse input, call one function here and render what it returns. The
+signatures are the stable part: today the functions compute from the per-citizen
+read models in Python (`casehistory.report`, `casehistory.coordination_report`);
+the read side will answer the same calls from SQL read models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from casehistory import coordination_report, report
+from casehistory.bootstrap import READ_MODELS, Engine
+from casehistory.coordination_report import CoordinationSummary, Flows, YearlyMapping
+from casehistory.report import Headline, break_kinds
+from domain.coordination import Coordination, coordination_on
+from domain.durations import COHORT_YEARS, Durations, benefit_spells, durations_on, over_years
+from domain.facts import Fact
+from domain.spells import Spell, gap_breaks_spell, years_before
+from domain.timeline import Period, Timeline, build_timeline, effective_facts
+from projections import timeline_codec
+from projections.coordination import LONG_SPELL_YEARS
+
+DURATION_ORDERS = ("citizen_key", "longest")
+
+
+def all_durations(engine: Engine, as_of: date) -> Iterator[tuple[str, Durations]]:
+    """Every citizen's measures on `as_of`, by pseudonym."""
+    for row in engine.durations_view.select_rows():
+        yield row.citizen_key, row.durations(as_of)
+
+
+def headline(engine: Engine, as_of: date) -> Headline:
+    """Buckets and cohorts, true versus naive, and what the naive measure misses."""
+    return report.headline((d for _, d in all_durations(engine, as_of)), as_of)
+
+
+@dataclass(frozen=True)
+class DurationFilters:
+    """Which citizens a durations page holds; None means any."""
+
+    on_benefit: bool | None = None
+    target_group: str | None = None
+    over_years: int | None = None
+    """Only citizens whose all-benefits spell started more than this many years before."""
+    break_kind: str | None = None
+    """Only citizens whose current spell bridged a break of this kind."""
+
+    def admits(self, d: Durations) -> bool:
+        if self.on_benefit is not None and d.on_benefit != self.on_benefit:
+            return False
+        if self.target_group is not None and d.target_group != self.target_group:
+            return False
+        if self.over_years is not None and (
+            d.all_benefits_spell_start is None
+            or not over_years(d.all_benefits_spell_start, d.as_of, self.over_years)
+        ):
+            return False
+        return self.break_kind is None or self.break_kind in {k.value for k in break_kinds(d)}
+
+
+@dataclass
+class DurationsPage:
+    as_of: date
+    total: int
+    """Citizens matching the filters (all pages)."""
+    offset: int
+    limit: int
+    rows: list[tuple[str, Durations]]
+
+
+def durations_page(
+    engine: Engine,
+    as_of: date,
+    offset: int = 0,
+    limit: int = 100,
+    filters: DurationFilters | None = None,
+    order: str = "citizen_key",
+) -> DurationsPage:
+    """One page of per-citizen measures on `as_of` (by pseudonym, never a CPR)."""
+    chosen = filters or DurationFilters()
+    matching = [(k, d) for k, d in all_durations(engine, as_of) if chosen.admits(d)]
+    if order == "longest":
+        matching.sort(key=lambda item: (-(item[1].all_benefits_spell_days or -1), item[0]))
+    else:
+        matching.sort(key=lambda item: item[0])
+    return DurationsPage(as_of, len(matching), offset, limit, matching[offset : offset + limit])
+
+
+def coordination_summary(
+    engine: Engine, as_of: date, long_spell_years: int = LONG_SPELL_YEARS
+) -> CoordinationSummary:
+    """Fællesborgere by target group and support step, interventions and flags."""
+    rows = engine.coordination_view.select_rows()
+    return coordination_report.summarise(
+        (row.coordination(as_of, long_spell_years) for row in rows), as_of
+    )
+
+
+def yearly_mapping(engine: Engine, year: int) -> YearlyMapping:
+    """The yearly fællesborger figure as the city mapped it."""
+    rows = engine.coordination_view.select_rows()
+    return coordination_report.yearly_mapping((row.history() for row in rows), year)
+
+
+def flows(engine: Engine, first: date, last: date) -> Flows:
+    """Inflow per half-year and citizens awaiting a flexjob, `first` to `last`."""
+    rows = engine.coordination_view.select_rows()
+    return coordination_report.flows((row.history() for row in rows), first, last)
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    """The headline's main figures on one day."""
+
+    day: date
+    on_benefit: int
+    true_over: dict[int, int]
+    naive_over: dict[int, int]
+
+
+def monthly_trend(engine: Engine, first: date, last: date) -> list[TrendPoint]:
+    """On benefit and over N years (true and naive) on the first of each month in range."""
+    histories = [
+        (timeline_codec.loads(row.timeline), row.birth_date)
+        for row in engine.durations_view.select_rows()
+    ]
+    days = coordination_report.months(first, last)
+    points: list[TrendPoint] = []
+    for day in days:
+        on_benefit = 0
+        true_over = dict.fromkeys(COHORT_YEARS, 0)
+        naive_over = dict.fromkeys(COHORT_YEARS, 0)
+        for timeline, born in histories:
+            d = durations_on(timeline, day, born)
+            if not d.on_benefit or d.all_benefits_spell_start is None:
+                continue
+            on_benefit += 1
+            naive_start = date.fromordinal(day.toordinal() - (d.naive_days or 0))
+            for years in COHORT_YEARS:
+                true_over[years] += over_years(d.all_benefits_spell_start, day, years)
+                naive_over[years] += over_years(naive_start, day, years)
+        points.append(TrendPoint(day, on_benefit, true_over, naive_over))
+    return points
+
+
+# --- One citizen's story ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Unpaid days `[start, end)` between two runs of a spell, and why they did not break it."""
+
+    start: date
+    end: date
+    days: int
+    breaks_spell: bool
+    why: str
+
+
+@dataclass(frozen=True)
+class StorySpell:
+    start: date
+    end: date | None
+    """The first unpaid day; None while the spell pays `as_of`."""
+    calendar_days: int
+    paid_days: int
+    runs: list[tuple[date, date]]
+    gaps: list[Gap]
+    breaks: list[Period]
+    """Benefit periods that ended inside the spell (the breaks it bridged)."""
+    municipalities: list[str]
+    benefits: list[str]
+    target_groups: list[str]
+
+
+@dataclass(frozen=True)
+class Why:
+    """A number, the rule that gives it and the events behind it."""
+
+    measure: str
+    value: Any
+    rule: str
+    event_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CitizenStory:
+    citizen_key: str
+    birth_date: date
+    as_of: date
+    known_at: datetime | None
+    facts: list[tuple[Fact, str]]
+    """Every recorded fact in arrival order with its status (standing, void, not yet known)."""
+    timeline: Timeline
+    periods: list[Period]
+    interventions: list[Period]
+    spells: list[StorySpell]
+    cash_spells: list[StorySpell]
+    measures: Durations
+    coordination: Coordination
+    why: list[Why]
+
+
+def _gap_why(start: date, end: date) -> str:
+    if gap_breaks_spell(start, end):
+        return "a whole calendar month lies inside the gap, so it ends the spell"
+    return "no whole calendar month lies inside the gap, so the month rule joins the runs"
+
+
+def _story_spell(spell: Spell, periods: list[Period], timeline: Timeline, day: date) -> StorySpell:
+    inside = [
+        p for p in periods if p.start < spell.end and (p.stop is None or p.stop > spell.start)
+    ]
+    gaps = [
+        Gap(a.end, b.start, (b.start - a.end).days, False, _gap_why(a.end, b.start))
+        for a, b in zip(spell.runs, spell.runs[1:], strict=False)
+    ]
+    ongoing = spell.end > day
+    return StorySpell(
+        start=spell.start,
+        end=None if ongoing else spell.end,
+        calendar_days=(min(spell.end, day) - spell.start).days,
+        paid_days=spell.paid_days,
+        runs=[(r.start, r.end) for r in spell.runs],
+        gaps=gaps,
+        breaks=[
+            p for p in inside
+            if p.stop is not None and spell.start < p.stop <= min(spell.end, day)
+        ],
+        municipalities=sorted({p.municipality for p in inside}),
+        benefits=sorted({p.code for p in inside}),
+        target_groups=sorted(
+            {a.target_group for a in timeline.group_assignments
+             if spell.start <= a.effective_date < spell.end and a.effective_date <= day}
+        ),
+    )
+
+
+def _why(
+    d: Durations, periods: list[Period], current: StorySpell | None, timeline: Timeline,
+    born: date,
+) -> list[Why]:
+    day = d.as_of
+    open_now = [p for p in periods if p.covers(day)]
+    found: list[Why] = [
+        Why("on_benefit", d.on_benefit,
+            "day D itself is paid by some benefit period [start, stop)",
+            [p.start_event_id for p in open_now]),
+    ]
+    if current is not None:
+        starters = [p.start_event_id for p in periods if p.start == current.start]
+        found += [
+            Why("all_benefits_spell_start", d.all_benefits_spell_start,
+                "first day of the run that starts the current spell (runs joined across gaps "
+                "without a whole empty calendar month)", starters),
+            Why("all_benefits_spell_days", d.all_benefits_spell_days,
+                f"D − spell start = {day.isoformat()} − {current.start.isoformat()}", starters),
+            Why("benefit_days_in_spell", d.benefit_days_in_spell,
+                "paid days from the spell start up to and including D, overlapping periods "
+                "counted once", [p.start_event_id for p in periods
+                                 if p.stop is None or p.stop > current.start]),
+            Why("breaks_bridged", dict(d.breaks_bridged),
+                "benefit periods that ended inside the current spell (after its start, on or "
+                "before D), by stop reason",
+                [p.stop_event_id for p in current.breaks if p.stop_event_id]),
+        ]
+    if d.naive_days is not None:
+        latest = max(open_now, key=lambda p: p.start)
+        found.append(Why("naive_days", d.naive_days,
+                         "D − the latest start among periods open at D "
+                         f"({latest.start.isoformat()})",
+                         [latest.start_event_id]))
+    window = years_before(day, 10)
+    found.append(Why("share_last_10y_cash_system", round(d.share_last_10y_cash_system, 6),
+                     f"paid cash-benefit-system days in ({window.isoformat()}, {day.isoformat()}] "
+                     "divided by the window's days",
+                     [p.start_event_id for p in periods if p.stop is None or p.stop > window]))
+    assignments = [a for a in timeline.group_assignments if a.effective_date <= day]
+    found.append(Why("target_group", d.target_group,
+                     "the latest assignment by effective date (ties: later recorded), reported "
+                     "only while on a job-centre benefit",
+                     [assignments[-1].event_id] if assignments else []))
+    found.append(Why("age", d.age, f"from the CPR's birth date {born.isoformat()}", []))
+    return found
+
+
+def citizen_story(
+    engine: Engine, citizen_key: str, as_of: date, known_at: datetime | None = None
+) -> CitizenStory | None:
+    """One citizen's history, spells and measures on `as_of` as known at `known_at`."""
+    citizen = engine.app.find(citizen_key)
+    if citizen is None:
+        return None
+    standing = {f.event_id for f in effective_facts(citizen.facts, known_at)}
+    facts: list[tuple[Fact, str]] = []
+    for fact in citizen.facts:
+        if known_at is not None and fact.recorded_at > known_at:
+            status = "not_yet_known"
+        elif fact.event_id in standing:
+            status = "standing"
+        else:
+            status = "void"
+        facts.append((fact, status))
+    timeline = build_timeline(citizen.facts, known_at)
+    periods = list(timeline.periods_on(as_of))
+    spells = [_story_spell(s, periods, timeline, as_of) for s in benefit_spells(periods, as_of)]
+    cash = [
+        _story_spell(s, periods, timeline, as_of)
+        for s in benefit_spells(periods, as_of, cash_system_only=True)
+    ]
+    measures = durations_on(timeline, as_of, citizen.birth_date)
+    current = spells[-1] if spells and measures.on_benefit else None
+    return CitizenStory(
+        citizen_key=citizen_key,
+        birth_date=citizen.birth_date,
+        as_of=as_of,
+        known_at=known_at,
+        facts=facts,
+        timeline=timeline,
+        periods=periods,
+        interventions=list(timeline.interventions_on(as_of)),
+        spells=spells,
+        cash_spells=cash,
+        measures=measures,
+        coordination=coordination_on(timeline, as_of, citizen.birth_date),
+        why=_why(measures, periods, current, timeline, citizen.birth_date),
+    )
+
+
+def citizen_key_of(engine: Engine, cpr: str) -> str:
+    """The pseudonym of a CPR number (the CPR itself goes no further)."""
+    return engine.vault.citizen_key(cpr)
+
+
+@dataclass(frozen=True)
+class ReadModelStatus:
+    name: str
+    position: int
+    """The last notification id applied to the read model."""
+    lag: int
+    """Notifications stored but not yet applied."""
+
+
+def read_model_status(engine: Engine) -> tuple[int, list[ReadModelStatus]]:
+    """The event store's last notification id and how far each read model has come."""
+    head = engine.app.recorder.max_notification_id() or 0
+    found = []
+    for name in READ_MODELS:
+        position = engine.view(name).max_tracking_id(engine.app.name) or 0
+        found.append(ReadModelStatus(name, position, head - position))
+    return head, found
+
+
+__all__ = [
+    "DURATION_ORDERS",
+    "CitizenStory",
+    "DurationFilters",
+    "DurationsPage",
+    "all_durations",
+    "citizen_key_of",
+    "citizen_story",
+    "coordination_summary",
+    "durations_page",
+    "flows",
+    "headline",
+    "monthly_trend",
+    "read_model_status",
+    "yearly_mapping",
+]

@@ -1,0 +1,1 @@
+"""The dashboard: server-rendered pages, Danish words and number forms, the timeline."""

@@ -1,0 +1,299 @@
+"""The dashboard's pages, rendered on the server, Danish by default (`?lang=en`).
+
+Each page asks `casehistory.services` (through the shared report cache), turns
+the report into `casehistory.api.tables` tables and shows every chart beside a
+"vis som tabel" table holding the same numbers.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
+
+from casehistory import services
+from casehistory.api import tables
+from casehistory.api.app import Surfaces, identity, require, surfaces
+from casehistory.api.identity import Identity, Permission
+from casehistory.api.routes import show_citizen
+from casehistory.api.tables import Table
+from casehistory.web import i18n, timeline_svg
+from domain.cpr import InvalidCpr, birth_date
+from domain.durations import COHORT_YEARS
+from domain.spells import years_before
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
+Shared = Annotated[Surfaces, Depends(surfaces)]
+Lang = Annotated[str, Query(pattern="^(da|en)$")]
+SERIES_COLOURS = ["#005fa3", "#b35a00", "#2f6b2f", "#6b2f6b", "#8a1538", "#3d4a5c"]
+
+NAV = [
+    ("/", "nav_overview", Permission.AGGREGATES),
+    ("/samarbejde", "nav_coordination", Permission.AGGREGATES),
+    ("/stroemme", "nav_flows", Permission.AGGREGATES),
+    ("/borger", "nav_citizen", Permission.CITIZEN),
+    ("/drift", "nav_operations", Permission.OPERATIONS),
+    ("/opslag", "nav_access_log", Permission.LOOKUP_LOG),
+    ("/docs", "nav_api", Permission.API_DOCS),
+]
+
+
+def page(request: Request, template: str, lang: str, **context: Any) -> HTMLResponse:
+    who = identity(request)
+
+    def t(key: str) -> str:
+        return i18n.text(key, lang)
+
+    return templates.TemplateResponse(request, template, {
+        "lang": lang, "who": who, "path": request.url.path,
+        "nav": [(href, key) for href, key, need in NAV if who.may(need)],
+        "t": t, "n": lambda v, decimals=None: i18n.number(v, lang, decimals),
+        "pct": lambda v: i18n.percent(v, lang), "d": lambda v: i18n.day(v, lang),
+        "label": lambda v: i18n.label(v, lang), **context,
+    })
+
+
+def chart(table: Table, columns: list[str], kind: str, lang: str,
+          category: Any = None, stack: bool = False) -> dict[str, Any]:
+    """An ECharts option for `columns` of `table` over its first column."""
+    names = category or (lambda v: i18n.label(v, lang))
+    index = {c: i for i, c in enumerate(table.columns)}
+    return {
+        "aria": {"enabled": True},
+        "color": SERIES_COLOURS,
+        "tooltip": {"trigger": "axis"},
+        "legend": {"top": 0},
+        "grid": {"left": 48, "right": 16, "top": 40, "bottom": 56},
+        "xAxis": {"type": "category", "data": [names(r[0]) for r in table.rows],
+                  "axisLabel": {"rotate": 30 if len(table.rows) > 8 else 0}},
+        "yAxis": {"type": "value"},
+        "series": [
+            {"name": i18n.label(c, lang), "type": kind,
+             "data": [r[index[c]] for r in table.rows],
+             **({"stack": "all"} if stack else {}),
+             **({"showSymbol": False} if kind == "line" else {})}
+            for c in columns
+        ],
+    }
+
+
+def block(key: str, table: Table, option: dict[str, Any] | None, lang: str,
+          percent_columns: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A section of a page: its heading, an optional chart and the same numbers as a table."""
+    rows = [
+        [i18n.percent(v, lang) if table.columns[i] in percent_columns else
+         (i18n.label(v, lang) if i == 0 else i18n.number(v, lang)) for i, v in enumerate(r)]
+        for r in table.rows
+    ]
+    return {"id": key.replace("_", "-"), "title": i18n.text(key, lang), "chart": option,
+            "columns": [i18n.text(c, lang) if c in i18n.TEXTS or c in i18n.FLAG_NAMES
+                        else i18n.label(c, lang) for c in table.columns],
+            "rows": rows}
+
+
+def _today() -> date:
+    return date.today()
+
+
+@router.get("/", response_class=HTMLResponse)
+def overview(
+    request: Request, shared: Shared,
+    _: Annotated[Identity, Depends(require(Permission.AGGREGATES))],
+    as_of: date | None = None, lang: Lang = "da",
+) -> HTMLResponse:
+    day = as_of or _today()
+    report = shared.report("headline", (day,), lambda: services.headline(shared.engine, day))
+    found = {t.name: t for t in tables.headline_tables(report)}
+    first = years_before(day, 5).replace(day=1)
+    points = shared.report("trend", (first, day),
+                           lambda: services.monthly_trend(shared.engine, first, day))
+    trend = tables.trend_tables(points)[0]
+    trend_names = {"true_over_3": "true", "naive_over_3": "naive"}
+    trend_option = chart(trend, ["on_benefit", "true_over_3", "naive_over_3"], "line", lang,
+                         category=lambda v: i18n.day(v, lang))
+    for series, column in zip(trend_option["series"], ["on_benefit", *trend_names], strict=True):
+        if column in trend_names:
+            series["name"] = f"{i18n.text(trend_names[column], lang)} > 3"
+    kinds = found["missed_by_break"].columns[1:]
+    blocks = [
+        block("buckets", found["buckets"],
+              chart(found["buckets"], ["true", "naive"], "bar", lang), lang),
+        block("cohorts", found["cohorts"],
+              chart(found["cohorts"], ["true", "cash_system", "naive", "missed_by_naive"], "bar",
+                    lang, category=lambda v: f"> {v}"), lang),
+        block("missed_by_break", found["missed_by_break"],
+              chart(found["missed_by_break"], kinds, "bar", lang,
+                    category=lambda v: f"> {v}", stack=True), lang),
+        block("trend", trend, trend_option, lang),
+    ]
+    return page(request, "overview.html", lang, as_of=day, report=report, blocks=blocks,
+                trend_from=first, cohort_years=COHORT_YEARS)
+
+
+@router.get("/samarbejde", response_class=HTMLResponse)
+def coordination(
+    request: Request, shared: Shared,
+    _: Annotated[Identity, Depends(require(Permission.AGGREGATES))],
+    as_of: date | None = None, lang: Lang = "da",
+) -> HTMLResponse:
+    day = as_of or _today()
+    report = shared.report("coordination", (day, 3),
+                           lambda: services.coordination_summary(shared.engine, day))
+    found = {t.name: t for t in tables.coordination_tables(report)}
+    groups = Table("by_target_group", found["by_target_group"].columns,
+                   found["by_target_group"].rows[:-1])
+    blocks = [
+        block("by_target_group", found["by_target_group"],
+              chart(groups, ["citizens", "faellesborgere"], "bar", lang), lang, ("share",)),
+        block("by_step", found["by_step"], chart(found["by_step"], ["faellesborgere"], "bar", lang,
+                                                 category=str),
+              lang, ("edge_of_labour_market_share",)),
+        block("flags", found["flags"], chart(found["flags"], ["citizens"], "bar", lang), lang),
+        block("by_intervention", found["by_intervention"], None, lang),
+    ]
+    return page(request, "report.html", lang, as_of=day, blocks=blocks,
+                title=i18n.text("coordination_title", lang), action="/samarbejde")
+
+
+@router.get("/stroemme", response_class=HTMLResponse)
+def flows(
+    request: Request, shared: Shared,
+    _: Annotated[Identity, Depends(require(Permission.AGGREGATES))],
+    first: Annotated[date | None, Query(alias="from")] = None,
+    last: Annotated[date | None, Query(alias="to")] = None, lang: Lang = "da",
+) -> HTMLResponse:
+    end = last or _today()
+    start = first or date(end.year - 5, 1, 1)
+    if end < start:
+        raise HTTPException(422, "`to` is before `from`")
+    report = shared.report("flows", (start, end), lambda: services.flows(shared.engine, start, end))
+    found = {t.name: t for t in tables.flows_tables(report)}
+    inflow = found["inflow"]
+    blocks = [
+        block("inflow", inflow, chart(inflow, inflow.columns[1:], "bar", lang, category=str), lang),
+        block("awaiting_flexjob", found["awaiting_flexjob"],
+              chart(found["awaiting_flexjob"], ["citizens"], "line", lang,
+                    category=lambda v: i18n.day(v, lang)), lang),
+    ]
+    return page(request, "report.html", lang, blocks=blocks, first=start, last=end,
+                title=i18n.text("flows_title", lang), action="/stroemme")
+
+
+# --- Citizens ----------------------------------------------------------------------------
+
+
+@router.get("/borger", response_class=HTMLResponse)
+def citizen_search(
+    request: Request, _: Annotated[Identity, Depends(require(Permission.CITIZEN))],
+    lang: Lang = "da",
+) -> HTMLResponse:
+    return page(request, "citizen_search.html", lang, today=_today(), error=None)
+
+
+def _moment(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise HTTPException(422, "give the moment with Z or an explicit offset")
+    return moment
+
+
+def _citizen_page(request: Request, story: services.CitizenStory, purpose: str,
+                  lang: str) -> HTMLResponse:
+    return page(request, "citizen.html", lang, story=story, purpose=purpose,
+                svg=Markup(timeline_svg.render(story, lang)),
+                measures=tables.duration_record(story.citizen_key, story.measures))
+
+
+@router.post("/borger", response_class=HTMLResponse)
+def citizen_lookup(
+    request: Request, shared: Shared,
+    who: Annotated[Identity, Depends(require(Permission.CITIZEN))],
+    purpose: Annotated[str, Form(min_length=3)],
+    cpr: Annotated[str, Form()] = "", citizen_key: Annotated[str, Form()] = "",
+    as_of: Annotated[str, Form()] = "", known_at: Annotated[str, Form()] = "",
+    lang: Annotated[str, Form(pattern="^(da|en)$")] = "da",
+) -> Response:
+    """By CPR or pseudonym, from the form's body (so no CPR is ever in a URL or log line)."""
+    day = date.fromisoformat(as_of) if as_of else _today()
+    number = cpr.replace("-", "").strip()
+    if number:
+        try:
+            birth_date(number)
+        except InvalidCpr:
+            return page(request, "citizen_search.html", lang, today=day, error="cpr")
+        key, criterion = services.citizen_key_of(shared.engine, number), "cpr"
+    elif citizen_key.strip():
+        key, criterion = citizen_key.strip().lower(), "citizen_key"
+    else:
+        return page(request, "citizen_search.html", lang, today=day, error="cpr")
+    try:
+        story = show_citizen(shared, who, key, criterion, purpose, day, _moment(known_at))
+    except HTTPException as error:
+        if error.status_code != 404:
+            raise
+        return page(request, "citizen_search.html", lang, today=day, error="not_found")
+    return _citizen_page(request, story, purpose, lang)
+
+
+@router.get("/borger/{citizen_key}", response_class=HTMLResponse)
+def citizen(
+    request: Request, shared: Shared, citizen_key: str,
+    who: Annotated[Identity, Depends(require(Permission.CITIZEN))],
+    purpose: Annotated[str, Query(min_length=3)],
+    as_of: date | None = None, known_at: str | None = None, lang: Lang = "da",
+) -> HTMLResponse:
+    story = show_citizen(shared, who, citizen_key, "citizen_key", purpose, as_of,
+                         _moment(known_at))
+    return _citizen_page(request, story, purpose, lang)
+
+
+# --- Operations, the access log, the API docs ------------------------------------------
+
+
+@router.get("/drift", response_class=HTMLResponse)
+def operations(
+    request: Request, shared: Shared,
+    _: Annotated[Identity, Depends(require(Permission.OPERATIONS))], lang: Lang = "da",
+) -> HTMLResponse:
+    samples: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for metric in shared.metrics.registry.collect():
+        for sample in metric.samples:
+            samples.setdefault(sample.name, []).append((sample.labels, sample.value))
+    head, statuses = services.read_model_status(shared.engine)
+    return page(request, "operations.html", lang, samples=samples, head=head, statuses=statuses,
+                kafka=shared.engine.settings.kafka_bootstrap)
+
+
+@router.get("/opslag", response_class=HTMLResponse)
+def access_log(
+    request: Request, shared: Shared,
+    _: Annotated[Identity, Depends(require(Permission.LOOKUP_LOG))], lang: Lang = "da",
+) -> HTMLResponse:
+    records = list(shared.access_log.records())[-500:]
+    return page(request, "access_log.html", lang, records=list(reversed(records)),
+                intact=shared.access_log.verify())
+
+
+@router.get("/docs", response_class=HTMLResponse)
+def api_docs(
+    request: Request, _: Annotated[Identity, Depends(require(Permission.API_DOCS))],
+    lang: Lang = "da",
+) -> HTMLResponse:
+    return page(request, "docs.html", lang)
+
+
+@router.get("/metrics")
+def metrics(
+    shared: Shared, _: Annotated[Identity, Depends(require(Permission.OPERATIONS))],
+) -> Response:
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    return Response(generate_latest(shared.metrics.registry), media_type=CONTENT_TYPE_LATEST)
