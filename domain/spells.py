@@ -7,6 +7,7 @@ breaks the spell if and only if some calendar month lies entirely inside it.
 
 from __future__ import annotations
 
+import calendar
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -63,10 +64,19 @@ def first_of_next_month(day: date) -> date:
     return date(day.year + day.month // 12, day.month % 12 + 1, 1)
 
 
+def end_of_first_whole_month(day: date) -> date:
+    """The last day of the first whole calendar month on or after `day`.
+
+    15 March gives 30 April; 1 April gives 30 April. A gap starting on `day`
+    breaks a spell exactly when it runs past this day.
+    """
+    month_start = day if day.day == 1 else first_of_next_month(day)
+    return first_of_next_month(month_start) - ONE_DAY
+
+
 def gap_breaks_spell(gap_start: date, gap_end: date) -> bool:
     """Whether the unpaid days `[gap_start, gap_end)` contain a whole calendar month."""
-    month_start = gap_start if gap_start.day == 1 else first_of_next_month(gap_start)
-    return first_of_next_month(month_start) <= gap_end
+    return end_of_first_whole_month(gap_start) < gap_end
 
 
 def spells(runs: Iterable[Run]) -> list[Spell]:
@@ -88,6 +98,17 @@ def paid_days_between(runs: Iterable[Run], start: date, end: date) -> int:
         if overlap > 0:
             total += overlap
     return total
+
+
+def months_later(day: date, months: int) -> date:
+    """The same day `months` calendar months later (earlier when negative).
+
+    A day the target month lacks becomes its last day: 31 August + 6 months is
+    28 (or 29) February, 29 February + 12 months is 28 February.
+    """
+    year, month_index = divmod(day.year * 12 + day.month - 1 + months, 12)
+    month = month_index + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
 def years_before(day: date, years: int) -> date:
