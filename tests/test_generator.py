@@ -304,3 +304,89 @@ def test_write_jsonl_round_trips(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
     assert write_jsonl(iter(events), path) == len(events)
     assert [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] == events
+
+
+# --- the shape of a real topic (domain.md, "Scale") --------------------------------------
+
+
+@pytest.fixture(scope="module")
+def city() -> list[Event]:
+    return list(generate_population(4000, 7))
+
+
+def test_events_per_citizen_are_shaped_like_a_real_topic(city: list[Event]) -> None:
+    per_citizen = Counter(event.get("cpr") for event in city if _problem(event, {}) is None)
+    counts = sorted(per_citizen.values())
+    mean = sum(counts) / len(counts)
+    over_34 = sum(count > 34 for count in counts) / len(counts)
+    assert 15 <= mean <= 21, mean
+    assert 0.06 <= over_34 <= 0.14, over_34
+    assert counts[-1] >= 70, counts[-1]  # 80 or more is expected from about 10,000 citizens
+
+
+def test_the_stream_is_in_arrival_order(city: list[Event]) -> None:
+    """First arrivals are monotone in recorded_at; redeliveries come after their original."""
+    seen: set[object] = set()
+    last = ""
+    for event in city:
+        if _problem(event, {}) is not None:
+            continue
+        recorded = str(event["recorded_at"])
+        if event["event_id"] in seen:
+            assert recorded <= last
+            continue
+        seen.add(event["event_id"])
+        assert recorded >= last, (recorded, last)
+        last = recorded
+
+
+def test_a_citizens_events_are_spread_over_the_whole_stream(city: list[Event]) -> None:
+    first: dict[object, int] = {}
+    last: dict[object, int] = {}
+    for position, event in enumerate(city):
+        first.setdefault(event.get("cpr"), position)
+        last[event.get("cpr")] = position
+    spans = sorted((last[cpr] - first[cpr]) / len(city) for cpr in first)
+    assert spans[len(spans) // 2] > 0.15  # the median citizen spans a sixth of the stream
+    assert sum(span > 0.5 for span in spans) / len(spans) > 0.2
+    years = {str(event["recorded_at"])[:4] for event in city if "recorded_at" in event}
+    assert {str(year) for year in range(2004, 2027)} <= years
+
+
+def test_bulk_migrations_register_many_citizens_within_hours(city: list[Event]) -> None:
+    batches: dict[object, list[Event]] = {}
+    for event in city:
+        if event.get("migration_batch") and _problem(event, {}) is None:
+            batches.setdefault(event["migration_batch"], []).append(event)
+    conversions = [name for name in batches if "conversion-2018" in str(name)]
+    mergers = [name for name in batches if str(name).startswith("merger-2007")]
+    assert conversions and mergers
+    biggest = max(batches.values(), key=len)
+    assert len({event["cpr"] for event in biggest}) >= 25
+    for events in batches.values():
+        stamps = sorted(str(event["recorded_at"]) for event in events)
+        assert stamps[0][:10] == stamps[-1][:10] and stamps[0][11:13] >= "18"
+    conversion = batches[conversions[0]]
+    assert all(
+        event["source_system"] == "legacy-fasit-2018"
+        for event in conversion
+        if event["event_type"] == "BenefitStopped"
+    )
+
+
+def test_late_corrections_come_years_after_the_fact(city: list[Event]) -> None:
+    valid = [event for event in city if _problem(event, {}) is None]
+    recorded = {event["event_id"]: str(event["recorded_at"]) for event in valid}
+    lags = [
+        int(str(event["recorded_at"])[:4]) - int(recorded[event["retracted_event_id"]][:4])
+        for event in valid
+        if event["event_type"] == "EventRetracted"
+    ]
+    assert any(lag >= 2 for lag in lags)
+    assert sum(lag == 0 for lag in lags) > len(lags) / 2
+
+
+def test_spilling_to_disk_changes_nothing() -> None:
+    in_memory = [json.dumps(event) for event in generate_population(60, 9)]
+    spilled = [json.dumps(event) for event in generate_population(60, 9, spill_at=50)]
+    assert spilled == in_memory

@@ -1,0 +1,1 @@
+"""The synthetic municipality behind ``casehistory.generator``: citizens, delivery, arrival."""
