@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
-from domain.durations import benefit_spells
+from domain.durations import at_least_years, benefit_spells, durations_on
 from domain.spells import ONE_DAY, end_of_first_whole_month, months_later
 from domain.timeline import Period, Timeline
 
@@ -147,6 +147,53 @@ def _benefit_destination(code: str) -> Destination:
 
 
 # --- Cohort follow-up ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CohortDefinition:
+    """Who is in a cohort on date C; an empty or None criterion matches everyone."""
+
+    target_groups: frozenset[str] = frozenset()
+    """The target group reported on C (only while on a job-centre benefit)."""
+    min_age: int | None = None
+    max_age: int | None = None
+    """Inclusive age band on C."""
+    min_years: int | None = None
+    """A current spell of N years or more: started on or before C - N calendar years."""
+    cash_system: bool = False
+    """`min_years` reads the cash-system spell instead of the all-benefits spell."""
+    municipality: str | None = None
+    """A benefit period paying C was registered by this municipality."""
+
+
+def in_cohort(
+    timeline: Timeline, born: date | None, cohort_date: date, definition: CohortDefinition
+) -> bool:
+    """Whether the citizen matches `definition` on `cohort_date`; always on benefit on C."""
+    measures = durations_on(timeline, cohort_date, born)
+    if not measures.on_benefit:
+        return False
+    if definition.target_groups and measures.target_group not in definition.target_groups:
+        return False
+    if definition.min_age is not None or definition.max_age is not None:
+        if measures.age is None:
+            return False
+        if definition.min_age is not None and measures.age < definition.min_age:
+            return False
+        if definition.max_age is not None and measures.age > definition.max_age:
+            return False
+    if definition.min_years is not None:
+        start = (
+            measures.cash_system_spell_start
+            if definition.cash_system
+            else measures.all_benefits_spell_start
+        )
+        if start is None or not at_least_years(start, cohort_date, definition.min_years):
+            return False
+    return definition.municipality is None or any(
+        p.municipality == definition.municipality and p.covers(cohort_date)
+        for p in timeline.periods_on(cohort_date)
+    )
 
 
 class CohortOutcome(StrEnum):

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import pytest
 
-from domain.exits import Exit, FollowUp, exits_on, follow_up
+from domain.exits import CohortDefinition, Exit, FollowUp, exits_on, follow_up, in_cohort
 from domain.facts import Fact
 from domain.timeline import build_timeline
 from tests.factories import regrouped, retraction, started, stopped
@@ -18,10 +19,10 @@ def exits(facts: list[Fact], day: date) -> tuple[Exit, ...]:
     return exits_on(build_timeline(facts), day)
 
 
-def on_cash_until(stop: date, reason: str = "job", **kw: object) -> list[Fact]:
+def on_cash_until(stop: date, reason: str = "job", **kw: Any) -> list[Fact]:
     return [
         started(SINCE, target_group="aktivitetsparat_voksen"),
-        stopped(stop, reason=reason, **kw),  # type: ignore[arg-type]
+        stopped(stop, reason=reason, **kw),
     ]
 
 
@@ -211,3 +212,40 @@ def test_horizons_from_29_february_and_31_august() -> None:
         date(2020, 2, 29)
     ]
     assert {f.outcome for f in leap} == {"on_benefit"}
+
+
+C = date(2020, 1, 1)
+
+
+def member(facts: list[Fact], born: date = date(1985, 6, 1), **definition: Any) -> bool:
+    return in_cohort(build_timeline(facts), born, C, CohortDefinition(**definition))
+
+
+def test_a_cohort_member_is_on_benefit_on_c() -> None:
+    assert member([started(date(2017, 1, 1))])
+    assert not member([started(date(2017, 1, 1)), stopped(date(2019, 12, 20))])
+    assert not member([started(date(2020, 1, 2))])
+
+
+def test_cohort_by_target_group_and_age_band() -> None:
+    facts = [started(date(2017, 1, 1), target_group="aktivitetsparat_voksen")]
+    groups = frozenset({"aktivitetsparat_voksen", "aktivitetsparat_ung"})
+    assert member(facts, target_groups=groups)
+    assert not member(facts, target_groups=frozenset({"jobparat"}))
+    assert member(facts, born=date(1990, 1, 1), min_age=30, max_age=30)
+    assert not member(facts, born=date(1990, 1, 2), min_age=30)
+    assert not member(facts, born=date(1989, 1, 1), max_age=30)
+
+
+def test_cohort_by_minimum_spell_and_municipality() -> None:
+    facts = [
+        started(date(2016, 1, 1), benefit="sygedagpenge", municipality="147"),
+        stopped(date(2017, 1, 2), "sygedagpenge", reason="benefit_change", municipality="147"),
+        started(date(2017, 1, 2), municipality="147"),
+    ]
+    assert member(facts, min_years=4)
+    assert not member(facts, min_years=5)
+    assert not member(facts, min_years=3, cash_system=True)  # cash system since 2 January 2017
+    assert member(facts, min_years=2, cash_system=True)
+    assert member(facts, municipality="147")
+    assert not member(facts, municipality="101")

@@ -1,7 +1,8 @@
 """Properties of the report rules (exits, follow-up, lists, caseload, cadence).
 
 Arrival order, redelivery and splitting a period into touching pieces never
-change a result; an exit, once known, never changes.
+change a result; a retraction equals the event never having happened; an exit,
+once known, never changes.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from domain.exits import exits_on, follow_up
 from domain.facts import EventType, Fact
 from domain.priorities import long_duration
 from domain.timeline import build_timeline
-from tests.factories import assigned, meeting, regrouped, started, stopped
+from tests.factories import assigned, meeting, regrouped, retraction, started, stopped
 from tests.test_properties import ORIGIN, histories
 
 GROUPS = ["aktivitetsparat_voksen", "aktivitetsparat_ung", "jobparat", "ressourceforloeb"]
@@ -118,6 +119,16 @@ def test_splitting_a_period_into_touching_pieces_changes_no_report(
     }
     pieces = [*facts, stopped(cut, reason="system_conversion", **key), started(cut, **key)]
     assert reports(pieces, day, about_cases=False) == reports(facts, day, about_cases=False)
+
+
+@given(lives(), days, st.data())
+def test_a_retraction_equals_the_event_never_having_happened(
+    facts: list[Fact], day: date, data: st.DataObject
+) -> None:
+    victim = data.draw(st.sampled_from(facts))
+    without = [f for f in facts if f is not victim]
+    retracted = [*facts, retraction(victim, effective=data.draw(days))]
+    assert reports(retracted, day) == reports(without, day)
 
 
 @settings(max_examples=50)
