@@ -37,13 +37,13 @@ CONTINUITY_MONTHS = 12
 
 @dataclass(frozen=True, slots=True)
 class Responsibility:
-    """The days `[start, end)` an assignment was in force, as of `as_of`."""
+    """The days `[start, end)` an assignment was in force, as of the day asked."""
 
     caseworker: str
     unit: str | None
     start: date
     end: date | None
-    """The first day no longer in force; None while still in force on `as_of`."""
+    """The first day no longer in force; None while still in force on the day asked."""
     event_id: str
 
     def in_force_on(self, day: date) -> bool:
@@ -104,7 +104,7 @@ def caseloads(timelines: Iterable[Timeline], day: date) -> Mapping[tuple[str, st
         entry = caseload_entry(timeline, day)
         if entry is not None:
             counts[entry.caseworker, entry.unit] += 1
-    return MappingProxyType(dict(sorted(counts.items(), key=lambda kv: (kv[0][0], kv[0][1] or ""))))
+    return MappingProxyType(dict(counts))
 
 
 def caseworkers_in_last_months(

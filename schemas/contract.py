@@ -97,6 +97,7 @@ LAST_DAY = date(2099, 12, 31)
 would otherwise overflow date arithmetic in the rules and read models."""
 
 _DATE_FORM = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_NOT_A_DATE = "a date is exactly YYYY-MM-DD (a timestamp is not a date)"
 _TIMESTAMP_FORM = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ]")
 
 
@@ -150,9 +151,9 @@ class ContractEvent(BaseModel):
     @classmethod
     def _date_form(cls, value: object) -> object:
         if isinstance(value, datetime) or not isinstance(value, str | date):
-            raise ValueError("a date is exactly YYYY-MM-DD")
+            raise ValueError(_NOT_A_DATE)
         if isinstance(value, str) and not _DATE_FORM.fullmatch(value):
-            raise ValueError("a date is exactly YYYY-MM-DD (a timestamp is not a date)")
+            raise ValueError(_NOT_A_DATE)
         return value
 
     @field_validator("effective_date")
@@ -224,7 +225,7 @@ class ContractEvent(BaseModel):
             return None
         if not value.strip():
             raise ValueError("must not be empty")
-        if _TEN_DIGITS.fullmatch(value):
+        if _TEN_DIGITS.fullmatch(value.strip()):
             raise ValueError("ten digits could be a CPR number, not a staff id")
         return value
 

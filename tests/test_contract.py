@@ -97,6 +97,7 @@ def test_a_valid_record_passes_and_extra_fields_are_ignored() -> None:
         ({"event_type": "CaseworkerAssigned"}, "missing_field"),
         ({"event_type": "CaseworkerAssigned", "caseworker": "0101901234"}, "invalid_caseworker"),
         ({"event_type": "CaseworkerAssigned", "caseworker": " "}, "invalid_caseworker"),
+        ({"event_type": "CaseworkerAssigned", "caseworker": " 0101901234 "}, "invalid_caseworker"),
         (
             {"event_type": "CaseworkerAssigned", "caseworker": "jc-1", "unit": "T\udc80"},
             "invalid_unit",
