@@ -402,9 +402,11 @@ def cmd_consume(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from kafka import KafkaProducer
-
-    from consumers.kafka_ingest import KafkaDeadLetters, KafkaIngestConsumer
+    from consumers.kafka_ingest import (
+        KafkaDeadLetters,
+        KafkaIngestConsumer,
+        dead_letter_producer,
+    )
     from consumers.topics import ensure_topics
 
     stop = threading.Event()
@@ -425,9 +427,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
             ),
             "creating topics", stop,
         )
-        dlq = backoff.retry(
-            lambda: KafkaProducer(bootstrap_servers=bootstrap, acks="all"), "connecting", stop
-        )
+        dlq = backoff.retry(lambda: dead_letter_producer(bootstrap), "connecting", stop)
         closing.insert(0, dlq.close)
         service = engine.ingest_service(KafkaDeadLetters(dlq, settings.kafka_dlq_topic))
         consumer = backoff.retry(

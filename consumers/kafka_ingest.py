@@ -72,6 +72,19 @@ _ENVELOPE = 4096
 """Room left in a request for the record's framing and the `dlq.*` headers."""
 
 
+def dead_letter_producer(bootstrap_servers: str, **config: Any) -> KafkaProducer:
+    """A producer for dead letters: every letter acknowledged by all replicas.
+
+    Not idempotent: kafka-python's idempotent producer treats a refused record
+    (too large for the topic, say) as fatal and fails every later send, while a
+    plain one recovers once the topic takes letters again. A repeated letter is
+    harmless; a lost one is not, and `put` checks every acknowledgement.
+    """
+    return KafkaProducer(
+        bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=False, **config
+    )
+
+
 class KafkaDeadLetters:
     """Dead-letter sink on a Kafka topic: original key, bytes and headers, plus why.
 
