@@ -121,3 +121,49 @@ def measures(facts: list[Fact], day: date) -> dict[str, object]:
         "naive_days": (day - max(open_starts)).days if open_starts else None,
         "share_last_10y_cash_system": len(window) / (day - ten_years_back).days,
     }
+
+
+_W_BENEFITS = {
+    "foertidspension": "disability_pension",
+    "seniorpension": "senior_pension",
+    "fleksloentilskud": "flexjob",
+    "ledighedsydelse": "flexjob",
+}
+_W_RANK = ["disability_pension", "senior_pension", "flexjob", "other_benefit"]
+
+
+def exits(facts: list[Fact], day: date) -> list[tuple[date, date, str]]:
+    """(E, W's last day, destination) of every exit known as of `day`, read day by day."""
+    cash = paid_days(facts, day, cash_only=True)
+    ps = [p for p in periods(facts) if p[1] <= day]
+    found = []
+    for e in sorted(d + DAY for d in cash if d + DAY not in cash and d + DAY <= day):
+        first = e
+        while first.day != 1:
+            first += DAY
+        last = first
+        while (last + DAY).month == first.month:
+            last += DAY
+        if last > day or any(e <= d <= last for d in cash):
+            continue
+        reasons = {reason for _, _, stop, reason in ps if stop == e}
+        destination = "unknown"
+        if "died" in reasons or "emigrated" in reasons:
+            destination = "died" if "died" in reasons else "emigrated"
+        else:
+            x = e
+            while x <= last and destination == "unknown":
+                paid = [b for b, s, stop, _ in ps if s <= x and (stop is None or x < stop)]
+                if paid:
+                    destination = min(
+                        (_W_BENEFITS.get(b, "other_benefit") for b in paid), key=_W_RANK.index
+                    )
+                x += DAY
+            if destination == "unknown":
+                destination = next(
+                    (r for r in ("job", "education", "self_support", "moved_municipality")
+                     if r in reasons),
+                    "unknown",
+                )
+        found.append((e, last, destination))
+    return found

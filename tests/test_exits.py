@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from domain.exits import CohortDefinition, Exit, FollowUp, exits_on, follow_up, in_cohort
 from domain.facts import Fact
+from domain.spells import first_of_next_month
 from domain.timeline import build_timeline
+from tests import oracle
 from tests.factories import regrouped, retraction, started, stopped
 
 SINCE = date(2018, 1, 1)
@@ -249,3 +253,65 @@ def test_cohort_by_minimum_spell_and_municipality() -> None:
     assert member(facts, min_years=2, cash_system=True)
     assert member(facts, municipality="147")
     assert not member(facts, municipality="101")
+
+
+# --- Against a day-by-day reading --------------------------------------------------
+
+EXIT_BENEFITS = [
+    "kontanthjaelp",
+    "uddannelseshjaelp",
+    "sygedagpenge",
+    "foertidspension",
+    "seniorpension",
+    "ledighedsydelse",
+    "fleksloentilskud",
+]
+EXIT_REASONS = [
+    "job",
+    "education",
+    "self_support",
+    "moved_municipality",
+    "died",
+    "emigrated",
+    "pension",
+    "no_contact_or_sanction",
+    "other",
+]
+ORIGIN = date(2015, 1, 1)
+
+
+@st.composite
+def benefit_histories(draw: st.DrawFn) -> list[Fact]:
+    """Periods of several benefits, sources and municipalities, with gaps around a month."""
+    facts: list[Fact] = []
+    for _ in range(draw(st.integers(1, 4))):
+        key = {
+            "benefit": draw(st.sampled_from(EXIT_BENEFITS)),
+            "source_system": draw(st.sampled_from(["fasit", "legacy-fasit-2018"])),
+            "municipality": draw(st.sampled_from(["101", "147"])),
+        }
+        day = ORIGIN + timedelta(days=draw(st.integers(0, 200)))
+        for _ in range(draw(st.integers(1, 3))):
+            facts.append(started(day, **key))
+            day += timedelta(days=draw(st.integers(1, 120)))
+            if draw(st.booleans()):  # stop on a first of month: the window's edge
+                day = first_of_next_month(day)
+            facts.append(stopped(day, reason=draw(st.sampled_from(EXIT_REASONS)), **key))
+            day += timedelta(days=draw(st.integers(0, 70)))
+        if draw(st.booleans()):
+            facts.pop()
+    return facts
+
+
+@given(
+    benefit_histories(),
+    st.integers(0, 800).map(lambda n: ORIGIN + timedelta(days=n)),
+    st.booleans(),
+)
+def test_exits_agree_with_the_day_by_day_reading(
+    facts: list[Fact], day: date, month_end: bool
+) -> None:
+    if month_end:  # the day a window closes
+        day = first_of_next_month(day) - timedelta(days=1)
+    found = exits_on(build_timeline(facts), day)
+    assert [(e.exit_date, e.window_end, e.destination) for e in found] == oracle.exits(facts, day)
