@@ -48,7 +48,7 @@ def _in_arrival_order(
     buckets = ArrivalBuckets(spill_at)
     for _ in range(citizens):
         rng = random.Random(seeds.getrandbits(64))
-        citizen = Citizen(rng, used_cprs, until)
+        citizen = Citizen(rng, used_cprs, until, citizens)
         events = citizen.history()
         add_retractions(rng, events, until)
         for arrival, event in arrivals(rng, events, until, invalid_share):

@@ -11,6 +11,11 @@ from pathlib import Path
 import pytest
 
 from casehistory.generator import generate_population, write_jsonl
+from casehistory.population.calibration import facts_by_citizen
+from casehistory.population.casework import CASEWORK_FROM
+from domain.cadence import cadence_on
+from domain.caseload import caseloads, continuity
+from domain.timeline import Timeline, build_timeline
 
 Event = dict[str, object]
 UNTIL = date(2026, 11, 1)
@@ -63,6 +68,8 @@ FIELDS: dict[str, dict[str, set[str] | None]] = {  # required fields and their a
     "SocialInterventionStarted": {"intervention": INTERVENTIONS},
     "SocialInterventionEnded": {"intervention": INTERVENTIONS},
     "EventRetracted": {"retracted_event_id": None, "reason": None},
+    "CaseworkerAssigned": {"caseworker": None},
+    "MeetingHeld": {"meeting_kind": {"visitation", "first", "joint", "other"}},
 }
 BREAK_REASONS = {
     "moved_municipality",
@@ -115,6 +122,8 @@ def _problem(event: Event, first_seen: dict[object, Event]) -> str | None:
             return key
     if event.get("target_group") not in (None, *GROUP_VALIDITY):
         return "target_group"
+    if re.fullmatch(r"\d{10}", str(event.get("caseworker"))):
+        return "caseworker"
     content = {key: value for key, value in event.items() if value is not None}
     if first_seen.setdefault(event["event_id"], content) != content:
         return "conflict"
@@ -270,6 +279,8 @@ def test_invalid_records_make_up_about_the_share_asked(stream: list[Event], shar
             "target_group",
             "intervention",
             "reason",
+            "caseworker",
+            "meeting_kind",
             "conflict",
         }
 
@@ -390,3 +401,78 @@ def test_spilling_to_disk_changes_nothing() -> None:
     in_memory = [json.dumps(event) for event in generate_population(60, 9)]
     spilled = [json.dumps(event) for event in generate_population(60, 9, spill_at=50)]
     assert spilled == in_memory
+
+
+# --- caseworkers and meetings (contract v3) ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def city_timelines(city: list[Event]) -> list[Timeline]:
+    return [build_timeline(facts) for facts in facts_by_citizen(city).values()]
+
+
+def test_caseworkers_are_assigned_from_go_live_and_reassigned(city: list[Event]) -> None:
+    assigned = [event for event in _facts(city) if event["event_type"] == "CaseworkerAssigned"]
+    assert min(str(event["effective_date"]) for event in assigned) >= CASEWORK_FROM.isoformat()
+    opening = [e for e in assigned if str(e.get("migration_batch")).startswith("casework-open")]
+    assert len(opening) > 100
+    assert {event["effective_date"] for event in opening} == {CASEWORK_FROM.isoformat()}
+    per_citizen = Counter(event["cpr"] for event in assigned)
+    assert sum(count >= 2 for count in per_citizen.values()) > len(per_citizen) / 10
+    assert any(event.get("unit") for event in assigned)
+    assert any(not event.get("unit") for event in assigned)
+
+
+def test_a_big_job_centre_has_about_seventy_citizens_per_caseworker(
+    city_timelines: list[Timeline],
+) -> None:
+    per_caseworker: Counter[str] = Counter()
+    for (caseworker, _), count in caseloads(city_timelines, UNTIL).items():
+        per_caseworker[caseworker] += count  # the unit is optional: some name none
+    copenhagen = [
+        count for caseworker, count in per_caseworker.items() if caseworker[:5] == "jc101"
+    ]
+    assert copenhagen
+    assert 35 <= sum(copenhagen) / len(copenhagen) <= 140
+    assert any(continuity(timeline, UNTIL) >= 2 for timeline in city_timelines)
+
+
+def test_the_contact_cadence_is_mostly_kept_and_sometimes_overdue(
+    city_timelines: list[Timeline],
+) -> None:
+    statuses = Counter(
+        clock.status
+        for timeline in city_timelines
+        if (clock := cadence_on(timeline, UNTIL)) is not None
+    )
+    assert statuses.total() > 100
+    assert 0.03 < statuses["overdue"] / statuses.total() < 0.35
+    assert statuses["due_soon"] > 0
+    assert statuses["ok"] > statuses["overdue"]
+
+
+def test_first_meetings_mostly_come_within_14_days_of_visitation(
+    city_timelines: list[Timeline],
+) -> None:
+    waits = []
+    for timeline in city_timelines:
+        visits = [m.effective_date for m in timeline.meetings if m.kind == "visitation"]
+        for visit in visits:
+            later = [
+                m.effective_date
+                for m in timeline.meetings
+                if m.kind in ("first", "joint") and m.effective_date >= visit
+            ]
+            if later:
+                waits.append((min(later) - visit).days)
+    assert len(waits) > 100
+    assert 0.7 < sum(wait <= 14 for wait in waits) / len(waits) < 0.97
+
+
+def test_some_meetings_are_retracted(city: list[Event]) -> None:
+    meetings = {event.get("event_id") for event in city if event.get("event_type") == "MeetingHeld"}
+    assert any(
+        event.get("retracted_event_id") in meetings
+        for event in city
+        if event.get("event_type") == "EventRetracted"
+    )

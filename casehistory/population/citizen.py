@@ -19,6 +19,14 @@ from functools import cache
 from importlib.resources import files
 from itertools import accumulate
 
+from casehistory.population.casework import (
+    CASELOAD,
+    CASEWORK_FROM,
+    JOB_CENTRE_SHARE,
+    REASSIGNMENT_RATE,
+    Casework,
+    Emit,
+)
 from casehistory.population.draws import Event, day_between, new_event_id, pick, timestamp
 
 Incident = Callable[[date], int | None]
@@ -84,7 +92,7 @@ EXITS: dict[str, tuple[tuple[int, str, str | None], ...]] = {  # (weight, reason
         (30, "job", None),
         (10, "education", None),
         (14, "self_support", None),
-        (8, "benefit_change", "ressourceforloebsydelse"),
+        (3, "benefit_change", "ressourceforloebsydelse"),
         (5, "benefit_change", "sygedagpenge"),
         (2, "pension", PENSION),
         (2, "emigrated", None),
@@ -93,7 +101,7 @@ EXITS: dict[str, tuple[tuple[int, str, str | None], ...]] = {  # (weight, reason
     ),
     "dagpenge": (
         (60, "job", None),
-        (8, "benefit_change", CASH),
+        (3, "benefit_change", CASH),
         (6, "education", None),
         (5, "self_support", None),
         (4, "other", None),
@@ -101,20 +109,20 @@ EXITS: dict[str, tuple[tuple[int, str, str | None], ...]] = {  # (weight, reason
     "sygedagpenge": (
         (65, "job", None),
         (15, "benefit_change", "jobafklaringsydelse"),
-        (4, "benefit_change", CASH),
+        (2, "benefit_change", CASH),
         (1, "pension", PENSION),
         (6, "other", None),
     ),
     "jobafklaringsydelse": (
         (30, "job", None),
-        (30, "benefit_change", "ressourceforloebsydelse"),
+        (12, "benefit_change", "ressourceforloebsydelse"),
         (4, "benefit_change", "ledighedsydelse"),
         (5, "pension", PENSION),
         (20, "benefit_change", CASH),
     ),
     "ressourceforloebsydelse": (
         (12, "benefit_change", "ledighedsydelse"),
-        (12, "pension", PENSION),
+        (8, "pension", PENSION),
         (25, "benefit_change", CASH),
         (10, "job", None),
         (10, "other", None),
@@ -126,7 +134,7 @@ EXITS: dict[str, tuple[tuple[int, str, str | None], ...]] = {  # (weight, reason
         (15, "self_support", None),
     ),
     "fleksloentilskud": (
-        (20, "other", "ledighedsydelse"),
+        (10, "other", "ledighedsydelse"),
         (5, "pension", PENSION),
         (25, "self_support", None),
         (15, "job", None),
@@ -138,7 +146,7 @@ EXITS: dict[str, tuple[tuple[int, str, str | None], ...]] = {  # (weight, reason
     ),
 }
 MEAN_DAYS = {  # (minimum, mean extra) days of a planned benefit period
-    "cash": (30, 250),
+    "cash": (30, 150),
     "cash_heavy": (365, 5000),
     "dagpenge": (30, 250),
     "sygedagpenge": (14, 120),
@@ -152,7 +160,7 @@ NEED_RATE = {  # yearly rate of a new social intervention while in the target gr
     "aktivitetsparat_voksen": 0.16,
     "aktivitetsparat_ung": 0.45,
     "ressourceforloeb": 0.25,
-    "fleksjobvisiteret": 0.02,
+    "fleksjobvisiteret": 0.05,
     "match_2_indsatsklar": 0.1,
     "match_3_midlertidig_passiv": 0.16,
 }
@@ -162,8 +170,8 @@ EDGE_GROUPS = frozenset(
     | {"match_2_indsatsklar", "match_3_midlertidig_passiv"}
 )
 STEP_WEIGHT = {  # the kind of intervention a need brings: at the edge of the labour market or not
-    True: {"1": 3.0, "2": 3.0, "3": 2.0, "4": 1.0, "children": 2.0},
-    False: {"1": 5.0, "2": 1.5, "3": 0.5, "4": 0.02, "children": 1.5},
+    True: {"1": 1.0, "2": 3.0, "3": 2.0, "4": 1.0, "children": 2.0},
+    False: {"1": 6.0, "2": 1.0, "3": 0.3, "4": 0.01, "children": 1.2},
 }
 SOCIAL_ONLY_SHARE = 0.08  # citizens with aids, extra costs or the like (not coordination-relevant)
 INTERVENTION_DAYS = {
@@ -211,6 +219,13 @@ def _interventions() -> dict[str, list[str]]:
     for row in _reference("interventions"):
         by_step.setdefault(row["support_step"], []).append(row["code"])
     return by_step
+
+
+@cache
+def _staff(citizens: int, municipality: str) -> int:
+    """Caseworkers in the municipality's job centre: about ``CASELOAD`` citizens each."""
+    share = BIG_CITIES.get(municipality, 1) / _municipalities()[1][-1]
+    return max(1, round(citizens * share * JOB_CENTRE_SHARE / CASELOAD))
 
 
 def _migrated_in_2007(municipality: str) -> bool:
@@ -261,13 +276,18 @@ class _Period:
 class Citizen:
     """One citizen's true history, written as upstream events in effective order."""
 
-    def __init__(self, rng: random.Random, used_cprs: set[str], until: date) -> None:
+    def __init__(
+        self, rng: random.Random, used_cprs: set[str], until: date, population: int = 1000
+    ) -> None:
         self.rng = rng
+        self.casework = Casework(rng, lambda municipality: _staff(population, municipality))
+        self.last_stop: date | None = None
         self.until = until
-        self.heavy = rng.random() < 0.07  # far from the labour market: long, broken spells
-        self.data_break_rate = 0.7 if self.heavy else 0.15
+        self.heavy = rng.random() < 0.05  # far from the labour market: long, broken spells
+        self.data_break_rate = 0.5 if self.heavy else 0.15
+        self.comeback = 0.9 if self.heavy else rng.choice((0.88, 0.93, 0.96))
         self.first_start = self._first_start()
-        age = rng.choice((18, 22, 25, 28, 30, 35, 40, 45, 50, 55, 60, 63))
+        age = rng.choice((18, 20, 22, 25, 28, 30, 35, 40, 45, 50, 55))
         self.birth = self.first_start - timedelta(days=int(age * 365.25) + rng.randrange(365))
         self.cpr = _substitute_cpr(rng, self.birth)
         while self.cpr in used_cprs:
@@ -357,6 +377,16 @@ class Citizen:
         self.events.append(event)
         return event
 
+    def _emit_in(self, period: _Period) -> Emit:
+        """Writes events of ``period``'s case (its system, municipality and reference)."""
+
+        def emit(event_type: str, day: date, fields: Event) -> Event:
+            return self._emit(
+                event_type, day, period.system, period.municipality, period.case_ref, fields
+            )
+
+        return emit
+
     def _case_ref(self, system: str, municipality: str) -> str:
         return f"{CASE_PREFIX[system]}-{municipality}-{self.rng.randrange(10**7):07d}"
 
@@ -386,6 +416,11 @@ class Citizen:
         announced = announce_group and valid_from <= (reported_start or day) <= valid_to
         self._optional(fields, "target_group", group if announced else None, 0.08)
         recorded_on = day if reported_start else None
+        if benefit not in PERMANENT:
+            new_spell = self.last_stop is None or (day - self.last_stop).days > 31
+            self.casework.started(
+                day, self.municipality, group, new_spell, self._emit_in(self.period)
+            )
         return self._emit(
             "BenefitStarted",
             reported_start or day,
@@ -398,6 +433,9 @@ class Citizen:
 
     def _close(self, day: date, reason: str, period: _Period | None = None) -> Event:
         p = period or self.period
+        if p is self.period:
+            self.last_stop = day
+            self.casework.stopped(day)
         return self._emit(
             "BenefitStopped",
             day,
@@ -418,6 +456,7 @@ class Citizen:
             p.case_ref,
             {"from_group": p.group, "to_group": group, "reason": reason},
         )
+        self.casework.group_changed(day, p.municipality, p.group, group, reason, self._emit_in(p))
         p.group = group
 
     def _cash_benefit(self, day: date) -> str:
@@ -458,13 +497,13 @@ class Citizen:
         """The benefit a citizen coming from outside the system starts on."""
         adult = self._age(day) >= 25
         options = (
-            (70 if self.heavy else 5, self._cash_benefit(day), None),
+            (70 if self.heavy else 3, self._cash_benefit(day), None),
             (10 if self.heavy else 40, "dagpenge", None),
             (15 if self.heavy else 35, "sygedagpenge", None),
-            (6, self._current_form("overgangsydelse", day), None),
+            (6 if self.heavy else 2, self._current_form("overgangsydelse", day), None),
             (2, "revalideringsydelse", None),
-            (4 if adult and day >= RESSOURCEFORLOEB_FROM else 0, "ressourceforloebsydelse", None),
-            (1 if adult else 0, "ledighedsydelse", None),
+            (1 if adult and day >= RESSOURCEFORLOEB_FROM else 0, "ressourceforloebsydelse", None),
+            (0.5 if adult else 0, "ledighedsydelse", None),
         )
         return pick(self.rng, options)[0]
 
@@ -531,6 +570,8 @@ class Citizen:
             fixed.append((SELF_SUPPORT_REFORM, self._reform_2019))
         if p.system == LEGACY_SYSTEM:
             fixed.append((_conversion_date(p.municipality), self._convert))
+        if p.benefit not in PERMANENT and p.start < CASEWORK_FROM:
+            fixed.append((CASEWORK_FROM, self._casework_opening))
         incidents, rates = zip(*self._incident_rates(), strict=True)
         random_day = cursor + timedelta(days=1 + int(self.rng.expovariate(sum(rates)) * 365))
         chosen = self.rng.choices(incidents, weights=rates)[0]
@@ -547,11 +588,25 @@ class Citizen:
             (self._move, 0.05),
             (self._data_break, data_break),
             (self._social_need, self._need_rate()),
+            (self._reassign, REASSIGNMENT_RATE),
         ]
         if p.group in REASSESSMENT:
             reassess = self._reassessment_rate()
             rates += [(self._reassess, reassess), (self._case_split, reassess / 4)]
         return rates
+
+    def _casework_opening(self, day: date) -> int:
+        """The go-live batch names the caseworker of everyone then on a job-centre benefit."""
+        p = self.period
+        event = self.casework.opening(day, p.municipality, p.group, self._emit_in(p))
+        event["recorded_at"] = _batch_time(self.rng, day)
+        event["migration_batch"] = f"casework-opening-{p.system}-{p.municipality}"
+        return 0
+
+    def _reassign(self, day: date) -> int:
+        """Staff turnover or a new team: another caseworker takes over the case."""
+        self.casework.reassign(day, self.period.municipality, self._emit_in(self.period))
+        return 0
 
     def _reassessment_rate(self) -> float:
         """Yearly rate of a re-assessment: towards the edge for heavy citizens, away for light."""
@@ -687,14 +742,14 @@ class Citizen:
         if reason == "died":
             self.end = self.horizon = day
             return None
-        comeback = 0.2 if reason == "emigrated" else 0.9 if self.heavy else 0.95
+        comeback = 0.2 if reason == "emigrated" else self.comeback
         if self.rng.random() >= comeback:
             return None
         r = self.rng.random()
         gap = (
             self.rng.randint(10, 70)
             if r < 0.25
-            else self.rng.randint(71, 500)
+            else self.rng.randint(71, 1000)
             if r < 0.8
             else self.rng.randint(701, 2500)
         )
@@ -751,6 +806,7 @@ class Citizen:
     def history(self) -> list[Event]:
         """Every event of the citizen's history, as registered (effective order, roughly)."""
         self.benefit_history()
+        self.casework.meetings(self.end)
         self.social_interventions()
         self._migrate_2007()
         return self.events

@@ -116,7 +116,7 @@ def _invalid_record(rng: random.Random, base: Event, until: date) -> Event:
     """An extra record upstream got wrong, derived from ``base`` (which stays valid)."""
     event: Event = {**base, "event_id": new_event_id(rng)}
     cpr = str(base["cpr"])
-    kind = rng.randrange(15)
+    kind = rng.randrange(17)
     if kind == 0:
         event["cpr"] = cpr[:9] if rng.random() < 0.5 else cpr + "7"
     elif kind == 1:
@@ -164,6 +164,18 @@ def _invalid_record(rng: random.Random, base: Event, until: date) -> Event:
         )
     elif kind == 12:
         event["recorded_at"] = str(base["recorded_at"]).removesuffix("Z")
+    elif kind == 13:  # a CPR number where a staff id belongs
+        event = {
+            **_envelope(event),
+            "event_type": "CaseworkerAssigned",
+            "caseworker": f"{rng.randrange(10**10):010d}",
+        }
+    elif kind == 14:
+        event = {
+            **_envelope(event),
+            "event_type": "MeetingHeld",
+            "meeting_kind": rng.choice(("phone", "Joint", "fællessamtale", "")),
+        }
     else:  # conflicting redelivery: the same event_id with different content
         event = {**base, "effective_date": shifted(rng, base["effective_date"], until)}
     return event
