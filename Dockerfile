@@ -7,6 +7,6 @@ COPY schemas schemas
 COPY consumers consumers
 COPY projections projections
 COPY casehistory casehistory
-RUN pip install --no-cache-dir .
+RUN pip install --no-cache-dir . && mkdir -p /var/lib/casehistory && chown nobody /var/lib/casehistory
 USER nobody
 ENTRYPOINT []

@@ -22,7 +22,6 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from casehistory.bootstrap import Engine
-from casehistory.recorders import LEDGER_TABLE
 
 STORE_TTL = 10.0
 KAFKA_TTL = 15.0
@@ -44,16 +43,15 @@ def ledger_counts(engine: Engine) -> list[LedgerCount]:
     recorder: Any = engine.app.recorder
     with recorder.datastore.transaction(commit=False) as cursor:
         cursor.execute(
-            f"SELECT source, outcome, reason, COUNT(*) AS n FROM {LEDGER_TABLE} "
+            f"SELECT source, outcome, reason, COUNT(*) AS n FROM {recorder.ledger_table} "
             "GROUP BY source, outcome, reason"
         )
         rows = [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in cursor.fetchall()]
     found = []
     for source, outcome, reason, count in rows:
-        name, _, partition = str(source).rpartition(":")
-        if name == "file":
-            partition = ""
-        found.append(LedgerCount(name or str(source), partition, outcome, reason or "", count))
+        text = str(source)
+        name, _, partition = ("file", "", "") if text.startswith("file:") else text.rpartition(":")
+        found.append(LedgerCount(name or text, partition, outcome, reason or "", count))
     return found
 
 

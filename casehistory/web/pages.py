@@ -55,7 +55,8 @@ def page(request: Request, template: str, lang: str, **context: Any) -> HTMLResp
         "nav": [(href, key) for href, key, need in NAV if who.may(need)],
         "t": t, "n": lambda v, decimals=None: i18n.number(v, lang, decimals),
         "pct": lambda v: i18n.percent(v, lang), "d": lambda v: i18n.day(v, lang),
-        "label": lambda v: i18n.label(v, lang), **context,
+        "label": lambda v: i18n.label(v, lang),
+        "labels": lambda values: ", ".join(i18n.label(v, lang) for v in values), **context,
     })
 
 
