@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from casehistory import generator
+from casehistory import generator, services
 from casehistory.bootstrap import (
     READ_MODELS,
     Engine,
@@ -27,7 +27,8 @@ from casehistory.bootstrap import (
     read_model_names,
     tune_garbage_collector,
 )
-from casehistory.report import DURATION_BUCKETS, Headline, headline
+from casehistory.report import DURATION_BUCKETS, Headline
+from casehistory.services import all_durations
 from casehistory.settings import Settings
 from consumers import files
 from consumers.deadletter import DeadLetter, DeadLetterFile, DeadLetterSink
@@ -131,11 +132,6 @@ def _ingest_summary(report: IngestReport, dead_letter_path: Path | None) -> Tabl
     return table
 
 
-def all_durations(engine: Engine, as_of: date) -> Iterator[tuple[str, Durations]]:
-    for row in engine.durations_view.select_rows():
-        yield row.citizen_key, row.durations(as_of)
-
-
 def _headline_tables(report: Headline) -> list[Table]:
     buckets = Table(title=f"Current spell on {report.as_of}: true versus naive")
     buckets.add_column("duration")
@@ -192,7 +188,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         report = ingest_files(engine, [population], DeadLetterFile(dead_letter_path))
         project(engine)
         console.print(_ingest_summary(report, dead_letter_path))
-        summary = headline((d for _, d in all_durations(engine, args.as_of)), args.as_of)
+        summary = services.headline(engine, args.as_of)
         for table in _headline_tables(summary):
             console.print(table)
         from casehistory import coordination_cli
@@ -291,7 +287,7 @@ def cmd_durations(args: argparse.Namespace) -> int:
     try:
         project(engine)
         if not args.per_citizen:
-            summary = headline((d for _, d in all_durations(engine, args.as_of)), args.as_of)
+            summary = services.headline(engine, args.as_of)
             for table in _headline_tables(summary):
                 Console().print(table)
             return 0

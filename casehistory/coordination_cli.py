@@ -10,25 +10,21 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from casehistory import services
 from casehistory.bootstrap import Engine, build
 from casehistory.cli import _date, _reveal
 from casehistory.coordination_report import (
     FLOW_FIELDS,
-    CoordinationSummary,
     flag_table,
     flow_records,
     flow_tables,
-    flows,
     group_table,
     intervention_table,
     step_table,
-    summarise,
-    yearly_mapping,
     yearly_table,
 )
 from casehistory.output import FORMATS, write_rows
 from domain.coordination import Coordination
-from domain.timeline import Timeline
 from projections.coordination import LONG_SPELL_YEARS
 
 COORDINATION_FIELDS = [
@@ -55,21 +51,10 @@ def coordination_record(citizen_key: str, c: Coordination) -> dict[str, Any]:
     }
 
 
-def summary(
-    engine: Engine, as_of: date, long_spell_years: int = LONG_SPELL_YEARS
-) -> CoordinationSummary:
-    rows = engine.coordination_view.select_rows()
-    return summarise((row.coordination(as_of, long_spell_years) for row in rows), as_of)
-
-
-def timelines(engine: Engine) -> Iterator[Timeline]:
-    return (row.history() for row in engine.coordination_view.select_rows())
-
-
 def demo_tables(engine: Engine, as_of: date) -> list[Table]:
     """The demo's coordination section: fællesborgere by target group, support steps, flags."""
     engine.project()
-    report = summary(engine, as_of)
+    report = services.coordination_summary(engine, as_of)
     return [group_table(report), step_table(report), flag_table(report)]
 
 
@@ -78,11 +63,11 @@ def cmd_coordination(args: argparse.Namespace) -> int:
     try:
         engine.project()
         if not args.per_citizen:
-            report = summary(engine, args.as_of, args.long_spell_years)
+            report = services.coordination_summary(engine, args.as_of, args.long_spell_years)
             tables = [group_table(report), intervention_table(report), step_table(report),
                       flag_table(report)]
             if args.year is not None:
-                tables.append(yearly_table(yearly_mapping(timelines(engine), args.year)))
+                tables.append(yearly_table(services.yearly_mapping(engine, args.year)))
             for table in tables:
                 Console().print(table)
             return 0
@@ -107,7 +92,7 @@ def cmd_flows(args: argparse.Namespace) -> int:
     engine = build()
     try:
         engine.project()
-        result = flows(timelines(engine), args.first, args.last)
+        result = services.flows(engine, args.first, args.last)
     finally:
         engine.close()
     if args.format == "table":
