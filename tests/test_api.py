@@ -264,3 +264,22 @@ def test_serve_on_postgresql(postgres_dsn: str, tmp_path) -> None:  # type: igno
         assert f"casehistory_events_stored {float(head)}" in metrics
     finally:
         stop_server(process)
+
+
+def test_a_citizen_as_known_at_an_earlier_moment(served: Served) -> None:
+    from datetime import datetime
+
+    cpr = _long_history_cpr(served)
+    now = served.json("/api/v1/citizens/lookup", role="caseworker",
+                      body={"cpr": cpr, "purpose": "tilsyn", "as_of": AS_OF.isoformat()})
+    moments = sorted(datetime.fromisoformat(f["recorded_at"]) for f in now["facts"])
+    known_at = moments[len(moments) // 2]
+    then = served.json("/api/v1/citizens/lookup", role="caseworker", body={
+        "cpr": cpr, "purpose": "tilsyn", "as_of": AS_OF.isoformat(),
+        "known_at": known_at.isoformat()})
+    later = {f["event_id"] for f in then["facts"]
+             if datetime.fromisoformat(f["recorded_at"]) > known_at}
+    assert later
+    assert {f["event_id"] for f in then["facts"] if f["status"] == "not_yet_known"} == later
+    assert then["known_at"] == known_at.isoformat()
+    assert "as known at" in served.access_log()[-1]["shown"]

@@ -210,6 +210,7 @@ def _citizen_page(request: Request, story: services.CitizenStory, purpose: str,
                   lang: str) -> HTMLResponse:
     return page(request, "citizen.html", lang, story=story, purpose=purpose,
                 svg=Markup(timeline_svg.render(story, lang)),
+                legend=list(timeline_svg.legend(story, lang).values()),
                 measures=tables.duration_record(story.citizen_key, story.measures))
 
 

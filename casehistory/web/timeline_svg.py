@@ -39,8 +39,7 @@ def render(story: CitizenStory, lang: str) -> str:
         return LEFT + (WIDTH - LEFT - 10) * (min(max(when, start), end) - start).days / span
 
     lanes: list[tuple[str, list[str]]] = []
-    codes = sorted({p.code for p in story.periods})
-    colour = {code: COLOURS[i % len(COLOURS)] for i, code in enumerate(codes)}
+    colour = {code: shade for code, (_, shade) in legend(story, lang).items()}
     sources = sorted({(p.source_system, p.municipality) for p in story.periods})
     for source, municipality in sources:
         bars = []
@@ -86,7 +85,7 @@ def render(story: CitizenStory, lang: str) -> str:
         left = x(date(year, 1, 1))
         parts.append(f'<line x1="{left:.1f}" y1="0" x2="{left:.1f}" y2="{height - 24}" '
                      'stroke="#d0d0d0" stroke-width="1"/>')
-        if (year - start.year) % max(1, (end.year - start.year) // 12) == 0:
+        if (year - start.year) % max(1, (end.year - start.year) // 12) == 0 and left < WIDTH - 30:
             parts.append(f'<text x="{left + 2:.1f}" y="{height - 8}" font-size="12" '
                          f'fill="#1a1a1a">{year}</text>')
     for index, (name, shapes) in enumerate(lanes):
@@ -96,6 +95,12 @@ def render(story: CitizenStory, lang: str) -> str:
         parts.append(f'<g transform="translate(0,{top - 4})">{"".join(shapes)}</g>')
     parts.append("</svg>")
     return "\n".join(parts)
+
+
+def legend(story: CitizenStory, lang: str) -> dict[str, tuple[str, str]]:
+    """Each benefit's name and colour in the drawing, by code."""
+    codes = sorted({p.code for p in story.periods})
+    return {code: (label(code, lang), COLOURS[i % len(COLOURS)]) for i, code in enumerate(codes)}
 
 
 def _bar(left: float, right: float, fill: str, title: str) -> str:
