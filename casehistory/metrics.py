@@ -10,6 +10,7 @@ projection loop of the process that serves them (`casehistory serve`).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from prometheus_client.registry import Collector
 
 from casehistory.bootstrap import Engine
 
+log = logging.getLogger("casehistory.metrics")
 STORE_TTL = 10.0
 KAFKA_TTL = 15.0
 FRESHNESS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -61,7 +63,6 @@ def consumer_lag(bootstrap: str, topic: str, group: str) -> dict[int, int]:
 
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
-        request_timeout_ms=5000, api_version_auto_timeout_ms=5000,
     )
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]

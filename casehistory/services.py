@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from casehistory import coordination_report, report
 from casehistory.bootstrap import READ_MODELS, Engine
@@ -24,6 +24,9 @@ from domain.spells import Spell, gap_breaks_spell, years_before
 from domain.timeline import Period, Timeline, build_timeline, effective_facts
 from projections import timeline_codec
 from projections.coordination import LONG_SPELL_YEARS
+
+if TYPE_CHECKING:
+    from consumers.reconcile import Reconciliation
 
 DURATION_ORDERS = ("citizen_key", "longest")
 
@@ -356,6 +359,19 @@ def read_model_status(engine: Engine) -> tuple[int, list[ReadModelStatus]]:
     return head, found
 
 
+def reconciliation(engine: Engine) -> Reconciliation | None:
+    """`casehistory reconcile`: every offset of the input topic stored, duplicate or
+    dead-lettered (None when Kafka is not configured)."""
+    from consumers.reconcile import reconcile
+
+    settings = engine.settings
+    if not settings.kafka_bootstrap:
+        return None
+    recorder: Any = engine.app.recorder
+    return reconcile(settings.kafka_bootstrap, settings.kafka_topic, settings.kafka_group,
+                     lambda: recorder.ledger(settings.kafka_topic + ":"))
+
+
 __all__ = [
     "DURATION_ORDERS",
     "CitizenStory",
@@ -370,5 +386,6 @@ __all__ = [
     "headline",
     "monthly_trend",
     "read_model_status",
+    "reconciliation",
     "yearly_mapping",
 ]

@@ -92,6 +92,7 @@ def populate(env: dict[str, str], citizens: int = CITIZENS) -> tuple[Path, Inges
     from casehistory.cli import ingest_files
 
     settings = Settings.load(env)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     population = settings.data_dir / "population.jsonl"
     generator.write_jsonl(generator.generate_population(citizens, SEED, until=AS_OF), population)
     engine = build(settings)

@@ -266,9 +266,22 @@ def citizen_by_cpr(
 @router.get("/operations", tags=["operations"], summary="Read models' positions and lag")
 def operations(
     shared: Shared, _: Annotated[Identity, Depends(require(Permission.OPERATIONS))],
+    reconcile: Annotated[bool, Query(description="also account for every Kafka offset")] = False,
 ) -> dict[str, Any]:
     head, statuses = services.read_model_status(shared.engine)
-    return {"events_stored": head, "read_models": [vars(s) for s in statuses]}
+    found: dict[str, Any] = {"events_stored": head, "read_models": [vars(s) for s in statuses]}
+    if reconcile:
+        result = services.reconciliation(shared.engine)
+        found["reconciliation"] = None if result is None else {
+            "topic": result.topic, "unaccounted": result.unaccounted,
+            "not_yet_consumed": result.not_yet_consumed,
+            "partitions": [
+                {"partition": p.partition, "log_start": p.log_start, "committed": p.committed,
+                 "end": p.end, "outcomes": dict(p.outcomes), "gaps": p.gaps[:100]}
+                for p in result.partitions
+            ],
+        }
+    return found
 
 
 @router.get("/access-log", tags=["operations"], summary="Lookups and refusals (auditor, DPO)")

@@ -156,6 +156,10 @@ TEXTS: dict[str, dict[str, str]] = {
     "reconcile_off": {
         "da": "Kafka er ikke sat op; filindlæsninger er afstemt i indlæsningsloggen.",
         "en": "Kafka is not configured; file ingests are accounted for in the ingest ledger."},
+    "reconcile_now": {"da": "Afstem nu", "en": "Reconcile now"},
+    "unaccounted": {"da": "Uafklarede offsets", "en": "Unaccounted offsets"},
+    "not_yet_consumed": {"da": "endnu ikke læst", "en": "not yet consumed"},
+    "committed": {"da": "Bekræftet offset", "en": "Committed offset"},
     "projection": {"da": "Projektion i denne proces", "en": "Projection in this process"},
     "batches": {"da": "Batches", "en": "Batches"},
     "freshness": {"da": "Friskhed (lagring til synlig)", "en": "Freshness (stored to visible)"},

@@ -264,6 +264,7 @@ def citizen(
 def operations(
     request: Request, shared: Shared,
     _: Annotated[Identity, Depends(require(Permission.OPERATIONS))], lang: Lang = "da",
+    reconcile: bool = False,
 ) -> HTMLResponse:
     samples: dict[str, list[tuple[dict[str, str], float]]] = {}
     for metric in shared.metrics.registry.collect():
@@ -271,7 +272,8 @@ def operations(
             samples.setdefault(sample.name, []).append((sample.labels, sample.value))
     head, statuses = services.read_model_status(shared.engine)
     return page(request, "operations.html", lang, samples=samples, head=head, statuses=statuses,
-                kafka=shared.engine.settings.kafka_bootstrap)
+                kafka=shared.engine.settings.kafka_bootstrap,
+                reconciliation=services.reconciliation(shared.engine) if reconcile else None)
 
 
 @router.get("/opslag", response_class=HTMLResponse)
