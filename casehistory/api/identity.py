@@ -134,10 +134,11 @@ def basic_credentials(header: str) -> tuple[str, str] | None:
     if scheme.lower() != "basic":
         return None
     try:
-        name, _, password = base64.b64decode(value).decode("utf-8").partition(":")
+        text = base64.b64decode(value, validate=True).decode("utf-8")
+        name, colon, password = text.partition(":")
     except (ValueError, UnicodeDecodeError):
         return None
-    return name, password
+    return (name, password) if colon and name else None
 
 
 # --- OIDC bearer tokens ------------------------------------------------------------
