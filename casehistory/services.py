@@ -104,6 +104,49 @@ def coordination_summary(
     )
 
 
+@dataclass(frozen=True)
+class CoordinationFilters:
+    """Which citizens a coordination page holds; None means any."""
+
+    faellesborger: bool | None = None
+    flag: str | None = None
+    target_group: str | None = None
+
+    def admits(self, c: Coordination) -> bool:
+        if self.faellesborger is not None and c.is_faellesborger != self.faellesborger:
+            return False
+        if self.flag is not None and self.flag not in c.flags:
+            return False
+        return self.target_group is None or c.target_group == self.target_group
+
+
+@dataclass
+class CoordinationPage:
+    as_of: date
+    total: int
+    offset: int
+    limit: int
+    rows: list[tuple[str, Coordination]]
+
+
+def coordination_page(
+    engine: Engine,
+    as_of: date,
+    offset: int = 0,
+    limit: int = 100,
+    filters: CoordinationFilters | None = None,
+    long_spell_years: int = LONG_SPELL_YEARS,
+) -> CoordinationPage:
+    """One page of per-citizen coordination on `as_of`, by pseudonym."""
+    chosen = filters or CoordinationFilters()
+    matching = sorted(
+        (row.citizen_key, c)
+        for row in engine.coordination_view.select_rows()
+        if chosen.admits(c := row.coordination(as_of, long_spell_years))
+    )
+    return CoordinationPage(as_of, len(matching), offset, limit, matching[offset : offset + limit])
+
+
 def yearly_mapping(engine: Engine, year: int) -> YearlyMapping:
     """The yearly fællesborger figure as the city mapped it."""
     rows = engine.coordination_view.select_rows()
@@ -375,11 +418,14 @@ def reconciliation(engine: Engine) -> Reconciliation | None:
 __all__ = [
     "DURATION_ORDERS",
     "CitizenStory",
+    "CoordinationFilters",
+    "CoordinationPage",
     "DurationFilters",
     "DurationsPage",
     "all_durations",
     "citizen_key_of",
     "citizen_story",
+    "coordination_page",
     "coordination_summary",
     "durations_page",
     "flows",

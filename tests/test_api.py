@@ -283,3 +283,18 @@ def test_a_citizen_as_known_at_an_earlier_moment(served: Served) -> None:
     assert {f["event_id"] for f in then["facts"] if f["status"] == "not_yet_known"} == later
     assert then["known_at"] == known_at.isoformat()
     assert "as known at" in served.access_log()[-1]["shown"]
+
+
+def test_per_citizen_coordination_equals_the_cli_export(served: Served) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "casehistory.cli", "coordination", "--as-of", AS_OF.isoformat(),
+         "--per-citizen", "--format", "jsonl"],
+        env={**__import__("os").environ, **served.env}, capture_output=True, check=True,
+    ).stdout
+    cli = {r["citizen_key"]: r for r in map(json.loads, out.splitlines())}
+    everyone = served.json(f"/api/v1/coordination/citizens?as_of={AS_OF}&limit=10000")
+    assert everyone["total"] == len(cli)
+    assert {r["citizen_key"]: r for r in everyone["rows"]} == cli
+    shared = served.json(f"/api/v1/coordination/citizens?as_of={AS_OF}&faellesborger=true")
+    assert shared["total"] == sum(r["is_faellesborger"] for r in cli.values()) > 0
+    assert served.request(f"/api/v1/coordination/citizens?as_of={AS_OF}", role="operator")[0] == 403

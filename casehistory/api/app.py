@@ -11,6 +11,7 @@ policy holds the browser to this origin.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
@@ -36,6 +37,7 @@ from casehistory.api.identity import (
 from casehistory.bootstrap import Engine
 from casehistory.metrics import EngineMetrics
 
+log = logging.getLogger("casehistory.access")
 STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
 ACCESS_LOG_FILE = "access-log.jsonl"
 CONTENT_SECURITY_POLICY = (
@@ -99,6 +101,8 @@ def require(permission: Permission) -> Callable[[Request], Identity]:
         who = identity(request)
         if not who.may(permission):
             surfaces(request).access_log.refusal(who, permission.value, request.url.path)
+            log.warning("refused %s (%s): %s on %s", who.name, ", ".join(sorted(who.roles)),
+                        permission.value, request.url.path)
             raise HTTPException(403, f"your roles may not use {permission.value}")
         return who
 

@@ -116,6 +116,33 @@ def coordination(
                    {"as_of": as_of.isoformat()})
 
 
+@router.get("/coordination/citizens",
+            summary="Per-citizen coordination by pseudonym, paged and filtered")
+def coordination_citizens(
+    shared: Shared, as_of: AsOf,
+    _: Annotated[Identity, Depends(require(Permission.PER_CITIZEN_ROWS))],
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+    faellesborger: bool | None = None, flag: str | None = None, target_group: str | None = None,
+    long_spell_years: Annotated[int, Query(ge=1, le=50)] = 3,
+    format: FormatQuery = Format.json,
+) -> Response:
+    filters = services.CoordinationFilters(faellesborger, flag, target_group)
+    page = shared.report(
+        "coordination_page", (as_of, offset, limit, filters, long_spell_years),
+        lambda: services.coordination_page(shared.engine, as_of, offset, limit, filters,
+                                           long_spell_years),
+    )
+    table = tables.coordination_citizens_table(page)
+    if format is Format.json:
+        return JSONResponse({
+            "as_of": as_of.isoformat(), "total": page.total, "offset": offset, "limit": limit,
+            "rows": [dict(zip(table.columns, tables.as_plain(r), strict=True))
+                     for r in table.rows],
+        })
+    return respond("coordination-citizens", [table], format, None, {})
+
+
 @router.get("/coordination/yearly", summary="The yearly fællesborger mapping")
 def yearly(
     shared: Shared, year: Annotated[int, Query(ge=1900, le=2099)],

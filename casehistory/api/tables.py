@@ -27,7 +27,7 @@ from casehistory.coordination_report import (
     Flows,
 )
 from casehistory.report import DURATION_BUCKETS, Headline
-from casehistory.services import DurationsPage, TrendPoint
+from casehistory.services import CoordinationPage, DurationsPage, TrendPoint
 from domain import reference
 from domain.coordination import INFLOW_BENEFITS
 from domain.durations import COHORT_YEARS, Durations
@@ -86,6 +86,21 @@ def coordination_tables(s: CoordinationSummary) -> list[Table]:
         Table("by_intervention", ["target_group", "intervention", "citizens"],
               [[g, i, n] for (g, i), n in sorted(s.by_group_and_intervention.items())]),
     ]
+
+
+COORDINATION_COLUMNS = [
+    "citizen_key", "is_faellesborger", "support_step", "interventions", "flags", "target_group",
+    "age",
+]
+
+
+def coordination_citizens_table(page: CoordinationPage) -> Table:
+    """One row per citizen, as `casehistory coordination --per-citizen` writes it."""
+    return Table("coordination_citizens", COORDINATION_COLUMNS, [
+        [key, c.is_faellesborger, c.support_step, list(c.interventions), sorted(c.flags),
+         c.target_group, c.age]
+        for key, c in page.rows
+    ])
 
 
 def flows_tables(f: Flows) -> list[Table]:
@@ -151,7 +166,7 @@ def _csv_cell(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, float):
         return repr(value).replace(".", ",")
-    if isinstance(value, Mapping):
+    if isinstance(value, Mapping | list):
         return json.dumps(as_plain(value), ensure_ascii=False)
     return str(as_plain(value))
 
@@ -180,7 +195,7 @@ def to_xlsx(tables: Iterable[Table]) -> bytes:
             cell.font = Font(bold=True)
         for row in table.rows:
             sheet.append([
-                json.dumps(as_plain(v), ensure_ascii=False) if isinstance(v, Mapping) else v
+                json.dumps(as_plain(v), ensure_ascii=False) if isinstance(v, Mapping | list) else v
                 for v in row
             ])
         for column in sheet.iter_cols(min_row=2):
