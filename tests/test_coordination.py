@@ -462,3 +462,22 @@ def test_support_step_is_the_max_active_adult_step_whatever_the_order(
     delivered = facts + [facts[i % len(facts)] for i in duplicates]
     rng.shuffle(delivered)
     assert coord(delivered, day).support_step == expected
+
+
+@given(intervention_histories(), st.integers(0, 1300), st.sampled_from(["foertidspension",
+                                                                        "seniorpension"]))
+def test_without_a_job_centre_benefit_only_the_long_spell_flag_can_be_raised(
+    history: tuple[list[Fact], list[Interval]], offset: int, pension: str
+) -> None:
+    """domain.md: every flag except the long-spell one requires a job-centre benefit at D.
+
+    A young citizen with a group that has the right to a coordinating caseworker,
+    on a permanent benefit, with any interventions (children's measures, shelters,
+    step 4 included): youth, parent, caseworker, shelter and step-4 flags stay down.
+    """
+    facts, _ = history
+    on_pension = started(ORIGIN - timedelta(days=2000), benefit=pension,
+                         target_group="aktivitetsparat_ung")
+    on = coord([on_pension, *facts[1:]], ORIGIN + timedelta(days=offset), born=date(2000, 1, 1))
+    assert set(on.flags) <= {Flag.LONG_DURATION_WITH_SOCIAL_NEEDS}
+    assert not on.is_faellesborger and on.target_group is None
