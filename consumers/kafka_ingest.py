@@ -81,7 +81,8 @@ def dead_letter_producer(bootstrap_servers: str, **config: Any) -> KafkaProducer
     harmless; a lost one is not, and `put` checks every acknowledgement.
     """
     return KafkaProducer(
-        bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=False, **config
+        bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=False,
+        reconnect_backoff_max_ms=5000, **config,
     )
 
 
@@ -221,6 +222,8 @@ class KafkaIngestConsumer:
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=max(500, session_timeout_ms // 5),
             max_poll_interval_ms=max_poll_interval_ms,
+            # After a broker restart, try again within seconds rather than half a minute.
+            reconnect_backoff_max_ms=5000,
         )
         self.consumer.subscribe([topic])
 
