@@ -26,7 +26,7 @@ class LedgerEntry:
     """What became of one input position."""
 
     source: str
-    """`topic:partition` for Kafka, `file:name` for files."""
+    """`topic:partition` for Kafka, `file:` and the full resolved path for files."""
     position: int
     outcome: str
     reason: str | None = None
