@@ -148,7 +148,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     env = {"CASEHISTORY_DATA_DIR": str(data_dir), "CASEHISTORY_PSEUDONYM_KEY": KEY,
            "CASEHISTORY_STORE": "sqlite"}
     population, report = populate(env)
-    url, process = start_server(env, data_dir)
+    url, process = start_server(env, data_dir, ["--as-of", AS_OF.isoformat()])
     try:
         yield Served(url, data_dir, env, population, report, process)
     finally:

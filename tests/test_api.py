@@ -266,6 +266,15 @@ def test_serve_on_postgresql(postgres_dsn: str, tmp_path) -> None:  # type: igno
         stop_server(process)
 
 
+def test_a_form_posted_from_another_site_is_refused(served: Served) -> None:
+    body = {"cpr": _long_history_cpr(served), "purpose": "forged"}
+    status, _, _ = served.request("/api/v1/citizens/lookup", role="caseworker", body=body,
+                                  headers={"Origin": "http://elsewhere.example"})
+    assert status == 403
+    assert all(r.get("purpose") != "forged" for r in served.access_log())
+    assert served.access_log()[-1]["permission"] == "same_origin"
+
+
 def test_a_citizen_as_known_at_an_earlier_moment(served: Served) -> None:
     from datetime import datetime
 

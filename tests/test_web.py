@@ -128,6 +128,12 @@ def test_overview_shows_the_apis_numbers_in_danish(visit: Any, served: Served) -
     assert trend[-1][0] == "01.11.2026" and trend[-1][1] == str(on_benefit)
 
 
+def test_pages_open_on_the_servers_as_of_date(visit: Any) -> None:
+    v = visit("analyst")
+    assert v.open("/") == 200
+    assert v.text("#as-of-shown") == "01.11.2026"
+
+
 def test_english_on_request(visit: Any) -> None:
     v = visit("analyst")
     assert v.open(f"/?as_of={AS_OF}&lang=en") == 200

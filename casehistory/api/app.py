@@ -16,6 +16,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -84,6 +85,10 @@ class Surfaces:
         return value
 
 
+def _own_origin(request: Request) -> str:
+    return f"{request.url.scheme}://{request.headers.get('host', request.url.netloc)}"
+
+
 def surfaces(request: Request) -> Surfaces:
     found: Surfaces = request.app.state.surfaces
     return found
@@ -109,8 +114,13 @@ def require(permission: Permission) -> Callable[[Request], Identity]:
     return check
 
 
-def create_app(engine: Engine, data_dir: Path | None = None) -> FastAPI:
-    """The application over an engine; users and the access log live in `data_dir`."""
+def create_app(
+    engine: Engine, data_dir: Path | None = None, default_as_of: date | None = None
+) -> FastAPI:
+    """The application over an engine; users and the access log live in `data_dir`.
+
+    Pages opened without a date show `default_as_of` (today when not given).
+    """
     from casehistory.api import routes
     from casehistory.web import pages
 
@@ -126,6 +136,7 @@ def create_app(engine: Engine, data_dir: Path | None = None) -> FastAPI:
         redoc_url=None,
         openapi_url="/openapi.json",
     )
+    app.state.default_as_of = default_as_of
     app.state.surfaces = Surfaces(
         engine=engine,
         users=LocalUsers(folder / USERS_FILE),
@@ -146,10 +157,15 @@ def create_app(engine: Engine, data_dir: Path | None = None) -> FastAPI:
                 headers={"WWW-Authenticate": 'Basic realm="casehistory", charset="UTF-8"'},
             )
         request.state.identity = who
+        origin = request.headers.get("origin")
+        if request.method not in ("GET", "HEAD") and origin and origin != _own_origin(request):
+            # A browser sends its credentials to a form posted from another site: refuse.
+            request.app.state.surfaces.access_log.refusal(who, "same_origin", request.url.path)
+            return JSONResponse({"detail": "cross-site request refused"}, status_code=403)
         response = await call_next(request)
         response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
         response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["Referrer-Policy"] = "same-origin"
         return response
 
     app.include_router(routes.router)

@@ -88,6 +88,7 @@ class LocalUsers:
         self.path = path
         self._users: dict[str, dict[str, Any]] = {}
         self._checked: dict[tuple[str, str], bool] = {}
+        """(user, SHA-256 of a password that matched)"""
         if path.exists():
             self._users = json.loads(path.read_text("utf-8")).get("users", {})
 
@@ -107,12 +108,13 @@ class LocalUsers:
         user = self._users.get(name)
         if user is None:
             return None
-        # scrypt is slow on purpose; remember the answer for this process's lifetime.
+        # scrypt is slow on purpose; remember a match (only a match: wrong guesses must not
+        # grow the memory) for this process's lifetime.
         key = (name, hashlib.sha256(password.encode()).hexdigest())
         if key not in self._checked:
-            self._checked[key] = _password_matches(password, user["password"])
-        if not self._checked[key]:
-            return None
+            if not _password_matches(password, user["password"]):
+                return None
+            self._checked[key] = True
         return Identity(name, frozenset(Role(r) for r in user["roles"]), "local")
 
 

@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from contextlib import ExitStack
+from datetime import date
 from typing import Any
 
 from casehistory.api.identity import USERS_FILE, LocalUsers, Role, create_initial_users
@@ -70,7 +71,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         passwords = engine.settings.data_dir / INITIAL_PASSWORDS
         create_initial_users(users, passwords)
         log.info("created one user per role; their passwords are in %s", passwords)
-    app = create_app(engine)
+    app = create_app(engine, default_as_of=args.as_of)
     stop = threading.Event()
     projector = None
     if args.follow:
@@ -111,6 +112,8 @@ def add_parsers(sub: Any) -> None:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--no-follow", dest="follow", action="store_false",
                        help="do not keep the read models up to date in this process")
+    serve.add_argument("--as-of", type=date.fromisoformat,
+                       help="the date pages show when none is chosen (default: today)")
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(func=cmd_serve)
 

@@ -98,8 +98,10 @@ def block(key: str, table: Table, option: dict[str, Any] | None, lang: str,
             "rows": rows}
 
 
-def _today() -> date:
-    return date.today()
+def _today(request: Request) -> date:
+    """The date a page shows when none is asked for (`serve --as-of`, else today)."""
+    chosen: date | None = request.app.state.default_as_of
+    return chosen or date.today()
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -108,7 +110,7 @@ def overview(
     _: Annotated[Identity, Depends(require(Permission.AGGREGATES))],
     as_of: date | None = None, lang: Lang = "da",
 ) -> HTMLResponse:
-    day = as_of or _today()
+    day = as_of or _today(request)
     report = shared.report("headline", (day,), lambda: services.headline(shared.engine, day))
     found = {t.name: t for t in tables.headline_tables(report)}
     first = years_before(day, 5).replace(day=1)
@@ -143,7 +145,7 @@ def coordination(
     _: Annotated[Identity, Depends(require(Permission.AGGREGATES))],
     as_of: date | None = None, lang: Lang = "da",
 ) -> HTMLResponse:
-    day = as_of or _today()
+    day = as_of or _today(request)
     report = shared.report("coordination", (day, 3),
                            lambda: services.coordination_summary(shared.engine, day))
     found = {t.name: t for t in tables.coordination_tables(report)}
@@ -169,7 +171,7 @@ def flows(
     first: Annotated[date | None, Query(alias="from")] = None,
     last: Annotated[date | None, Query(alias="to")] = None, lang: Lang = "da",
 ) -> HTMLResponse:
-    end = last or _today()
+    end = last or _today(request)
     start = first or date(end.year - 5, 1, 1)
     if end < start:
         raise HTTPException(422, "`to` is before `from`")
@@ -194,7 +196,7 @@ def citizen_search(
     request: Request, _: Annotated[Identity, Depends(require(Permission.CITIZEN))],
     lang: Lang = "da",
 ) -> HTMLResponse:
-    return page(request, "citizen_search.html", lang, today=_today(), error=None)
+    return page(request, "citizen_search.html", lang, today=_today(request), error=None)
 
 
 def _moment(text: str | None) -> datetime | None:
@@ -224,7 +226,7 @@ def citizen_lookup(
     lang: Annotated[str, Form(pattern="^(da|en)$")] = "da",
 ) -> Response:
     """By CPR or pseudonym, from the form's body (so no CPR is ever in a URL or log line)."""
-    day = date.fromisoformat(as_of) if as_of else _today()
+    day = date.fromisoformat(as_of) if as_of else _today(request)
     number = cpr.replace("-", "").strip()
     if number:
         try:
