@@ -86,8 +86,8 @@ REASSESSMENT = {
 }
 AGE_30_GROUP = {"uddannelsesparat": "jobparat", "aktivitetsparat_ung": "aktivitetsparat_voksen"}
 
-CASH, PENSION = "<cash>", "<pension>"  # successors resolved by age and date
-EXITS: dict[str, tuple[tuple[int, str, str | None], ...]] = {  # (weight, reason, successor)
+CASH, PENSION, SENIOR = "<cash>", "<pension>", "<senior>"  # successors by age and date
+EXITS: dict[str, tuple[tuple[float, str, str | None], ...]] = {  # (weight, reason, successor)
     "cash": (
         (30, "job", None),
         (10, "education", None),
@@ -95,13 +95,15 @@ EXITS: dict[str, tuple[tuple[int, str, str | None], ...]] = {  # (weight, reason
         (3, "benefit_change", "ressourceforloebsydelse"),
         (5, "benefit_change", "sygedagpenge"),
         (2, "pension", PENSION),
+        (3, "pension", SENIOR),
         (2, "emigrated", None),
         (1, "died", None),
         (5, "other", None),
     ),
     "dagpenge": (
         (60, "job", None),
-        (3, "benefit_change", CASH),
+        (1.5, "benefit_change", CASH),
+        (3, "pension", SENIOR),
         (6, "education", None),
         (5, "self_support", None),
         (4, "other", None),
@@ -111,17 +113,18 @@ EXITS: dict[str, tuple[tuple[int, str, str | None], ...]] = {  # (weight, reason
         (15, "benefit_change", "jobafklaringsydelse"),
         (2, "benefit_change", CASH),
         (1, "pension", PENSION),
+        (3, "pension", SENIOR),
         (6, "other", None),
     ),
     "jobafklaringsydelse": (
         (30, "job", None),
         (12, "benefit_change", "ressourceforloebsydelse"),
-        (4, "benefit_change", "ledighedsydelse"),
+        (2, "benefit_change", "ledighedsydelse"),
         (5, "pension", PENSION),
         (20, "benefit_change", CASH),
     ),
     "ressourceforloebsydelse": (
-        (12, "benefit_change", "ledighedsydelse"),
+        (5, "benefit_change", "ledighedsydelse"),
         (8, "pension", PENSION),
         (25, "benefit_change", CASH),
         (10, "job", None),
@@ -134,7 +137,7 @@ EXITS: dict[str, tuple[tuple[int, str, str | None], ...]] = {  # (weight, reason
         (15, "self_support", None),
     ),
     "fleksloentilskud": (
-        (10, "other", "ledighedsydelse"),
+        (5, "other", "ledighedsydelse"),
         (5, "pension", PENSION),
         (25, "self_support", None),
         (15, "job", None),
@@ -147,24 +150,24 @@ EXITS: dict[str, tuple[tuple[int, str, str | None], ...]] = {  # (weight, reason
 }
 MEAN_DAYS = {  # (minimum, mean extra) days of a planned benefit period
     "cash": (30, 150),
-    "cash_heavy": (365, 5000),
-    "dagpenge": (30, 250),
+    "cash_heavy": (365, 5500),
+    "dagpenge": (30, 320),
     "sygedagpenge": (14, 120),
     "jobafklaringsydelse": (60, 350),
     "ressourceforloebsydelse": (365, 700),
     "ledighedsydelse": (30, 300),
-    "fleksloentilskud": (365, 2500),
+    "fleksloentilskud": (730, 4000),
     "revalideringsydelse": (180, 500),
 }
 NEED_RATE = {  # yearly rate of a new social intervention while in the target group
-    "aktivitetsparat_voksen": 0.16,
+    "aktivitetsparat_voksen": 0.17,
     "aktivitetsparat_ung": 0.45,
-    "ressourceforloeb": 0.25,
+    "ressourceforloeb": 0.32,
     "fleksjobvisiteret": 0.05,
     "match_2_indsatsklar": 0.1,
     "match_3_midlertidig_passiv": 0.16,
 }
-OTHER_NEED_RATE = 0.012  # any other group, or none
+OTHER_NEED_RATE = 0.008  # any other group, or none
 EDGE_GROUPS = frozenset(
     {"aktivitetsparat_voksen", "aktivitetsparat_ung", "ressourceforloeb", "fleksjobvisiteret"}
     | {"match_2_indsatsklar", "match_3_midlertidig_passiv"}
@@ -176,10 +179,10 @@ STEP_WEIGHT = {  # the kind of intervention a need brings: at the edge of the la
 SOCIAL_ONLY_SHARE = 0.08  # citizens with aids, extra costs or the like (not coordination-relevant)
 INTERVENTION_DAYS = {
     "1": (60, 500),
-    "2": (180, 1500),
+    "2": (120, 900),
     "3": (60, 900),
     "4": (700, 3000),
-    "children": (180, 2500),
+    "children": (180, 1500),
     "none": (30, 2500),
 }
 BIG_CITIES = {"101": 10, "751": 6, "461": 4, "851": 4}
@@ -283,7 +286,7 @@ class Citizen:
         self.casework = Casework(rng, lambda municipality: _staff(population, municipality))
         self.last_stop: date | None = None
         self.until = until
-        self.heavy = rng.random() < 0.05  # far from the labour market: long, broken spells
+        self.heavy = rng.random() < 0.04  # far from the labour market: long, broken spells
         self.data_break_rate = 0.5 if self.heavy else 0.15
         self.comeback = 0.9 if self.heavy else rng.choice((0.88, 0.93, 0.96))
         self.first_start = self._first_start()
@@ -479,7 +482,7 @@ class Citizen:
             return ((1, FIXED_GROUP[benefit], None),)
         if day < REFORM_2014:
             return tuple((weight, group, None) for group, weight in MATCH_GROUPS.items())
-        active = 95 if self.heavy else 20
+        active = 95 if self.heavy else 35
         if self._age(day) < 30:
             return ((100 - active, "uddannelsesparat", None), (active, "aktivitetsparat_ung", None))
         return ((100 - active, "jobparat", None), (active, "aktivitetsparat_voksen", None))
@@ -500,10 +503,10 @@ class Citizen:
             (70 if self.heavy else 3, self._cash_benefit(day), None),
             (10 if self.heavy else 40, "dagpenge", None),
             (15 if self.heavy else 35, "sygedagpenge", None),
-            (6 if self.heavy else 2, self._current_form("overgangsydelse", day), None),
+            (6 if self.heavy else 1, self._current_form("overgangsydelse", day), None),
             (2, "revalideringsydelse", None),
             (1 if adult and day >= RESSOURCEFORLOEB_FROM else 0, "ressourceforloebsydelse", None),
-            (0.5 if adult else 0, "ledighedsydelse", None),
+            (0.3 if adult else 0, "ledighedsydelse", None),
         )
         return pick(self.rng, options)[0]
 
@@ -511,6 +514,9 @@ class Citizen:
         """The concrete benefit for an exit table's successor, or None if it did not exist yet."""
         if successor == CASH:
             return self._cash_benefit(day)
+        if successor == SENIOR:  # worn out after a long working life: from 2020, aged 58+
+            senior = day >= SENIORPENSION_FROM and self._age(day) >= 58
+            return "seniorpension" if senior else None
         if successor == PENSION:
             senior = day >= SENIORPENSION_FROM and self._age(day) >= 58
             return "seniorpension" if senior else "foertidspension"

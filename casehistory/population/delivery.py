@@ -14,6 +14,13 @@ from datetime import date, timedelta
 from casehistory.population.draws import Event, later, new_event_id, shifted, timestamp
 
 OPTIONAL = ("source_case_ref", "target_group", "migration_batch")
+OPTIONAL_OF_TYPE = {"CaseworkerAssigned": ("unit",), "MeetingHeld": ("caseworker",)}
+
+
+def _optional(event: Event) -> tuple[str, ...]:
+    """The fields an event may leave out (absent or null)."""
+    return OPTIONAL + OPTIONAL_OF_TYPE.get(str(event.get("event_type")), ())
+
 Arrival = tuple[str, Event]
 """A record and its arrival key."""
 
@@ -86,7 +93,7 @@ def _redelivery(rng: random.Random, event: Event) -> Event:
     r = rng.random()
     if r < 0.3:
         return dict(reversed(event.items()))
-    absent = [key for key in OPTIONAL if key not in event]
+    absent = [key for key in _optional(event) if key not in event]
     if r < 0.6 and absent:
         return {**event, rng.choice(absent): None}
     return dict(event)
@@ -156,7 +163,7 @@ def _invalid_record(rng: random.Random, base: Event, until: date) -> Event:
     elif kind == 9:
         event["event_type"] = rng.choice(("BenefitPaused", "CaseClosed", "benefitstarted"))
     elif kind == 10:
-        del event[rng.choice([key for key in base if key not in OPTIONAL])]
+        del event[rng.choice([key for key in base if key not in _optional(base)])]
     elif kind == 11:
         year = str(base["effective_date"])[:4]
         event["effective_date"] = rng.choice(
