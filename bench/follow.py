@@ -14,14 +14,14 @@ import sys
 import time
 from pathlib import Path
 
-from casehistory.bootstrap import READ_MODELS, build, tune_garbage_collector
+from casehistory.bootstrap import READ_MODEL, build, tune_garbage_collector
 
 
 def main() -> int:
     done = Path(sys.argv[1])
     tune_garbage_collector()  # as the casehistory command does
     engine = build()
-    follower = engine.followers()
+    follower = engine.follower()
     applied = 0
     try:
         while True:
@@ -33,7 +33,7 @@ def main() -> int:
                 time.sleep(0.05)
     finally:
         engine.close()
-    print(json.dumps({"finished": time.time(), "applied": applied, "models": list(READ_MODELS)}))
+    print(json.dumps({"finished": time.time(), "applied": applied, "models": [READ_MODEL]}))
     return 0
 
 

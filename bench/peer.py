@@ -109,13 +109,20 @@ def duck_spells(connection: duckdb.DuckDBPyConnection, as_of: date) -> dict[str,
 def engine_spells(
     engine: Any, as_of: date, keys: list[str] | None = None
 ) -> dict[str, tuple[date, int]]:
+    from projections.queries import durations_of, durations_records
+
     found = {}
-    view = engine.durations_view
-    rows = view.select_rows() if keys is None else (view.select_row(k) for k in keys)
-    for row in rows:
-        d = row.durations(as_of)
-        if d.all_benefits_spell_start is not None:
-            found[row.citizen_key] = (d.all_benefits_spell_start, d.benefit_days_in_spell)
+    store = engine.read_model()
+    if keys is None:
+        records = durations_records(store, as_of)
+    else:
+        records = (r for k in keys if (r := durations_of(store, as_of, k)) is not None)
+    for r in records:
+        if r["all_benefits_spell_start"] is not None:
+            found[r["citizen_key"]] = (
+                date.fromisoformat(r["all_benefits_spell_start"]),
+                r["benefit_days_in_spell"],
+            )
     return found
 
 
@@ -141,7 +148,7 @@ def incremental(
 ) -> dict[str, Any]:
     """One new event for one citizen: engine ingest + catch-up versus DuckDB recomputing."""
     service = engine.ingest_service(DeadLetterList())
-    follower = engine.durations_follower()
+    follower = engine.follower()
     follower.catch_up()
     engine_s, duck_full_s, duck_one_s = [], [], []
     for n, template in enumerate(templates):

@@ -1,10 +1,9 @@
 """Measure 5, queries: one citizen as of a date (long histories), and the cohort report.
 
-Per citizen, as `casehistory citizen` / the per-citizen export does: load the
-citizen's durations row and compute its measures as of a date. Raw limit: the bare
-SQLite lookup of the same row by key (`sqlite3`, no decoding). Cohort report:
-`casehistory.report.headline` over `all_durations` for the whole population; raw
-limit: a bare `SELECT *` of the durations table.
+Per citizen: the per-citizen durations SQL for one citizen as of a date. Raw limit:
+the bare SQLite lookup of the citizen's current-state row by key. Cohort report:
+`casehistory.report.headline_from` (SQL over the read model) for the whole
+population; raw limit: a bare `SELECT *` of the durations_citizen table.
 """
 
 from __future__ import annotations
@@ -17,14 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import percentile
-from casehistory.cli import all_durations
-from casehistory.report import headline
+from casehistory.report import headline_from
+from projections.queries import durations_of
 
 
 def per_citizen(engine: Any, keys: list[str], rounds: int = 3) -> dict[str, Any]:
     rng = random.Random(1)
-    view = engine.durations_view
-    raw = sqlite3.connect(Path(engine.settings.data_dir) / "durations.db")
+    store = engine.read_model()
+    raw = sqlite3.connect(Path(engine.settings.data_dir) / "history.db")
     engine_s, raw_s, aggregate_s = [], [], []
     for _ in range(rounds):
         for key in keys:
@@ -33,8 +32,7 @@ def per_citizen(engine: Any, keys: list[str], rounds: int = 3) -> dict[str, Any]
             raw.execute("SELECT * FROM durations_citizen WHERE citizen_key = ?", (key,)).fetchone()
             raw_s.append(time.perf_counter() - started)
             started = time.perf_counter()
-            row = view.select_row(key)
-            row.durations(day)
+            durations_of(store, day, key)
             engine_s.append(time.perf_counter() - started)
             # the `citizen` command's own path: the aggregate from the store (not cached)
             engine.app.forget_cached([key])
@@ -57,7 +55,7 @@ def per_citizen(engine: Any, keys: list[str], rounds: int = 3) -> dict[str, Any]
 
 
 def cohort_report(engine: Any, as_of: date, rounds: int) -> dict[str, Any]:
-    raw = sqlite3.connect(Path(engine.settings.data_dir) / "durations.db")
+    raw = sqlite3.connect(Path(engine.settings.data_dir) / "history.db")
     engine_s, raw_s = [], []
     citizens = 0
     for _ in range(rounds):
@@ -66,7 +64,7 @@ def cohort_report(engine: Any, as_of: date, rounds: int) -> dict[str, Any]:
         raw_s.append(time.perf_counter() - started)
         del rows
         started = time.perf_counter()
-        summary = headline((d for _, d in all_durations(engine, as_of)), as_of)
+        summary = headline_from(engine.read_model(), as_of)
         engine_s.append(time.perf_counter() - started)
         citizens = summary.citizens
     raw.close()

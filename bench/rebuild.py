@@ -35,21 +35,12 @@ def raw_read(engine: Any, decode: bool = False) -> dict[str, float]:
     return {"events": count, "seconds": seconds, "rate": count / seconds}
 
 
-def rebuild(engine: Any, name: str) -> dict[str, float]:
-    return rebuild_all(engine, [name])
-
-
-def rebuild_all(engine: Any, names: list[str]) -> dict[str, float]:
-    from casehistory.bootstrap import READ_MODELS
-    from projections.follower import Follower, Target
-
-    fresh = {name: engine.replay_view(name) for name in names}
-    targets = [Target(view, READ_MODELS[name].row_for) for name, view in fresh.items()]
-    follower = Follower(engine.app, targets, batch_size=PAGE)
+def rebuild_all(engine: Any) -> dict[str, float]:
+    """One-pass rebuild of the read model into an empty copy, checked against the live one."""
+    fresh = engine.replay_read_model()
     started = time.perf_counter()
-    applied = follower.catch_up()
+    applied = engine.follower(fresh).catch_up()
     seconds = time.perf_counter() - started
-    equal = all(view.checksum() == engine.view(name).checksum() for name, view in fresh.items())
-    for view in fresh.values():
-        view.clear(engine.app.name)
+    equal = fresh.checksum() == engine.read_model().checksum()
+    fresh.clear()
     return {"events": applied, "seconds": seconds, "rate": applied / seconds, "equal": equal}

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from casehistory.audit import audit_entries, forget
-from casehistory.bootstrap import Engine, build, read_model_names
+from casehistory.bootstrap import READ_MODEL, Engine, build
 from casehistory.cli import _bootstrap, _date, _progress, console, on_citizen
 from casehistory.replay import checksum, rebuild, replay_from_kafka
 from casehistory.settings import Settings
@@ -25,9 +25,8 @@ def _checksum_table(engine: Engine, title: str) -> Table:
     table = Table(title=title)
     for column in ("read model", "position", "rows", "checksum"):
         table.add_column(column)
-    for name in read_model_names([]):
-        c = checksum(engine, name)
-        table.add_row(c.read_model, str(c.position), str(c.rows), c.checksum)
+    c = checksum(engine)
+    table.add_row(c.read_model, str(c.position), str(c.rows), c.checksum)
     return table
 
 
@@ -46,18 +45,19 @@ def cmd_replay(args: argparse.Namespace) -> int:
     engine = build()
     results = []
     try:
-        for name in read_model_names(args.read_models):
-            with _progress() as progress:
-                task = progress.add_task(f"rebuild {name}", total=None, rate="")
-                done = 0
+        with _progress() as progress:
+            task = progress.add_task(
+                f"rebuild {READ_MODEL}", total=engine.read_model().position(), rate=""
+            )
+            done = 0
 
-                def advance(n: int, task: Any = task, progress: Any = progress) -> None:
-                    nonlocal done
-                    done += n
-                    elapsed = progress.tasks[0].elapsed or 1e-9
-                    progress.update(task, advance=n, rate=f"{done / elapsed:,.0f} events/s")
+            def advance(n: int) -> None:
+                nonlocal done
+                done += n
+                elapsed = progress.tasks[0].elapsed or 1e-9
+                progress.update(task, advance=n, rate=f"{done / elapsed:,.0f} events/s")
 
-                results.append(rebuild(engine, name, switch=args.switch, on_batch=advance))
+            results.append(rebuild(engine, switch=args.switch, on_batch=advance))
     finally:
         engine.close()
     table = Table(title="Rebuilt beside the live read models")
@@ -179,8 +179,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: Any) -> None:
-    rep = sub.add_parser("replay", help="rebuild read models beside the live ones and compare")
-    rep.add_argument("read_models", nargs="*", help="default: all")
+    rep = sub.add_parser("replay", help="rebuild the read model beside the live one and compare")
     rep.add_argument("--switch", action="store_true", help="swap the rebuilt copy in")
     rep.add_argument(
         "--from-kafka",
@@ -190,7 +189,7 @@ def add_parsers(sub: Any) -> None:
     rep.add_argument("--into", help="with --from-kafka: a new data dir or a postgresql:// URL")
     rep.set_defaults(func=cmd_replay)
 
-    chk = sub.add_parser("checksum", help="content checksum of every read model")
+    chk = sub.add_parser("checksum", help="content checksum of the read model")
     chk.set_defaults(func=cmd_checksum)
 
     aud = sub.add_parser("audit", help="every event of a citizen with provenance and effects")

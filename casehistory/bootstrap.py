@@ -11,15 +11,12 @@ from __future__ import annotations
 import fcntl
 import gc
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote, urlsplit
-
-from eventsourcing.persistence import InfrastructureFactory
-from eventsourcing.utils import Environment
 
 from casehistory.application import CaseHistory
 from casehistory.identity import IdentityVault, KeyStore, PostgresKeyStore, SQLiteKeyStore
@@ -27,44 +24,15 @@ from casehistory.settings import Settings
 from consumers.deadletter import DeadLetterSink
 from consumers.ingest import IngestService
 from domain.citizen import Citizen
-from projections import coordination
-from projections.durations import (
-    DurationsView,
-    PostgresDurationsView,
-    SQLiteDurationsView,
-    row_for,
-)
-from projections.follower import Follower, Target
-from projections.history import CitizenHistory
-from projections.lease import file_lease, postgres_lease
+from projections.follower import Follower
+from projections.history import HistoryDecoder
+from projections.lease import Lease, file_lease, postgres_lease
+from projections.rows import TABLES
+from projections.source import EventStoreSource
+from projections.store import TRACKING_TABLE, PostgresReadModel, ReadModelStore, SQLiteReadModel
 
-
-@dataclass(frozen=True)
-class ReadModel:
-    """A per-citizen read model: its view classes per backend and how a row is made."""
-
-    name: str
-    sqlite_view: type[Any]
-    postgres_view: type[Any]
-    row_for: Callable[[CitizenHistory], Any]
-
-
-READ_MODELS: dict[str, ReadModel] = {
-    "durations": ReadModel("durations", SQLiteDurationsView, PostgresDurationsView, row_for),
-    "coordination": ReadModel(
-        "coordination",
-        coordination.SQLiteCoordinationView,
-        coordination.PostgresCoordinationView,
-        coordination.row_for,
-    ),
-}
-def read_model_names(requested: list[str]) -> list[str]:
-    unknown = [n for n in requested if n not in READ_MODELS]
-    if unknown:
-        raise SystemExit(f"unknown read model(s) {unknown}; known: {sorted(READ_MODELS)}")
-    return requested or list(READ_MODELS)
-
-
+READ_MODEL = "history"
+"""The read model: every table of `projections.rows.TABLES`, with one tracked position."""
 REPLAY_SCHEMA = "casehistory_replay"
 SCHEMA_LOCK_ID = 0x0CA5E  # advisory lock key held while creating tables
 
@@ -74,64 +42,49 @@ class Engine:
     settings: Settings
     app: CaseHistory
     vault: IdentityVault
-    _views: dict[str, Any] = field(default_factory=dict)
-    _opened: list[object] = field(default_factory=list)
+    _read_model: ReadModelStore | None = None
+    _opened: list[ReadModelStore] = field(default_factory=list)
 
-    def view(self, name: str) -> Any:
-        """The live read model `name` (created on first use: ingest-only processes skip it)."""
-        if name not in self._views:
-            self._views[name] = self._construct_view(name, replay=False)
-        return self._views[name]
+    def read_model(self) -> ReadModelStore:
+        """The live read model (created on first use: ingest-only processes skip it)."""
+        if self._read_model is None:
+            self._read_model = self._open_read_model(replay=False)
+        return self._read_model
 
-    def replay_view(self, name: str) -> Any:
-        """An empty copy of read model `name`, beside the live one, for a rebuild."""
-        view = self._construct_view(name, replay=True)
-        view.clear(self.app.name)
-        return view
+    def replay_read_model(self) -> ReadModelStore:
+        """An empty copy of the read model, beside the live one, for a rebuild."""
+        store = self._open_read_model(replay=True)
+        store.clear()
+        return store
 
-    def _construct_view(self, name: str, *, replay: bool) -> Any:
-        with schema_lock(self.settings):
-            view = self._create_view(name, replay=replay)
-        self._opened.append(view)
-        return view
-
-    def _create_view(self, name: str, *, replay: bool) -> Any:
-        model = READ_MODELS[name]
+    def _open_read_model(self, *, replay: bool) -> ReadModelStore:
+        store: ReadModelStore
         if self.settings.uses_postgres:
-            # A replay copy is new by definition, so it is always created.
-            env = postgres_env(self.settings.store, replay or self.settings.create_tables)
-            if replay:
-                _create_schema(self.settings.store, REPLAY_SCHEMA)
-                env["POSTGRES_SCHEMA"] = REPLAY_SCHEMA
-            factory = InfrastructureFactory.construct(env=Environment(name, env))
-            view = factory.tracking_recorder(model.postgres_view)
+            schema = REPLAY_SCHEMA if replay else "public"
+            store = PostgresReadModel(self.settings.store, self.app.name, schema)
         else:
             folder = self.settings.data_dir / ("replay" if replay else "")
-            folder.mkdir(parents=True, exist_ok=True)
-            factory = InfrastructureFactory.construct(
-                env=Environment(name, sqlite_env(folder / f"{name}.db"))
-            )
-            view = factory.tracking_recorder(model.sqlite_view)
-        return view
+            store = SQLiteReadModel(folder / f"{READ_MODEL}.db", self.app.name)
+        if replay or self.settings.create_tables:
+            with schema_lock(self.settings):
+                store.create()
+        self._opened.append(store)
+        return store
 
-    def follower(self, name: str, view: Any = None) -> Follower:
-        """A follower that keeps `view` (default: the live one) up to date."""
-        return Follower(self.app, [Target(view or self.view(name), READ_MODELS[name].row_for)])
+    def follower(self, store: ReadModelStore | None = None, workers: int = 0) -> Follower:
+        """A follower that keeps `store` (default: the live read model) up to date.
 
-    def followers(self, names: list[str] | None = None) -> Follower:
-        """One follower feeding the live read models `names` (default: all) in one pass."""
-        targets = [Target(self.view(n), READ_MODELS[n].row_for) for n in names or READ_MODELS]
-        return Follower(self.app, targets)
+        A large rebuild from zero computes rows in `workers` processes (0: one per core).
+        """
+        from casehistory.parallel import ShardedRows, default_workers
 
-    @property
-    def durations_view(self) -> DurationsView:
-        view: DurationsView = self.view("durations")
-        return view
-
-    @property
-    def coordination_view(self) -> coordination.CoordinationView:
-        view: coordination.CoordinationView = self.view("coordination")
-        return view
+        workers = workers or default_workers()
+        return Follower(
+            EventStoreSource(self.app),
+            store or self.read_model(),
+            HistoryDecoder(self.app.mapper),
+            fresh_rows=ShardedRows(self.settings, workers) if workers > 1 else None,
+        )
 
     def citizen(self, cpr: str) -> Citizen | None:
         """The citizen with this CPR number, found through its keyed pseudonym."""
@@ -140,24 +93,39 @@ class Engine:
     def ingest_service(self, dead_letters: DeadLetterSink) -> IngestService:
         return IngestService(self.app, self.vault, dead_letters)
 
-    def durations_follower(self) -> Follower:
-        return self.follower("durations")
-
-    def projection_lease(self, name: str, stop: threading.Event) -> AbstractContextManager[bool]:
-        """Held by the one worker that applies projection `name` (see projections.lease)."""
+    def projection_lease(
+        self, stop: threading.Event, *, wait: bool = True
+    ) -> AbstractContextManager[Lease]:
+        """Held by the one worker that applies the projection (see projections.lease)."""
         if self.settings.uses_postgres:
-            return postgres_lease(self.settings.store, name, stop)
-        return file_lease(self.settings.data_dir / f"{name}.lease", stop)
+            return postgres_lease(self.settings.store, READ_MODEL, stop, wait=wait)
+        return file_lease(self.settings.data_dir / f"{READ_MODEL}.lease", stop, wait=wait)
 
-    def project(self) -> int:
-        """Bring every read model up to date with the event store."""
-        return self.followers().catch_up()
+    def project(
+        self, on_batch: Callable[[int], None] | None = None, patience: float = 120.0
+    ) -> int:
+        """Bring the read model up to date with the event store; returns notifications passed.
+
+        Under the projection lease; when a worker holds it, wait (up to `patience`
+        seconds) for that worker to reach today's head instead of competing with it.
+        """
+        follower = self.follower()
+        with self.projection_lease(threading.Event(), wait=False) as lease:
+            if lease:
+                return follower.catch_up(on_batch)
+        head = follower.source.head()
+        deadline = time.monotonic() + patience
+        while follower.position < head:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the projection worker holding the lease is not at {head}")
+            time.sleep(0.2)
+        return 0
 
     def close(self) -> None:
         self.app.close()
         self.vault.keys.close()
-        for view in self._opened:
-            view.datastore.close()  # type: ignore[attr-defined]
+        for store in self._opened:
+            store.close()
 
 
 def tune_garbage_collector() -> None:
@@ -176,9 +144,7 @@ def drop_engine_tables(url: str) -> None:
     """Drop the engine's own tables (and nothing else) from a PostgreSQL database."""
     import psycopg
 
-    tables = ["casehistory_events", "ingest_ledger", "citizen_keys"]
-    for name, model in READ_MODELS.items():
-        tables += [f"{name}_tracking", model.postgres_view.table]
+    tables = ["casehistory_events", "ingest_ledger", "citizen_keys", TRACKING_TABLE, *TABLES]
     with psycopg.connect(url, autocommit=True) as connection:
         connection.execute(f"DROP TABLE IF EXISTS {', '.join(tables)}")
         connection.execute(f'DROP SCHEMA IF EXISTS "{REPLAY_SCHEMA}" CASCADE')

@@ -20,23 +20,22 @@ from rich.table import Table
 
 from casehistory import generator, services
 from casehistory.bootstrap import (
-    READ_MODELS,
+    READ_MODEL,
     Engine,
     build,
     drop_engine_tables,
-    read_model_names,
     tune_garbage_collector,
 )
 from casehistory.report import DURATION_BUCKETS, Headline
-from casehistory.services import all_durations
 from casehistory.settings import Settings
 from consumers import files
 from consumers.deadletter import DeadLetter, DeadLetterFile, DeadLetterSink
 from consumers.ingest import IngestReport
 from consumers.retry import Backoff, Stopped
 from domain.citizen import Citizen
-from domain.durations import COHORT_YEARS, Durations
+from domain.durations import COHORT_YEARS
 from domain.facts import BreakKind
+from projections.queries import durations_records
 from schemas.contract import ContractEvent, validate
 
 DURATION_FIELDS = [
@@ -108,13 +107,12 @@ def ingest_files(
 
 
 def project(engine: Engine) -> int:
-    """Bring every read model up to date, with progress."""
+    """Bring the read model up to date, with progress."""
     with _progress() as progress:
-        follower = engine.followers()
         task = progress.add_task(
-            f"project {', '.join(READ_MODELS)}", total=follower.lag(), rate=""
+            f"project {READ_MODEL}", total=engine.follower().lag(), rate=""
         )
-        return follower.catch_up(partial(progress.advance, task))
+        return engine.project(partial(progress.advance, task))
 
 
 def _ingest_summary(report: IngestReport, dead_letter_path: Path | None) -> Table:
@@ -222,9 +220,6 @@ def cmd_project(args: argparse.Namespace) -> int:
     """
     import signal
     import threading
-    from contextlib import ExitStack
-
-    names = read_model_names(args.read_models)
     engine = build()
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -233,22 +228,24 @@ def cmd_project(args: argparse.Namespace) -> int:
     if args.changelog:
         from projections.changelog import DurationsChangelog
 
-        changelog = DurationsChangelog(_bootstrap(engine.settings))
+        changelog = DurationsChangelog(_bootstrap(engine.settings), engine.read_model())
     try:
-        with ExitStack() as leases:
-            for name in names:
-                log.info("waiting for the %s projection lease", name)
-                if not leases.enter_context(engine.projection_lease(name, stop)):
-                    return 0
-            follower = engine.followers(names)
-            follower.batch_size = args.batch_size
-            for name, target in zip(names, follower.targets, strict=True):
-                log.info("holding the %s projection lease from position %d", name,
-                         follower.position_of(target))
-                if name == "durations" and changelog:
-                    target.after_commit = changelog.publish
+        log.info("waiting for the %s projection lease", READ_MODEL)
+        with engine.projection_lease(stop) as lease:
+            if not lease:
+                return 0
+            follower = engine.follower()
+            follower.window = args.window
+            log.info("holding the %s projection lease from position %d", READ_MODEL,
+                     follower.position)
+            if changelog:
+                changelog.publish()  # what a crash left in the outbox goes first
+                follower.after_commit, follower.outbox = changelog.publish, True
             applied = follower.catch_up()
             while args.follow and not stop.wait(0.2):
+                if not lease.held():
+                    log.warning("lost the %s projection lease; stopping", READ_MODEL)
+                    return 1
                 applied += follower.catch_up()
         console.print(f"applied {applied:,} notifications")
     finally:
@@ -261,23 +258,6 @@ def cmd_project(args: argparse.Namespace) -> int:
 def _reveal(engine: Engine, citizen_key: str) -> str | None:
     citizen = engine.app.find(citizen_key)
     return engine.vault.unseal(citizen_key, citizen.sealed_cpr) if citizen else None
-
-
-def duration_record(citizen_key: str, d: Durations) -> dict[str, Any]:
-    return {
-        "citizen_key": citizen_key,
-        "on_benefit": d.on_benefit,
-        "all_benefits_spell_start": d.all_benefits_spell_start,
-        "all_benefits_spell_days": d.all_benefits_spell_days,
-        "cash_system_spell_start": d.cash_system_spell_start,
-        "cash_system_spell_days": d.cash_system_spell_days,
-        "benefit_days_in_spell": d.benefit_days_in_spell,
-        "breaks_bridged": dict(d.breaks_bridged),
-        "naive_days": d.naive_days,
-        "share_last_10y_cash_system": round(d.share_last_10y_cash_system, 6),
-        "age": d.age,
-        "target_group": d.target_group,
-    }
 
 
 def cmd_durations(args: argparse.Namespace) -> int:
@@ -294,10 +274,12 @@ def cmd_durations(args: argparse.Namespace) -> int:
         columns = [c for c in DURATION_FIELDS if c != "cpr" or args.reveal_cpr]
 
         def rows() -> Iterator[dict[str, Any]]:
-            for key, d in all_durations(engine, args.as_of):
-                record = duration_record(key, d)
+            for record in durations_records(engine.read_model(), args.as_of):
+                record["share_last_10y_cash_system"] = round(
+                    record["share_last_10y_cash_system"], 6
+                )
                 if args.reveal_cpr:
-                    record["cpr"] = _reveal(engine, key)
+                    record["cpr"] = _reveal(engine, record["citizen_key"])
                 yield record
 
         write_rows(rows(), columns, args.format, Console(), title=f"Durations on {args.as_of}")
@@ -530,10 +512,10 @@ def parser() -> argparse.ArgumentParser:
     ingest.add_argument("--dead-letters", type=Path)
     ingest.set_defaults(func=cmd_ingest)
 
-    proj = sub.add_parser("project", help="bring the read models up to date")
-    proj.add_argument("read_models", nargs="*", help=f"of {', '.join(READ_MODELS)}; default: all")
+    proj = sub.add_parser("project", help="bring the read model up to date")
     proj.add_argument("--follow", action="store_true", help="keep following until SIGTERM")
-    proj.add_argument("--batch-size", type=int, default=1000, help="notifications per transaction")
+    proj.add_argument("--window", type=int, default=2_000_000,
+                      help="most notifications one transaction passes")
     proj.add_argument("--changelog", action="store_true",
                       help="also publish durations rows to the compacted Kafka topic")
     proj.set_defaults(func=cmd_project)

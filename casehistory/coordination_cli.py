@@ -24,8 +24,8 @@ from casehistory.coordination_report import (
     yearly_table,
 )
 from casehistory.output import FORMATS, write_rows
-from domain.coordination import Coordination
-from projections.coordination import LONG_SPELL_YEARS
+from projections.queries import coordination_records
+from projections.rows import LONG_SPELL_YEARS
 
 COORDINATION_FIELDS = [
     "citizen_key",
@@ -39,18 +39,6 @@ COORDINATION_FIELDS = [
 ]
 
 
-def coordination_record(citizen_key: str, c: Coordination) -> dict[str, Any]:
-    return {
-        "citizen_key": citizen_key,
-        "is_faellesborger": c.is_faellesborger,
-        "support_step": c.support_step,
-        "interventions": list(c.interventions),
-        "flags": sorted(c.flags),
-        "target_group": c.target_group,
-        "age": c.age,
-    }
-
-
 def demo_tables(engine: Engine, as_of: date) -> list[Table]:
     """The demo's coordination section: fællesborgere by target group, support steps, flags."""
     engine.project()
@@ -62,6 +50,7 @@ def cmd_coordination(args: argparse.Namespace) -> int:
     engine = build()
     try:
         engine.project()
+        store = engine.read_model()
         if not args.per_citizen:
             report = services.coordination_summary(engine, args.as_of, args.long_spell_years)
             tables = [group_table(report), intervention_table(report), step_table(report),
@@ -74,12 +63,9 @@ def cmd_coordination(args: argparse.Namespace) -> int:
         columns = [c for c in COORDINATION_FIELDS if c != "cpr" or args.reveal_cpr]
 
         def rows() -> Iterator[dict[str, Any]]:
-            for row in engine.coordination_view.select_rows():
-                record = coordination_record(
-                    row.citizen_key, row.coordination(args.as_of, args.long_spell_years)
-                )
+            for record in coordination_records(store, args.as_of, args.long_spell_years):
                 if args.reveal_cpr:
-                    record["cpr"] = _reveal(engine, row.citizen_key)
+                    record["cpr"] = _reveal(engine, record["citizen_key"])
                 yield record
 
         write_rows(rows(), columns, args.format, Console(), title=f"Coordination on {args.as_of}")

@@ -29,6 +29,14 @@ from domain.coordination import (
 )
 from domain.spells import first_of_next_month
 from domain.timeline import Timeline
+from projections.queries import (
+    Dialect,
+    awaiting_flexjob_sql,
+    coordination_records,
+    inflow_sql,
+    yearly_sql,
+)
+from projections.store import ReadModelStore
 
 NO_TARGET_GROUP = "(none)"
 EDGE_OF_LABOUR_MARKET = "edge_of_labour_market"
@@ -240,3 +248,49 @@ def flow_tables(result: Flows) -> list[Table]:
     for day, count in result.awaiting_flexjob.items():
         awaiting.add_row(day.isoformat(), f"{count:,}")
     return [inflow, awaiting]
+
+
+# --- From the read model (SQL) -------------------------------------------------
+
+
+def summary_from(store: ReadModelStore, as_of: date, long_spell_years: int) -> CoordinationSummary:
+    """`summarise` over the per-citizen values SQL computes for `as_of`."""
+    summary = CoordinationSummary(as_of)
+    for c in coordination_records(store, as_of, long_spell_years):
+        group = c["target_group"] or NO_TARGET_GROUP
+        summary.citizens += 1
+        summary.by_group[group] += 1
+        summary.by_group_and_intervention.update((group, code) for code in c["interventions"])
+        summary.flags.update(c["flags"])
+        if c["is_faellesborger"]:
+            summary.faellesborgere_by_group[group] += 1
+            summary.faellesborgere_by_step[c["support_step"]] += 1
+            summary.edge_by_step[c["support_step"]] += c["edge"]
+    return summary
+
+
+def yearly_from(store: ReadModelStore, year: int) -> YearlyMapping:
+    dialect = Dialect(store.dialect)
+    params = {"year": year, "first": f"{year}-01-01", "end": f"{year + 1}-01-01"}
+    with store.read() as cursor:
+        cursor.execute(dialect.bind(yearly_sql()), params)
+        on_benefit, faellesborgere = cursor.fetchone()
+    return YearlyMapping(year, int(on_benefit or 0), int(faellesborgere or 0))
+
+
+def flows_from(store: ReadModelStore, first: date, last: date) -> Flows:
+    dialect = Dialect(store.dialect)
+    result = Flows(first, last, {label: Counter() for label in half_years(first, last)})
+    firsts = months(first, last)
+    with store.read() as cursor:
+        cursor.execute(
+            dialect.bind(inflow_sql()), {"first": first.isoformat(), "last": last.isoformat()}
+        )
+        for label, benefit, citizens in cursor.fetchall():
+            result.inflow[label][benefit] += int(citizens)
+        awaiting: dict[str, int] = {}
+        if firsts:
+            cursor.execute(awaiting_flexjob_sql(firsts))
+            awaiting = {day: int(n) for day, n in cursor.fetchall()}
+    result.awaiting_flexjob = {day: awaiting.get(day.isoformat(), 0) for day in firsts}
+    return result

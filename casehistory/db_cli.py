@@ -13,10 +13,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from casehistory.application import CaseHistory
-from casehistory.bootstrap import READ_MODELS, build
+from casehistory.bootstrap import build
 from casehistory.cli import console
 from casehistory.recorders import LEDGER_TABLE
 from casehistory.settings import Settings
+from projections.rows import TABLES
+from projections.store import TRACKING_TABLE
 
 INGEST = "casehistory_ingest"
 PROJECTION = "casehistory_projection"
@@ -46,8 +48,8 @@ def engine_tables() -> EngineTables:
         events=f"{CaseHistory.name}_events",
         ledger=LEDGER_TABLE,
         keys="citizen_keys",
-        read_models=tuple(model.postgres_view.table for model in READ_MODELS.values()),
-        tracking=tuple(f"{name}_tracking" for name in READ_MODELS),
+        read_models=tuple(TABLES),
+        tracking=(TRACKING_TABLE,),
     )
 
 
@@ -97,8 +99,7 @@ def apply_roles(url: str) -> None:
 def cmd_init(args: argparse.Namespace) -> int:
     engine = build(replace(Settings.load(), create_tables=True))
     try:
-        for name in READ_MODELS:
-            engine.view(name)
+        engine.read_model()
     finally:
         engine.close()
     console.print(f"engine tables ready: {', '.join(engine_tables().all)}")

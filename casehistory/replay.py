@@ -11,10 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from eventsourcing.persistence import Tracking
-
-from casehistory.bootstrap import Engine
+from casehistory.bootstrap import READ_MODEL, Engine
 from consumers.ingest import IngestReport
+from projections.store import PositionMoved, ReadModelStore
 
 
 @dataclass(frozen=True)
@@ -25,14 +24,12 @@ class Checksum:
     rows: int
 
 
-def checksum(engine: Engine, name: str) -> Checksum:
-    view = engine.view(name)
-    return Checksum(
-        name,
-        view.max_tracking_id(engine.app.name) or 0,
-        view.checksum(),
-        sum(1 for _ in view.select_rows()),
-    )
+def checksum_of(store: ReadModelStore) -> Checksum:
+    return Checksum(READ_MODEL, store.position(), store.checksum(), store.count())
+
+
+def checksum(engine: Engine) -> Checksum:
+    return checksum_of(engine.read_model())
 
 
 @dataclass(frozen=True)
@@ -48,30 +45,34 @@ class Rebuild:
 
 def rebuild(
     engine: Engine,
-    name: str,
     *,
     switch: bool = False,
     on_batch: Callable[[int], None] | None = None,
 ) -> Rebuild:
-    """Build a fresh copy of read model `name`, compare it with the live one, maybe switch.
+    """Build a fresh copy of the read model in one pass, compare it with the live one.
 
-    The copy is built up to the live view's position, so the comparison is exact
-    even while workers keep the live view moving. With `switch`, the copy is
-    caught up to the end of the store and then replaces the live rows.
+    The copy is built up to the live position, so the comparison is exact even
+    while workers keep the live read model moving. With `switch`, the copy is
+    caught up to the end of the store and replaces the live rows and position in
+    one fenced transaction; if a live worker got further meanwhile, the copy
+    catches up again first, so the switch never moves the read model backwards.
     """
-    live = checksum(engine, name)
-    fresh = engine.replay_view(name)
-    follower = engine.follower(name, fresh)
+    live = checksum(engine)
+    fresh = engine.replay_read_model()
+    follower = engine.follower(fresh)
     follower.catch_up(on_batch, until=live.position)
-    rebuilt = Checksum(
-        name, follower.position, fresh.checksum(), sum(1 for _ in fresh.select_rows())
-    )
+    rebuilt = checksum_of(fresh)
     if switch:
-        follower.catch_up(on_batch)
-        engine.view(name).replace_all(
-            list(fresh.select_rows()), Tracking(engine.app.name, follower.position)
-        )
-    fresh.clear(engine.app.name)
+        for _attempt in range(10):
+            follower.catch_up(on_batch)
+            try:
+                engine.read_model().switch_from(fresh)
+                break
+            except PositionMoved:
+                continue
+        else:
+            raise PositionMoved("the live read model kept moving ahead of the rebuilt copy")
+    fresh.clear()
     return Rebuild(live, rebuilt, switch)
 
 

@@ -15,6 +15,8 @@ from datetime import date, timedelta
 
 from domain.durations import COHORT_YEARS, DURATION_BUCKETS, Durations, duration_bucket, over_years
 from domain.facts import BREAK_KIND_OF_REASON, BreakKind
+from projections.queries import Dialect, date_params, headline_sql
+from projections.store import ReadModelStore
 
 
 @dataclass
@@ -63,4 +65,26 @@ def headline(all_durations: Iterable[Durations], as_of: date) -> Headline:
     return report
 
 
-__all__ = ["DURATION_BUCKETS", "Headline", "break_kinds", "headline"]
+__all__ = ["DURATION_BUCKETS", "Headline", "break_kinds", "headline", "headline_from"]
+
+
+def headline_from(store: ReadModelStore, as_of: date) -> Headline:
+    """The headline report on `as_of`, counted by SQL over the read model."""
+    dialect = Dialect(store.dialect)
+    with store.read() as cursor:
+        cursor.execute(dialect.bind(headline_sql()), date_params(as_of))
+        values = iter([int(v or 0) for v in cursor.fetchone()])
+    report = Headline(as_of, missed_by_break={n: Counter() for n in COHORT_YEARS})
+    report.on_benefit = next(values)
+    for bucket in DURATION_BUCKETS:
+        report.true_buckets[bucket] = next(values)
+        report.naive_buckets[bucket] = next(values)
+    for years in COHORT_YEARS:
+        report.true_cohorts[years] = next(values)
+        report.cash_cohorts[years] = next(values)
+        report.naive_cohorts[years] = next(values)
+        report.missed[years] = next(values)
+        for kind in BreakKind:
+            report.missed_by_break[years][kind] = next(values)
+    report.citizens = next(values)
+    return report

@@ -14,7 +14,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from casehistory import coordination_report, report
-from casehistory.bootstrap import READ_MODELS, Engine
+from casehistory.bootstrap import READ_MODEL, Engine
 from casehistory.coordination_report import CoordinationSummary, Flows, YearlyMapping
 from casehistory.report import Headline, break_kinds
 from domain.coordination import Coordination, coordination_on
@@ -22,8 +22,8 @@ from domain.durations import COHORT_YEARS, Durations, benefit_spells, durations_
 from domain.facts import Fact
 from domain.spells import Spell, gap_breaks_spell, years_before
 from domain.timeline import Period, Timeline, build_timeline, effective_facts
-from projections import timeline_codec
-from projections.coordination import LONG_SPELL_YEARS
+from projections.queries import durations_records
+from projections.rows import LONG_SPELL_YEARS
 
 if TYPE_CHECKING:
     from consumers.reconcile import Reconciliation
@@ -32,14 +32,34 @@ DURATION_ORDERS = ("citizen_key", "longest")
 
 
 def all_durations(engine: Engine, as_of: date) -> Iterator[tuple[str, Durations]]:
-    """Every citizen's measures on `as_of`, by pseudonym."""
-    for row in engine.durations_view.select_rows():
-        yield row.citizen_key, row.durations(as_of)
+    """Every citizen's measures on `as_of`, by pseudonym (computed by the read model's SQL)."""
+    for r in durations_records(engine.read_model(), as_of):
+        yield r["citizen_key"], _durations(r, as_of)
+
+
+def _durations(r: dict[str, Any], as_of: date) -> Durations:
+    def day(name: str) -> date | None:
+        return date.fromisoformat(r[name]) if r[name] else None
+
+    return Durations(
+        as_of=as_of,
+        on_benefit=r["on_benefit"],
+        all_benefits_spell_start=day("all_benefits_spell_start"),
+        all_benefits_spell_days=r["all_benefits_spell_days"],
+        cash_system_spell_start=day("cash_system_spell_start"),
+        cash_system_spell_days=r["cash_system_spell_days"],
+        benefit_days_in_spell=r["benefit_days_in_spell"],
+        breaks_bridged=r["breaks_bridged"],
+        naive_days=r["naive_days"],
+        share_last_10y_cash_system=r["share_last_10y_cash_system"],
+        age=r["age"],
+        target_group=r["target_group"],
+    )
 
 
 def headline(engine: Engine, as_of: date) -> Headline:
-    """Buckets and cohorts, true versus naive, and what the naive measure misses."""
-    return report.headline((d for _, d in all_durations(engine, as_of)), as_of)
+    """Buckets and cohorts, true versus naive, and what the naive measure misses (SQL)."""
+    return report.headline_from(engine.read_model(), as_of)
 
 
 @dataclass(frozen=True)
@@ -98,10 +118,7 @@ def coordination_summary(
     engine: Engine, as_of: date, long_spell_years: int = LONG_SPELL_YEARS
 ) -> CoordinationSummary:
     """Fællesborgere by target group and support step, interventions and flags."""
-    rows = engine.coordination_view.select_rows()
-    return coordination_report.summarise(
-        (row.coordination(as_of, long_spell_years) for row in rows), as_of
-    )
+    return coordination_report.summary_from(engine.read_model(), as_of, long_spell_years)
 
 
 @dataclass(frozen=True)
@@ -149,14 +166,12 @@ def coordination_page(
 
 def yearly_mapping(engine: Engine, year: int) -> YearlyMapping:
     """The yearly fællesborger figure as the city mapped it."""
-    rows = engine.coordination_view.select_rows()
-    return coordination_report.yearly_mapping((row.history() for row in rows), year)
+    return coordination_report.yearly_from(engine.read_model(), year)
 
 
 def flows(engine: Engine, first: date, last: date) -> Flows:
     """Inflow per half-year and citizens awaiting a flexjob, `first` to `last`."""
-    rows = engine.coordination_view.select_rows()
-    return coordination_report.flows((row.history() for row in rows), first, last)
+    return coordination_report.flows_from(engine.read_model(), first, last)
 
 
 @dataclass(frozen=True)
@@ -171,26 +186,17 @@ class TrendPoint:
 
 def monthly_trend(engine: Engine, first: date, last: date) -> list[TrendPoint]:
     """On benefit and over N years (true and naive) on the first of each month in range."""
-    histories = [
-        (timeline_codec.loads(row.timeline), row.birth_date)
-        for row in engine.durations_view.select_rows()
-    ]
-    days = coordination_report.months(first, last)
     points: list[TrendPoint] = []
-    for day in days:
-        on_benefit = 0
-        true_over = dict.fromkeys(COHORT_YEARS, 0)
-        naive_over = dict.fromkeys(COHORT_YEARS, 0)
-        for timeline, born in histories:
-            d = durations_on(timeline, day, born)
-            if not d.on_benefit or d.all_benefits_spell_start is None:
-                continue
-            on_benefit += 1
-            naive_start = date.fromordinal(day.toordinal() - (d.naive_days or 0))
-            for years in COHORT_YEARS:
-                true_over[years] += over_years(d.all_benefits_spell_start, day, years)
-                naive_over[years] += over_years(naive_start, day, years)
-        points.append(TrendPoint(day, on_benefit, true_over, naive_over))
+    for day in coordination_report.months(first, last):
+        h = report.headline_from(engine.read_model(), day)
+        points.append(
+            TrendPoint(
+                day,
+                h.on_benefit,
+                {years: h.true_cohorts[years] for years in COHORT_YEARS},
+                {years: h.naive_cohorts[years] for years in COHORT_YEARS},
+            )
+        )
     return points
 
 
@@ -395,11 +401,8 @@ class ReadModelStatus:
 def read_model_status(engine: Engine) -> tuple[int, list[ReadModelStatus]]:
     """The event store's last notification id and how far each read model has come."""
     head = engine.app.recorder.max_notification_id() or 0
-    found = []
-    for name in READ_MODELS:
-        position = engine.view(name).max_tracking_id(engine.app.name) or 0
-        found.append(ReadModelStatus(name, position, head - position))
-    return head, found
+    position = engine.read_model().position()
+    return head, [ReadModelStatus(READ_MODEL, position, head - position)]
 
 
 def reconciliation(engine: Engine) -> Reconciliation | None:

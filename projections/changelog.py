@@ -1,9 +1,12 @@
-"""The durations read model as a compacted Kafka topic, for dashboards without database access.
+"""The durations current state as a compacted Kafka topic, for dashboards without database access.
 
-Every row the projection writes is also published, keyed by `citizen_key`, after
-the row and its tracking position are committed. Compaction keeps the latest
-row per citizen; a re-publish after a crash repeats a value, which is harmless.
-The value is JSON: the stored row without the timeline document.
+Every write of the read model records the citizens it changed in an outbox table,
+in the same transaction (`ReadModelStore.write(..., outbox=True)`). The publisher
+sends those citizens' `durations_citizen` rows, keyed by `citizen_key`, waits for
+every acknowledgement and only then takes them off the outbox. A process that
+dies between the commit and the acknowledgement leaves them in the outbox, and
+the next run publishes them first: nothing is lost, and a repeated row is
+harmless on a compacted topic.
 """
 
 from __future__ import annotations
@@ -13,24 +16,41 @@ import json
 from kafka import KafkaProducer
 
 from consumers.topics import CHANGELOG_TOPIC, ensure_changelog
-from projections.durations import DurationsRow
+from projections.rows import TABLES
+from projections.store import ReadModelStore
+
+COLUMNS = TABLES["durations_citizen"]
 
 
 class DurationsChangelog:
-    def __init__(self, bootstrap_servers: str, topic: str = CHANGELOG_TOPIC) -> None:
+    def __init__(
+        self, bootstrap_servers: str, store: ReadModelStore, topic: str = CHANGELOG_TOPIC
+    ) -> None:
         ensure_changelog(bootstrap_servers)
         self.topic = topic
+        self.store = store
         self.producer = KafkaProducer(bootstrap_servers=bootstrap_servers, acks="all")
 
-    def publish(self, rows: list[DurationsRow]) -> None:
-        for row in rows:
-            value = {k: v for k, v in row.params().items() if k != "timeline"}
-            self.producer.send(
-                self.topic,
-                key=row.citizen_key.encode("ascii"),
-                value=json.dumps(value, separators=(",", ":")).encode("utf-8"),
+    def publish(self) -> None:
+        """Publish the current rows of every citizen in the outbox, confirmed, then clear it."""
+        while citizen_keys := self.store.outbox():
+            self._send(citizen_keys)
+            self.store.published(citizen_keys)
+
+    def _send(self, citizen_keys: list[str]) -> None:
+        futures = []
+        for values in self.store.rows_of("durations_citizen", citizen_keys):
+            value = dict(zip(COLUMNS, values, strict=True))
+            futures.append(
+                self.producer.send(
+                    self.topic,
+                    key=str(value["citizen_key"]).encode("ascii"),
+                    value=json.dumps(value, separators=(",", ":")).encode("utf-8"),
+                )
             )
         self.producer.flush()
+        for future in futures:
+            future.get(timeout=30)
 
     def close(self) -> None:
         self.producer.close()

@@ -1,126 +1,125 @@
-"""Pull-based projection runner: follows the notification log from tracked positions.
+"""Pull-based projection runner: brings the read model up to the event store's head.
 
-An `eventsourcing` application stored in SQLite cannot be subscribed to, so the
-embedded default pulls: read the next notifications after the tracked position,
-bring the affected citizens' histories to the version the batch reaches, and
-write each read model's rows with the new position in one transaction. A crash
-between batches loses nothing and applies nothing twice: the next run resumes
-from the position that was committed with the rows.
+Whatever the distance, one catch-up is one pass: the citizens with events after
+the stored position are read from the store once each, whole histories up to the
+head (`projections.source`), their rows computed once (`projections.rows`) and
+written with the head as the new position in one fenced transaction
+(`projections.store`). A live worker polling every fraction of a second does the
+same with a handful of citizens; a worker back from downtime, or a bulk
+migration, computes each touched citizen once however many events it got; a
+rebuild from zero reads every history in citizen order and bulk-loads empty
+tables. Memory holds one citizen and one write chunk, whatever the backlog.
 
-One follower can feed several read models from one pass over the log: each
-batch is read and decoded once, each citizen's timeline computed once, and
-every read model whose position the batch passes gets its rows. Rows are a
-function of a citizen's whole history, so a read model that is already part
-way into a batch may safely get rows for every citizen the batch touches.
+A crash loses nothing and applies nothing twice: rows and position commit
+together, and the next run starts from the stored position. A writer that finds
+the position moved under it (another worker, a switched-in rebuild) rereads it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
-from uuid import UUID
+from collections.abc import Callable, Iterator
+from typing import Any
 
-from eventsourcing.application import Application
-from eventsourcing.persistence import Notification, Tracking
+from projections.history import HistoryDecoder
+from projections.rows import CitizenRows, rows_for
+from projections.source import EventStoreSource
+from projections.store import PositionMoved, ReadModelStore
 
-from projections.history import CitizenHistory, HistoryDecoder
-
-Row = TypeVar("Row")
-
-
-class CitizenView(Protocol[Row]):
-    def max_tracking_id(self, application_name: str) -> int | None: ...
-
-    def apply_rows(self, rows: list[Row], tracking: Tracking) -> None: ...
-
-
-@dataclass
-class Target(Generic[Row]):
-    """One read model a follower keeps up to date."""
-
-    view: CitizenView[Row]
-    row_for: Callable[[CitizenHistory], Row]
-    after_commit: Callable[[list[Row]], None] | None = None
-    """Called with each batch's rows once they and the position are committed."""
+PARALLEL_FROM = 50_000
+"""Notifications from which a rebuild from zero uses `fresh_rows` (worker processes)."""
 
 
 class Follower:
-    """Keeps one or more citizen read models up to date with the application's events."""
+    """Keeps one read-model copy up to date with the application's events."""
 
     def __init__(
-        self, app: Application[Any], targets: Sequence[Target[Any]], batch_size: int = 1000
+        self,
+        source: EventStoreSource,
+        store: ReadModelStore,
+        decoder: HistoryDecoder,
+        after_commit: Callable[[], None] | None = None,
+        window: int = 2_000_000,
+        fresh_rows: Callable[[int], Iterator[list[CitizenRows]]] | None = None,
     ) -> None:
-        self.app = app
-        self.targets = list(targets)
-        self.batch_size = batch_size
-        self.decoder = HistoryDecoder(app.mapper)
-        self.held: dict[UUID | str, CitizenHistory] = {}
-        """Recently projected citizens (least recently used first), moved forward by the
-        events of later batches instead of being reloaded from the store each time."""
-        self.held_maxsize = 2000
+        self.source = source
+        self.store = store
+        self.decoder = decoder
+        self.after_commit = after_commit
+        """Called after each committed write (the changelog publisher drains its outbox)."""
+        self.outbox = after_commit is not None
+        """Whether writes record the citizens they change in the changelog outbox."""
+        self.window = window
+        self.fresh_rows = fresh_rows
+        self.parallel_from = PARALLEL_FROM
+        """Computes every citizen's rows up to a position for a rebuild from zero (e.g. in
+        worker processes); None computes them here."""
+        """Most notifications one transaction passes (bounds a transaction, not memory)."""
 
     @property
     def position(self) -> int:
-        """The position every target has reached."""
-        return min(self.position_of(target) for target in self.targets)
-
-    def position_of(self, target: Target[Any]) -> int:
-        """The position one target has reached."""
-        return target.view.max_tracking_id(self.app.name) or 0
+        return self.store.position()
 
     def lag(self) -> int:
-        """Notifications recorded but not yet applied to every target."""
-        return (self.app.recorder.max_notification_id() or 0) - self.position
+        """Notifications recorded but not yet applied."""
+        return self.source.head() - self.position
 
     def catch_up(
         self, on_batch: Callable[[int], None] | None = None, until: int | None = None
     ) -> int:
-        """Apply pending notifications (up to `until`, if given); returns how many."""
-        positions = [self.position_of(target) for target in self.targets]
-        position = min(positions)
-        applied = 0
-        while until is None or position < until:
-            notifications = self.app.recorder.select_notifications(
-                start=position, limit=self.batch_size, stop=until, inclusive_of_start=False
-            )
-            if not notifications:
-                return applied
-            batch: dict[UUID | str, list[Notification]] = {}
-            for notification in notifications:
-                batch.setdefault(notification.originator_id, []).append(notification)
-            histories = [self._history(key, stored) for key, stored in batch.items()]
-            position = notifications[-1].id
-            for index, target in enumerate(self.targets):
-                if positions[index] >= position:
-                    continue
-                rows = [target.row_for(history) for history in histories]
-                target.view.apply_rows(rows, Tracking(self.app.name, position))
-                positions[index] = position
-                if target.after_commit is not None:
-                    target.after_commit(rows)
-            applied += len(notifications)
-            if on_batch is not None:
-                on_batch(len(notifications))
-        return applied
+        """Apply everything up to `until` (default: the head); returns notifications passed.
 
-    def _history(self, citizen_id: UUID | str, stored: list[Notification]) -> CitizenHistory:
-        """The citizen's history as of the batch's last event for it.
-
-        A held copy that is exactly one version behind the batch's first event (or none,
-        when the batch starts with the registration) is moved forward by the batch's
-        events; anything else is read from the store up to that version.
+        One transaction per `window` notifications: each citizen touched in a window
+        is computed once, from its whole history up to the window's end.
         """
-        first, last = stored[0].originator_version, stored[-1].originator_version
-        held = self.held.pop(citizen_id, None)
-        if last - first + 1 == len(stored) and (
-            first == 1 or (held is not None and held.version == first - 1)
-        ):
-            history = self.decoder.advance(None if first == 1 else held, stored)
-        else:
-            events = self.app.recorder.select_events(citizen_id, lte=last)
-            history = self.decoder.advance(None, events)
-        self.held[citizen_id] = history
-        if len(self.held) > self.held_maxsize:
-            del self.held[next(iter(self.held))]
-        return history
+        head = self.source.head() if until is None else until
+        passed = moved = 0
+        while (position := self.store.position()) < head:
+            end = min(head, position + self.window)
+            fresh = position == 0 and self.store.count() == 0
+            citizens: Iterator[CitizenRows]
+            if fresh and self.fresh_rows is not None and end - position >= self.parallel_from:
+                citizens = (rows for chunk in self.fresh_rows(end) for rows in chunk)
+            else:
+                histories = self.source.histories(end, after=None if fresh else position)
+                citizens = citizen_rows(self.decoder, histories)
+            rows = self._rows(citizens, on_batch)
+            try:
+                self.store.write(
+                    rows, since=position, until=end, replace=not fresh, outbox=self.outbox
+                )
+            except PositionMoved:
+                moved += 1
+                if moved > 10:
+                    raise
+                continue
+            passed += end - position
+            if self.after_commit is not None:
+                self.after_commit()
+        return passed
+
+    def _rows(
+        self,
+        citizens: Iterator[CitizenRows],
+        on_batch: Callable[[int], None] | None,
+    ) -> Iterator[CitizenRows]:
+        events = 0
+        for rows in citizens:
+            events += rows.events
+            if on_batch is not None and events >= 10_000:
+                on_batch(events)
+                events = 0
+            yield rows
+        if on_batch is not None and events:
+            on_batch(events)
+
+
+def citizen_rows(
+    decoder: HistoryDecoder, histories: Iterator[tuple[str, list[Any]]]
+) -> Iterator[CitizenRows]:
+    """Each citizen's rows, from its stored events."""
+    for _originator, stored in histories:
+        history = decoder.advance(None, stored)
+        last = max((f.effective_date for f in history.facts), default=None)
+        rows = rows_for(history.citizen_key, history.birth_date, history.timeline(), last)
+        rows.events = len(stored)
+        yield rows

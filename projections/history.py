@@ -23,7 +23,6 @@ from eventsourcing.utils import get_topic
 from domain.citizen import Citizen, recorded_fact
 from domain.facts import Fact
 from domain.timeline import Timeline, build_timeline
-from projections import timeline_codec
 
 _FACT_KINDS = {get_topic(cls): kind for kind, cls in Citizen.EVENT_CLASSES.items()}
 _REGISTERED = get_topic(Citizen.Registered)
@@ -45,7 +44,7 @@ class StoredCitizenEvent(Protocol):
 class CitizenHistory:
     """A citizen's facts in arrival order, at one version of its aggregate."""
 
-    __slots__ = ("_timeline", "_timeline_json", "birth_date", "citizen_key", "facts", "version")
+    __slots__ = ("_timeline", "birth_date", "citizen_key", "facts", "version")
 
     def __init__(self, citizen_key: str, birth_date: date) -> None:
         self.citizen_key = citizen_key
@@ -53,7 +52,6 @@ class CitizenHistory:
         self.facts: list[Fact] = []
         self.version = 0
         self._timeline: Timeline | None = None
-        self._timeline_json: str | None = None
 
     def timeline(self) -> Timeline:
         """The timeline of every fact known so far (computed once per version)."""
@@ -61,15 +59,8 @@ class CitizenHistory:
             self._timeline = build_timeline(self.facts)
         return self._timeline
 
-    def timeline_json(self) -> str:
-        """`timeline()` in the read models' stored form (encoded once per version)."""
-        if self._timeline_json is None:
-            self._timeline_json = timeline_codec.dumps(self.timeline())
-        return self._timeline_json
-
     def _changed(self) -> None:
         self._timeline = None
-        self._timeline_json = None
 
 
 class HistoryDecoder:

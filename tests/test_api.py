@@ -208,7 +208,7 @@ def test_metrics_count_the_ingest_and_dead_letters_by_reason(served: Served) -> 
     assert sum(dead.values()) == served.ingested.rejected
     for reason, count in served.ingested.rejected_by_reason.items():
         assert dead[f'casehistory_dead_letters_total{{reason="{reason}",source="file"}}'] == count
-    assert samples['casehistory_projection_lag_events{read_model="durations"}'] == 0
+    assert samples['casehistory_projection_lag_events{read_model="history"}'] == 0
     assert "casehistory_freshness_seconds_bucket" in body.decode()
 
 

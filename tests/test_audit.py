@@ -21,6 +21,7 @@ from consumers.deadletter import DeadLetterList
 from consumers.files import Incoming
 from domain.durations import durations_on
 from domain.timeline import build_timeline
+from projections.queries import durations_records
 from schemas.contract import ContractEvent, validate
 from tests.factories import record, retraction, started, stopped
 
@@ -37,20 +38,21 @@ def populated(engine: Engine, tmp_path: Path) -> Engine:
 
 
 def test_replay_equals_live_and_switch_repairs_a_damaged_view(populated: Engine) -> None:
-    result = rebuild(populated, "durations")
+    result = rebuild(populated)
     assert result.equal and result.live.rows == 150
-    view = populated.view("durations")
-    damaged = next(iter(view.select_rows()))
-    with view.datastore.transaction(commit=True) as cursor:
-        cursor.execute(
-            f"DELETE FROM {view.qualified_table} WHERE citizen_key = "
-            + ("%(k)s" if view.paramstyle != "named" else ":k"),
-            {"k": damaged.citizen_key},
-        )
-    assert not rebuild(populated, "durations").equal
-    repaired = rebuild(populated, "durations", switch=True)
+    store = populated.read_model()
+    damaged = store.citizen_keys()[0]
+    with store.read() as cursor:
+        cursor.execute(f"SELECT count(*) FROM benefit_run WHERE citizen_key = {store.paramstyle}",
+                       [damaged])
+        assert cursor.fetchone()[0] > 0
+    with store._write() as cursor:
+        cursor.execute(f"DELETE FROM benefit_run WHERE citizen_key = {store.paramstyle}",
+                       [damaged])
+    assert not rebuild(populated).equal
+    repaired = rebuild(populated, switch=True)
     assert repaired.switched
-    assert checksum(populated, "durations").checksum == repaired.rebuilt.checksum
+    assert checksum(populated).checksum == repaired.rebuilt.checksum == result.live.checksum
 
 
 def _tamper(engine: Engine, statement: str, params: dict[str, object]) -> None:
@@ -70,7 +72,7 @@ def test_verify_finds_a_changed_payload_a_deleted_event_and_a_reordered_pair(
 ) -> None:
     assert list(verify_store(populated.app)) == []
     table, m = _events_table(populated)
-    citizens = [row.citizen_key for row in populated.view("durations").select_rows()]
+    citizens = populated.read_model().citizen_keys()
     long = [c for c in citizens if len(populated.app.find(c).facts) >= 5][:3]  # type: ignore[union-attr]
     changed, deleted, reordered = (populated.app.find(c).id for c in long)  # type: ignore[union-attr]
     key = (lambda i: i.hex) if not populated.settings.uses_postgres else (lambda i: i)
@@ -132,18 +134,18 @@ def _swap(engine: Engine, table: str, m: str, originator: object, a: int, b: int
 
 
 def test_forget_makes_the_cpr_unrecoverable_and_reports_stay(populated: Engine) -> None:
-    before = checksum(populated, "durations").checksum
-    row = next(iter(populated.view("durations").select_rows()))
-    citizen = populated.app.find(row.citizen_key)
-    assert citizen is not None and populated.vault.unseal(row.citizen_key, citizen.sealed_cpr)
+    before = checksum(populated).checksum
+    key = populated.read_model().citizen_keys()[0]
+    citizen = populated.app.find(key)
+    assert citizen is not None and populated.vault.unseal(key, citizen.sealed_cpr)
     forget(
         populated.app, populated.vault.keys.destroy, citizen, at=datetime(2026, 11, 2, tzinfo=UTC)
     )
     populated.project()
-    assert checksum(populated, "durations").checksum == before
-    again = populated.app.find(row.citizen_key)
+    assert checksum(populated).checksum == before
+    again = populated.app.find(key)
     assert again is not None and again.forgotten_at == datetime(2026, 11, 2, tzinfo=UTC)
-    assert populated.vault.unseal(row.citizen_key, again.sealed_cpr) is None
+    assert populated.vault.unseal(key, again.sealed_cpr) is None
     trail = audit_entries(populated.app, again, AS_OF)
     assert trail[-1].event == "Forgotten" and trail[-1].recorded_at.startswith("2026-11-02")
     assert list(verify_store(populated.app)) == []
@@ -241,9 +243,11 @@ def test_no_cpr_in_clear_anywhere_after_a_demo_run(tmp_path: Path) -> None:
     assert leaks == []
 
 
-def test_rows_are_read_page_by_page_without_losing_or_repeating_any(populated: Engine) -> None:
-    view = populated.view("durations")
-    everything = list(view.select_rows())
-    assert list(view.select_rows(page_size=7)) == everything
-    assert list(view.select_rows(page_size=150)) == everything  # exactly one full page
-    assert len({row.citizen_key for row in everything}) == len(everything) == 150
+def test_per_citizen_rows_are_read_page_by_page_without_losing_or_repeating_any(
+    populated: Engine,
+) -> None:
+    store = populated.read_model()
+    everything = list(durations_records(store, AS_OF))
+    pages = [list(durations_records(store, AS_OF, limit=7, offset=n)) for n in range(0, 154, 7)]
+    assert [record for page in pages for record in page] == everything
+    assert len({record["citizen_key"] for record in everything}) == len(everything) == 150

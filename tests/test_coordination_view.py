@@ -21,6 +21,7 @@ from domain.coordination import INFLOW_BENEFITS, awaiting_flexjob, coordination_
 from domain.cpr import birth_date
 from domain.facts import Fact
 from domain.timeline import Timeline, build_timeline
+from projections.queries import coordination_of
 from schemas.contract import ContractEvent, validate
 from tests.factories import record, started
 from tests.test_coordination import began, ended
@@ -53,24 +54,26 @@ def test_row_follows_the_store_and_answers_for_any_date(engine: Engine) -> None:
     service.ingest(incoming(record(benefit), record(support)))
     engine.project()
     key = engine.vault.citizen_key(CPR)
-    row = engine.coordination_view.select_row(key)
-    assert row is not None and row.is_faellesborger and row.support_step == 2
-    assert row.target_group == "aktivitetsparat_voksen"
-    assert json.loads(row.interventions) == ["sel_85_support"]
-    assert json.loads(row.flags) == {
+    store = engine.read_model()
+    row = store.row("coordination_citizen", key)
+    assert row is not None and row["is_faellesborger"] and row["support_step"] == 2
+    assert row["target_group"] == "aktivitetsparat_voksen"
+    assert json.loads(row["interventions"]) == ["sel_85_support"]
+    assert json.loads(row["flags"]) == {
         "coordinating_caseworker_due": sorted([benefit.event_id, support.event_id])
     }
-    assert not row.coordination(date(2021, 2, 28)).is_faellesborger
+    before = coordination_of(store, date(2021, 2, 28), key)
+    assert before is not None and not before["is_faellesborger"]
 
     service.ingest(incoming(record(ended(date(2021, 9, 1), "sel_85_support"))))
-    assert engine.project() == 1  # the one new fact, read once for both read models
-    end = engine.app.recorder.max_notification_id()
-    assert engine.durations_view.max_tracking_id(engine.app.name) == end
-    assert engine.coordination_view.max_tracking_id(engine.app.name) == end
-    row = engine.coordination_view.select_row(key)
-    assert row is not None and not row.is_faellesborger and row.support_step == 0
-    assert json.loads(row.flags) == {} and json.loads(row.interventions) == []
-    assert row.coordination(date(2021, 8, 31)).is_faellesborger
+    assert engine.project() == 1  # the one new fact
+    assert store.position() == engine.app.recorder.max_notification_id()
+    row = store.row("coordination_citizen", key)
+    assert row is not None and not row["is_faellesborger"] and row["support_step"] == 0
+    assert json.loads(row["flags"]) == {} and json.loads(row["interventions"]) == []
+    during = coordination_of(store, date(2021, 8, 31), key)
+    assert during is not None and during["is_faellesborger"]
+    assert during["flags"] == ["coordinating_caseworker_due"]
 
 
 def test_rows_after_incremental_ingest_equal_a_rebuild(engine: Engine, tmp_path: Path) -> None:
@@ -81,12 +84,13 @@ def test_rows_after_incremental_ingest_equal_a_rebuild(engine: Engine, tmp_path:
     for half in halves:
         ingest_files(engine, [half], DeadLetterList())
         engine.project()
-    live = list(engine.coordination_view.select_rows())
-    assert len(live) == 120 and any(row.is_faellesborger for row in live)
-    engine.coordination_view.clear(engine.app.name)
-    assert list(engine.coordination_view.select_rows()) == []
+    store = engine.read_model()
+    live = store.checksum()
+    assert store.count("coordination_citizen") == 120
+    store.clear()
+    assert store.count("coordination_citizen") == 0
     engine.project()
-    assert list(engine.coordination_view.select_rows()) == live
+    assert store.checksum() == live
 
 
 def test_per_citizen_export_gives_the_rules_values(

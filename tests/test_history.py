@@ -9,11 +9,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-from casehistory.bootstrap import READ_MODELS, Engine
+from casehistory.bootstrap import Engine
 from casehistory.cli import ingest_files
 from consumers.deadletter import DeadLetterList
 from domain.citizen import citizen_id
 from projections.history import HistoryDecoder
+from projections.store import PositionMoved
 from tests.factories import record, started, stopped
 from tests.test_coordination_view import population
 from tests.test_ingest import CPR, incoming
@@ -43,35 +44,60 @@ def test_history_moved_forward_in_pieces_equals_one_read(engine: Engine, tmp_pat
     events = engine.app.recorder.select_events(key)
     whole = decoder.advance(None, events)
     pieced = decoder.advance(None, events[:1])
-    before = pieced.timeline_json()
+    before = pieced.timeline()
     for event in events[1:]:
         pieced = decoder.advance(pieced, [event])
     assert pieced.facts == whole.facts and pieced.version == whole.version == len(events)
-    assert pieced.timeline_json() == whole.timeline_json() != before
+    assert pieced.timeline() == whole.timeline() != before
     assert citizen_id(whole.citizen_key) == key
 
 
-def test_one_pass_follower_catches_up_read_models_at_different_positions(
+def test_catch_up_in_windows_equals_a_one_pass_rebuild(engine: Engine, tmp_path: Path) -> None:
+    """Live batches, a backlog in small windows and a rebuild from zero give the same rows."""
+    lines = population(tmp_path, 60, seed=5).read_text().splitlines(keepends=True)
+    thirds = [tmp_path / f"part{n}.jsonl" for n in range(3)]
+    for n, path in enumerate(thirds):
+        path.write_text("".join(lines[n * len(lines) // 3 : (n + 1) * len(lines) // 3]))
+    live = engine.follower()
+    ingest_files(engine, [thirds[0]], DeadLetterList())
+    live.catch_up()
+    ingest_files(engine, thirds[1:], DeadLetterList())
+    live.window = 37  # a backlog passed in many small transactions
+    backlog = engine.app.recorder.max_notification_id() - live.position
+    assert live.catch_up() == backlog
+    assert live.lag() == 0
+
+    fresh = engine.replay_read_model()
+    engine.follower(fresh).catch_up()
+    assert fresh.position() == engine.read_model().position()
+    assert fresh.count() == engine.read_model().count() == 60
+    assert fresh.checksum() == engine.read_model().checksum()
+    fresh.clear()
+
+
+def test_a_rebuild_in_worker_processes_equals_one_in_process(
     engine: Engine, tmp_path: Path
 ) -> None:
-    lines = population(tmp_path, 60, seed=5).read_text().splitlines(keepends=True)
-    halves = [tmp_path / "first.jsonl", tmp_path / "second.jsonl"]
-    halves[0].write_text("".join(lines[: len(lines) // 2]))
-    halves[1].write_text("".join(lines[len(lines) // 2 :]))
-    ingest_files(engine, [halves[0]], DeadLetterList())
-    engine.follower("durations").catch_up()  # durations ahead, coordination at zero
-    ingest_files(engine, [halves[1]], DeadLetterList())
-
-    follower = engine.followers()
-    assert follower.position == 0
+    ingest_files(engine, [population(tmp_path, 80, seed=8)], DeadLetterList())
+    engine.project()
+    fresh = engine.replay_read_model()
+    follower = engine.follower(fresh, workers=3)
+    follower.parallel_from = 0  # a small store, so the worker processes run anyway
     assert follower.catch_up() == engine.app.recorder.max_notification_id()
-    assert follower.lag() == 0
-    for name in READ_MODELS:
-        fresh = engine.replay_view(name)
-        engine.follower(name, fresh).catch_up()
-        assert fresh.checksum() == engine.view(name).checksum()
-        fresh.clear(engine.app.name)
+    assert fresh.count() == 80
+    assert fresh.checksum() == engine.read_model().checksum()
+    fresh.clear()
 
+
+def test_a_stale_writer_is_fenced_off(engine: Engine, tmp_path: Path) -> None:
+    """A write that starts from a position another writer has moved is refused."""
+    ingest_files(engine, [population(tmp_path, 10, seed=3)], DeadLetterList())
+    engine.project()
+    store = engine.read_model()
+    before = store.checksum()
+    with pytest.raises(PositionMoved):
+        store.write([], since=0, until=store.position() + 5)
+    assert store.checksum() == before
 
 
 def test_an_event_stored_with_a_class_version_goes_through_the_mapper(

@@ -11,6 +11,7 @@ from consumers.deadletter import DeadLetterList
 from consumers.files import Incoming
 from domain.citizen import citizen_id
 from projections.history import HistoryDecoder
+from projections.queries import durations_of
 from tests.factories import record, retraction, started, stopped
 
 CPR = "6101901234"
@@ -64,17 +65,19 @@ def test_projection_follows_the_store_and_applies_each_event_once(engine: Engine
     stop = stopped(date(2021, 1, 1))
     service = engine.ingest_service(DeadLetterList())
     service.ingest(incoming(record(started(date(2020, 1, 1))), record(stop)))
-    durations = engine.durations_follower()
+    durations = engine.follower()
     assert durations.catch_up() == 3  # registration and two facts
     assert durations.catch_up() == 0  # resumes from the tracked position
     key = engine.vault.citizen_key(CPR)
-    row = engine.durations_view.select_row(key)
-    assert row is not None and not row.durations(date(2021, 6, 1)).on_benefit
+    store = engine.read_model()
+    found = durations_of(store, date(2021, 6, 1), key)
+    assert found is not None and not found["on_benefit"]
     service.ingest(incoming(record(retraction(stop))))
     assert durations.catch_up() == 1
-    row = engine.durations_view.select_row(key)
-    assert row is not None and row.open_spell_start == date(2020, 1, 1)
-    assert row.durations(date(2021, 6, 1)).all_benefits_spell_start == date(2020, 1, 1)
+    row = store.row("durations_citizen", key)
+    assert row is not None and row["open_spell_start"] == "2020-01-01"
+    found = durations_of(store, date(2021, 6, 1), key)
+    assert found is not None and found["all_benefits_spell_start"] == "2020-01-01"
 
 
 def test_invalid_records_are_dead_lettered_with_their_reason_and_nothing_stops(

@@ -16,7 +16,6 @@ from casehistory.bootstrap import Engine, build
 from casehistory.cli import ingest_files
 from casehistory.settings import Settings
 from consumers.deadletter import DeadLetterList
-from projections.durations import DurationsRow
 
 
 def worker(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
@@ -26,12 +25,12 @@ def worker(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
     )
 
 
-def rows(engine: Engine) -> list[DurationsRow]:
-    return list(engine.durations_view.select_rows())
+def rows(engine: Engine) -> str:
+    return engine.read_model().checksum()
 
 
-def rebuilt(engine: Engine) -> list[DurationsRow]:
-    engine.durations_view.clear(engine.app.name)
+def rebuilt(engine: Engine) -> str:
+    engine.read_model().clear()
     engine.project()
     return rows(engine)
 
@@ -50,8 +49,8 @@ def test_a_worker_killed_mid_run_resumes_to_identical_read_models(
     populated: Engine, store_env: dict[str, str]
 ) -> None:
     total = populated.app.recorder.max_notification_id()
-    follower = populated.durations_follower()
-    victim = worker(store_env, "--batch-size", "20")
+    follower = populated.follower()
+    victim = worker(store_env, "--window", "200")
     deadline = time.monotonic() + 60
     while follower.position == 0 and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -59,7 +58,7 @@ def test_a_worker_killed_mid_run_resumes_to_identical_read_models(
     victim.wait()
     stopped_at = follower.position
     assert 0 < stopped_at < total, "the worker was not killed mid-run"
-    resumed = worker(store_env, "--batch-size", "20")
+    resumed = worker(store_env, "--window", "200")
     out, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, out.decode()[-2000:]
     assert follower.position == total
@@ -69,10 +68,10 @@ def test_a_worker_killed_mid_run_resumes_to_identical_read_models(
 
 
 def test_two_workers_never_both_apply(populated: Engine, store_env: dict[str, str]) -> None:
-    first, second = worker(store_env, "--follow", "--batch-size", "50"), worker(
-        store_env, "--follow", "--batch-size", "50"
+    first, second = worker(store_env, "--follow", "--window", "500"), worker(
+        store_env, "--follow", "--window", "500"
     )
-    follower = populated.durations_follower()
+    follower = populated.follower()
     total = populated.app.recorder.max_notification_id()
     deadline = time.monotonic() + 120
     while follower.position < total and time.monotonic() < deadline:
@@ -81,7 +80,7 @@ def test_two_workers_never_both_apply(populated: Engine, store_env: dict[str, st
         process.send_signal(signal.SIGTERM)
     outputs = [p.communicate(timeout=60)[0].decode() for p in (first, second)]
     assert [p.returncode for p in (first, second)] == [0, 0], outputs
-    holders = [o for o in outputs if "holding the durations projection lease" in o]
+    holders = [o for o in outputs if "holding the history projection lease" in o]
     assert len(holders) == 1, outputs  # the other waited as a standby until stopped
     assert follower.position == total
     assert rows(populated) == rebuilt(populated)

@@ -17,7 +17,6 @@ import os
 import sys
 import threading
 import time
-from contextlib import ExitStack
 from datetime import date
 from typing import Any
 
@@ -28,16 +27,16 @@ INITIAL_PASSWORDS = "initial-passwords.txt"
 
 
 def follow(engine: Any, metrics: Any, stop: threading.Event, interval: float = 0.5) -> None:
-    """Keep every read model up to date until `stop`, under the projection leases."""
-    from casehistory.bootstrap import READ_MODELS
-
-    with ExitStack() as leases:
-        for name in READ_MODELS:
-            if not leases.enter_context(engine.projection_lease(name, stop)):
-                return
-        follower = engine.followers()
+    """Keep the read model up to date until `stop`, under the projection lease."""
+    with engine.projection_lease(stop) as lease:
+        if not lease:
+            return
+        follower = engine.follower()
         log.info("projecting from position %d", follower.position)
         while not stop.is_set():
+            if not lease.held():
+                log.warning("lost the projection lease; the read model is no longer followed")
+                return
             started = time.perf_counter()
             try:
                 applied = follower.catch_up()

@@ -1,0 +1,357 @@
+"""Any-date reports as SQL over the read model's tables (SQLite and PostgreSQL).
+
+Every report takes the as-of date D as a parameter; nothing is recomputed per
+citizen in Python. The few date cut-offs a report needs (D - 10 years, the
+cohort years, the 26-week buckets) are computed once by the domain's own
+functions and passed in as parameters, so calendar rules (29 February) live in
+one place. `docs/read-models.md` documents the tables and these queries; the
+differential tests hold every answer equal to the pure functions in `domain/`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from domain.coordination import (
+    AWAITING_FLEXJOB_BENEFIT,
+    LONG_SPELL_MIN_STEP,
+    MASSIVE_STEP,
+    READY_FOR_JOB_OR_EDUCATION,
+    SHELTER,
+    YOUTH_AGE_LIMIT,
+)
+from domain.durations import COHORT_YEARS, WEEKS_26
+from domain.facts import BREAK_KIND_OF_REASON, BreakKind
+from domain.spells import years_before
+
+ONE_DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Dialect:
+    name: str
+
+    def days(self, later: str, earlier: str) -> str:
+        """Whole days from `earlier` to `later` (ISO dates)."""
+        if self.name == "sqlite":
+            return f"CAST(julianday({later}) - julianday({earlier}) AS INTEGER)"
+        return f"(CAST({later} AS date) - CAST({earlier} AS date))"
+
+    def least(self, a: str, b: str) -> str:
+        return f"min({a}, {b})" if self.name == "sqlite" else f"least({a}, {b})"
+
+    def greatest(self, a: str, b: str) -> str:
+        return f"max({a}, {b})" if self.name == "sqlite" else f"greatest({a}, {b})"
+
+    def concat(self, expression: str) -> str:
+        if self.name == "sqlite":
+            return f"group_concat({expression}, ',')"
+        return f"string_agg({expression}, ',')"
+
+    def real(self, expression: str) -> str:
+        return f"CAST({expression} AS REAL)" if self.name == "sqlite" else f"({expression})::float8"
+
+    def bind(self, sql: str) -> str:
+        """`:name` parameters in the driver's style."""
+        if self.name == "sqlite":
+            return sql
+        return re.sub(r"(?<![:\w]):([a-z_][a-z0-9_]*)", r"%(\1)s", sql)
+
+
+def covers(alias: str, start: str = "start_date", stop: str = "stop_date") -> str:
+    """`alias` covers day :d (`[start, stop)`, open when stop is NULL)."""
+    return f"{alias}.{start} <= :d AND ({alias}.{stop} IS NULL OR {alias}.{stop} > :d)"
+
+
+def _age(birth: str) -> str:
+    return (
+        f"(CAST(substr(:d, 1, 4) AS INTEGER) - CAST(substr({birth}, 1, 4) AS INTEGER)"
+        f" - CASE WHEN substr(:d, 6, 5) < substr({birth}, 6, 5) THEN 1 ELSE 0 END)"
+    )
+
+
+def date_params(day: date) -> dict[str, Any]:
+    """D and the cut-offs the reports compare spell starts against."""
+    window_start = years_before(day, 10)
+    params: dict[str, Any] = {
+        "d": day.isoformat(),
+        "d1": (day + ONE_DAY).isoformat(),
+        "w": (window_start + ONE_DAY).isoformat(),
+        "wdays": (day - window_start).days,
+        "c26w": (day - timedelta(days=WEEKS_26)).isoformat(),
+        "c52w": (day - timedelta(days=2 * WEEKS_26)).isoformat(),
+    }
+    for years in {*COHORT_YEARS, 2, 3}:
+        params[f"y{years}"] = years_before(day, years).isoformat()
+    return params
+
+
+# --- durations -----------------------------------------------------------------
+
+
+def per_citizen_durations_sql(dialect: Dialect) -> str:
+    d = dialect
+    window_days = d.days(
+        d.least("coalesce(r.stop_date, :d1)", ":d1"), d.greatest("r.start_date", ":w")
+    )
+    return f"""
+SELECT c.citizen_key, c.birth_date,
+  a.spell_start AS all_benefits_spell_start,
+  {d.days(':d', 'a.spell_start')} AS all_benefits_spell_days,
+  a.paid_before + {d.days(':d', 'a.start_date')} + 1 AS benefit_days_in_spell,
+  k.spell_start AS cash_system_spell_start,
+  {d.days(':d', 'k.spell_start')} AS cash_system_spell_days,
+  (SELECT {d.days(':d', 'max(p.start_date)')} FROM benefit_period p
+     WHERE p.citizen_key = c.citizen_key AND {covers('p')}) AS naive_days,
+  (SELECT {d.concat("x.reason || ':' || x.n")} FROM (
+     SELECT coalesce(p.stop_reason, 'other') AS reason, CAST(count(*) AS TEXT) AS n
+     FROM benefit_period p
+     WHERE p.citizen_key = c.citizen_key AND p.stop_date > a.spell_start AND p.stop_date <= :d
+     GROUP BY 1) x) AS breaks_bridged,
+  {d.real(f'''(SELECT coalesce(sum({window_days}), 0) FROM benefit_run r
+     WHERE r.citizen_key = c.citizen_key AND r.scope = 'cash' AND r.start_date < :d1
+       AND (r.stop_date IS NULL OR r.stop_date > :w))''')} / :wdays
+     AS share_last_10y_cash_system,
+  {_age('c.birth_date')} AS age,
+  CASE WHEN EXISTS (SELECT 1 FROM benefit_period p WHERE p.citizen_key = c.citizen_key
+                      AND p.job_centre = 1 AND {covers('p')})
+       THEN (SELECT g.target_group FROM target_group_interval g
+             WHERE g.citizen_key = c.citizen_key AND {covers('g', 'valid_from', 'valid_to')})
+  END AS target_group
+FROM durations_citizen c
+LEFT JOIN benefit_run a ON a.citizen_key = c.citizen_key AND a.scope = 'all' AND {covers('a')}
+LEFT JOIN benefit_run k ON k.citizen_key = c.citizen_key AND k.scope = 'cash' AND {covers('k')}
+"""
+
+
+DURATION_COLUMNS = (
+    "citizen_key", "birth_date", "all_benefits_spell_start", "all_benefits_spell_days",
+    "benefit_days_in_spell", "cash_system_spell_start", "cash_system_spell_days", "naive_days",
+    "breaks_bridged", "share_last_10y_cash_system", "age", "target_group",
+)
+
+
+def durations_records(
+    store: Any, day: date, *, where: str = "", params: dict[str, Any] | None = None,
+    limit: int | None = None, offset: int = 0,
+) -> Iterator[dict[str, Any]]:
+    """Per-citizen durations on `day`, in citizen-key order (the export's records)."""
+    dialect = Dialect(store.dialect)
+    sql = per_citizen_durations_sql(dialect)
+    sql = f"SELECT * FROM ({sql}) q{f' WHERE {where}' if where else ''} ORDER BY citizen_key"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
+    with store.read() as cursor:
+        cursor.execute(dialect.bind(sql), {**date_params(day), **(params or {})})
+        while page := cursor.fetchmany(5000):
+            for row in page:
+                record = dict(zip(DURATION_COLUMNS, row, strict=True))
+                record["on_benefit"] = record["all_benefits_spell_start"] is not None
+                record["breaks_bridged"] = _counts(record["breaks_bridged"])
+                yield record
+
+
+def durations_of(store: Any, day: date, citizen_key: str) -> dict[str, Any] | None:
+    """One citizen's durations on `day` (None for an unknown citizen)."""
+    found = durations_records(store, day, where="citizen_key = :key", params={"key": citizen_key})
+    return next(found, None)
+
+
+def coordination_of(
+    store: Any, day: date, citizen_key: str, long_spell_years: int = 3
+) -> dict[str, Any] | None:
+    """One citizen's coordination on `day` (None for an unknown citizen)."""
+    return next(coordination_records(store, day, long_spell_years, citizen_key), None)
+
+
+def _counts(text: str | None) -> dict[str, int]:
+    if not text:
+        return {}
+    pairs = (item.rsplit(":", 1) for item in text.split(","))
+    return {reason: int(n) for reason, n in sorted(pairs)}
+
+
+def _break_kind_exists(kind: BreakKind) -> str:
+    reasons = ", ".join(f"'{r}'" for r, k in BREAK_KIND_OF_REASON.items() if k is kind)
+    return (
+        f"CASE WHEN EXISTS (SELECT 1 FROM benefit_period p WHERE p.citizen_key = a.citizen_key "
+        f"AND p.stop_date > a.spell_start AND p.stop_date <= :d AND p.stop_reason IN ({reasons})) "
+        "THEN 1 ELSE 0 END"
+    )
+
+
+def _bucket(column: str) -> str:
+    return (
+        f"CASE WHEN {column} > :c26w THEN 0 WHEN {column} > :c52w THEN 1 "
+        f"WHEN {column} >= :y2 THEN 2 WHEN {column} >= :y3 THEN 3 ELSE 4 END"
+    )
+
+
+def headline_sql() -> str:
+    """One row: counts of the headline report (buckets, cohorts, misses by break kind)."""
+    kinds = list(BreakKind)
+    current = f"""
+SELECT a.spell_start AS s, k.spell_start AS cs,
+  (SELECT max(p.start_date) FROM benefit_period p
+     WHERE p.citizen_key = a.citizen_key AND {covers('p')}) AS ns,
+  {', '.join(f'{_break_kind_exists(kind)} AS k_{kind.value}' for kind in kinds)}
+FROM benefit_run a
+LEFT JOIN benefit_run k ON k.citizen_key = a.citizen_key AND k.scope = 'cash' AND {covers('k')}
+WHERE a.scope = 'all' AND {covers('a')}"""
+    sums = ["count(*)"]
+    for bucket in range(5):
+        sums.append(f"sum(CASE WHEN {_bucket('s')} = {bucket} THEN 1 ELSE 0 END)")
+        sums.append(f"sum(CASE WHEN {_bucket('ns')} = {bucket} THEN 1 ELSE 0 END)")
+    for years in COHORT_YEARS:
+        y = f":y{years}"
+        missed = f"s < {y} AND ns >= {y}"
+        sums += [
+            f"sum(CASE WHEN s < {y} THEN 1 ELSE 0 END)",
+            f"sum(CASE WHEN cs < {y} THEN 1 ELSE 0 END)",
+            f"sum(CASE WHEN ns < {y} THEN 1 ELSE 0 END)",
+            f"sum(CASE WHEN {missed} THEN 1 ELSE 0 END)",
+            *(
+                f"sum(CASE WHEN {missed} AND k_{kind.value} = 1 THEN 1 ELSE 0 END)"
+                for kind in kinds
+            ),
+        ]
+    return (
+        f"WITH cur AS ({current}) SELECT {', '.join(sums)}, "
+        "(SELECT count(*) FROM durations_citizen) FROM cur"
+    )
+
+
+# --- coordination --------------------------------------------------------------
+
+
+def coordination_sql(long_spell_years: int, where: str = "") -> str:
+    """Per citizen on :d: target group, fællesborger status, support step and the flags."""
+    return f"""
+WITH base AS (
+  SELECT c.citizen_key, {_age('c.birth_date')} AS age,
+    EXISTS (SELECT 1 FROM benefit_period p WHERE p.citizen_key = c.citizen_key
+            AND p.job_centre = 1 AND {covers('p')}) AS on_job_centre,
+    (SELECT g.target_group FROM target_group_interval g
+       WHERE g.citizen_key = c.citizen_key AND {covers('g', 'valid_from', 'valid_to')}) AS grp,
+    (SELECT g.coordinating_caseworker_right FROM target_group_interval g
+       WHERE g.citizen_key = c.citizen_key AND {covers('g', 'valid_from', 'valid_to')}) AS grp_cc,
+    (SELECT g.main_group FROM target_group_interval g
+       WHERE g.citizen_key = c.citizen_key AND {covers('g', 'valid_from', 'valid_to')}) AS grp_main,
+    (SELECT count(*) FROM intervention_period i WHERE i.citizen_key = c.citizen_key
+       AND i.coordination_relevant = 1 AND {covers('i')}) AS relevant,
+    (SELECT coalesce(max(i.support_step), 0) FROM intervention_period i
+       WHERE i.citizen_key = c.citizen_key AND {covers('i')}) AS step,
+    EXISTS (SELECT 1 FROM intervention_period i WHERE i.citizen_key = c.citizen_key
+            AND i.support_step = {MASSIVE_STEP} AND {covers('i')}) AS massive,
+    EXISTS (SELECT 1 FROM intervention_period i WHERE i.citizen_key = c.citizen_key
+            AND i.intervention = '{SHELTER}' AND {covers('i')}) AS shelter,
+    EXISTS (SELECT 1 FROM intervention_period i WHERE i.citizen_key = c.citizen_key
+            AND i.child_measure = 1 AND {covers('i')}) AS child_measure,
+    EXISTS (SELECT 1 FROM benefit_run a WHERE a.citizen_key = c.citizen_key AND a.scope = 'all'
+            AND {covers('a')} AND a.spell_start <= :y{long_spell_years}) AS long_spell
+  FROM durations_citizen c {f"WHERE {where}" if where else ""}
+)
+SELECT citizen_key, age,
+  CASE WHEN on_job_centre THEN grp END AS target_group,
+  CASE WHEN on_job_centre AND relevant > 0 THEN 1 ELSE 0 END AS is_faellesborger,
+  step AS support_step,
+  CASE WHEN on_job_centre AND grp_main = 'edge_of_labour_market' THEN 1 ELSE 0 END AS edge,
+  CASE WHEN on_job_centre AND grp_cc = 1 AND relevant > 0 THEN 1 ELSE 0 END
+    AS coordinating_caseworker_due,
+  CASE WHEN on_job_centre AND massive THEN 1 ELSE 0 END
+    AS permanent_support_on_temporary_benefit,
+  CASE WHEN on_job_centre AND grp_main = '{READY_FOR_JOB_OR_EDUCATION}' AND shelter
+       THEN 1 ELSE 0 END AS job_ready_in_shelter,
+  CASE WHEN on_job_centre AND child_measure THEN 1 ELSE 0 END AS parent_with_child_measure,
+  CASE WHEN on_job_centre AND age < {YOUTH_AGE_LIMIT} THEN 1 ELSE 0 END AS youth_unified_effort,
+  CASE WHEN step >= {LONG_SPELL_MIN_STEP} AND long_spell THEN 1 ELSE 0 END
+    AS long_duration_with_social_needs
+FROM base
+"""
+
+
+FLAG_COLUMNS = (
+    "coordinating_caseworker_due", "permanent_support_on_temporary_benefit",
+    "job_ready_in_shelter", "parent_with_child_measure", "youth_unified_effort",
+    "long_duration_with_social_needs",
+)
+COORDINATION_COLUMNS = (
+    "citizen_key", "age", "target_group", "is_faellesborger", "support_step", "edge",
+    *FLAG_COLUMNS,
+)
+
+
+def coordination_records(
+    store: Any, day: date, long_spell_years: int, citizen_key: str | None = None
+) -> Iterator[dict[str, Any]]:
+    """Per-citizen coordination on `day` (every citizen, or one), with active interventions."""
+    dialect = Dialect(store.dialect)
+    only = "i.citizen_key = :key AND " if citizen_key else ""
+    interventions = (
+        f"SELECT i.citizen_key, i.intervention FROM intervention_period i "
+        f"WHERE {only}i.coordination_relevant = 1 AND {covers('i')} "
+        "GROUP BY i.citizen_key, i.intervention ORDER BY i.citizen_key, i.intervention"
+    )
+    params = {**date_params(day), "key": citizen_key}
+    where = "c.citizen_key = :key" if citizen_key else ""
+    with store.read() as cursor:
+        cursor.execute(dialect.bind(interventions), params)
+        active: dict[str, list[str]] = {}
+        for key, code in cursor.fetchall():
+            active.setdefault(key, []).append(code)
+        cursor.execute(
+            dialect.bind(coordination_sql(long_spell_years, where) + " ORDER BY citizen_key"),
+            params,
+        )
+        while page := cursor.fetchmany(5000):
+            for row in page:
+                record = dict(zip(COORDINATION_COLUMNS, row, strict=True))
+                record["is_faellesborger"] = bool(record["is_faellesborger"])
+                record["interventions"] = active.get(record["citizen_key"], [])
+                record["flags"] = sorted(name for name in FLAG_COLUMNS if record.pop(name))
+                yield record
+
+
+def yearly_sql() -> str:
+    """Citizens with two months on benefit in year :year, and of them the fællesborgere."""
+    return """
+WITH on_benefit AS (
+  SELECT citizen_key FROM benefit_year WHERE year = :year
+  UNION
+  SELECT citizen_key FROM benefit_run
+  WHERE scope = 'all' AND stop_date IS NULL AND start_date < :first
+)
+SELECT count(*),
+  sum(CASE WHEN EXISTS (SELECT 1 FROM intervention_period i
+        WHERE i.citizen_key = o.citizen_key AND i.coordination_relevant = 1
+          AND i.start_date < :end AND (i.stop_date IS NULL OR i.stop_date > :first))
+      THEN 1 ELSE 0 END)
+FROM on_benefit o
+"""
+
+
+def inflow_sql() -> str:
+    """Citizens entering each benefit per half-year between :first and :last."""
+    return """
+SELECT substr(start_date, 1, 4) || 'H' ||
+       CASE WHEN substr(start_date, 6, 2) <= '06' THEN '1' ELSE '2' END AS half_year,
+       benefit, count(DISTINCT citizen_key)
+FROM inflow WHERE start_date >= :first AND start_date <= :last
+GROUP BY 1, 2
+"""
+
+
+def awaiting_flexjob_sql(days: list[date]) -> str:
+    """Citizens on ledighedsydelse on each of `days` (approved for a flexjob, without one)."""
+    values = " UNION ALL ".join(f"SELECT '{day.isoformat()}' AS day" for day in days)
+    return f"""
+WITH days AS ({values})
+SELECT days.day, count(DISTINCT p.citizen_key)
+FROM days JOIN benefit_period p ON p.benefit = '{AWAITING_FLEXJOB_BENEFIT}'
+  AND p.start_date <= days.day AND (p.stop_date IS NULL OR p.stop_date > days.day)
+GROUP BY days.day
+"""

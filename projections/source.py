@@ -1,0 +1,135 @@
+"""Citizens' stored histories, streamed from the event store one citizen at a time.
+
+A rebuild or a catch-up never walks the notification log batch by batch: it asks
+the store for the events of every citizen concerned, ordered by citizen and
+version, up to one notification id, and reads the result as a stream. Each
+citizen's history is read once, memory holds one citizen, and the database does
+the grouping through its primary key (originator id, version).
+
+- `histories(until)`: every citizen with events up to `until` (a rebuild).
+- `histories(until, after=P)`: the citizens with a notification in `(P, until]`,
+  each with its whole history up to `until` (a catch-up or a live batch).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from typing import Any, NamedTuple
+from uuid import UUID
+
+from eventsourcing.application import Application
+
+FETCH = 5000
+
+
+def shard_range(index: int, count: int) -> tuple[UUID | None, UUID | None]:
+    """The originator ids `[low, high)` of shard `index` of `count` (None: unbounded)."""
+    size = 2**128 // count
+    low = UUID(int=index * size) if index else None
+    high = UUID(int=(index + 1) * size) if index + 1 < count else None
+    return low, high
+
+
+class StoredEvent(NamedTuple):
+    originator_version: int
+    topic: str
+    state: bytes
+
+
+class EventStoreSource:
+    """Reads histories from the application's recorder (SQLite or PostgreSQL)."""
+
+    def __init__(self, app: Application[Any]) -> None:
+        recorder: Any = app.recorder
+        self.recorder = recorder
+        self.table: str = recorder.events_table_name
+        self.postgres = hasattr(self.recorder.datastore, "schema")
+
+    def head(self) -> int:
+        """The newest notification id in the store (0 when empty)."""
+        return int(self.recorder.max_notification_id() or 0)
+
+    def histories(
+        self, until: int, after: int | None = None, shard: tuple[int, int] = (0, 1)
+    ) -> Iterator[tuple[str, list[StoredEvent]]]:
+        """(originator id, its stored events in version order), one citizen at a time.
+
+        `shard` (index, count) keeps one of `count` equal ranges of originator ids.
+        """
+        read = self._postgres_rows if self.postgres else self._sqlite_rows
+        rows = read(until, after, shard)
+        current: str | None = None
+        events: list[StoredEvent] = []
+        for originator_id, version, topic, state in rows:
+            if originator_id != current:
+                if current is not None:
+                    yield current, events
+                current, events = originator_id, []
+            events.append(StoredEvent(version, topic, state))
+        if current is not None:
+            yield current, events
+
+    def _sqlite_rows(
+        self, until: int, after: int | None, shard: tuple[int, int]
+    ) -> Iterator[tuple[Any, ...]]:
+        where = "rowid <= ?"
+        params: list[Any] = [until]
+        low, high = shard_range(*shard)
+        if low is not None:
+            where += " AND originator_id >= ?"
+            params.append(low.hex)
+        if high is not None:
+            where += " AND originator_id < ?"
+            params.append(high.hex)
+        if after is not None:
+            where += (
+                f" AND originator_id IN (SELECT originator_id FROM {self.table} "
+                "WHERE rowid > ? AND rowid <= ?)"
+            )
+            params += [after, until]
+        connection = sqlite3.connect(self.recorder.datastore.pool.db_name, uri=True, timeout=60)
+        try:
+            cursor = connection.execute(
+                f"SELECT originator_id, originator_version, topic, state FROM {self.table} "
+                f"WHERE {where} ORDER BY originator_id, originator_version",
+                params,
+            )
+            while page := cursor.fetchmany(FETCH):
+                yield from page
+        finally:
+            connection.close()
+
+    def _postgres_rows(
+        self, until: int, after: int | None, shard: tuple[int, int]
+    ) -> Iterator[tuple[Any, ...]]:
+        schema = self.recorder.datastore.schema
+        table = f'"{schema}"."{self.table}"'
+        where = "notification_id <= %s"
+        params: list[Any] = [until]
+        low, high = shard_range(*shard)
+        if low is not None:
+            where += " AND originator_id >= %s"
+            params.append(low)
+        if high is not None:
+            where += " AND originator_id < %s"
+            params.append(high)
+        if after is not None:
+            where += (
+                f" AND originator_id IN (SELECT originator_id FROM {table} "
+                "WHERE notification_id > %s AND notification_id <= %s)"
+            )
+            params += [after, until]
+        with (
+            self.recorder.datastore.get_connection() as connection,
+            connection.transaction(),
+            connection.cursor(name="histories") as cursor,
+        ):
+            cursor.itersize = FETCH
+            cursor.execute(
+                f"SELECT originator_id, originator_version, topic, state FROM {table} "
+                f"WHERE {where} ORDER BY originator_id, originator_version",
+                params,
+            )
+            for row in cursor:
+                yield (row["originator_id"], row["originator_version"], row["topic"], row["state"])

@@ -1,0 +1,416 @@
+"""The read model's tables on SQLite or PostgreSQL, written with their position.
+
+Every write replaces the rows of the citizens it carries and records the new
+position in the same transaction. The transaction is fenced: it first locks the
+tracking row and checks that the position is still the one the writer started
+from, so a second writer (a stale worker, a switched-in rebuild) can never
+overwrite newer rows with older ones; the loser gets `PositionMoved` and
+starts again from the stored position.
+
+A rebuild writes into an empty copy without secondary indexes and creates them
+at the end (bulk load), then may be switched in: rows and position replace the
+live ones in one fenced transaction, entirely inside the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from projections.rows import TABLES, CitizenRows
+
+TRACKING_TABLE = "history_tracking"
+OUTBOX_TABLE = "changelog_outbox"
+"""Citizens whose current row is committed but not yet confirmed on the changelog topic."""
+INDEXES = (
+    "CREATE INDEX IF NOT EXISTS benefit_run_scope_start ON benefit_run (scope, start_date)",
+    "CREATE INDEX IF NOT EXISTS benefit_run_citizen ON benefit_run (citizen_key)",
+    "CREATE INDEX IF NOT EXISTS benefit_period_citizen ON benefit_period (citizen_key, start_date)",
+    "CREATE INDEX IF NOT EXISTS benefit_period_start ON benefit_period (start_date)",
+    "CREATE INDEX IF NOT EXISTS target_group_interval_citizen "
+    "ON target_group_interval (citizen_key, valid_from)",
+    "CREATE INDEX IF NOT EXISTS intervention_period_citizen "
+    "ON intervention_period (citizen_key, start_date)",
+    "CREATE INDEX IF NOT EXISTS intervention_period_start ON intervention_period (start_date)",
+    "CREATE INDEX IF NOT EXISTS inflow_start ON inflow (start_date)",
+    "CREATE INDEX IF NOT EXISTS inflow_citizen ON inflow (citizen_key)",
+    "CREATE INDEX IF NOT EXISTS benefit_year_year ON benefit_year (year, citizen_key)",
+)
+INDEX_NAMES = tuple(statement.split()[5] for statement in INDEXES)
+_TYPES = {
+    "birth_date": "TEXT NOT NULL",
+    "findings": "INTEGER NOT NULL",
+    "is_faellesborger": "BOOLEAN NOT NULL",
+    "support_step": "INTEGER NOT NULL",
+    "paid_before": "INTEGER NOT NULL",
+    "job_centre": "INTEGER NOT NULL",
+    "cash_system": "INTEGER NOT NULL",
+    "coordinating_caseworker_right": "INTEGER NOT NULL",
+    "coordination_relevant": "INTEGER NOT NULL",
+    "child_measure": "INTEGER NOT NULL",
+    "year": "INTEGER NOT NULL",
+    "interventions": "TEXT NOT NULL",
+    "flags": "TEXT NOT NULL",
+}
+_KEYED = ("durations_citizen", "coordination_citizen")
+WRITE_CHUNK = 2000
+"""Citizens per executemany round inside one write transaction."""
+
+
+class PositionMoved(RuntimeError):
+    """Another writer moved the read model's position since this writer read it."""
+
+
+def table_statements() -> list[str]:
+    statements = []
+    for table, columns in TABLES.items():
+        defs = []
+        for column in columns:
+            kind = _TYPES.get(column, "TEXT")
+            if column == "citizen_key":
+                kind = "TEXT PRIMARY KEY" if table in _KEYED else "TEXT NOT NULL"
+            defs.append(f"{column} {kind}")
+        statements.append(f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(defs)})")
+    statements.append(
+        f"CREATE TABLE IF NOT EXISTS {TRACKING_TABLE} "
+        "(application_name TEXT PRIMARY KEY, notification_id BIGINT NOT NULL)"
+    )
+    statements.append(f"CREATE TABLE IF NOT EXISTS {OUTBOX_TABLE} (citizen_key TEXT PRIMARY KEY)")
+    return statements
+
+
+class ReadModelStore:
+    """One copy of the read model (live or rebuilt) on one backend."""
+
+    paramstyle = "?"
+    dialect = "sqlite"
+
+    def __init__(self, application_name: str) -> None:
+        self.application_name = application_name
+
+    # --- backend hooks -------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[Any]:
+        """A cursor in a transaction that holds the write lock from its start."""
+        raise NotImplementedError
+        yield
+
+    @contextmanager
+    def read(self) -> Iterator[Any]:
+        """A cursor in a read-only transaction (one consistent snapshot)."""
+        raise NotImplementedError
+        yield
+
+    def _lock_position(self, cursor: Any) -> int:
+        raise NotImplementedError
+
+    def _copy_statements(self, source: ReadModelStore) -> Iterator[str]:
+        raise NotImplementedError
+        yield ""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # --- shared --------------------------------------------------------------
+
+    def create(self, *, indexes: bool = True) -> None:
+        with self._write() as cursor:
+            for statement in table_statements() + (list(INDEXES) if indexes else []):
+                cursor.execute(statement)
+            cursor.execute(
+                f"INSERT INTO {TRACKING_TABLE} (application_name, notification_id) "
+                f"VALUES ({self.paramstyle}, 0) ON CONFLICT (application_name) DO NOTHING",
+                [self.application_name],
+            )
+
+    def position(self) -> int:
+        with self.read() as cursor:
+            cursor.execute(
+                f"SELECT notification_id FROM {TRACKING_TABLE} "
+                f"WHERE application_name = {self.paramstyle}",
+                [self.application_name],
+            )
+            found = cursor.fetchone()
+        return int(found[0]) if found else 0
+
+    def max_tracking_id(self, application_name: str) -> int | None:
+        """eventsourcing's name for the position (used by followers and benchmarks)."""
+        return self.position() or None
+
+    def write(
+        self,
+        citizens: Iterable[CitizenRows],
+        *,
+        since: int,
+        until: int,
+        replace: bool = True,
+        outbox: bool = False,
+    ) -> int:
+        """Replace the rows of `citizens` and move the position from `since` to `until`.
+
+        One transaction. `replace=False` skips deleting earlier rows (a rebuild into an
+        empty copy); `outbox` also records the citizens for the changelog publisher.
+        Returns how many citizens were written.
+        """
+        written = 0
+        with self._write() as cursor:
+            current = self._lock_position(cursor)
+            if current != since:
+                raise PositionMoved(f"read model at {current}, writer expected {since}")
+            if not replace:  # bulk load: index once at the end
+                for name in INDEX_NAMES:
+                    cursor.execute(f"DROP INDEX IF EXISTS {name}")
+            chunk: list[CitizenRows] = []
+            for citizen in citizens:
+                chunk.append(citizen)
+                if len(chunk) >= WRITE_CHUNK:
+                    self._write_chunk(cursor, chunk, replace, outbox)
+                    written += len(chunk)
+                    chunk = []
+            if chunk:
+                self._write_chunk(cursor, chunk, replace, outbox)
+                written += len(chunk)
+            if not replace:
+                for statement in INDEXES:
+                    cursor.execute(statement)
+            self._set_position(cursor, until)
+        return written
+
+    def _write_chunk(
+        self, cursor: Any, chunk: Sequence[CitizenRows], replace: bool, outbox: bool
+    ) -> None:
+        p = self.paramstyle
+        if outbox:
+            cursor.executemany(
+                f"INSERT INTO {OUTBOX_TABLE} (citizen_key) VALUES ({p}) "
+                "ON CONFLICT (citizen_key) DO NOTHING",
+                [[c.citizen_key] for c in chunk],
+            )
+        if replace:
+            keys = [[c.citizen_key] for c in chunk]
+            for table in TABLES:
+                cursor.executemany(f"DELETE FROM {table} WHERE citizen_key = {p}", keys)
+        for table, columns in TABLES.items():
+            rows = [row for c in chunk for row in c.tables.get(table, ())]
+            if rows:
+                self._insert(cursor, table, columns, rows)
+
+    def _insert(
+        self, cursor: Any, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+    ) -> None:
+        marks = ", ".join([self.paramstyle] * len(columns))
+        cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+
+    def _set_position(self, cursor: Any, position: int) -> None:
+        cursor.execute(
+            f"UPDATE {TRACKING_TABLE} SET notification_id = {self.paramstyle} "
+            f"WHERE application_name = {self.paramstyle}",
+            [position, self.application_name],
+        )
+
+    def clear(self) -> None:
+        """Forget every row and the position, so the copy rebuilds from zero."""
+        with self._write() as cursor:
+            for table in TABLES:
+                cursor.execute(f"DELETE FROM {table}")
+            self._set_position(cursor, 0)
+
+    def switch_from(self, source: ReadModelStore) -> int:
+        """Replace every row and the position with `source`'s, in one fenced transaction.
+
+        Refused (`PositionMoved`) when the live copy is already further than `source`:
+        the caller catches `source` up and tries again.
+        """
+        target = source.position()
+        with self._write() as cursor:
+            current = self._lock_position(cursor)
+            if current > target:
+                raise PositionMoved(f"live read model at {current}, rebuilt copy at {target}")
+            for statement in self._copy_statements(source):
+                cursor.execute(statement)
+            self._set_position(cursor, target)
+        return target
+
+    def checksum(self) -> str:
+        """SHA-256 over every table's rows in a total order, as canonical JSON."""
+        digest = hashlib.sha256()
+        with self.read() as cursor:
+            for table, columns in TABLES.items():
+                digest.update(f"{table}\n".encode())
+                cursor.execute(
+                    f"SELECT {', '.join(columns)} FROM {table} ORDER BY {', '.join(columns)}"
+                )
+                while page := cursor.fetchmany(5000):
+                    for row in page:
+                        values = [int(v) if isinstance(v, bool) else v for v in row]
+                        digest.update(orjson.dumps(values) + b"\n")
+        return digest.hexdigest()
+
+    def rows_of(self, table: str, citizen_keys: Sequence[str]) -> list[tuple[Any, ...]]:
+        """The rows of `table` for these citizens (by citizen key)."""
+        found: list[tuple[Any, ...]] = []
+        with self.read() as cursor:
+            for first in range(0, len(citizen_keys), 500):
+                chunk = list(citizen_keys[first : first + 500])
+                cursor.execute(
+                    f"SELECT {', '.join(TABLES[table])} FROM {table} WHERE citizen_key IN "
+                    f"({', '.join([self.paramstyle] * len(chunk))}) ORDER BY citizen_key",
+                    chunk,
+                )
+                found.extend(tuple(row) for row in cursor.fetchall())
+        return found
+
+    def outbox(self, limit: int = 1000) -> list[str]:
+        """Citizens waiting for the changelog publisher."""
+        with self.read() as cursor:
+            cursor.execute(f"SELECT citizen_key FROM {OUTBOX_TABLE} LIMIT {int(limit)}")
+            return [str(row[0]) for row in cursor.fetchall()]
+
+    def published(self, citizen_keys: Sequence[str]) -> None:
+        """Take confirmed citizens off the outbox."""
+        with self._write() as cursor:
+            cursor.executemany(
+                f"DELETE FROM {OUTBOX_TABLE} WHERE citizen_key = {self.paramstyle}",
+                [[key] for key in citizen_keys],
+            )
+
+    def citizen_keys(self) -> list[str]:
+        """Every citizen's key, in order."""
+        with self.read() as cursor:
+            cursor.execute("SELECT citizen_key FROM durations_citizen ORDER BY citizen_key")
+            return [str(row[0]) for row in cursor.fetchall()]
+
+    def row(self, table: str, citizen_key: str) -> dict[str, Any] | None:
+        """A citizen's current-state row (`durations_citizen`, `coordination_citizen`)."""
+        found = self.rows_of(table, [citizen_key])
+        return dict(zip(TABLES[table], found[0], strict=True)) if found else None
+
+    def count(self, table: str = "durations_citizen") -> int:
+        with self.read() as cursor:
+            cursor.execute(f"SELECT count(*) FROM {table}")
+            return int(cursor.fetchone()[0])
+
+
+class SQLiteReadModel(ReadModelStore):
+    """The read model in one SQLite file (the embedded default)."""
+
+    def __init__(self, path: Path, application_name: str) -> None:
+        super().__init__(application_name)
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.connection = sqlite3.connect(
+            str(path), isolation_level=None, check_same_thread=False, timeout=60
+        )
+        self.connection.execute("PRAGMA journal_mode=WAL")
+        self.connection.execute("PRAGMA synchronous=NORMAL")
+
+    @contextmanager
+    def _write(self) -> Iterator[Any]:
+        cursor = self.connection.cursor()
+        cursor.execute("BEGIN IMMEDIATE")
+        try:
+            yield cursor
+        except BaseException:
+            self.connection.rollback()
+            raise
+        self.connection.commit()
+
+    @contextmanager
+    def read(self) -> Iterator[Any]:
+        cursor = self.connection.cursor()
+        cursor.execute("BEGIN")
+        try:
+            yield cursor
+        finally:
+            self.connection.rollback()
+
+    def _lock_position(self, cursor: Any) -> int:  # BEGIN IMMEDIATE holds the write lock
+        cursor.execute(
+            f"SELECT notification_id FROM {TRACKING_TABLE} WHERE application_name = ?",
+            [self.application_name],
+        )
+        found = cursor.fetchone()
+        return int(found[0]) if found else 0
+
+    def switch_from(self, source: ReadModelStore) -> int:
+        assert isinstance(source, SQLiteReadModel)
+        self.connection.execute("ATTACH DATABASE ? AS fresh", [str(source.path)])
+        try:
+            return super().switch_from(source)
+        finally:
+            self.connection.execute("DETACH DATABASE fresh")
+
+    def _copy_statements(self, source: ReadModelStore) -> Iterator[str]:
+        for table in TABLES:
+            yield f"DELETE FROM main.{table}"
+            yield f"INSERT INTO main.{table} SELECT * FROM fresh.{table}"
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+class PostgresReadModel(ReadModelStore):
+    """The read model in one PostgreSQL schema (`public` live, another for a rebuild)."""
+
+    paramstyle = "%s"
+    dialect = "postgres"
+
+    def __init__(self, url: str, application_name: str, schema: str = "public") -> None:
+        import psycopg
+
+        super().__init__(application_name)
+        self.schema = schema
+        self.connection = psycopg.connect(url, autocommit=True)
+        if schema != "public":
+            self.connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        self.connection.execute(f'SET search_path TO "{schema}"')
+
+    @contextmanager
+    def _write(self) -> Iterator[Any]:
+        with self.connection.transaction(), self.connection.cursor() as cursor:
+            yield cursor
+
+    @contextmanager
+    def read(self) -> Iterator[Any]:
+        with (
+            self.connection.transaction(),
+            self.connection.cursor() as cursor,
+        ):
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            yield cursor
+
+    def _lock_position(self, cursor: Any) -> int:
+        cursor.execute(
+            f"SELECT notification_id FROM {TRACKING_TABLE} WHERE application_name = %s "
+            "FOR UPDATE",
+            [self.application_name],
+        )
+        found = cursor.fetchone()
+        return int(found[0]) if found else 0
+
+    def _insert(
+        self, cursor: Any, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+    ) -> None:
+        with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def _copy_statements(self, source: ReadModelStore) -> Iterator[str]:
+        assert isinstance(source, PostgresReadModel)
+        for table in TABLES:
+            yield f'DELETE FROM "{self.schema}".{table}'
+            yield f'INSERT INTO "{self.schema}".{table} SELECT * FROM "{source.schema}".{table}'
+
+    def drop(self) -> None:
+        """Drop this copy's schema (a finished rebuild's)."""
+        self.connection.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+
+    def close(self) -> None:
+        self.connection.close()

@@ -1,0 +1,187 @@
+"""Differential test: the read model's any-date SQL equals the pure rules, citizen by citizen.
+
+Generated histories (several benefit keys, overlapping sources, findings, target-group
+assignments, interventions, retractions) are written as the read model's rows, then
+every per-citizen durations and coordination answer that SQL gives for many dates
+(month boundaries, 29 February, every period edge) is held equal to
+`domain.durations.durations_on` and `domain.coordination.coordination_on`, and the
+headline report to `casehistory.report.headline` over the domain's values. Runs on
+SQLite and on a real PostgreSQL server.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from casehistory.coordination_report import yearly_from
+from casehistory.report import headline, headline_from
+from domain.coordination import benefit_months_in_year, coordination_on, yearly_faellesborger
+from domain.durations import durations_on
+from domain.facts import EventType, Fact
+from domain.timeline import build_timeline
+from projections.queries import coordination_records, durations_records
+from projections.rows import rows_for
+from projections.store import PostgresReadModel, ReadModelStore, SQLiteReadModel
+from tests.factories import fact, retraction
+from tests.test_properties import ORIGIN, histories
+
+GROUPS = ["aktivitetsparat_voksen", "jobparat", "uddannelsesparat", "ressourceforloeb"]
+INTERVENTIONS = [
+    "sel_85_support", "sel_110_shelter", "child_placement", "sel_108_long_term_residence",
+    "assistive_aids",
+]
+BIRTHS = [date(2000, 2, 29), date(1985, 5, 5), date(1999, 12, 31)]
+FIXED_DAYS = [date(2016, 2, 29), date(2015, 3, 1), date(2014, 1, 1), date(2013, 12, 31),
+              date(2020, 2, 29), date(2017, 1, 31)]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def read_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ReadModelStore]:
+    store: ReadModelStore
+    if request.param == "postgres":
+        store = PostgresReadModel(request.getfixturevalue("postgres_dsn"), "casehistory")
+    else:
+        store = SQLiteReadModel(tmp_path / "history.db", "casehistory")
+    store.create()
+    yield store
+    store.close()
+
+
+@st.composite
+def citizen_facts(draw: st.DrawFn) -> list[Fact]:
+    facts = draw(histories())
+    for _ in range(draw(st.integers(0, 3))):
+        day = ORIGIN + timedelta(days=draw(st.integers(0, 1500)))
+        group = draw(st.sampled_from(GROUPS))
+        facts.append(
+            fact(EventType.TARGET_GROUP_CHANGED, day, to_group=group, reason="reassessment")
+        )
+    starts = [f for f in facts if f.event_type is EventType.BENEFIT_STARTED]
+    if starts and draw(st.booleans()):  # a start that assigns a group
+        chosen = draw(st.sampled_from(starts))
+        facts[facts.index(chosen)] = chosen._replace(target_group=draw(st.sampled_from(GROUPS)))
+    for _ in range(draw(st.integers(0, 3))):
+        code = draw(st.sampled_from(INTERVENTIONS))
+        day = ORIGIN + timedelta(days=draw(st.integers(0, 1500)))
+        facts.append(fact(EventType.SOCIAL_INTERVENTION_STARTED, day, intervention=code))
+        if draw(st.booleans()):
+            end = day + timedelta(days=draw(st.integers(1, 700)))
+            facts.append(fact(EventType.SOCIAL_INTERVENTION_ENDED, end, intervention=code))
+    if facts and draw(st.booleans()):
+        facts.append(retraction(draw(st.sampled_from(facts))))
+    return facts
+
+
+def _edges(facts: list[Fact]) -> set[date]:
+    """Period edges, and the days on which a start lies exactly on a bucket or cohort line."""
+    found: set[date] = set()
+    for f in facts:
+        e = f.effective_date
+        found |= {e, e - timedelta(days=1), e + timedelta(days=182), e + timedelta(days=364)}
+        found |= {_years_after(e, n) for n in (2, 3, 10)}
+    return found
+
+
+def _years_after(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February: its years_before image is 28 February
+        return date(day.year + years, 2, 28)
+
+
+def _durations(facts: list[Fact], born: date, day: date) -> dict[str, object]:
+    d = durations_on(build_timeline(facts), day, born)
+    spell, cash = d.all_benefits_spell_start, d.cash_system_spell_start
+    return {
+        "on_benefit": d.on_benefit,
+        "all_benefits_spell_start": spell and spell.isoformat(),
+        "all_benefits_spell_days": d.all_benefits_spell_days,
+        "cash_system_spell_start": cash and cash.isoformat(),
+        "cash_system_spell_days": d.cash_system_spell_days,
+        "benefit_days_in_spell": d.benefit_days_in_spell,
+        "breaks_bridged": dict(d.breaks_bridged),
+        "naive_days": d.naive_days,
+        "share_last_10y_cash_system": d.share_last_10y_cash_system,
+        "age": d.age,
+        "target_group": d.target_group,
+    }
+
+
+def assert_current_state(store: ReadModelStore, key: str, facts: list[Fact], born: date) -> None:
+    """The current-state rows equal the rules on the latest known effective date."""
+    timeline = build_timeline(facts)
+    last = max(f.effective_date for f in facts)
+    d = durations_on(timeline, last, born)
+    still_open = [p for p in timeline.benefit_periods if p.stop is None]
+    iso = lambda day: day.isoformat() if day else None  # noqa: E731
+    assert store.row("durations_citizen", key) == {
+        "citizen_key": key, "birth_date": born.isoformat(),
+        "open_spell_start": iso(d.all_benefits_spell_start) if still_open else None,
+        "open_cash_spell_start": iso(d.cash_system_spell_start) if still_open else None,
+        "naive_start": iso(max((p.start for p in still_open), default=None)),
+        "target_group": d.target_group, "last_effective_date": last.isoformat(),
+        "findings": len(timeline.findings),
+    }
+    c = coordination_on(timeline, last, born)
+    row = store.row("coordination_citizen", key)
+    assert row is not None
+    assert (bool(row["is_faellesborger"]), row["support_step"], row["target_group"]) == (
+        c.is_faellesborger, c.support_step, c.target_group
+    )
+    assert json.loads(row["interventions"]) == list(c.interventions)
+    assert json.loads(row["flags"]) == {name: list(ids) for name, ids in c.flags.items()}
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(population=st.lists(citizen_facts(), min_size=1, max_size=3), offsets=st.lists(
+    st.integers(0, 2200), min_size=3, max_size=6))
+def test_sql_answers_equal_the_domain_rules(
+    read_store: ReadModelStore, population: list[list[Fact]], offsets: list[int]
+) -> None:
+    read_store.clear()
+    citizens = {f"{n:032x}": (facts, BIRTHS[n % len(BIRTHS)]) for n, facts in enumerate(population)}
+    read_store.write(
+        [
+            rows_for(key, born, build_timeline(facts),
+                     max((f.effective_date for f in facts), default=None))
+            for key, (facts, born) in citizens.items()
+        ],
+        since=0, until=1, replace=False,
+    )
+    for key, (facts, born) in citizens.items():
+        assert_current_state(read_store, key, facts, born)
+    days = {ORIGIN + timedelta(days=n) for n in offsets} | set(FIXED_DAYS)
+    for facts, _born in citizens.values():
+        edges = sorted(_edges(facts))
+        days |= set(edges[:: max(1, len(edges) // 16)])
+    for day in sorted(days):
+        by_sql = {r["citizen_key"]: r for r in durations_records(read_store, day)}
+        for key, (facts, born) in citizens.items():
+            expected = _durations(facts, born, day)
+            got = {name: by_sql[key][name] for name in expected}
+            assert got == expected, (day, key)
+        coordination = {r["citizen_key"]: r for r in coordination_records(read_store, day, 3)}
+        for key, (facts, born) in citizens.items():
+            c = coordination_on(build_timeline(facts), day, born)
+            assert coordination[key] | {"edge": 0} == {
+                "citizen_key": key, "age": c.age, "target_group": c.target_group,
+                "is_faellesborger": c.is_faellesborger, "support_step": c.support_step,
+                "interventions": list(c.interventions), "flags": sorted(c.flags), "edge": 0,
+            }, (day, key)
+        pure = headline(
+            (durations_on(build_timeline(facts), day, born) for facts, born in citizens.values()),
+            day,
+        )
+        assert headline_from(read_store, day) == pure, day
+    for year in (2012, 2013, 2014, 2016, 2019):
+        mapping = yearly_from(read_store, year)
+        timelines = [build_timeline(facts) for facts, _ in citizens.values()]
+        assert mapping.on_benefit == sum(benefit_months_in_year(t, year) >= 2 for t in timelines)
+        assert mapping.faellesborgere == sum(yearly_faellesborger(t, year) for t in timelines)
