@@ -68,6 +68,8 @@ class Engine:
         if replay or self.settings.create_tables:
             with schema_lock(self.settings):
                 store.create()
+        else:  # tables owned by another role (`casehistory db init`): never drop its indexes
+            store.bulk_indexes = False
         self._opened.append(store)
         return store
 

@@ -485,7 +485,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _date(text: str) -> date:
-    return date.fromisoformat(text)
+    """An as-of date: exactly YYYY-MM-DD, inside the contract's 1900-01-01 .. 2099-12-31."""
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+    if len(text) != 10 or not 1900 <= day.year <= 2099:
+        raise argparse.ArgumentTypeError(f"date out of range 1900-01-01..2099-12-31: {text}")
+    return day
 
 
 def _timestamp(text: str) -> datetime:

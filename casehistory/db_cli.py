@@ -18,7 +18,7 @@ from casehistory.cli import console
 from casehistory.recorders import LEDGER_TABLE
 from casehistory.settings import Settings
 from projections.rows import TABLES
-from projections.store import TRACKING_TABLE
+from projections.store import OUTBOX_TABLE, TRACKING_TABLE
 
 INGEST = "casehistory_ingest"
 PROJECTION = "casehistory_projection"
@@ -49,7 +49,7 @@ def engine_tables() -> EngineTables:
         ledger=LEDGER_TABLE,
         keys="citizen_keys",
         read_models=tuple(TABLES),
-        tracking=(TRACKING_TABLE,),
+        tracking=(TRACKING_TABLE, OUTBOX_TABLE),
     )
 
 

@@ -93,6 +93,8 @@ class ReadModelStore:
 
     def __init__(self, application_name: str) -> None:
         self.application_name = application_name
+        self.bulk_indexes = True
+        """Whether a bulk load may drop and recreate the indexes (needs owning them)."""
 
     # --- backend hooks -------------------------------------------------------
 
@@ -164,7 +166,8 @@ class ReadModelStore:
             current = self._lock_position(cursor)
             if current != since:
                 raise PositionMoved(f"read model at {current}, writer expected {since}")
-            if not replace:  # bulk load: index once at the end
+            bulk = not replace and self.bulk_indexes
+            if bulk:  # bulk load: index once at the end
                 for name in INDEX_NAMES:
                     cursor.execute(f"DROP INDEX IF EXISTS {name}")
             chunk: list[CitizenRows] = []
@@ -177,7 +180,7 @@ class ReadModelStore:
             if chunk:
                 self._write_chunk(cursor, chunk, replace, outbox)
                 written += len(chunk)
-            if not replace:
+            if bulk:
                 for statement in INDEXES:
                     cursor.execute(statement)
             self._set_position(cursor, until)

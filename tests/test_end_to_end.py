@@ -136,3 +136,14 @@ def test_demo_on_the_store_setting(store_env: dict[str, str], tmp_path: Path) ->
     stored = done.stderr.split("stored", 1)[1].split("│")[1].strip()
     generated = done.stderr.split("generated ", 1)[1].split(" events")[0]
     assert 0 < int(stored.replace(",", "")) < int(generated.replace(",", ""))
+
+
+def test_an_as_of_date_outside_the_contract_range_is_refused(
+    store_env: dict[str, str],
+) -> None:
+    for day in ("9999-12-31", "0001-01-01", "2015-03-01T00:00:00Z"):
+        done = subprocess.run(
+            [sys.executable, "-m", "casehistory.cli", "durations", "--as-of", day],
+            env={**os.environ, **store_env}, capture_output=True, text=True, timeout=120,
+        )
+        assert done.returncode == 2 and "--as-of" in done.stderr, done.stderr[-500:]

@@ -104,9 +104,13 @@ def test_each_role_does_its_job_and_no_more(users: dict[str, str], tmp_path: Pat
         for table in ("durations_citizen", "coordination_citizen"):
             count = dashboard.execute(f"SELECT count(*) FROM {table}").fetchone()
             assert count is not None and count[0] == projected
+        runs = dashboard.execute("SELECT count(DISTINCT citizen_key) FROM benefit_run").fetchone()
+        assert runs is not None and 0 < runs[0] <= projected
     dashboard_denied = [
-        "INSERT INTO durations_citizen (citizen_key, birth_date, findings, timeline) "
-        "VALUES ('x', '2000-01-01', 0, '{}')",
+        "INSERT INTO durations_citizen (citizen_key, birth_date, findings) "
+        "VALUES ('x', '2000-01-01', 0)",
+        "DELETE FROM benefit_run",
+        "SELECT count(*) FROM changelog_outbox",
         "UPDATE coordination_citizen SET support_step = 0",
         "SELECT count(*) FROM casehistory_events",
         "SELECT count(*) FROM citizen_keys",
@@ -114,7 +118,7 @@ def test_each_role_does_its_job_and_no_more(users: dict[str, str], tmp_path: Pat
     ]
     assert all(_denied(users[DASHBOARD], s) for s in dashboard_denied)
     assert _denied(users[INGEST], "DELETE FROM durations_citizen")
-    assert _denied(users[INGEST], "UPDATE durations_tracking SET notification_id = 0")
+    assert _denied(users[INGEST], "UPDATE history_tracking SET notification_id = 0")
     assert _denied(users[INGEST], "DELETE FROM casehistory_events")
     assert _denied(users[PROJECTION], "SELECT count(*) FROM citizen_keys")
     assert _denied(users[PROJECTION], "DELETE FROM casehistory_events")
