@@ -22,7 +22,7 @@ from domain.durations import COHORT_YEARS, Durations, benefit_spells, durations_
 from domain.facts import Fact
 from domain.spells import Spell, gap_breaks_spell, years_before
 from domain.timeline import Period, Timeline, build_timeline, effective_facts
-from projections.queries import durations_records
+from projections.queries import coordination_records, durations_records
 from projections.rows import LONG_SPELL_YEARS
 
 if TYPE_CHECKING:
@@ -156,12 +156,26 @@ def coordination_page(
 ) -> CoordinationPage:
     """One page of per-citizen coordination on `as_of`, by pseudonym."""
     chosen = filters or CoordinationFilters()
-    matching = sorted(
-        (row.citizen_key, c)
-        for row in engine.coordination_view.select_rows()
-        if chosen.admits(c := row.coordination(as_of, long_spell_years))
-    )
+    matching = [
+        (r["citizen_key"], c)
+        for r in coordination_records(engine.read_model(), as_of, long_spell_years)
+        if chosen.admits(c := _coordination(r, as_of))
+    ]
     return CoordinationPage(as_of, len(matching), offset, limit, matching[offset : offset + limit])
+
+
+def _coordination(r: dict[str, Any], as_of: date) -> Coordination:
+    """A per-citizen SQL record as the domain's value (flags by name; their event ids are
+    on the citizen's own page)."""
+    return Coordination(
+        as_of=as_of,
+        is_faellesborger=r["is_faellesborger"],
+        support_step=r["support_step"],
+        interventions=tuple(r["interventions"]),
+        flags={name: () for name in r["flags"]},
+        target_group=r["target_group"],
+        age=r["age"],
+    )
 
 
 def yearly_mapping(engine: Engine, year: int) -> YearlyMapping:

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -301,6 +302,32 @@ class ReadModelStore:
             return int(cursor.fetchone()[0])
 
 
+class _PerThread:
+    """One connection per thread (a server reads while its follower thread writes)."""
+
+    def __init__(self, connect: Callable[[], Any]) -> None:
+        self._connect = connect
+        self._local = threading.local()
+        self._all: list[Any] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> Any:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._connect()
+            self._local.connection = connection
+            with self._lock:
+                self._all.append(connection)
+        return connection
+
+    def close(self) -> None:
+        with self._lock:
+            for connection in self._all:
+                connection.close()
+            self._all.clear()
+        self._local = threading.local()
+
+
 class SQLiteReadModel(ReadModelStore):
     """The read model in one SQLite file (the embedded default)."""
 
@@ -308,11 +335,20 @@ class SQLiteReadModel(ReadModelStore):
         super().__init__(application_name)
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.connection = sqlite3.connect(
-            str(path), isolation_level=None, check_same_thread=False, timeout=60
+        self._connections = _PerThread(self._connect)
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            str(self.path), isolation_level=None, check_same_thread=False, timeout=60
         )
-        self.connection.execute("PRAGMA journal_mode=WAL")
-        self.connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        return connection
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection = self._connections.get()
+        return connection
 
     @contextmanager
     def _write(self) -> Iterator[Any]:
@@ -356,7 +392,7 @@ class SQLiteReadModel(ReadModelStore):
             yield f"INSERT INTO main.{table} SELECT * FROM fresh.{table}"
 
     def close(self) -> None:
-        self.connection.close()
+        self._connections.close()
 
 
 class PostgresReadModel(ReadModelStore):
@@ -370,10 +406,22 @@ class PostgresReadModel(ReadModelStore):
 
         super().__init__(application_name)
         self.schema = schema
-        self.connection = psycopg.connect(url, autocommit=True)
+        self.url = url
         if schema != "public":
-            self.connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-        self.connection.execute(f'SET search_path TO "{schema}"')
+            with psycopg.connect(url, autocommit=True) as connection:
+                connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        self._connections = _PerThread(self._connect)
+
+    def _connect(self) -> Any:
+        import psycopg
+
+        connection = psycopg.connect(self.url, autocommit=True)
+        connection.execute(f'SET search_path TO "{self.schema}"')
+        return connection
+
+    @property
+    def connection(self) -> Any:
+        return self._connections.get()
 
     @contextmanager
     def _write(self) -> Iterator[Any]:
@@ -411,9 +459,5 @@ class PostgresReadModel(ReadModelStore):
             yield f'DELETE FROM "{self.schema}".{table}'
             yield f'INSERT INTO "{self.schema}".{table} SELECT * FROM "{source.schema}".{table}'
 
-    def drop(self) -> None:
-        """Drop this copy's schema (a finished rebuild's)."""
-        self.connection.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
-
     def close(self) -> None:
-        self.connection.close()
+        self._connections.close()
