@@ -573,6 +573,10 @@ def parser() -> argparse.ArgumentParser:
 
     coordination_cli.add_parsers(sub)
 
+    from casehistory import lists_cli  # its commands build on the helpers above
+
+    lists_cli.add_parsers(sub)
+
     from casehistory import audit_cli  # its commands build on the helpers above
 
     audit_cli.add_parsers(sub)

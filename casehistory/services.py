@@ -22,6 +22,7 @@ from domain.durations import COHORT_YEARS, Durations, benefit_spells, durations_
 from domain.facts import Fact
 from domain.spells import Spell, gap_breaks_spell, years_before
 from domain.timeline import Period, Timeline, build_timeline, effective_facts
+from projections import queries
 from projections.queries import coordination_records, durations_records
 from projections.rows import LONG_SPELL_YEARS
 
@@ -186,6 +187,18 @@ def yearly_mapping(engine: Engine, year: int) -> YearlyMapping:
 def flows(engine: Engine, first: date, last: date) -> Flows:
     """Inflow per half-year and citizens awaiting a flexjob, `first` to `last`."""
     return coordination_report.flows_from(engine.read_model(), first, last)
+
+
+def long_durations(
+    engine: Engine, as_of: date, years: int, cash_system: bool = False
+) -> Iterator[dict[str, Any]]:
+    """Citizens on benefit with a spell over `years` years, longest first, with the evidence."""
+    return queries.long_durations(engine.read_model(), as_of, years, cash_system=cash_system)
+
+
+def clarification_pool(engine: Engine, as_of: date) -> Iterator[dict[str, Any]]:
+    """Afklaringspuljen on `as_of`: each member's per-citizen durations."""
+    return queries.clarification_pool(engine.read_model(), as_of)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,11 @@ from domain.coordination import (
 )
 from domain.durations import COHORT_YEARS, WEEKS_26
 from domain.facts import BREAK_KIND_OF_REASON, BreakKind
+from domain.priorities import (
+    CLARIFICATION_POOL_GROUPS,
+    CLARIFICATION_POOL_MIN_AGE,
+    CLARIFICATION_POOL_MIN_SHARE,
+)
 from domain.spells import years_before
 
 ONE_DAY = timedelta(days=1)
@@ -39,7 +44,8 @@ class Dialect:
         """Whole days from `earlier` to `later` (ISO dates)."""
         if self.name == "sqlite":
             return f"CAST(julianday({later}) - julianday({earlier}) AS INTEGER)"
-        return f"(CAST({later} AS date) - CAST({earlier} AS date))"
+        # Through text first: a parameter's type is inferred from its first use.
+        return f"(CAST(CAST({later} AS text) AS date) - CAST(CAST({earlier} AS text) AS date))"
 
     def least(self, a: str, b: str) -> str:
         return f"min({a}, {b})" if self.name == "sqlite" else f"least({a}, {b})"
@@ -355,3 +361,55 @@ FROM days JOIN benefit_period p ON p.benefit = '{AWAITING_FLEXJOB_BENEFIT}'
   AND p.start_date <= days.day AND (p.stop_date IS NULL OR p.stop_date > days.day)
 GROUP BY days.day
 """
+
+
+# --- prioritisation lists ------------------------------------------------------
+
+
+def long_durations_sql(dialect: Dialect, *, cash_system: bool) -> str:
+    """Citizens on benefit on :d whose spell started before :cutoff, longest first."""
+    d = dialect
+    only_cash = " AND p.cash_system = 1" if cash_system else ""
+    return f"""
+SELECT a.citizen_key, a.spell_start, {d.days(':d', 'a.spell_start')} AS spell_days,
+  (SELECT {d.concat("x.reason || ':' || x.n")} FROM (
+     SELECT coalesce(p.stop_reason, 'other') AS reason, CAST(count(*) AS TEXT) AS n
+     FROM benefit_period p
+     WHERE p.citizen_key = a.citizen_key AND p.stop_date > a.spell_start
+       AND p.stop_date <= :d{only_cash}
+     GROUP BY 1) x) AS breaks_bridged,
+  (SELECT {d.days(':d', 'max(p.start_date)')} FROM benefit_period p
+     WHERE p.citizen_key = a.citizen_key AND {covers('p')}) AS naive_days
+FROM benefit_run a
+WHERE a.scope = '{'cash' if cash_system else 'all'}' AND {covers('a')} AND a.spell_start < :cutoff
+ORDER BY a.spell_start, a.citizen_key
+"""
+
+
+def long_durations(
+    store: Any, day: date, years: int, *, cash_system: bool = False
+) -> Iterator[dict[str, Any]]:
+    """The long-durations list on `day` (spell over `years` years), longest first."""
+    dialect = Dialect(store.dialect)
+    params = {**date_params(day), "cutoff": years_before(day, years).isoformat()}
+    with store.read() as cursor:
+        cursor.execute(dialect.bind(long_durations_sql(dialect, cash_system=cash_system)), params)
+        while page := cursor.fetchmany(5000):
+            for key, start, spell_days, breaks, naive_days in page:
+                yield {
+                    "citizen_key": key, "spell_start": start, "spell_days": spell_days,
+                    "breaks_bridged": _counts(breaks), "naive_days": naive_days,
+                }
+
+
+CLARIFICATION_POOL_WHERE = (
+    f"target_group IN ({', '.join(repr(g) for g in sorted(CLARIFICATION_POOL_GROUPS))}) "
+    f"AND age >= {CLARIFICATION_POOL_MIN_AGE} "
+    f"AND share_last_10y_cash_system >= {CLARIFICATION_POOL_MIN_SHARE}"
+)
+"""Afklaringspuljen on D, over the per-citizen durations (domain.priorities)."""
+
+
+def clarification_pool(store: Any, day: date) -> Iterator[dict[str, Any]]:
+    """Per-citizen durations of the clarification pool on `day`, in citizen-key order."""
+    return durations_records(store, day, where=CLARIFICATION_POOL_WHERE)

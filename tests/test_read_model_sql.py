@@ -25,19 +25,26 @@ from casehistory.report import headline, headline_from
 from domain.coordination import benefit_months_in_year, coordination_on, yearly_faellesborger
 from domain.durations import durations_on
 from domain.facts import EventType, Fact
+from domain.priorities import in_clarification_pool, long_duration, longest_first
 from domain.timeline import build_timeline
-from projections.queries import coordination_records, durations_records
+from projections.queries import (
+    clarification_pool,
+    coordination_records,
+    durations_records,
+    long_durations,
+)
 from projections.rows import rows_for
 from projections.store import PostgresReadModel, ReadModelStore, SQLiteReadModel
 from tests.factories import fact, retraction
 from tests.test_properties import ORIGIN, histories
 
-GROUPS = ["aktivitetsparat_voksen", "jobparat", "uddannelsesparat", "ressourceforloeb"]
+GROUPS = ["aktivitetsparat_voksen", "jobparat", "uddannelsesparat", "ressourceforloeb",
+          "aktivitetsparat_ung"]
 INTERVENTIONS = [
     "sel_85_support", "sel_110_shelter", "child_placement", "sel_108_long_term_residence",
     "assistive_aids",
 ]
-BIRTHS = [date(2000, 2, 29), date(1985, 5, 5), date(1999, 12, 31)]
+BIRTHS = [date(2000, 2, 29), date(1985, 5, 5), date(1999, 12, 31), date(1980, 3, 1)]
 FIXED_DAYS = [date(2016, 2, 29), date(2015, 3, 1), date(2014, 1, 1), date(2013, 12, 31),
               date(2020, 2, 29), date(2017, 1, 31)]
 
@@ -185,3 +192,75 @@ def test_sql_answers_equal_the_domain_rules(
         timelines = [build_timeline(facts) for facts, _ in citizens.values()]
         assert mapping.on_benefit == sum(benefit_months_in_year(t, year) >= 2 for t in timelines)
         assert mapping.faellesborgere == sum(yearly_faellesborger(t, year) for t in timelines)
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(population=st.lists(citizen_facts(), min_size=1, max_size=4), offsets=st.lists(
+    st.integers(0, 2200), min_size=2, max_size=5))
+def test_prioritisation_lists_equal_the_domain_rules(
+    read_store: ReadModelStore, population: list[list[Fact]], offsets: list[int]
+) -> None:
+    read_store.clear()
+    citizens = {f"{n:032x}": (facts, BIRTHS[n % len(BIRTHS)]) for n, facts in enumerate(population)}
+    read_store.write(
+        [
+            rows_for(key, born, build_timeline(facts),
+                     max((f.effective_date for f in facts), default=None))
+            for key, (facts, born) in citizens.items()
+        ],
+        since=0, until=1, replace=False,
+    )
+    days = {ORIGIN + timedelta(days=n) for n in offsets} | set(FIXED_DAYS)
+    for facts, _born in citizens.values():
+        edges = sorted(_edges(facts))
+        days |= set(edges[:: max(1, len(edges) // 8)])
+    for day in sorted(days):
+        for years, cash in ((1, False), (2, False), (3, True), (1, True)):
+            expected = {
+                key: entry
+                for key, (facts, _born) in citizens.items()
+                if (entry := long_duration(build_timeline(facts), day, years, cash_system=cash))
+            }
+            got = list(long_durations(read_store, day, years, cash_system=cash))
+            assert [r["citizen_key"] for r in got] == longest_first(expected), (day, years)
+            for r in got:
+                e = expected[r["citizen_key"]]
+                assert (r["spell_start"], r["spell_days"], r["breaks_bridged"], r["naive_days"]) \
+                    == (e.spell_start.isoformat(), e.spell_days, dict(e.breaks_bridged),
+                        e.naive_days), (day, years, cash)
+        pool = [r["citizen_key"] for r in clarification_pool(read_store, day)]
+        assert pool == sorted(
+            key for key, (facts, born) in citizens.items()
+            if in_clarification_pool(durations_on(build_timeline(facts), day, born))
+        ), day
+
+
+def test_the_clarification_pool_by_sql_on_hand_made_citizens(read_store: ReadModelStore) -> None:
+    """In: aktivitetsparat, 30+, 80% of ten years in the system; out: 79%, too young, jobparat."""
+    day = date(2016, 6, 30)
+    window_start = date(2006, 6, 30)  # (D - 10 years, D]: 3,653 days
+    eighty = window_start + timedelta(days=3653 - 2923)  # 2,923 paid days: 80.02%
+    seventy_nine = window_start + timedelta(days=3653 - 2886)  # 79.0%
+
+    def citizen(start: date, group: str) -> list[Fact]:
+        return [fact(EventType.BENEFIT_STARTED, start, benefit="kontanthjaelp",
+                     target_group=group)]
+
+    citizens = {
+        "a" * 32: (citizen(eighty, "aktivitetsparat_voksen"), date(1980, 3, 1)),
+        "b" * 32: (citizen(seventy_nine, "aktivitetsparat_voksen"), date(1980, 3, 1)),
+        "c" * 32: (citizen(eighty, "aktivitetsparat_ung"), date(1986, 7, 1)),  # 29 on D
+        "d" * 32: (citizen(eighty, "jobparat"), date(1980, 3, 1)),
+        "e" * 32: (citizen(eighty, "aktivitetsparat_ung"), date(1986, 6, 30)),  # 30 on D
+    }
+    read_store.write(
+        [rows_for(key, born, build_timeline(facts), facts[0].effective_date)
+         for key, (facts, born) in citizens.items()],
+        since=0, until=1, replace=False,
+    )
+    expected = sorted(
+        key for key, (facts, born) in citizens.items()
+        if in_clarification_pool(durations_on(build_timeline(facts), day, born))
+    )
+    assert expected == ["a" * 32, "e" * 32]
+    assert [r["citizen_key"] for r in clarification_pool(read_store, day)] == expected
