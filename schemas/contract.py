@@ -84,6 +84,7 @@ _REASONS: dict[str, str] = {
 
 REJECTION_REASONS = frozenset(_REASONS.values()) | {
     "date_out_of_range",
+    "invalid_field",
     "missing_field",
     "not_a_record",
     "undecodable",

@@ -226,3 +226,13 @@ def test_canonical_content_and_fact_equal_the_model_dump_form() -> None:
             "effective_date": event.effective_date,
             "recorded_at": event.recorded_at.astimezone(UTC),
         }
+
+
+def test_a_field_of_the_wrong_type_has_a_listed_reason() -> None:
+    """`invalid_field` (e.g. a migration batch that is not a string) is one of the reasons."""
+    from schemas.contract import REJECTION_REASONS, Rejection
+    from tests.factories import record, started
+
+    checked = validate({**record(started(date(2020, 1, 1))), "migration_batch": 5})
+    assert isinstance(checked, Rejection) and checked.reason == "invalid_field"
+    assert checked.reason in REJECTION_REASONS

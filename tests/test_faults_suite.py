@@ -355,6 +355,7 @@ def bad_records() -> list[tuple[object, str]]:
         ({**assignment, "caseworker": "1234567890"}, "invalid_caseworker"),
         ({**_envelope("CaseworkerAssigned", caseworker="cw-1"), "unit": 5}, "invalid_unit"),
         ({**meeting, "meeting_kind": "lunch"}, "unknown_meeting_kind"),
+        ({**start, "event_id": str(uuid.uuid4()), "migration_batch": 5}, "invalid_field"),
         ({k: v for k, v in {**start, "event_id": str(uuid.uuid4())}.items()
           if k != "municipality"}, "missing_field"),
         ([1, 2], "not_a_record"),
