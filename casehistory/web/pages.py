@@ -70,9 +70,10 @@ def chart(table: Table, columns: list[str], kind: str, lang: str,
         "color": SERIES_COLOURS,
         "tooltip": {"trigger": "axis"},
         "legend": {"top": 0},
-        "grid": {"left": 48, "right": 16, "top": 40, "bottom": 56},
+        "grid": {"left": 48, "right": 16, "top": 40, "bottom": 56, "containLabel": True},
         "xAxis": {"type": "category", "data": [names(r[0]) for r in table.rows],
-                  "axisLabel": {"rotate": 30 if len(table.rows) > 8 else 0}},
+                  "axisLabel": {"interval": 0 if kind == "bar" else "auto",
+                                "rotate": 30 if len(table.rows) > 5 else 0}},
         "yAxis": {"type": "value"},
         "series": [
             {"name": i18n.label(c, lang), "type": kind,
@@ -89,7 +90,8 @@ def block(key: str, table: Table, option: dict[str, Any] | None, lang: str,
     """A section of a page: its heading, an optional chart and the same numbers as a table."""
     rows = [
         [i18n.percent(v, lang) if table.columns[i] in percent_columns else
-         (i18n.label(v, lang) if i == 0 else i18n.number(v, lang)) for i, v in enumerate(r)]
+         (i18n.label(v, lang) if i == 0 or isinstance(v, str) else i18n.number(v, lang))
+         for i, v in enumerate(r)]
         for r in table.rows
     ]
     return {"id": key.replace("_", "-"), "title": i18n.text(key, lang), "chart": option,
