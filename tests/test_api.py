@@ -307,3 +307,20 @@ def test_per_citizen_coordination_equals_the_cli_export(served: Served) -> None:
     shared = served.json(f"/api/v1/coordination/citizens?as_of={AS_OF}&faellesborger=true")
     assert shared["total"] == sum(r["is_faellesborger"] for r in cli.values()) > 0
     assert served.request(f"/api/v1/coordination/citizens?as_of={AS_OF}", role="operator")[0] == 403
+
+
+@pytest.mark.parametrize("listing", [["long-durations", "--years", "10"], ["clarification-pool"]])
+def test_prioritisation_lists_equal_the_cli(served: Served, listing: list[str]) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "casehistory.cli", "lists", *listing, "--as-of", AS_OF.isoformat(),
+         "--format", "jsonl"],
+        env={**__import__("os").environ, **served.env}, capture_output=True, check=True,
+    ).stdout
+    cli = [json.loads(line) for line in out.splitlines()]
+    query = "&years=10" if "--years" in listing else ""
+    assert cli or not query  # a 600-citizen municipality has spells over 10 years
+    api = served.json(f"/api/v1/lists/{listing[0]}?as_of={AS_OF}{query}")
+    assert api["total"] == len(cli)
+    assert [{k: r[k] for k in c} for r, c in zip(api["rows"], cli, strict=True)] == cli
+    status, _, body = served.request(f"/api/v1/lists/{listing[0]}?as_of={AS_OF}{query}&format=csv")
+    assert status == 200 and body.startswith("\ufeff".encode())

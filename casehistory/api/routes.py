@@ -185,6 +185,40 @@ def trend(
                    {"cohort_years": list(COHORT_YEARS)})
 
 
+def _list_response(name: str, rows: list[dict[str, Any]], as_of: date, fmt: Format) -> Response:
+    if fmt is Format.json:
+        return JSONResponse({"as_of": as_of.isoformat(), "total": len(rows),
+                             "rows": [tables.as_plain(r) for r in rows]})
+    columns = list(rows[0]) if rows else ["citizen_key"]
+    return respond(name, [Table(name.replace("-", "_"), columns,
+                                [[r.get(c) for c in columns] for r in rows])], fmt, None, {})
+
+
+@router.get("/lists/long-durations", tags=["lists"],
+            summary="Prioritisation: on benefit with a spell over N years, longest first")
+def long_durations(
+    shared: Shared, as_of: AsOf,
+    _: Annotated[Identity, Depends(require(Permission.PER_CITIZEN_ROWS))],
+    years: Annotated[int, Query(ge=0, le=100)] = 15, cash_system: bool = False,
+    format: FormatQuery = Format.json,
+) -> Response:
+    rows = shared.report("long_durations", (as_of, years, cash_system), lambda: list(
+        services.long_durations(shared.engine, as_of, years, cash_system)))
+    return _list_response("long-durations", rows, as_of, format)
+
+
+@router.get("/lists/clarification-pool", tags=["lists"],
+            summary="Prioritisation: the clarification pool (Afklaringspuljen)")
+def clarification_pool(
+    shared: Shared, as_of: AsOf,
+    _: Annotated[Identity, Depends(require(Permission.PER_CITIZEN_ROWS))],
+    format: FormatQuery = Format.json,
+) -> Response:
+    rows = shared.report("clarification_pool", (as_of,), lambda: list(
+        services.clarification_pool(shared.engine, as_of)))
+    return _list_response("clarification-pool", rows, as_of, format)
+
+
 # --- One citizen (caseworkers; every lookup is logged) -------------------------------
 
 
