@@ -84,3 +84,27 @@ def test_two_workers_never_both_apply(populated: Engine, store_env: dict[str, st
     assert len(holders) == 1, outputs  # the other waited as a standby until stopped
     assert follower.position == total
     assert rows(populated) == rebuilt(populated)
+
+
+def test_twenty_sigkills_of_projection_workers_leave_the_read_model_exact(
+    populated: Engine, store_env: dict[str, str]
+) -> None:
+    """Workers killed at random moments, each resuming where the last commit left off."""
+    import random
+
+    rng = random.Random(20)
+    total = populated.app.recorder.max_notification_id()
+    follower = populated.follower()
+    positions = []
+    for _ in range(20):
+        victim = worker(store_env, "--follow", "--window", str(rng.randrange(20, 200)))
+        time.sleep(rng.uniform(0.3, 1.2))
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        positions.append(follower.position)
+    assert positions == sorted(positions)  # never backwards
+    finished = worker(store_env, "--window", "300")
+    out, _ = finished.communicate(timeout=300)
+    assert finished.returncode == 0, out.decode()[-2000:]
+    assert follower.position == total
+    assert rows(populated) == rebuilt(populated)
