@@ -1,4 +1,4 @@
-"""A citizen's audit trail, and forgetting a citizen.
+"""A citizen's audit trail, and forgetting a citizen everywhere the engine keeps them.
 
 The audit lists every stored event in arrival order with its provenance and
 retraction links, and for each what it changed in the citizen's durations and
@@ -8,16 +8,25 @@ up to and including it, against those from the events before it.
 
 from __future__ import annotations
 
+import base64
+import json
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from casehistory.application import CaseHistory
+from casehistory.identity import KeyStore
 from domain.citizen import Citizen
 from domain.coordination import coordination_on
 from domain.durations import durations_on
 from domain.facts import Fact
 from domain.timeline import build_timeline
+
+if TYPE_CHECKING:
+    from casehistory.bootstrap import Engine
 
 
 @dataclass(frozen=True)
@@ -111,9 +120,75 @@ def audit_entries(app: CaseHistory, citizen: Citizen, day: date) -> list[AuditEn
 
 
 def forget(
-    app: CaseHistory, destroy_key: Any, citizen: Citizen, at: datetime | None = None
+    app: CaseHistory, destroy_key: Callable[[str], object], citizen: Citizen,
+    at: datetime | None = None,
 ) -> None:
-    """Crypto-shred: destroy the citizen's CPR key, and record that (and when) in the history."""
+    """Crypto-shred: record the forget in the citizen's history, then destroy the CPR key.
+
+    Recorded first: a crash in between leaves a citizen marked forgotten whose key
+    still exists, and forgetting again destroys it (the forget is recorded once).
+    """
+    if citizen.forgotten_at is None:
+        citizen.forget(at or datetime.now(UTC))
+        app.save(citizen)
     destroy_key(citizen.citizen_key)
-    citizen.forget(at or datetime.now(UTC))
-    app.save(citizen)
+
+
+def purge_dead_letters(path: Path, cprs: set[str], before: datetime | None = None) -> int:
+    """Rewrite a dead-letters file without the letters that hold any of `cprs`, or expired.
+
+    A letter is expired when it was dead-lettered before `before` (letters written
+    before the time was recorded count as expired once a retention is set). The
+    file is replaced atomically, owner-only. Returns how many letters went.
+    """
+    if not path.exists():
+        return 0
+    kept: list[str] = []
+    dropped = 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        letter = json.loads(line)
+        original = letter.get("record") or base64.b64decode(
+            letter.get("record_base64", "")
+        ).decode("latin-1")
+        stamped = letter.get("dead_lettered_at")
+        expired = before is not None and (
+            stamped is None or datetime.fromisoformat(stamped) < before
+        )
+        if expired or any(cpr in original for cpr in cprs):
+            dropped += 1
+        else:
+            kept.append(line)
+    if dropped:
+        temporary = path.with_name(f".{path.name}.purge")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.writelines(line + "\n" for line in kept)
+        os.replace(temporary, path)
+    return dropped
+
+
+def carry_forgetting(
+    source_keys: KeyStore, source: CaseHistory, target: Engine
+) -> Callable[[], int]:
+    """Make a store rebuilt from the input topic forget whom the source store forgot.
+
+    Call before the rebuild: the forgotten citizens' tombstones go to the target's
+    key store, so no CPR of theirs is sealed again. Call the returned function after
+    it: each of them gets the source's forget recorded again. Returns how many.
+    """
+    forgotten = source_keys.forgotten()
+    for key in forgotten:
+        target.vault.keys.destroy(key)
+
+    def record_forgets() -> int:
+        done = 0
+        for key in sorted(forgotten):
+            replayed = target.app.find(key)
+            original = source.find(key)
+            if replayed is not None and replayed.forgotten_at is None:
+                at = original.forgotten_at if original is not None else None
+                forget(target.app, target.vault.keys.destroy, replayed, at)
+                done += 1
+        return done
+
+    return record_forgets

@@ -5,16 +5,32 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import asdict, replace
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from casehistory.audit import audit_entries, forget
+from casehistory.access import (
+    PERMISSIONS,
+    Action,
+    LookupLog,
+    LookupRecord,
+    check,
+    identity_from_env,
+)
+from casehistory.anchors import verify_anchors
+from casehistory.audit import audit_entries, carry_forgetting, forget, purge_dead_letters
 from casehistory.bootstrap import READ_MODEL, Engine, build
-from casehistory.cli import _bootstrap, _date, _progress, console, on_citizen
+from casehistory.cli import (
+    _bootstrap,
+    _date,
+    _progress,
+    add_citizen_arguments,
+    console,
+    on_citizen,
+)
 from casehistory.replay import checksum, rebuild, replay_from_kafka
 from casehistory.settings import Settings
 from casehistory.verify import verify_store
@@ -86,25 +102,32 @@ def _replay_from_kafka(args: argparse.Namespace) -> int:
         if args.into.startswith("postgres")
         else replace(source, data_dir=Path(args.into), store="sqlite")
     )
+    original = build(source)
     target = build(target_settings)
     try:
+        record_forgets = carry_forgetting(original.vault.keys, original.app, target)
         with _progress() as progress:
             task = progress.add_task(f"replay {source.kafka_topic}", total=None, rate="")
             report = replay_from_kafka(
                 target, bootstrap, source.kafka_topic, lambda n: progress.advance(task, n)
             )
+        forgotten = record_forgets()
         target.project()
         console.print(f"consumed {report.received:,}: stored {report.stored:,}, duplicate "
-                      f"{report.duplicate:,}, dead-lettered {report.rejected:,}")
+                      f"{report.duplicate:,}, dead-lettered {report.rejected:,}; "
+                      f"{forgotten:,} forgotten citizen(s) stay forgotten")
         Console().print(_checksum_table(target, f"Checksums of the store rebuilt in {args.into}"))
     finally:
         target.close()
+        original.close()
     return 0
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
     found = on_citizen(
-        args.cpr,
+        args,
+        Action.AUDIT,
+        "audit trail with provenance and effects",
         lambda engine, citizen: (citizen, audit_entries(engine.app, citizen, args.as_of)),
     )
     if found is None:
@@ -152,6 +175,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     engine = build()
     try:
         problems = list(verify_store(engine.app))
+        problems += verify_anchors(engine.app, engine.settings.integrity_key)
     finally:
         engine.close()
     if not problems:
@@ -167,15 +191,91 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
-    def shred(engine: Engine, citizen: Citizen) -> str:
-        forget(engine.app, engine.vault.keys.destroy, citizen)
-        return citizen.citizen_key
+    """Forget a citizen: their dead letters, the forget in the history, then the CPR key."""
 
-    key = on_citizen(args.cpr, shred)
-    if key is None:
+    def shred(engine: Engine, citizen: Citizen) -> tuple[str, int]:
+        cpr = engine.vault.unseal(citizen.citizen_key, citizen.sealed_cpr)
+        purged = 0
+        if cpr is not None:
+            for path in _dead_letter_files(engine.settings, args.dead_letters):
+                purged += purge_dead_letters(path, {cpr})
+        forget(engine.app, engine.vault.keys.destroy, citizen)
+        return citizen.citizen_key, purged
+
+    done = on_citizen(args, Action.FORGET, "forgotten (CPR key destroyed)", shred)
+    if done is None:
         return 1
-    console.print(f"citizen {key}: CPR key destroyed; the history stays")
+    key, purged = done
+    console.print(f"citizen {key}: {purged} dead letter(s) purged, CPR key destroyed; "
+                  "the history stays")
     return 0
+
+
+def _dead_letter_files(settings: Settings, extra: list[Path]) -> list[Path]:
+    """The engine's dead-letter file and any others named (e.g. `*.rejected.jsonl`)."""
+    return [settings.data_dir / "dead-letters.jsonl", *extra]
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    """Apply the retentions: expired dead letters and expired lookup records go."""
+    settings = Settings.load()
+    now = datetime.now(UTC)
+    letters = 0
+    if settings.dead_letter_retention_days is not None:
+        before = now - timedelta(days=settings.dead_letter_retention_days)
+        letters = sum(
+            purge_dead_letters(path, set(), before)
+            for path in _dead_letter_files(settings, args.dead_letters)
+        )
+    log = LookupLog(settings)
+    try:
+        lookups = log.purge_expired(now)
+    finally:
+        log.close()
+    console.print(f"purged {letters} expired dead letter(s) and {lookups} lookup record(s)")
+    return 0
+
+
+def cmd_insight(args: argparse.Namespace) -> int:
+    """Tell a citizen who looked up their data, when and why (who: to the DPO only)."""
+    identity = identity_from_env()
+
+    def lookups(engine: Engine, citizen: Citizen) -> list[LookupRecord]:
+        return engine.lookup_log.records(citizen.citizen_key)
+
+    found = on_citizen(args, Action.INSIGHT, "lookups of the citizen's data (insight)", lookups)
+    if found is None:
+        return 1
+    employees = Action.SEE_EMPLOYEES in PERMISSIONS[identity.role]
+    table = Table(title="Lookups of your data")
+    for column in ("date", "purpose", *(("who", "role") if employees else ())):
+        table.add_column(column)
+    for r in found:
+        table.add_row(r.at[:10], r.purpose, *((r.who, r.role) if employees else ()))
+    Console().print(table)
+    return 0
+
+
+def cmd_lookups(args: argparse.Namespace) -> int:
+    """The lookup log for auditors: every record (or one citizen's), and its integrity."""
+    identity = identity_from_env()
+    check(identity, Action.LOOKUP_LOG)
+    log = LookupLog(Settings.load())
+    try:
+        records = log.records(args.citizen_key)
+        problems = list(log.problems())
+    finally:
+        log.close()
+    table = Table(title=f"{len(records)} lookup record(s)")
+    for column in ("at", "who", "role", "purpose", "citizen", "criterion", "shown"):
+        table.add_column(column)
+    for r in records:
+        table.add_row(r.at, r.who, r.role, r.purpose, r.citizen_key or "", r.criterion or "",
+                      r.shown)
+    Console().print(table)
+    for problem in problems:
+        console.print(f"lookup log: {problem}")
+    return 1 if problems else 0
 
 
 def add_parsers(sub: Any) -> None:
@@ -193,7 +293,7 @@ def add_parsers(sub: Any) -> None:
     chk.set_defaults(func=cmd_checksum)
 
     aud = sub.add_parser("audit", help="every event of a citizen with provenance and effects")
-    aud.add_argument("cpr")
+    add_citizen_arguments(aud)
     aud.add_argument("--as-of", type=_date, default=date.today())
     aud.add_argument("--format", choices=["table", "jsonl"], default="table")
     aud.set_defaults(func=cmd_audit)
@@ -202,5 +302,20 @@ def add_parsers(sub: Any) -> None:
     ver.set_defaults(func=cmd_verify)
 
     fgt = sub.add_parser("forget", help="destroy a citizen's CPR key (crypto-shredding)")
-    fgt.add_argument("cpr")
+    add_citizen_arguments(fgt)
+    fgt.add_argument("--dead-letters", type=Path, action="append", default=[],
+                     help="another dead-letters file to purge of the citizen (repeatable)")
     fgt.set_defaults(func=cmd_forget)
+
+    prg = sub.add_parser("purge", help="drop dead letters and lookup records past retention")
+    prg.add_argument("--dead-letters", type=Path, action="append", default=[],
+                     help="another dead-letters file to apply the retention to (repeatable)")
+    prg.set_defaults(func=cmd_purge)
+
+    ins = sub.add_parser("insight", help="for a citizen: when and why their data was looked up")
+    add_citizen_arguments(ins)
+    ins.set_defaults(func=cmd_insight)
+
+    lkp = sub.add_parser("lookups", help="the lookup log and its integrity (auditors)")
+    lkp.add_argument("--citizen-key", help="only this citizen's lookups")
+    lkp.set_defaults(func=cmd_lookups)

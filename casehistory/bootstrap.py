@@ -3,11 +3,14 @@
 `CASEHISTORY_STORE=sqlite` (the default) keeps the event store, the read models
 and the key store in SQLite files under the data dir (each component in its own
 file, as `eventsourcing`'s SQLite tables have fixed names). A `postgresql://`
-URL puts all of them in that database, in their own tables.
+URL puts all of them in that database, in their own tables, except the key
+store when `CASEHISTORY_KEY_STORE` names a database of its own. The event
+store's records are encrypted with the store key (docs/privacy.md).
 """
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import gc
 import threading
@@ -18,9 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from casehistory.access import LookupLog
 from casehistory.application import CaseHistory
 from casehistory.identity import IdentityVault, KeyStore, PostgresKeyStore, SQLiteKeyStore
-from casehistory.settings import Settings
+from casehistory.settings import Settings, private_dir
 from consumers.deadletter import DeadLetterSink
 from consumers.ingest import IngestService
 from domain.citizen import Citizen
@@ -44,6 +48,14 @@ class Engine:
     vault: IdentityVault
     _read_model: ReadModelStore | None = None
     _opened: list[ReadModelStore] = field(default_factory=list)
+    _lookup_log: LookupLog | None = None
+
+    @property
+    def lookup_log(self) -> LookupLog:
+        """The log every lookup of an identifiable citizen is written to (opened on first use)."""
+        if self._lookup_log is None:
+            self._lookup_log = LookupLog(self.settings)
+        return self._lookup_log
 
     def read_model(self) -> ReadModelStore:
         """The live read model (created on first use: ingest-only processes skip it)."""
@@ -63,7 +75,7 @@ class Engine:
             schema = REPLAY_SCHEMA if replay else "public"
             store = PostgresReadModel(self.settings.store, self.app.name, schema)
         else:
-            folder = self.settings.data_dir / ("replay" if replay else "")
+            folder = private_dir(self.settings.data_dir / ("replay" if replay else ""))
             store = SQLiteReadModel(folder / f"{READ_MODEL}.db", self.app.name)
         if replay or self.settings.create_tables:
             with schema_lock(self.settings):
@@ -126,6 +138,8 @@ class Engine:
     def close(self) -> None:
         self.app.close()
         self.vault.keys.close()
+        if self._lookup_log is not None:
+            self._lookup_log.close()
         for store in self._opened:
             store.close()
 
@@ -146,7 +160,8 @@ def drop_engine_tables(url: str) -> None:
     """Drop the engine's own tables (and nothing else) from a PostgreSQL database."""
     import psycopg
 
-    tables = ["casehistory_events", "ingest_ledger", "citizen_keys", TRACKING_TABLE, *TABLES]
+    tables = ["casehistory_events", "ingest_ledger", "citizen_keys", "forgotten_citizens",
+              "chain_anchors", TRACKING_TABLE, *TABLES]
     with psycopg.connect(url, autocommit=True) as connection:
         connection.execute(f"DROP TABLE IF EXISTS {', '.join(tables)}")
         connection.execute(f'DROP SCHEMA IF EXISTS "{REPLAY_SCHEMA}" CASCADE')
@@ -204,26 +219,40 @@ def postgres_env(url: str, create_tables: bool = True) -> dict[str, str]:
 
 
 def event_store_env(settings: Settings) -> dict[str, str]:
+    cipher = (
+        {
+            "CIPHER_TOPIC": "eventsourcing.cryptography:AESCipher",
+            "CIPHER_KEY": base64.b64encode(settings.store_key).decode("ascii"),
+        }
+        if settings.store_key
+        else {}
+    )
     if settings.uses_postgres:
         return {
             **postgres_env(settings.store, settings.create_tables),
-            "APPLICATION_RECORDER_TOPIC": "casehistory.recorders:PostgresLedgerRecorder",
+            "APPLICATION_RECORDER_TOPIC": "casehistory.anchors:PostgresAnchoredRecorder",
+            **cipher,
         }
     return {
         **sqlite_env(settings.data_dir / "events.db"),
-        "APPLICATION_RECORDER_TOPIC": "casehistory.recorders:SQLiteLedgerRecorder",
+        "APPLICATION_RECORDER_TOPIC": "casehistory.anchors:SQLiteAnchoredRecorder",
+        **cipher,
     }
+
+
+def key_store(settings: Settings) -> KeyStore:
+    """The per-citizen key store: its own database if configured, else beside the events."""
+    url = settings.key_store or (settings.store if settings.uses_postgres else None)
+    if url is not None:
+        return PostgresKeyStore(url, create_table=settings.create_tables)
+    return SQLiteKeyStore(settings.data_dir / "keys.db")
 
 
 def build(settings: Settings | None = None) -> Engine:
     """The engine on the configured store (SQLite under the data dir by default)."""
     settings = settings or Settings.load()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     with schema_lock(settings):
         app = CaseHistory(env=event_store_env(settings))
-    keys: KeyStore = (
-        PostgresKeyStore(settings.store, create_table=settings.create_tables)
-        if settings.uses_postgres
-        else SQLiteKeyStore(settings.data_dir / "keys.db")
-    )
-    return Engine(settings, app, IdentityVault(settings.pseudonym_key, keys))
+    app.recorder.anchor_key = settings.integrity_key or None  # type: ignore[attr-defined]
+    return Engine(settings, app, IdentityVault(settings.pseudonym_key, key_store(settings)))

@@ -19,6 +19,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from casehistory import generator, services
+from casehistory.access import (
+    Action,
+    Identity,
+    PermissionDenied,
+    check,
+    identity_from_env,
+    shown_count,
+)
 from casehistory.bootstrap import (
     READ_MODEL,
     Engine,
@@ -130,16 +138,21 @@ def _ingest_summary(report: IngestReport, dead_letter_path: Path | None) -> Tabl
     return table
 
 
-def _headline_tables(report: Headline) -> list[Table]:
+def _headline_tables(report: Headline, identity: Identity | None = None) -> list[Table]:
+    """The headline as tables; counts under 5 show as "<5" when the caller is an analyst."""
+
+    def n(count: int) -> str:
+        return shown_count(count, identity) if identity else f"{count:,}"
+
     buckets = Table(title=f"Current spell on {report.as_of}: true versus naive")
     buckets.add_column("duration")
     buckets.add_column("true (all benefits)", justify="right")
     buckets.add_column("naive (open case)", justify="right")
     for bucket in DURATION_BUCKETS:
         buckets.add_row(
-            bucket, f"{report.true_buckets[bucket]:,}", f"{report.naive_buckets[bucket]:,}"
+            bucket, n(report.true_buckets[bucket]), n(report.naive_buckets[bucket])
         )
-    buckets.caption = f"{report.on_benefit:,} of {report.citizens:,} citizens on benefit"
+    buckets.caption = f"{n(report.on_benefit)} of {n(report.citizens)} citizens on benefit"
 
     cohorts = Table(title="Cohorts: spell over N years")
     for name in ("cohort", "true", "cash system", "naive", "missed by naive"):
@@ -152,13 +165,13 @@ def _headline_tables(report: Headline) -> list[Table]:
     for years in COHORT_YEARS:
         cohorts.add_row(
             f"over {years} years",
-            f"{report.true_cohorts[years]:,}",
-            f"{report.cash_cohorts[years]:,}",
-            f"{report.naive_cohorts[years]:,}",
-            f"{report.missed[years]:,}",
+            n(report.true_cohorts[years]),
+            n(report.cash_cohorts[years]),
+            n(report.naive_cohorts[years]),
+            n(report.missed[years]),
         )
         missed.add_row(
-            f"over {years} years", *(f"{report.missed_by_break[years][k]:,}" for k in kinds)
+            f"over {years} years", *(n(report.missed_by_break[years][k]) for k in kinds)
         )
     missed.caption = "a missed citizen counts once under each kind of break the spell bridged"
     return [buckets, cohorts, missed]
@@ -255,7 +268,21 @@ def cmd_project(args: argparse.Namespace) -> int:
     return 0
 
 
-def _reveal(engine: Engine, citizen_key: str) -> str | None:
+def _caller() -> Identity | None:
+    """The CLI's caller, if the environment names one (aggregates need no identity)."""
+    try:
+        return identity_from_env()
+    except PermissionDenied:
+        return None
+
+
+def _reveal(engine: Engine, citizen_key: str, args: argparse.Namespace) -> str | None:
+    """A citizen's CPR for an export, allowed by the caller's role and logged before it is shown."""
+    identity = identity_from_env()
+    check(identity, Action.EXPORT_CPR)
+    engine.lookup_log.log_lookup(
+        identity, args.purpose or "", citizen_key=citizen_key, shown=f"CPR in {args.command} export"
+    )
     citizen = engine.app.find(citizen_key)
     return engine.vault.unseal(citizen_key, citizen.sealed_cpr) if citizen else None
 
@@ -263,12 +290,14 @@ def _reveal(engine: Engine, citizen_key: str) -> str | None:
 def cmd_durations(args: argparse.Namespace) -> int:
     from casehistory.output import write_rows
 
+    if args.reveal_cpr:
+        check(identity_from_env(), Action.EXPORT_CPR)
     engine = build()
     try:
         project(engine)
         if not args.per_citizen:
             summary = services.headline(engine, args.as_of)
-            for table in _headline_tables(summary):
+            for table in _headline_tables(summary, _caller()):
                 Console().print(table)
             return 0
         columns = [c for c in DURATION_FIELDS if c != "cpr" or args.reveal_cpr]
@@ -279,7 +308,7 @@ def cmd_durations(args: argparse.Namespace) -> int:
                     record["share_last_10y_cash_system"], 6
                 )
                 if args.reveal_cpr:
-                    record["cpr"] = _reveal(engine, record["citizen_key"])
+                    record["cpr"] = _reveal(engine, record["citizen_key"], args)
                 yield record
 
         write_rows(rows(), columns, args.format, Console(), title=f"Durations on {args.as_of}")
@@ -288,11 +317,65 @@ def cmd_durations(args: argparse.Namespace) -> int:
     return 0
 
 
-def on_citizen(cpr: str, action: Callable[[Engine, Citizen], T]) -> T | None:
-    """Run `action` on the citizen with this CPR; None (and a message) if there is none."""
+def add_citizen_arguments(parser: argparse.ArgumentParser) -> None:
+    """Which citizen, never as a CPR on the command line, and why they are looked up."""
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--cpr-file", type=Path,
+                       help="a file holding the CPR number (default: standard input or a prompt)")
+    which.add_argument("--citizen-key", help="the citizen's pseudonym instead of the CPR number")
+    parser.add_argument("--purpose", required=True,
+                        help="purpose or case reference (written to the lookup log)")
+
+
+def read_cpr(args: argparse.Namespace) -> str:
+    """The CPR number from --cpr-file, standard input, or a prompt that does not echo."""
+    import getpass
+
+    from domain.cpr import InvalidCpr, birth_date
+
+    if args.cpr_file is not None:
+        text = args.cpr_file.read_text()
+    elif not sys.stdin.isatty():
+        text = sys.stdin.readline()
+    else:
+        text = getpass.getpass("CPR number: ")
+    cpr = str(text).strip().replace("-", "")
+    try:
+        birth_date(cpr)
+    except InvalidCpr as error:
+        raise SystemExit(f"not a CPR number: {error}") from None
+    return cpr
+
+
+def citizen_key_of(engine: Engine, args: argparse.Namespace) -> str:
+    if args.citizen_key is not None:
+        key = str(args.citizen_key).lower()
+        if len(key) != 32 or any(c not in "0123456789abcdef" for c in key):
+            raise SystemExit("a citizen key is 32 hex digits")
+        return key
+    return engine.vault.citizen_key(read_cpr(args))
+
+
+def on_citizen(
+    args: argparse.Namespace,
+    allowed: Action,
+    shown: str,
+    action: Callable[[Engine, Citizen], T],
+) -> T | None:
+    """Run `action` on the citizen the arguments name, for a caller whose role allows it.
+
+    The lookup is logged before anything is shown; None (and a message) if there
+    is no such citizen.
+    """
+    identity = identity_from_env()
+    check(identity, allowed)
     engine = build()
     try:
-        citizen = engine.citizen(cpr)
+        key = citizen_key_of(engine, args)
+        citizen = engine.app.find(key)
+        engine.lookup_log.log_lookup(
+            identity, args.purpose, citizen_key=key, shown=shown if citizen else "no such citizen"
+        )
         if citizen is None:
             console.print("no such citizen in the store")
             return None
@@ -304,12 +387,11 @@ def on_citizen(cpr: str, action: Callable[[Engine, Citizen], T]) -> T | None:
 def cmd_citizen(args: argparse.Namespace) -> int:
     from casehistory.citizen_view import render_citizen
 
-    shown = on_citizen(
-        args.cpr,
-        lambda engine, citizen: render_citizen(
-            engine.app, citizen, args.as_of, args.as_known_at, Console()
-        ),
-    )
+    def show(engine: Engine, citizen: Citizen) -> bool:
+        render_citizen(engine.app, citizen, args.as_of, args.as_known_at, Console())
+        return True
+
+    shown = on_citizen(args, Action.VIEW_CITIZEN, "timeline, provenance and spells", show)
     return 1 if shown is None else 0
 
 
@@ -352,9 +434,10 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
     settings = Settings.load()
     bootstrap = _bootstrap(settings)
-    ensure_topics(bootstrap, settings.kafka_topic, settings.kafka_dlq_topic, args.partitions)
+    ensure_topics(bootstrap, settings.kafka_topic, settings.kafka_dlq_topic, args.partitions,
+                  dlq_retention_days=settings.dead_letter_retention_days)
     failures = 0
-    with Publisher(bootstrap, settings.kafka_topic, settings.pseudonym_key,
+    with Publisher(bootstrap, settings.kafka_topic, settings.partition_key,
                    schema_version=args.schema_version) as publisher:
         for path in args.files:
             records = (
@@ -401,7 +484,8 @@ def cmd_consume(args: argparse.Namespace) -> int:
     try:
         backoff.retry(
             lambda: ensure_topics(
-                bootstrap, settings.kafka_topic, settings.kafka_dlq_topic, args.partitions
+                bootstrap, settings.kafka_topic, settings.kafka_dlq_topic, args.partitions,
+                dlq_retention_days=settings.dead_letter_retention_days,
             ),
             "creating topics", stop,
         )
@@ -548,11 +632,13 @@ def parser() -> argparse.ArgumentParser:
     dur.add_argument("--as-of", type=_date, default=date.today())
     dur.add_argument("--per-citizen", action="store_true")
     dur.add_argument("--format", choices=["table", "csv", "jsonl"], default="table")
-    dur.add_argument("--reveal-cpr", action="store_true")
+    dur.add_argument("--reveal-cpr", action="store_true",
+                     help="add CPR numbers (data-protection role; each citizen is logged)")
+    dur.add_argument("--purpose", help="with --reveal-cpr: purpose or case reference")
     dur.set_defaults(func=cmd_durations)
 
     cit = sub.add_parser("citizen", help="one citizen's timeline with provenance and spells")
-    cit.add_argument("cpr")
+    add_citizen_arguments(cit)
     cit.add_argument("--as-of", type=_date, default=date.today())
     cit.add_argument("--as-known-at", type=_timestamp)
     cit.set_defaults(func=cmd_citizen)
@@ -596,7 +682,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("kafka").setLevel(logging.WARNING)
     tune_garbage_collector()
     args = parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except PermissionDenied as denied:
+        console.print(f"permission denied: {denied}")
+        return 3
 
 
 if __name__ == "__main__":

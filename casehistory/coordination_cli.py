@@ -65,7 +65,7 @@ def cmd_coordination(args: argparse.Namespace) -> int:
         def rows() -> Iterator[dict[str, Any]]:
             for record in coordination_records(store, args.as_of, args.long_spell_years):
                 if args.reveal_cpr:
-                    record["cpr"] = _reveal(engine, record["citizen_key"])
+                    record["cpr"] = _reveal(engine, record["citizen_key"], args)
                 yield record
 
         write_rows(rows(), columns, args.format, Console(), title=f"Coordination on {args.as_of}")
@@ -98,7 +98,9 @@ def add_parsers(sub: Any) -> None:
                        help="years of spell behind long_duration_with_social_needs")
     coord.add_argument("--per-citizen", action="store_true")
     coord.add_argument("--format", choices=FORMATS, default="table")
-    coord.add_argument("--reveal-cpr", action="store_true")
+    coord.add_argument("--reveal-cpr", action="store_true",
+                       help="add CPR numbers (data-protection role; each citizen is logged)")
+    coord.add_argument("--purpose", help="with --reveal-cpr: purpose or case reference")
     coord.set_defaults(func=cmd_coordination)
 
     flow = sub.add_parser("flows", help="inflow per half-year and citizens awaiting a flexjob")

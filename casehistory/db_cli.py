@@ -12,6 +12,7 @@ import argparse
 from dataclasses import dataclass, replace
 from typing import Any
 
+from casehistory.anchors import ANCHORS_TABLE
 from casehistory.application import CaseHistory
 from casehistory.bootstrap import build
 from casehistory.cli import console
@@ -34,20 +35,24 @@ class EngineTables:
 
     events: str
     ledger: str
-    keys: str
+    keys: tuple[str, ...]
+    """Empty when the key store is a database of its own (see `key_store_roles_sql`)."""
     read_models: tuple[str, ...]
     tracking: tuple[str, ...]
 
     @property
     def all(self) -> tuple[str, ...]:
-        return (self.events, self.ledger, self.keys, *self.read_models, *self.tracking)
+        return (self.events, self.ledger, *self.keys, *self.read_models, *self.tracking)
 
 
-def engine_tables() -> EngineTables:
+KEY_TABLES = ("citizen_keys", "forgotten_citizens")
+
+
+def engine_tables(own_key_store: bool = False) -> EngineTables:
     return EngineTables(
         events=f"{CaseHistory.name}_events",
         ledger=LEDGER_TABLE,
-        keys="citizen_keys",
+        keys=() if own_key_store else KEY_TABLES,
         read_models=tuple(TABLES),
         tracking=(TRACKING_TABLE, OUTBOX_TABLE),
     )
@@ -67,8 +72,10 @@ def roles_sql(t: EngineTables) -> list[str]:
         *(_create_role(role) for role in ROLES),
         f"GRANT USAGE ON SCHEMA {SCHEMA} TO {', '.join(ROLES)}",
         "-- ingest: append events, the ledger and new citizens' keys; read them back\n"
-        f"GRANT SELECT, INSERT ON {t.events}, {t.ledger}, {t.keys} TO {INGEST}",
+        f"GRANT SELECT, INSERT ON {', '.join((t.events, t.ledger, *t.keys))} TO {INGEST}",
         f"GRANT USAGE ON SEQUENCE {t.events}_notification_id_seq TO {INGEST}",
+        "-- ingest: move each appended citizen's anchored chain head (keyed: it cannot forge one)\n"
+        f"GRANT SELECT, INSERT, UPDATE ON {ANCHORS_TABLE} TO {INGEST}",
         "-- eventsourcing takes LOCK TABLE ... IN EXCLUSIVE MODE on the events table on every\n"
         "-- insert, which PostgreSQL allows only with table-level UPDATE, DELETE or TRUNCATE.\n"
         "-- UPDATE is the least of them, and the trigger below refuses every UPDATE.\n"
@@ -87,33 +94,51 @@ def roles_sql(t: EngineTables) -> list[str]:
     ]
 
 
-def apply_roles(url: str) -> None:
-    """Create the roles and grants in one transaction."""
+def key_store_roles_sql() -> list[str]:
+    """The grants in a key store of its own: ingest adds keys; no other engine role enters."""
+    return [
+        _create_role(INGEST),
+        f"GRANT USAGE ON SCHEMA {SCHEMA} TO {INGEST}",
+        f"GRANT SELECT, INSERT ON {', '.join(KEY_TABLES)} TO {INGEST}",
+    ]
+
+
+def apply_roles(url: str, key_store_url: str | None = None) -> None:
+    """Create the roles and grants, each database in one transaction."""
     import psycopg
 
     with psycopg.connect(url) as connection:
-        for statement in roles_sql(engine_tables()):
+        for statement in roles_sql(engine_tables(own_key_store=key_store_url is not None)):
             connection.execute(statement)
+    if key_store_url is not None:
+        with psycopg.connect(key_store_url) as connection:
+            for statement in key_store_roles_sql():
+                connection.execute(statement)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
     engine = build(replace(Settings.load(), create_tables=True))
     try:
         engine.read_model()
+        _ = engine.lookup_log  # opening it creates the lookup log (no engine role is granted it)
     finally:
         engine.close()
-    console.print(f"engine tables ready: {', '.join(engine_tables().all)}")
+    own = engine.settings.key_store is not None
+    console.print(f"engine tables ready: {', '.join(engine_tables(own_key_store=own).all)}")
     return 0
 
 
 def cmd_roles(args: argparse.Namespace) -> int:
-    if not args.apply:
-        print(";\n".join(roles_sql(engine_tables())) + ";")
-        return 0
     settings = Settings.load()
+    if not args.apply:
+        own = settings.key_store is not None
+        print(";\n".join(roles_sql(engine_tables(own_key_store=own))) + ";")
+        if own:
+            print("-- in the key store's database\n" + ";\n".join(key_store_roles_sql()) + ";")
+        return 0
     if not settings.uses_postgres:
         raise SystemExit("db roles --apply needs CASEHISTORY_STORE=postgresql://...")
-    apply_roles(settings.store)
+    apply_roles(settings.store, settings.key_store)
     console.print(f"roles ready: {', '.join(ROLES)} (grant them to login users)")
     return 0
 

@@ -4,11 +4,17 @@ The event store never holds a CPR number in clear: aggregates are found by the
 keyed pseudonym (`citizen_key`) and carry the CPR sealed with AES-GCM under a
 random key kept in a separate key store. Destroying that key (crypto-shredding)
 makes the CPR unrecoverable while the history stays usable.
+
+A destroyed key leaves a tombstone (the pseudonym only), so no later delivery
+or replay gives a forgotten citizen a new key: their CPR is never sealed again.
+Key stores erase destroyed keys from their files (docs/privacy.md says how far
+that reaches on each backend).
 """
 
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import sqlite3
 import threading
@@ -23,28 +29,42 @@ from domain.cpr import citizen_key
 if TYPE_CHECKING:
     import psycopg
 
+log = logging.getLogger(__name__)
+
 
 class KeyStore(Protocol):
     def keys_for(self, citizen_keys: Iterable[str]) -> dict[str, bytes]: ...
 
     def add(self, keys: dict[str, bytes]) -> None:
-        """Store keys for citizens that have none; existing keys are kept."""
+        """Store keys for citizens that have none and were never forgotten."""
 
-    def destroy(self, citizen_key: str) -> bool: ...
+    def destroy(self, citizen_key: str) -> bool:
+        """Erase the citizen's key and leave a tombstone; False if there was no key."""
+
+    def forgotten(self) -> set[str]:
+        """The pseudonyms of every citizen whose key was destroyed."""
 
     def close(self) -> None: ...
 
 
+_TOMBSTONES_DDL = "CREATE TABLE IF NOT EXISTS forgotten_citizens (citizen_key TEXT PRIMARY KEY)"
+
+
 class SQLiteKeyStore:
-    """Per-citizen keys in their own SQLite file."""
+    """Per-citizen keys in their own SQLite file, erased with `secure_delete` on destroy."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        from casehistory.settings import private_dir
+
+        private_dir(path.parent)
+        path.touch(mode=0o600)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA secure_delete=ON")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS citizen_keys (citizen_key TEXT PRIMARY KEY, key BLOB)"
         )
+        self._db.execute(_TOMBSTONES_DDL)
 
     def keys_for(self, citizen_keys: Iterable[str]) -> dict[str, bytes]:
         wanted = list(citizen_keys)
@@ -62,19 +82,39 @@ class SQLiteKeyStore:
         with self._db:
             self._db.execute("BEGIN")
             self._db.executemany(
-                "INSERT OR IGNORE INTO citizen_keys VALUES (?, ?)", list(keys.items())
+                "INSERT OR IGNORE INTO citizen_keys SELECT ?, ? WHERE NOT EXISTS "
+                "(SELECT 1 FROM forgotten_citizens WHERE citizen_key = ?)",
+                [(k, v, k) for k, v in keys.items()],
             )
 
     def destroy(self, citizen_key: str) -> bool:
-        cursor = self._db.execute("DELETE FROM citizen_keys WHERE citizen_key = ?", [citizen_key])
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute("INSERT OR IGNORE INTO forgotten_citizens VALUES (?)", [citizen_key])
+            cursor = self._db.execute(
+                "DELETE FROM citizen_keys WHERE citizen_key = ?", [citizen_key]
+            )
+        # secure_delete zeroed the row in the page; the checkpoint moves that page into the
+        # database file and truncates the WAL, which still held the inserted key.
+        busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:
+            log.warning("key store checkpoint blocked by a reader; the WAL keeps old pages")
         return cursor.rowcount > 0
+
+    def forgotten(self) -> set[str]:
+        return {key for (key,) in self._db.execute("SELECT citizen_key FROM forgotten_citizens")}
 
     def close(self) -> None:
         self._db.close()
 
 
 class PostgresKeyStore:
-    """Per-citizen keys in a `citizen_keys` table of a PostgreSQL database."""
+    """Per-citizen keys in a `citizen_keys` table, best in a database of their own.
+
+    A destroyed key's row is deleted and the table rewritten (VACUUM FULL), so the
+    key leaves the table's files; the server's WAL archive and backups keep it
+    for as long as they are retained (docs/privacy.md).
+    """
 
     def __init__(self, conninfo: str, *, create_table: bool = True) -> None:
         import psycopg
@@ -86,6 +126,7 @@ class PostgresKeyStore:
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS citizen_keys (citizen_key TEXT PRIMARY KEY, key BYTEA)"
             )
+            self._db.execute(_TOMBSTONES_DDL)
 
     def _connection(self) -> psycopg.Connection[Any]:
         """The connection, opened again if the server dropped it (a restart, say)."""
@@ -108,16 +149,35 @@ class PostgresKeyStore:
             return
         with self._lock, self._connection().transaction(), self._db.cursor() as cursor:
             cursor.executemany(
-                "INSERT INTO citizen_keys VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                list(keys.items()),
+                "INSERT INTO citizen_keys SELECT %s, %s WHERE NOT EXISTS "
+                "(SELECT 1 FROM forgotten_citizens WHERE citizen_key = %s) ON CONFLICT DO NOTHING",
+                [(k, v, k) for k, v in keys.items()],
             )
 
     def destroy(self, citizen_key: str) -> bool:
+        import psycopg
+
         with self._lock:
-            cursor = self._connection().execute(
-                "DELETE FROM citizen_keys WHERE citizen_key = %s", [citizen_key]
-            )
+            with self._connection().transaction():
+                self._db.execute(
+                    "INSERT INTO forgotten_citizens VALUES (%s) ON CONFLICT DO NOTHING",
+                    [citizen_key],
+                )
+                cursor = self._db.execute(
+                    "DELETE FROM citizen_keys WHERE citizen_key = %s", [citizen_key]
+                )
+            try:
+                self._db.execute("VACUUM FULL citizen_keys")
+            except psycopg.errors.InsufficientPrivilege:
+                log.warning("only the key store's owner can rewrite citizen_keys (VACUUM FULL)")
         return cursor.rowcount > 0
+
+    def forgotten(self) -> set[str]:
+        with self._lock:
+            rows = self._connection().execute(
+                "SELECT citizen_key FROM forgotten_citizens"
+            ).fetchall()
+        return {key for (key,) in rows}
 
     def close(self) -> None:
         self._db.close()
@@ -134,17 +194,23 @@ class IdentityVault:
         return citizen_key(cpr, self._pseudonym_key)
 
     def seal_new(self, cprs: dict[str, str]) -> dict[str, str]:
-        """Sealed CPRs for new citizens (citizen_key -> cpr), creating their keys."""
-        existing = self.keys.keys_for(cprs)
-        fresh = {k: AESGCM.generate_key(bit_length=256) for k in cprs if k not in existing}
-        self.keys.add(fresh)
-        keys = {**existing, **fresh}
-        return {k: _seal(keys[k], cpr, k) for k, cpr in cprs.items()}
+        """Sealed CPRs for new citizens (citizen_key -> cpr), creating their keys.
+
+        Seals only under keys read back from the store: when another writer stored
+        a citizen's key first, that key is the one used. A forgotten citizen gets
+        no key, and an empty seal.
+        """
+        stored = self.keys.keys_for(cprs)
+        fresh = {k: AESGCM.generate_key(bit_length=256) for k in cprs if k not in stored}
+        if fresh:
+            self.keys.add(fresh)
+            stored = self.keys.keys_for(cprs)
+        return {k: _seal(stored[k], cpr, k) if k in stored else "" for k, cpr in cprs.items()}
 
     def unseal(self, citizen_key: str, sealed: str) -> str | None:
         """The CPR, or None when the citizen's key was destroyed."""
         key = self.keys.keys_for([citizen_key]).get(citizen_key)
-        if key is None:
+        if key is None or not sealed:
             return None
         blob = base64.b64decode(sealed)
         return AESGCM(key).decrypt(blob[:12], blob[12:], citizen_key.encode()).decode("ascii")

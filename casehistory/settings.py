@@ -3,10 +3,16 @@
 Precedence: environment, then the file named by `CASEHISTORY_CONFIG` (or
 `casehistory.toml` in the working directory, if present), then defaults. The
 embedded default needs no settings at all: SQLite files under `./.casehistory`.
+
+Keys (see docs/privacy.md for who holds which): each is given in hex, or in a
+file named by `*_FILE`, or else created once in the data dir. Creation is
+atomic and owner-only from the first byte, and every process that starts
+together ends up reading the one key that won.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import tomllib
@@ -26,12 +32,25 @@ class Settings:
     store: str
     """`sqlite` (files under data_dir) or a `postgresql://` URL."""
     pseudonym_key: bytes
+    """HMAC key of the citizen pseudonym: with it, a CPR number finds its citizen."""
     kafka_bootstrap: str | None
     kafka_topic: str
     kafka_dlq_topic: str
     kafka_group: str
     create_tables: bool = True
     """Whether engine processes create missing tables (no: `casehistory db init` made them)."""
+    store_key: bytes = b""
+    """AES key the event store's records are encrypted with (empty: not encrypted)."""
+    integrity_key: bytes = b""
+    """HMAC key of the chain anchors and the lookup log (empty: not anchored)."""
+    partition_key: bytes = b""
+    """HMAC key publishers use to spread citizens over partitions (not the pseudonym key)."""
+    key_store: str | None = None
+    """Where per-citizen keys live: a `postgresql://` URL, or None for `keys.db` in data_dir."""
+    lookup_retention_days: int = 3653
+    """How long lookup records are kept (the national agency asks 5 to 10 years)."""
+    dead_letter_retention_days: int | None = None
+    """How long dead letters are kept in files and the dead-letter topic (None: forever)."""
 
     @property
     def uses_postgres(self) -> bool:
@@ -46,10 +65,21 @@ class Settings:
             return env.get(PREFIX + name.upper(), file_values.get(name, default))
 
         data_dir = Path(get("data_dir", ".casehistory") or ".casehistory")
+
+        def key(name: str) -> bytes:
+            return _key(name, get(name), get(name + "_file"), data_dir)
+
+        retention = get("dead_letter_retention_days")
         return cls(
             data_dir=data_dir,
             store=get("store", "sqlite") or "sqlite",
-            pseudonym_key=_pseudonym_key(get("pseudonym_key"), get("pseudonym_key_file"), data_dir),
+            pseudonym_key=key("pseudonym_key"),
+            store_key=key("store_key"),
+            integrity_key=key("integrity_key"),
+            partition_key=key("partition_key"),
+            key_store=get("key_store"),
+            lookup_retention_days=int(get("lookup_retention_days", "3653") or 3653),
+            dead_letter_retention_days=int(retention) if retention else None,
             kafka_bootstrap=get("kafka_bootstrap"),
             kafka_topic=get("kafka_topic", "casehistory.events.v1") or "",
             kafka_dlq_topic=get("kafka_dlq_topic", "casehistory.events.dlq") or "",
@@ -67,15 +97,42 @@ def _file_values(env: Mapping[str, str]) -> dict[str, str]:
     return {str(k): str(v) for k, v in section.items()}
 
 
-def _pseudonym_key(configured: str | None, key_file: str | None, data_dir: Path) -> bytes:
+def private_dir(path: Path) -> Path:
+    """Create `path` (and parents) readable by the owner only; tighten it if it exists."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+    return path
+
+
+def _key(name: str, configured: str | None, key_file: str | None, data_dir: Path) -> bytes:
     """The configured key (hex, or a file holding it), else one kept in the data dir."""
     if configured:
         return bytes.fromhex(configured)
     if key_file:
         return bytes.fromhex(Path(key_file).read_text().strip())
-    path = data_dir / "pseudonym.key"
+    path = data_dir / name.replace("_key", ".key")
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_hex(32))
-        path.chmod(0o600)
+        create_key_file(path)
     return bytes.fromhex(path.read_text().strip())
+
+
+def create_key_file(path: Path) -> None:
+    """Write a new random key to `path` unless one is there; the first writer wins.
+
+    The key goes to a temporary file created 0600 with O_EXCL and is linked into
+    place, which fails if another process got there first; either way, the caller
+    then reads the one key at `path`. No reader ever sees a partial key.
+    """
+    private_dir(path.parent)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_hex(32))
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(temporary, path)
+    finally:
+        temporary.unlink()

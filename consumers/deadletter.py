@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -53,10 +55,14 @@ class DeadLetterFile:
     def put(self, letters: list[DeadLetter]) -> None:
         if not letters:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as handle:
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Owner-only from the first byte (letters hold raw CPRs); stamped for the retention.
+        descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        stamp = datetime.now(UTC).isoformat()
+        with os.fdopen(descriptor, "a", encoding="utf-8") as handle:
             for letter in letters:
-                handle.write(json.dumps(letter.to_json(), ensure_ascii=False) + "\n")
+                line = {**letter.to_json(), "dead_lettered_at": stamp}
+                handle.write(json.dumps(line, ensure_ascii=False) + "\n")
 
 
 class DeadLetterList:

@@ -30,14 +30,26 @@ def changelog_topic(partitions: int = 6, replication: int = 1) -> NewTopic:
 
 
 def ensure_topics(
-    bootstrap_servers: str, events: str, dlq: str, partitions: int = 6, replication: int = 1
+    bootstrap_servers: str,
+    events: str,
+    dlq: str,
+    partitions: int = 6,
+    replication: int = 1,
+    dlq_retention_days: int | None = None,
 ) -> None:
-    """Create the input topic (keyed by citizen), its DLQ and the compacted changelog."""
+    """Create the input topic (keyed by citizen), its DLQ and the compacted changelog.
+
+    Dead letters hold raw CPRs, and Kafka cannot delete single records: a new DLQ
+    gets `retention.ms` from `dlq_retention_days` (None: the broker's default).
+    """
+    retention = (
+        {"retention.ms": str(dlq_retention_days * 86_400_000)} if dlq_retention_days else {}
+    )
     _create_missing(
         bootstrap_servers,
         [
             NewTopic(events, partitions, replication),
-            NewTopic(dlq, 1, replication),
+            NewTopic(dlq, 1, replication, topic_configs=retention),
             changelog_topic(partitions, replication),
         ],
     )

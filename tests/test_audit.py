@@ -84,8 +84,8 @@ def test_verify_finds_a_changed_payload_a_deleted_event_and_a_reordered_pair(
             {"id": key(changed)},
         )
         state = bytes(_first(cursor.fetchone()))
-    forged = state.replace(b'"effective_date":"', b'"effective_date":"1', 1)
-    assert forged != state
+    # The stored state is encrypted with the store key: a writer without it can only garble.
+    forged = state[:-1] + bytes([state[-1] ^ 1])
     _tamper(
         populated,
         f"UPDATE {table} SET state = {m.format('s')} WHERE originator_id = "
@@ -197,7 +197,9 @@ def test_as_known_at_before_and_after_a_retraction(engine: Engine) -> None:
     assert known_after.on_benefit and known_after.all_benefits_spell_start == date(2020, 1, 1)
 
 
-def run(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run(
+    env: dict[str, str], cwd: Path, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "casehistory.cli", *args],
         cwd=cwd,
@@ -205,6 +207,7 @@ def run(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProce
         capture_output=True,
         text=True,
         timeout=600,
+        input=stdin,
     )
 
 
@@ -230,10 +233,12 @@ def test_no_cpr_in_clear_anywhere_after_a_demo_run(tmp_path: Path) -> None:
     )
     for audit in ("audit", "verify", "checksum"):
         result = run(
-            {"CASEHISTORY_DATA_DIR": str(demo_dir)},
+            {"CASEHISTORY_DATA_DIR": str(demo_dir), "CASEHISTORY_USER": "auditor-1",
+             "CASEHISTORY_ROLE": "auditor"},
             tmp_path,
             audit,
-            *([stored_cpr] if audit == "audit" else []),
+            *(["--purpose", "complaint 2026-17"] if audit == "audit" else []),
+            stdin=stored_cpr if audit == "audit" else None,
         )
         assert result.returncode == 0, result.stderr[-2000:]
         texts += [result.stdout, result.stderr]

@@ -93,6 +93,9 @@ def test_rows_after_incremental_ingest_equal_a_rebuild(engine: Engine, tmp_path:
     assert store.checksum() == live
 
 
+DPO = {"CASEHISTORY_USER": "dpo-1", "CASEHISTORY_ROLE": "dpo"}  # CPR exports are the DPO's
+
+
 def test_per_citizen_export_gives_the_rules_values(
     store_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -101,8 +104,9 @@ def test_per_citizen_export_gives_the_rules_values(
     expected = timelines_by_cpr(source)
     seen: list[dict[str, Any]] = []
     for day in (date(2019, 6, 30), AS_OF):
-        out = casehistory(store_env, "coordination", "--as-of", day.isoformat(),
-                          "--per-citizen", "--format", "jsonl", "--reveal-cpr")
+        out = casehistory({**store_env, **DPO}, "coordination", "--as-of", day.isoformat(),
+                          "--per-citizen", "--format", "jsonl", "--reveal-cpr",
+                          "--purpose", "test of the export")
         rows = [json.loads(line) for line in out.splitlines()]
         assert {r["cpr"] for r in rows} == set(expected)
         assert all(list(r) == COORDINATION_FIELDS for r in rows)

@@ -54,7 +54,7 @@ def test_generated_jsonl_to_per_citizen_export(store_env: dict[str, str], tmp_pa
     generator.write_jsonl(generator.generate_population(150, seed=5, until=AS_OF), source)
     casehistory(store_env, "ingest", str(source))
     out = casehistory(
-        store_env,
+        {**store_env, "CASEHISTORY_USER": "dpo-1", "CASEHISTORY_ROLE": "dpo"},
         "durations",
         "--as-of",
         AS_OF.isoformat(),
@@ -62,6 +62,8 @@ def test_generated_jsonl_to_per_citizen_export(store_env: dict[str, str], tmp_pa
         "--format",
         "jsonl",
         "--reveal-cpr",
+        "--purpose",
+        "test of the export",
     )
     rows = [json.loads(line) for line in out.splitlines()]
 

@@ -106,11 +106,18 @@ def test_an_event_stored_with_a_class_version_goes_through_the_mapper(
     service = engine.ingest_service(DeadLetterList())
     service.ingest(incoming(record(started(date(2020, 1, 1))), record(stopped(date(2020, 6, 1)))))
     events = engine.app.recorder.select_events(citizen_id(engine.vault.citizen_key(CPR)))
+    mapper = engine.app.mapper
+    cipher = mapper.cipher  # the event store is encrypted with the store key
+    assert cipher is not None
     versioned = [
-        replace(e, state=orjson.dumps({**orjson.loads(e.state), "class_version": 1}))
+        replace(
+            e,
+            state=cipher.encrypt(
+                orjson.dumps({**orjson.loads(cipher.decrypt(e.state)), "class_version": 1})
+            ),
+        )
         for e in events
     ]
-    mapper = engine.app.mapper
     through_mapper: list[object] = []
     to_domain_event = mapper.to_domain_event
     monkeypatch.setattr(

@@ -1,0 +1,206 @@
+"""Roles in one place, and the lookup log ("logning af opslag") on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from casehistory.access import (
+    Action,
+    Identity,
+    PermissionDenied,
+    Role,
+    check,
+    identity_from_env,
+    shown_count,
+)
+from casehistory.bootstrap import Engine
+from casehistory.cli import main
+from casehistory.settings import Settings
+from tests.test_privacy import CPRS, populate
+from tests.test_privacy import privacy_env as privacy_env  # a fixture the CLI test uses
+
+CASEWORKER = Identity("cw-17", Role.CASEWORKER)
+ANALYST = Identity("an-3", Role.ANALYST)
+AUDITOR = Identity("au-1", Role.AUDITOR)
+DPO = Identity("dpo-1", Role.DATA_PROTECTION_OFFICER)
+OPERATOR = Identity("op-9", Role.OPERATOR)
+
+
+@pytest.mark.parametrize(
+    ("identity", "allowed"),
+    [
+        (CASEWORKER, {Action.VIEW_CITIZEN}),
+        (ANALYST, {Action.AGGREGATES}),
+        (AUDITOR, {Action.VIEW_CITIZEN, Action.AUDIT, Action.LOOKUP_LOG, Action.INSIGHT,
+                   Action.AGGREGATES}),
+        (DPO, set(Action) - {Action.OPERATE}),
+        (OPERATOR, {Action.OPERATE}),
+    ],
+)
+def test_each_role_may_do_exactly_its_actions(identity: Identity, allowed: set[Action]) -> None:
+    for action in Action:
+        if action in allowed:
+            check(identity, action)
+        else:
+            with pytest.raises(PermissionDenied):
+                check(identity, action)
+
+
+def test_the_cli_caller_comes_from_the_environment() -> None:
+    assert identity_from_env({"CASEHISTORY_USER": "cw-17", "CASEHISTORY_ROLE": "caseworker"}) == (
+        CASEWORKER
+    )
+    unknown = {"CASEHISTORY_USER": "x", "CASEHISTORY_ROLE": "boss"}
+    for env in ({}, {"CASEHISTORY_USER": "x"}, unknown):
+        with pytest.raises(PermissionDenied):
+            identity_from_env(env)
+
+
+def test_small_counts_are_hidden_from_analysts_only() -> None:
+    assert [shown_count(n, ANALYST) for n in (0, 1, 4, 5, 1234)] == ["0", "<5", "<5", "5", "1,234"]
+    assert shown_count(3, AUDITOR) == "3"
+
+
+def test_lookups_are_logged_chained_and_need_a_purpose(engine: Engine) -> None:
+    log = engine.lookup_log
+    first = log.log_lookup(CASEWORKER, "sag 2026-0042", citizen_key="a" * 32, shown="timeline")
+    log.log_lookup(DPO, "export", criterion="durations --per-citizen", shown="CPR")
+    log.log_lookup(AUDITOR, "complaint", citizen_key="a" * 32, shown="audit trail")
+    with pytest.raises(PermissionDenied):
+        log.log_lookup(CASEWORKER, "  ", citizen_key="a" * 32, shown="timeline")
+    assert [r.purpose for r in log.records("a" * 32)] == ["sag 2026-0042", "complaint"]
+    assert first.who == "cw-17" and first.role == "caseworker"
+    assert list(log.problems()) == []
+
+
+def _log_db(engine: Engine) -> Any:
+    if engine.settings.uses_postgres:
+        import psycopg
+
+        return psycopg.connect(engine.settings.store, autocommit=True)
+    return sqlite3.connect(engine.settings.data_dir / "lookups.db", isolation_level=None)
+
+
+def test_the_lookup_log_refuses_changes_and_shows_tampering(engine: Engine) -> None:
+    log = engine.lookup_log
+    for n in range(3):
+        log.log_lookup(CASEWORKER, f"sag {n}", citizen_key="b" * 32, shown="timeline")
+    db = _log_db(engine)
+    try:
+        for statement in ("UPDATE lookup_log SET purpose = 'x'", "DELETE FROM lookup_log"):
+            with pytest.raises(Exception, match=r"append-only|retention"):
+                db.execute(statement)
+        # A writer who drops the guards can change and remove records, but not hide it.
+        if engine.settings.uses_postgres:
+            db.execute("DROP TRIGGER lookup_log_guard ON lookup_log")
+        else:
+            db.execute("DROP TRIGGER lookup_log_no_update")
+            db.execute("DROP TRIGGER lookup_log_retention")
+        db.execute("UPDATE lookup_log SET purpose = 'routine' WHERE purpose = 'sag 0'")
+        assert any("altered" in p for p in log.problems())
+        db.execute("UPDATE lookup_log SET purpose = 'sag 0' WHERE purpose = 'routine'")
+        assert list(log.problems()) == []
+        db.execute("DELETE FROM lookup_log WHERE purpose = 'sag 2'")  # the newest
+        assert any("newest" in p for p in log.problems())
+    finally:
+        db.close()
+
+
+def test_expired_lookup_records_are_purged(engine: Engine) -> None:
+    log = engine.lookup_log
+    old = datetime.now(UTC) - timedelta(days=engine.settings.lookup_retention_days + 1)
+    log.log_lookup(CASEWORKER, "old", citizen_key="c" * 32, shown="timeline", at=old)
+    log.log_lookup(CASEWORKER, "new", citizen_key="c" * 32, shown="timeline")
+    assert log.purge_expired() == 1
+    assert [r.purpose for r in log.records()] == ["new"]
+    assert list(log.problems()) == []
+
+
+def _as(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], identity: Identity | None,
+        stdin: str = "") -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    if identity is not None:
+        monkeypatch.setenv("CASEHISTORY_USER", identity.who)
+        monkeypatch.setenv("CASEHISTORY_ROLE", identity.role.value)
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+
+
+def test_cli_lookups_take_the_cpr_from_stdin_check_the_role_and_are_logged(
+    privacy_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    from casehistory.bootstrap import build
+
+    engine = build(Settings.load(privacy_env))
+    try:
+        populate(engine)
+        key = engine.vault.citizen_key(CPRS[0])
+    finally:
+        engine.close()
+    as_of = ["--as-of", date(2021, 6, 1).isoformat()]
+
+    _as(monkeypatch, privacy_env, ANALYST, CPRS[0] + "\n")
+    assert main(["citizen", "--purpose", "curious", *as_of]) == 3
+    _as(monkeypatch, privacy_env, None, CPRS[0] + "\n")
+    monkeypatch.delenv("CASEHISTORY_ROLE", raising=False)
+    assert main(["citizen", "--purpose", "sag 1", *as_of]) == 3
+    with pytest.raises(SystemExit):  # the purpose is required
+        main(["citizen", *as_of])
+
+    _as(monkeypatch, privacy_env, CASEWORKER, CPRS[0] + "\n")
+    assert main(["citizen", "--purpose", "sag 2026-0042", *as_of]) == 0
+    cpr_file = tmp_path / "cpr.txt"
+    cpr_file.write_text(CPRS[0])
+    _as(monkeypatch, privacy_env, AUDITOR)
+    assert main(["audit", "--cpr-file", str(cpr_file), "--purpose", "klage 7", *as_of]) == 0
+    assert main(["audit", "--citizen-key", key, "--purpose", "klage 7", *as_of]) == 0
+    _as(monkeypatch, privacy_env, CASEWORKER, "6101901239\n")  # nobody in the store
+    assert main(["citizen", "--purpose", "sag 9", *as_of]) == 1
+    capsys.readouterr()
+
+    _as(monkeypatch, privacy_env, AUDITOR, CPRS[0] + "\n")
+    assert main(["insight", "--purpose", "indsigt 1"]) == 0
+    told = capsys.readouterr().out
+    assert "sag 2026-0042" in told and "klage 7" in told and "cw-17" not in told
+    _as(monkeypatch, privacy_env, DPO, CPRS[0] + "\n")
+    assert main(["insight", "--purpose", "indsigt 1"]) == 0
+    told = capsys.readouterr().out
+    assert "sag 2026-0042" in told and "cw-17" in told and "au-1" in told
+
+    _as(monkeypatch, privacy_env, DPO)
+    assert main(["lookups", "--citizen-key", key]) == 0
+    listed = capsys.readouterr().out
+    assert listed.count(key[:8]) >= 5 and CPRS[0] not in listed
+    _as(monkeypatch, privacy_env, CASEWORKER)
+    assert main(["lookups"]) == 3
+
+
+def test_exported_aggregates_hide_small_counts_from_analysts(
+    privacy_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from casehistory.bootstrap import build
+
+    engine = build(Settings.load(privacy_env))
+    try:
+        populate(engine)
+    finally:
+        engine.close()
+    as_of = ["durations", "--as-of", date(2020, 6, 1).isoformat()]
+    _as(monkeypatch, privacy_env, AUDITOR)
+    assert main(as_of) == 0
+    assert "4 of 4 citizens on benefit" in capsys.readouterr().out
+    _as(monkeypatch, privacy_env, ANALYST)
+    assert main(as_of) == 0
+    shown = capsys.readouterr().out
+    assert "<5 of <5 citizens on benefit" in shown and " 4 " not in shown

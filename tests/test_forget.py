@@ -1,0 +1,204 @@
+"""Forgetting that stays forgotten: store, key store, dead letters, replays; reports unchanged."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from casehistory.audit import carry_forgetting, forget, purge_dead_letters
+from casehistory.bootstrap import Engine, build
+from casehistory.cli import ingest_files, main
+from casehistory.replay import checksum
+from casehistory.settings import Settings
+from consumers.deadletter import DeadLetterFile
+from domain.citizen import Citizen
+from tests.factories import record, started, stopped
+from tests.test_privacy import CPRS
+from tests.test_privacy import privacy_env as privacy_env  # a fixture
+
+FORGOTTEN = CPRS[0]
+
+
+def _input(tmp_path: Path) -> Path:
+    lines = []
+    for cpr in CPRS:
+        lines.append(record(started(date(2020, 1, 1)), cpr))
+        lines.append(record(stopped(date(2021, 3, 1)), cpr))
+        lines.append({**record(started(date(2022, 1, 1)), cpr), "benefit": "no-such-benefit"})
+    path = tmp_path / "input" / "facts.jsonl"
+    path.parent.mkdir()
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+def _checksums(engine: Engine) -> str:
+    engine.project()
+    return checksum(engine).checksum
+
+
+def _key_bytes(engine: Engine, cpr: str) -> bytes:
+    key = engine.vault.citizen_key(cpr)
+    return engine.vault.keys.keys_for([key])[key]
+
+
+def test_forget_reaches_every_place_and_reports_stay(
+    privacy_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = _input(tmp_path)
+    engine = build(Settings.load(privacy_env))
+    letters = engine.settings.data_dir / "dead-letters.jsonl"
+    try:
+        ingest_files(engine, [source], DeadLetterFile(letters))
+        before = _checksums(engine)
+        secret = _key_bytes(engine, FORGOTTEN)
+        key = engine.vault.citizen_key(FORGOTTEN)
+    finally:
+        engine.close()
+    assert FORGOTTEN in letters.read_text()
+
+    for name, value in {**privacy_env, "CASEHISTORY_USER": "dpo-1",
+                        "CASEHISTORY_ROLE": "dpo"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr("sys.stdin", io.StringIO(FORGOTTEN + "\n"))
+    assert main(["forget", "--purpose", "erasure request 2026-3"]) == 0
+
+    engine = build(Settings.load(privacy_env))
+    try:
+        citizen = engine.app.find(key)
+        assert citizen is not None and citizen.forgotten_at is not None
+        assert engine.vault.unseal(key, citizen.sealed_cpr) is None
+        assert engine.vault.keys.forgotten() == {key}
+        assert _checksums(engine) == before  # reports stay unchanged
+        assert all(c in letters.read_text() for c in CPRS[1:])  # only the forgotten one went
+        assert FORGOTTEN not in letters.read_text()
+        if not engine.settings.uses_postgres:
+            data = engine.settings.data_dir
+            files = [p for p in data.rglob("*") if p.is_file() and p.parent != source.parent]
+            assert [p for p in files if secret in p.read_bytes()] == []
+            assert [p for p in files if FORGOTTEN.encode() in p.read_bytes()] == []
+
+        # A rebuild from the same input (as a replay from the topic) keeps them forgotten.
+        target = build(replace(engine.settings, data_dir=tmp_path / "rebuilt", store="sqlite",
+                               key_store=None))
+        try:
+            record_forgets = carry_forgetting(engine.vault.keys, engine.app, target)
+            ingest_files(target, [source], DeadLetterFile(tmp_path / "rebuilt" / "dl.jsonl"))
+            assert record_forgets() == 1
+            replayed = target.app.find(key)
+            assert replayed is not None and replayed.sealed_cpr == ""
+            assert replayed.forgotten_at == citizen.forgotten_at
+            assert target.vault.keys.keys_for([key]) == {}
+            assert _checksums(target) == before
+        finally:
+            target.close()
+    finally:
+        engine.close()
+
+
+class _Crash(Exception):
+    pass
+
+
+def test_the_forget_is_recorded_before_the_key_is_destroyed(privacy_env: dict[str, str],
+                                                           tmp_path: Path) -> None:
+    engine = build(Settings.load(privacy_env))
+    try:
+        ingest_files(engine, [_input(tmp_path)], DeadLetterFile(tmp_path / "dl.jsonl"))
+        key = engine.vault.citizen_key(FORGOTTEN)
+        citizen = engine.app.find(key)
+        assert citizen is not None
+
+        def crash(_: str) -> Any:
+            raise _Crash
+
+        with pytest.raises(_Crash):
+            forget(engine.app, crash, citizen)
+        engine.app.forget_cached([key])
+        recorded = engine.app.find(key)
+        assert recorded is not None and recorded.forgotten_at is not None
+        assert engine.vault.keys.keys_for([key])  # the key outlived the crash ...
+        forget(engine.app, engine.vault.keys.destroy, recorded)  # ... and a retry destroys it
+        assert engine.vault.keys.keys_for([key]) == {}
+        stored = list(engine.app.repository.event_store.get(recorded.id))
+        assert sum(isinstance(e, Citizen.Forgotten) for e in stored) == 1
+    finally:
+        engine.close()
+
+
+def test_expired_dead_letters_go_and_the_file_is_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "dl" / "dead-letters.jsonl"
+    letters = DeadLetterFile(path)
+    from consumers.deadletter import DeadLetter
+
+    letters.put([DeadLetter(b'{"cpr": "6101901234"}', "bad", "bad", {"n": 1})])
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert purge_dead_letters(path, set(), datetime.now(UTC) - timedelta(days=1)) == 0
+    assert purge_dead_letters(path, set(), datetime.now(UTC) + timedelta(seconds=1)) == 1
+    assert path.read_text() == "" and path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_new_dead_letter_topic_gets_the_operators_retention(kafka_bootstrap: str) -> None:
+    import uuid
+
+    from kafka import KafkaAdminClient
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    from consumers.topics import ensure_topics
+
+    topic = f"retention-{uuid.uuid4().hex[:8]}"
+    ensure_topics(kafka_bootstrap, topic, topic + ".dlq", 1, dlq_retention_days=30)
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        dlq = ConfigResource(ConfigResourceType.TOPIC, topic + ".dlq")
+        described = str(admin.describe_configs([dlq]))
+    finally:
+        admin.close()
+    assert "2592000000" in described  # 30 days in ms (the broker default is 7 days)
+
+
+def test_a_replay_from_the_input_topic_keeps_a_forgotten_citizen_forgotten(
+    kafka_bootstrap: str, privacy_env: dict[str, str], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import uuid
+
+    from tests.test_kafka_ingest import consumer_process, finish, kafka_env, publish_file
+
+    topic = f"forget-{uuid.uuid4().hex[:8]}"
+    env = {**kafka_env(kafka_bootstrap, privacy_env, topic),
+           "CASEHISTORY_PSEUDONYM_KEY": privacy_env["CASEHISTORY_PSEUDONYM_KEY"]}
+    publish_file(env, _input(tmp_path))
+    finish([consumer_process(env, "--idle-exit", "20")])  # a loaded machine joins slowly
+    for name, value in {**env, "CASEHISTORY_USER": "dpo-1", "CASEHISTORY_ROLE": "dpo"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr("sys.stdin", io.StringIO(FORGOTTEN + "\n"))
+    assert main(["forget", "--purpose", "erasure request 2026-4"]) == 0
+    source = Settings.load(env)
+    engine = build(source)
+    try:
+        before = _checksums(engine)
+        key = engine.vault.citizen_key(FORGOTTEN)
+    finally:
+        engine.close()
+
+    rebuilt = tmp_path / "rebuilt"
+    assert main(["replay", "--from-kafka", "--into", str(rebuilt)]) == 0
+    target = build(replace(source, data_dir=rebuilt, store="sqlite"))  # as the replay built it
+    try:
+        citizen = target.app.find(key)
+        assert citizen is not None and citizen.sealed_cpr == "" and citizen.forgotten_at
+        assert target.vault.keys.keys_for([key]) == {}
+        assert target.vault.keys.forgotten() == {key}
+        others = [target.vault.citizen_key(cpr) for cpr in CPRS[1:]]
+        assert all(target.vault.keys.keys_for([k]) for k in others)
+        assert _checksums(target) == before
+        files = [p for p in rebuilt.rglob("*") if p.is_file()]
+        assert [p for p in files if FORGOTTEN.encode() in p.read_bytes()] == []
+    finally:
+        target.close()
