@@ -663,6 +663,10 @@ def parser() -> argparse.ArgumentParser:
 
     lists_cli.add_parsers(sub)
 
+    from casehistory import councils_cli  # its commands build on the helpers above
+
+    councils_cli.add_parsers(sub)
+
     from casehistory import audit_cli  # its commands build on the helpers above
 
     audit_cli.add_parsers(sub)

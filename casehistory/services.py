@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from casehistory import coordination_report, report
 from casehistory.bootstrap import READ_MODEL, Engine
 from casehistory.coordination_report import CoordinationSummary, Flows, YearlyMapping
+from casehistory.council_report import CaseloadReport, caseload_report
 from casehistory.report import Headline, break_kinds
 from domain.coordination import Coordination, coordination_on
 from domain.durations import COHORT_YEARS, Durations, benefit_spells, durations_on, over_years
@@ -23,6 +24,7 @@ from domain.facts import Fact
 from domain.spells import Spell, gap_breaks_spell, years_before
 from domain.timeline import Period, Timeline, build_timeline, effective_facts
 from projections import queries
+from projections.council_queries import cadence_records, caseload_counts
 from projections.queries import coordination_records, durations_records
 from projections.rows import LONG_SPELL_YEARS
 
@@ -453,6 +455,8 @@ __all__ = [
     "DurationFilters",
     "DurationsPage",
     "all_durations",
+    "cadence_clocks",
+    "caseload",
     "citizen_key_of",
     "citizen_story",
     "coordination_page",
@@ -465,3 +469,13 @@ __all__ = [
     "reconciliation",
     "yearly_mapping",
 ]
+
+
+def caseload(engine: Engine, as_of: date) -> CaseloadReport:
+    """Citizens per caseworker and unit on `as_of`, with the distribution over the lines."""
+    return caseload_report(as_of, caseload_counts(engine.read_model(), as_of))
+
+
+def cadence_clocks(engine: Engine, as_of: date) -> Iterator[dict[str, Any]]:
+    """Each citizen's contact clock on `as_of` (deadline, last counting meeting, status)."""
+    return cadence_records(engine.read_model(), as_of)

@@ -23,6 +23,7 @@ from datetime import date
 from typing import Any
 
 from domain import reference
+from domain.cadence import COUNTING_MEETINGS, is_visitation
 from domain.coordination import (
     CHILD_MEASURES,
     MONTHS_FOR_YEARLY,
@@ -66,6 +67,11 @@ TABLES: dict[str, tuple[str, ...]] = {
     ),
     "inflow": ("citizen_key", "benefit", "start_date", "event_id"),
     "benefit_year": ("citizen_key", "year"),
+    "caseworker_assignment": (
+        "citizen_key", "valid_from", "next_assignment", "caseworker", "unit", "event_id",
+    ),
+    "visitation": ("citizen_key", "effective_date", "event_id", "ordinal"),
+    "counting_meeting": ("citizen_key", "effective_date", "event_id", "kind", "ordinal"),
 }
 """Every table of the read model and its columns, `citizen_key` first."""
 
@@ -116,6 +122,17 @@ def rows_for(
     out.tables["benefit_year"] = [
         (key, year) for year in _years_with_two_months(timeline, all_runs)
     ]
+    out.tables["caseworker_assignment"] = _assignment_rows(key, timeline)
+    out.tables["visitation"] = [
+        (key, a.effective_date.isoformat(), a.event_id, n)
+        for n, a in enumerate(timeline.group_assignments)
+        if is_visitation(a)
+    ]
+    out.tables["counting_meeting"] = [
+        (key, m.effective_date.isoformat(), m.event_id, m.kind, n)
+        for n, m in enumerate(timeline.meetings)
+        if m.kind in COUNTING_MEETINGS
+    ]
     out.tables["durations_citizen"] = [
         _durations_row(key, birth_date, timeline, last, all_spells, cash_spells)
     ]
@@ -157,6 +174,23 @@ def _group_rows(key: str, timeline: Timeline) -> list[tuple[Any, ...]]:
             )
         )
     return rows
+
+
+def _assignment_rows(key: str, timeline: Timeline) -> list[tuple[Any, ...]]:
+    """Each caseworker assignment that is the last of its date, with the next one's date.
+
+    Where a spell end cuts it short depends on the as-of date; queries read that
+    off `benefit_run` (`projections.queries.in_force`).
+    """
+    latest = {a.effective_date: a for a in timeline.caseworker_assignments}  # last wins
+    days = sorted(latest)
+    return [
+        (
+            key, day.isoformat(), days[index + 1].isoformat() if index + 1 < len(days) else None,
+            latest[day].caseworker, latest[day].unit, latest[day].event_id,
+        )
+        for index, day in enumerate(days)
+    ]
 
 
 def _intervention_rows(key: str, interventions: tuple[Period, ...]) -> list[tuple[Any, ...]]:

@@ -42,6 +42,11 @@ INDEXES = (
     "CREATE INDEX IF NOT EXISTS inflow_start ON inflow (start_date)",
     "CREATE INDEX IF NOT EXISTS inflow_citizen ON inflow (citizen_key)",
     "CREATE INDEX IF NOT EXISTS benefit_year_year ON benefit_year (year, citizen_key)",
+    "CREATE INDEX IF NOT EXISTS caseworker_assignment_citizen "
+    "ON caseworker_assignment (citizen_key, valid_from)",
+    "CREATE INDEX IF NOT EXISTS visitation_citizen ON visitation (citizen_key, ordinal)",
+    "CREATE INDEX IF NOT EXISTS counting_meeting_citizen "
+    "ON counting_meeting (citizen_key, ordinal)",
 )
 INDEX_NAMES = tuple(statement.split()[5] for statement in INDEXES)
 _TYPES = {
@@ -56,6 +61,7 @@ _TYPES = {
     "coordination_relevant": "INTEGER NOT NULL",
     "child_measure": "INTEGER NOT NULL",
     "year": "INTEGER NOT NULL",
+    "ordinal": "INTEGER NOT NULL",
     "interventions": "TEXT NOT NULL",
     "flags": "TEXT NOT NULL",
 }

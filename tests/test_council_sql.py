@@ -1,0 +1,111 @@
+"""Differential test: caseload, continuity and cadence SQL equal the pure rules.
+
+Generated histories (benefit periods across spells, group assignments including
+age changes, caseworker assignments with same-day reassignments, meetings of
+every kind, retractions) are written as read-model rows; for many dates (every
+event edge and its neighbours) `projections.council_queries` is held equal to
+`domain.caseload` and `domain.cadence` citizen by citizen, on SQLite and on a
+real PostgreSQL server (the `read_store` fixture).
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from domain.cadence import cadence_on
+from domain.caseload import caseload_entry, caseloads, caseworkers_in_last_months
+from domain.facts import EventType, Fact
+from domain.timeline import build_timeline
+from projections.council_queries import (
+    cadence_records,
+    caseload_counts,
+    caseload_records,
+    continuity_records,
+)
+from projections.rows import rows_for
+from projections.store import ReadModelStore
+from tests.factories import assigned, fact, meeting, retraction
+from tests.test_properties import ORIGIN
+from tests.test_read_model_sql import citizen_facts, read_store  # noqa: F401 (fixture)
+
+CASEWORKERS = ["cw-1", "cw-2", "cw-3"]
+UNITS = [None, "unit-a", "unit-b"]
+KINDS = ["visitation", "first", "joint", "other"]
+RIGHT_GROUPS = ["aktivitetsparat_voksen", "aktivitetsparat_ung", "ressourceforloeb"]
+BORN = date(1985, 5, 5)
+
+
+@st.composite
+def council_facts(draw: st.DrawFn) -> list[Fact]:
+    facts = draw(citizen_facts())
+    day = st.integers(0, 1500).map(lambda n: ORIGIN + timedelta(days=n))
+    for _ in range(draw(st.integers(0, 4))):
+        when = draw(day)
+        facts.append(assigned(when, draw(st.sampled_from(CASEWORKERS)),
+                              draw(st.sampled_from(UNITS))))
+        if draw(st.integers(0, 4)) == 0:  # a reassignment the same day
+            facts.append(assigned(when, draw(st.sampled_from(CASEWORKERS))))
+    for _ in range(draw(st.integers(0, 2))):
+        source, target = draw(st.sampled_from(RIGHT_GROUPS)), draw(st.sampled_from(RIGHT_GROUPS))
+        facts.append(fact(EventType.TARGET_GROUP_CHANGED, draw(day), from_group=source,
+                          to_group=target, reason=draw(st.sampled_from(["age", "reassessment"]))))
+    for _ in range(draw(st.integers(0, 5))):
+        facts.append(meeting(draw(day), draw(st.sampled_from(KINDS))))
+    if facts and draw(st.booleans()):
+        facts.append(retraction(draw(st.sampled_from(facts))))
+    return facts
+
+
+def _days(population: list[list[Fact]], offsets: list[int]) -> list[date]:
+    found = {ORIGIN + timedelta(days=n) for n in offsets}
+    for facts in population:
+        for f in facts:
+            e = f.effective_date
+            found |= {e - timedelta(days=1), e, e + timedelta(days=14), e + timedelta(days=21),
+                      e + timedelta(days=28), e + timedelta(days=29)}
+    ordered = sorted(found)
+    return ordered[:: max(1, len(ordered) // 40)]
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(population=st.lists(council_facts(), min_size=1, max_size=3),
+       offsets=st.lists(st.integers(0, 2200), min_size=2, max_size=4))
+def test_caseload_and_cadence_sql_equal_the_rules(
+    read_store: ReadModelStore, population: list[list[Fact]], offsets: list[int]  # noqa: F811
+) -> None:
+    read_store.clear()
+    citizens = {f"{n:032x}": build_timeline(facts) for n, facts in enumerate(population)}
+    read_store.write(
+        [rows_for(key, BORN, timeline, None) for key, timeline in citizens.items()],
+        since=0, until=1, replace=False,
+    )
+    for day in _days(population, offsets):
+        entries = {r["citizen_key"]: r for r in caseload_records(read_store, day)}
+        for key, timeline in citizens.items():
+            entry = caseload_entry(timeline, day)
+            expected = entry and {
+                "citizen_key": key, "caseworker": entry.caseworker, "unit": entry.unit,
+                "since": entry.start.isoformat(), "event_id": entry.event_id,
+            }
+            assert entries.get(key) == expected, (day, key)
+        assert caseload_counts(read_store, day) == dict(caseloads(citizens.values(), day)), day
+        continuity = dict(continuity_records(read_store, day, 12))
+        for key, timeline in citizens.items():
+            assert continuity.get(key, []) == list(caseworkers_in_last_months(timeline, day)), (
+                day, key)
+        clocks = {r["citizen_key"]: r for r in cadence_records(read_store, day)}
+        for key, timeline in citizens.items():
+            c = cadence_on(timeline, day)
+            expected_clock = c and {
+                "citizen_key": key, "target_group": c.target_group,
+                "visitation": c.visitation.isoformat(),
+                "visitation_event_id": c.visitation_event_id,
+                "last_meeting": c.last_meeting and c.last_meeting.isoformat(),
+                "last_meeting_event_id": c.last_meeting_event_id,
+                "deadline": c.deadline.isoformat(), "days_left": c.days_left, "status": c.status,
+            }
+            assert clocks.get(key) == expected_clock, (day, key)
