@@ -136,5 +136,6 @@ def test_roles_sql_is_printed_for_a_dba(capsys: pytest.CaptureFixture[str]) -> N
     assert "GRANT UPDATE ON casehistory_events TO casehistory_ingest;" in printed
     assert (
         "GRANT SELECT ON durations_citizen, coordination_citizen, benefit_period, benefit_run, "
-        "target_group_interval, intervention_period, inflow, benefit_year TO casehistory_dashboard;"
+        "target_group_interval, intervention_period, inflow, benefit_year, caseworker_assignment, "
+        "visitation, counting_meeting TO casehistory_dashboard;"
     ) in printed
