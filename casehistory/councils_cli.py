@@ -58,7 +58,7 @@ def cmd_cadence(args: argparse.Namespace) -> int:
             for record in clocks:
                 if args.all or record["status"] in ATTENTION:
                     if args.reveal_cpr:
-                        record["cpr"] = _reveal(engine, record["citizen_key"])
+                        record["cpr"] = _reveal(engine, record["citizen_key"], args)
                     yield record
 
         write_rows(rows(), columns, args.format, console,
@@ -81,5 +81,7 @@ def add_parsers(sub: Any) -> None:
                          help="only the per-citizen rows, without the summary")
     cadence.add_argument("--all", action="store_true", help="also the citizens whose clock is ok")
     cadence.add_argument("--format", choices=FORMATS, default="table")
-    cadence.add_argument("--reveal-cpr", action="store_true")
+    cadence.add_argument("--reveal-cpr", action="store_true",
+                         help="add CPR numbers (data-protection role; each citizen is logged)")
+    cadence.add_argument("--purpose", help="with --reveal-cpr: purpose or case reference")
     cadence.set_defaults(func=cmd_cadence)

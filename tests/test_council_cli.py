@@ -13,7 +13,7 @@ from casehistory.council_report import band
 from casehistory.councils_cli import CADENCE_FIELDS
 from domain.cadence import cadence_on
 from domain.caseload import caseloads
-from tests.test_coordination_view import AS_OF, population, timelines_by_cpr
+from tests.test_coordination_view import AS_OF, DPO, population, timelines_by_cpr
 from tests.test_end_to_end import casehistory
 
 
@@ -30,8 +30,9 @@ def test_caseload_and_cadence_exports_give_the_rules_values(
         expected = caseloads(timelines.values(), day)
         assert found == {k: (n, band(n)) for k, n in expected.items()}
 
-        out = casehistory(store_env, "cadence", "--as-of", day.isoformat(), "--per-citizen",
-                          "--all", "--format", "jsonl", "--reveal-cpr")
+        out = casehistory({**store_env, **DPO}, "cadence", "--as-of", day.isoformat(),
+                          "--per-citizen", "--all", "--format", "jsonl", "--reveal-cpr",
+                          "--purpose", "test of the export")
         rows = [json.loads(line) for line in out.splitlines()]
         clocks = {cpr: cadence_on(t, day) for cpr, t in timelines.items()}
         assert {r["cpr"] for r in rows} == {cpr for cpr, c in clocks.items() if c is not None}
