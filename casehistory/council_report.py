@@ -17,6 +17,7 @@ from rich.table import Table
 
 from domain.cadence import CadenceStatus
 from domain.caseload import CASELOAD_TARGET, CASELOAD_TYPICAL, CASELOAD_UNFUNDED
+from domain.durations import at_least_years
 
 NO_UNIT = "(none)"
 BANDS = (
@@ -109,3 +110,81 @@ def cadence_table(summary: CadenceSummary) -> Table:
         table.add_row(group, *(f"{summary.by_group_and_status[group, s]:,}" for s in STATUSES))
     table.add_row("total", *(f"{summary.by_status[s]:,}" for s in STATUSES))
     return table
+
+
+EXIT_FIELDS = ["half_year", "destination", "target_group", "exits"]
+
+
+def exit_rows(counts: Iterable[tuple[str, str, str | None, int]]) -> list[dict[str, Any]]:
+    """Exits per half-year, destination and target group at exit (`(none)` without one)."""
+    return [
+        {"half_year": half, "destination": dest, "target_group": group or NO_UNIT, "exits": n}
+        for half, dest, group, n in counts
+    ]
+
+
+def exit_tables(rows: list[dict[str, Any]]) -> list[Table]:
+    """Two council tables: half-years by destination, and by target group at exit."""
+    tables = []
+    for column in ("destination", "target_group"):
+        totals: Counter[tuple[str, str]] = Counter()
+        for r in rows:
+            totals[r["half_year"], r[column]] += r["exits"]
+        names = sorted({name for _, name in totals})
+        table = Table(title=f"Exits from the cash-benefit system by {column.replace('_', ' ')}")
+        table.add_column("half-year")
+        for name in names:
+            table.add_column(name, justify="right")
+        for half in sorted({h for h, _ in totals}):
+            table.add_row(half, *(f"{totals[half, name]:,}" for name in names))
+        tables.append(table)
+    return tables
+
+
+@dataclass(frozen=True)
+class CohortCriteria:
+    """Who is in a cohort on C (`domain.exits.CohortDefinition` without a municipality)."""
+
+    target_groups: frozenset[str] = frozenset()
+    min_age: int | None = None
+    max_age: int | None = None
+    min_years: int | None = None
+    cash_system: bool = False
+
+    def admits(self, r: Mapping[str, Any], cohort_date: date) -> bool:
+        """`domain.exits.in_cohort` over one per-citizen durations record on C."""
+        if not r["on_benefit"]:
+            return False
+        if self.target_groups and r["target_group"] not in self.target_groups:
+            return False
+        age = r["age"]
+        if self.min_age is not None and (age is None or age < self.min_age):
+            return False
+        if self.max_age is not None and (age is None or age > self.max_age):
+            return False
+        if self.min_years is not None:
+            start = r["cash_system_spell_start" if self.cash_system else "all_benefits_spell_start"]
+            if start is None or not at_least_years(
+                date.fromisoformat(start), cohort_date, self.min_years
+            ):
+                return False
+        return True
+
+
+COHORT_FIELDS = ["horizon_months", "horizon_date", "outcome", "destination", "citizens", "share"]
+
+
+def cohort_rows(
+    members: int, horizon_outcomes: Iterable[tuple[int, date, Counter[tuple[str, str | None]]]]
+) -> list[dict[str, Any]]:
+    """Per horizon: each outcome (exited per destination, on_benefit, neither), count and share."""
+    rows = []
+    for months, horizon, outcomes in horizon_outcomes:
+        for (outcome, destination), n in sorted(outcomes.items(), key=lambda kv: (
+                kv[0][0], kv[0][1] or "")):
+            rows.append({
+                "horizon_months": months, "horizon_date": horizon, "outcome": outcome,
+                "destination": destination, "citizens": n,
+                "share": round(n / members, 4) if members else 0.0,
+            })
+    return rows

@@ -1,4 +1,5 @@
-"""The `caseload` and `cadence` commands: parse input, read the council reports, render."""
+"""The council reports' commands (`caseload`, `cadence`, `exits`, `cohort`): parse input,
+call the service layer, render."""
 
 from __future__ import annotations
 
@@ -14,13 +15,18 @@ from casehistory.bootstrap import build
 from casehistory.cli import _date, _reveal
 from casehistory.council_report import (
     CASELOAD_FIELDS,
+    COHORT_FIELDS,
+    EXIT_FIELDS,
+    CohortCriteria,
     cadence_summary,
     cadence_table,
     caseload_rows,
     distribution_table,
+    exit_tables,
 )
 from casehistory.output import FORMATS, write_rows
 from domain.cadence import CadenceStatus
+from domain.exits import DEFAULT_HORIZONS
 
 CADENCE_FIELDS = [
     "citizen_key", "cpr", "status", "days_left", "deadline", "last_meeting", "visitation",
@@ -68,8 +74,49 @@ def cmd_cadence(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_exits(args: argparse.Namespace) -> int:
+    engine = build()
+    try:
+        engine.project()
+        rows = services.exits(engine, args.first, args.last, args.as_of)
+    finally:
+        engine.close()
+    if args.format == "table":
+        for table in exit_tables(rows):
+            Console().print(table)
+    else:
+        write_rows(rows, EXIT_FIELDS, args.format, Console())
+    return 0
+
+
+def cmd_cohort(args: argparse.Namespace) -> int:
+    criteria = CohortCriteria(
+        frozenset(args.target_group or ()), args.min_age, args.max_age, args.min_years,
+        args.cash_system,
+    )
+    engine = build()
+    try:
+        engine.project()
+        members, rows = services.cohort(engine, args.on, criteria, args.horizons)
+    finally:
+        engine.close()
+    write_rows(rows, COHORT_FIELDS, args.format, Console(),
+               title=f"Cohort of {members:,} citizens on {args.on}")
+    return 0
+
+
+def _horizons(text: str) -> tuple[int, ...]:
+    try:
+        found = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of months (e.g. 6,12,18): {text!r}") from None
+    if not found or min(found) < 1:
+        raise argparse.ArgumentTypeError(f"horizons are whole months of 1 or more: {text!r}")
+    return found
+
+
 def add_parsers(sub: Any) -> None:
-    """Register `caseload` and `cadence` on the main parser's subcommands."""
+    """Register the council reports on the main parser's subcommands."""
     load = sub.add_parser("caseload", help="citizens per caseworker and unit on a date")
     load.add_argument("--as-of", type=_date, default=date.today())
     load.add_argument("--format", choices=FORMATS, default="table")
@@ -85,3 +132,25 @@ def add_parsers(sub: Any) -> None:
                          help="add CPR numbers (data-protection role; each citizen is logged)")
     cadence.add_argument("--purpose", help="with --reveal-cpr: purpose or case reference")
     cadence.set_defaults(func=cmd_cadence)
+
+    out = sub.add_parser("exits", help="exits from the cash-benefit system per half-year")
+    out.add_argument("--from", dest="first", type=_date, required=True)
+    out.add_argument("--to", dest="last", type=_date, required=True)
+    out.add_argument("--as-of", type=_date, default=date.today(),
+                     help="count the exits known as of this date (their month window ended)")
+    out.add_argument("--format", choices=FORMATS, default="table")
+    out.set_defaults(func=cmd_exits)
+
+    cohort = sub.add_parser("cohort", help="a cohort's outcomes at each horizon")
+    cohort.add_argument("--on", type=_date, required=True, help="the cohort date C")
+    cohort.add_argument("--target-group", action="append",
+                        help="reported target group on C (repeat for several)")
+    cohort.add_argument("--min-age", type=int)
+    cohort.add_argument("--max-age", type=int)
+    cohort.add_argument("--min-years", type=int, help="a current spell of N years or more")
+    cohort.add_argument("--cash-system", action="store_true",
+                        help="--min-years reads the cash-system spell")
+    cohort.add_argument("--horizons", type=_horizons, default=DEFAULT_HORIZONS,
+                        help="months after C, comma-separated (default 6,12,18)")
+    cohort.add_argument("--format", choices=FORMATS, default="table")
+    cohort.set_defaults(func=cmd_cohort)

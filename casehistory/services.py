@@ -8,22 +8,24 @@ the read side will answer the same calls from SQL read models.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from casehistory import coordination_report, report
+from casehistory import coordination_report, council_report, report
 from casehistory.bootstrap import READ_MODEL, Engine
 from casehistory.coordination_report import CoordinationSummary, Flows, YearlyMapping
 from casehistory.council_report import CaseloadReport, caseload_report
 from casehistory.report import Headline, break_kinds
 from domain.coordination import Coordination, coordination_on
 from domain.durations import COHORT_YEARS, Durations, benefit_spells, durations_on, over_years
+from domain.exits import DEFAULT_HORIZONS
 from domain.facts import Fact
-from domain.spells import Spell, gap_breaks_spell, years_before
+from domain.spells import Spell, gap_breaks_spell, months_later, years_before
 from domain.timeline import Period, Timeline, build_timeline, effective_facts
-from projections import queries
+from projections import council_queries, queries
 from projections.council_queries import cadence_records, caseload_counts
 from projections.queries import coordination_records, durations_records
 from projections.rows import LONG_SPELL_YEARS
@@ -459,9 +461,11 @@ __all__ = [
     "caseload",
     "citizen_key_of",
     "citizen_story",
+    "cohort",
     "coordination_page",
     "coordination_summary",
     "durations_page",
+    "exits",
     "flows",
     "headline",
     "monthly_trend",
@@ -479,3 +483,38 @@ def caseload(engine: Engine, as_of: date) -> CaseloadReport:
 def cadence_clocks(engine: Engine, as_of: date) -> Iterator[dict[str, Any]]:
     """Each citizen's contact clock on `as_of` (deadline, last counting meeting, status)."""
     return cadence_records(engine.read_model(), as_of)
+
+
+def exits(engine: Engine, first: date, last: date, as_of: date) -> list[dict[str, Any]]:
+    """Exits with E in [first, last] known as of `as_of`, per half-year, destination and group."""
+    return council_report.exit_rows(council_queries.exit_counts(
+        engine.read_model(), first, last, as_of))
+
+
+def cohort(
+    engine: Engine,
+    cohort_date: date,
+    criteria: council_report.CohortCriteria,
+    horizons: tuple[int, ...] = DEFAULT_HORIZONS,
+) -> tuple[int, list[dict[str, Any]]]:
+    """The cohort's size on C and its outcomes at C + each horizon (months), counts and shares.
+
+    Membership is read off the per-citizen durations SQL on C, outcomes off the exits table.
+    """
+    store = engine.read_model()
+    members = {
+        r["citizen_key"] for r in durations_records(store, cohort_date)
+        if criteria.admits(r, cohort_date)
+    }
+    results = []
+    for months in horizons:
+        horizon = months_later(cohort_date, months)
+        outcomes: Counter[tuple[str, str | None]] = Counter()
+        for key, destination, _exit, paid in council_queries.outcome_records(
+            store, cohort_date, horizon
+        ):
+            if key in members:
+                outcome = "exited" if destination else "on_benefit" if paid else "neither"
+                outcomes[outcome, destination] += 1
+        results.append((months, horizon, outcomes))
+    return len(members), council_report.cohort_rows(len(members), results)

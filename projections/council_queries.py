@@ -155,3 +155,62 @@ def cadence_records(store: Any, day: date) -> Iterator[dict[str, Any]]:
                 record["days_left"] = days_left
                 record["status"] = cadence_status(days_left).value
                 yield record
+
+
+# --- exits and cohort follow-up ----------------------------------------------------
+
+EXIT_COLUMNS = (
+    "citizen_key", "spell_start", "exit_date", "window_end", "destination", "target_group",
+)
+
+
+def exit_records(store: Any, day: date) -> Iterator[dict[str, Any]]:
+    """Every exit known as of `day` (its window ended on or before it), per citizen oldest first.
+
+    `domain.exits.exits_on`: an exit is stored as known on a far date, and as of
+    D the same exit is known exactly when its window's last day is on or before D.
+    """
+    sql = f"""SELECT {', '.join(EXIT_COLUMNS)} FROM cash_exit WHERE window_end <= :d
+ORDER BY citizen_key, exit_date"""
+    with store.read() as cursor:
+        cursor.execute(Dialect(store.dialect).bind(sql), {"d": day.isoformat()})
+        while page := cursor.fetchmany(5000):
+            for row in page:
+                yield dict(zip(EXIT_COLUMNS, row, strict=True))
+
+
+def exit_counts(
+    store: Any, first: date, last: date, as_of: date
+) -> list[tuple[str, str, str | None, int]]:
+    """Exits with E in [first, last] known as of `as_of`: (half-year, destination, group, n)."""
+    sql = """
+SELECT substr(exit_date, 1, 4) || 'H' ||
+       CASE WHEN substr(exit_date, 6, 2) <= '06' THEN '1' ELSE '2' END AS half_year,
+       destination, target_group, count(*)
+FROM cash_exit WHERE exit_date >= :first AND exit_date <= :last AND window_end <= :d
+GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"""
+    params = {"first": first.isoformat(), "last": last.isoformat(), "d": as_of.isoformat()}
+    with store.read() as cursor:
+        cursor.execute(Dialect(store.dialect).bind(sql), params)
+        return [(half, dest, group, int(n)) for half, dest, group, n in cursor.fetchall()]
+
+
+def outcome_records(
+    store: Any, cohort_date: date, horizon: date
+) -> Iterator[tuple[str, str | None, str | None, bool]]:
+    """Per citizen at `horizon`: the first exit after C known by then (destination, E),
+    and whether any benefit pays the horizon day (`domain.exits.follow_up`)."""
+    first_exit = """(SELECT x.{column} FROM cash_exit x
+   WHERE x.citizen_key = c.citizen_key AND x.exit_date > :c AND x.window_end <= :d
+   ORDER BY x.exit_date LIMIT 1)"""
+    sql = f"""
+SELECT c.citizen_key, {first_exit.format(column='destination')},
+  {first_exit.format(column='exit_date')},
+  CASE WHEN EXISTS (SELECT 1 FROM benefit_period p
+    WHERE p.citizen_key = c.citizen_key AND {covers('p')}) THEN 1 ELSE 0 END
+FROM durations_citizen c ORDER BY c.citizen_key"""
+    params = {"c": cohort_date.isoformat(), "d": horizon.isoformat()}
+    with store.read() as cursor:
+        cursor.execute(Dialect(store.dialect).bind(sql), params)
+        for key, destination, exit_date, paid in cursor.fetchall():
+            yield key, destination, exit_date, bool(paid)

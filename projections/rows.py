@@ -31,12 +31,16 @@ from domain.coordination import (
     coordination_on,
     inflows,
 )
+from domain.exits import exits_on
 from domain.spells import ONE_DAY, Run, Spell, spells, union
 from domain.timeline import Period, Timeline
 
 SURELY_TWO_MONTHS = 31 * MONTHS_FOR_YEARLY
 PERHAPS_TWO_MONTHS = 28 * MONTHS_FOR_YEARLY
 OPEN = date(9999, 12, 31)
+EXITS_AS_OF = date(9990, 1, 1)
+"""Exits are stored as known on this far date; one is known as of D when its window
+ended on or before D, and its spell, destination and group never change after that."""
 """Internal stand-in for an open end while runs are computed; stored as NULL."""
 LONG_SPELL_YEARS = 3
 """Years of spell behind `long_duration_with_social_needs` in the stored current state."""
@@ -72,6 +76,10 @@ TABLES: dict[str, tuple[str, ...]] = {
     ),
     "visitation": ("citizen_key", "effective_date", "event_id", "ordinal"),
     "counting_meeting": ("citizen_key", "effective_date", "event_id", "kind", "ordinal"),
+    "cash_exit": (
+        "citizen_key", "spell_start", "exit_date", "window_end", "destination", "target_group",
+        "evidence",
+    ),
 }
 """Every table of the read model and its columns, `citizen_key` first."""
 
@@ -132,6 +140,11 @@ def rows_for(
         (key, m.effective_date.isoformat(), m.event_id, m.kind, n)
         for n, m in enumerate(timeline.meetings)
         if m.kind in COUNTING_MEETINGS
+    ]
+    out.tables["cash_exit"] = [
+        (key, e.spell_start.isoformat(), e.exit_date.isoformat(), e.window_end.isoformat(),
+         e.destination, e.target_group, ",".join(e.evidence))
+        for e in exits_on(timeline, EXITS_AS_OF)
     ]
     out.tables["durations_citizen"] = [
         _durations_row(key, birth_date, timeline, last, all_spells, cash_spells)

@@ -47,6 +47,8 @@ INDEXES = (
     "CREATE INDEX IF NOT EXISTS visitation_citizen ON visitation (citizen_key, ordinal)",
     "CREATE INDEX IF NOT EXISTS counting_meeting_citizen "
     "ON counting_meeting (citizen_key, ordinal)",
+    "CREATE INDEX IF NOT EXISTS cash_exit_citizen ON cash_exit (citizen_key, exit_date)",
+    "CREATE INDEX IF NOT EXISTS cash_exit_date ON cash_exit (exit_date)",
 )
 INDEX_NAMES = tuple(statement.split()[5] for statement in INDEXES)
 _TYPES = {

@@ -1,4 +1,4 @@
-"""`casehistory caseload` and `casehistory cadence` end to end from JSON Lines, on both
+"""`casehistory caseload`, `cadence`, `exits` and `cohort` end to end from JSON Lines, on both
 backends, checked against `domain.caseload` / `domain.cadence` computed independently
 from the generated records."""
 
@@ -13,6 +13,9 @@ from casehistory.council_report import band
 from casehistory.councils_cli import CADENCE_FIELDS
 from domain.cadence import cadence_on
 from domain.caseload import caseloads
+from domain.coordination import half_year
+from domain.cpr import birth_date
+from domain.exits import CohortDefinition, exits_on, follow_up, in_cohort
 from tests.test_coordination_view import AS_OF, DPO, population, timelines_by_cpr
 from tests.test_end_to_end import casehistory
 
@@ -46,3 +49,30 @@ def test_caseload_and_cadence_exports_give_the_rules_values(
 
     summary = casehistory(store_env, "cadence", "--as-of", AS_OF.isoformat())
     assert "Contact cadence" in summary and not any(cpr in summary for cpr in timelines)
+
+    first, last = date(2015, 1, 1), date(2026, 6, 30)
+    out = casehistory(store_env, "exits", "--from", first.isoformat(), "--to", last.isoformat(),
+                      "--as-of", AS_OF.isoformat(), "--format", "jsonl")
+    found_exits = Counter({(r["half_year"], r["destination"], r["target_group"]): r["exits"]
+                           for r in map(json.loads, out.splitlines())})
+    expected_exits: Counter[tuple[str, str, str]] = Counter(
+        (half_year(e.exit_date), e.destination, e.target_group or "(none)")
+        for t in timelines.values() for e in exits_on(t, AS_OF) if first <= e.exit_date <= last)
+    assert found_exits == expected_exits and sum(expected_exits.values()) > 0
+
+    cohort_date = date(2024, 1, 1)
+    out = casehistory(store_env, "cohort", "--on", cohort_date.isoformat(), "--min-years", "1",
+                      "--min-age", "25", "--horizons", "6,12", "--format", "jsonl")
+    found_outcomes = {(r["horizon_months"], r["outcome"], r["destination"]): r["citizens"]
+                      for r in map(json.loads, out.splitlines())}
+    definition = CohortDefinition(min_age=25, min_years=1)
+    expected_outcomes: Counter[tuple[int, str, str | None]] = Counter(
+        (f.horizon_months, f.outcome, f.destination)
+        for cpr, t in timelines.items() if in_cohort(t, birth_date(cpr), cohort_date, definition)
+        for f in follow_up(t, cohort_date, (6, 12)))
+    assert found_outcomes == dict(expected_outcomes) and expected_outcomes
+
+    tables = casehistory(store_env, "exits", "--from", first.isoformat(), "--to",
+                         last.isoformat()) + casehistory(store_env, "cohort", "--on",
+                                                         cohort_date.isoformat())
+    assert "by destination" in tables and "Cohort of" in tables

@@ -17,13 +17,17 @@ from hypothesis import strategies as st
 
 from domain.cadence import cadence_on
 from domain.caseload import caseload_entry, caseloads, caseworkers_in_last_months
+from domain.exits import exits_on, follow_up
 from domain.facts import EventType, Fact
+from domain.spells import months_later
 from domain.timeline import build_timeline
 from projections.council_queries import (
     cadence_records,
     caseload_counts,
     caseload_records,
     continuity_records,
+    exit_records,
+    outcome_records,
 )
 from projections.rows import rows_for
 from projections.store import ReadModelStore
@@ -109,3 +113,61 @@ def test_caseload_and_cadence_sql_equal_the_rules(
                 "deadline": c.deadline.isoformat(), "days_left": c.days_left, "status": c.status,
             }
             assert clocks.get(key) == expected_clock, (day, key)
+
+
+EXIT_BENEFITS = ["kontanthjaelp", "foertidspension", "ledighedsydelse", "sygedagpenge"]
+
+
+@st.composite
+def exit_facts(draw: st.DrawFn) -> list[Fact]:
+    """Cash-system spells ending for every reason, with other benefits starting around E."""
+    facts = draw(council_facts())
+    day = st.integers(0, 1500).map(lambda n: ORIGIN + timedelta(days=n))
+    for _ in range(draw(st.integers(0, 3))):
+        start = draw(day)
+        stop = start + timedelta(days=draw(st.integers(1, 400)))
+        benefit = draw(st.sampled_from(EXIT_BENEFITS))
+        facts.append(fact(EventType.BENEFIT_STARTED, start, benefit=benefit))
+        facts.append(fact(EventType.BENEFIT_STOPPED, stop, benefit=benefit, reason=draw(
+            st.sampled_from(["job", "education", "died", "emigrated", "pension", "other"]))))
+    return facts
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(population=st.lists(exit_facts(), min_size=1, max_size=3),
+       offsets=st.lists(st.integers(0, 2200), min_size=2, max_size=4))
+def test_exit_and_follow_up_sql_equal_the_rules(
+    read_store: ReadModelStore, population: list[list[Fact]], offsets: list[int]  # noqa: F811
+) -> None:
+    read_store.clear()
+    citizens = {f"{n:032x}": build_timeline(facts) for n, facts in enumerate(population)}
+    read_store.write(
+        [rows_for(key, BORN, timeline, None) for key, timeline in citizens.items()],
+        since=0, until=1, replace=False,
+    )
+    days = _days(population, offsets)
+    for day in days:
+        known: dict[str, list[tuple[object, ...]]] = {}
+        for r in exit_records(read_store, day):
+            known.setdefault(r["citizen_key"], []).append(tuple(list(r.values())[1:]))
+        for key, timeline in citizens.items():
+            expected = [(e.spell_start.isoformat(), e.exit_date.isoformat(),
+                         e.window_end.isoformat(), e.destination, e.target_group)
+                         for e in exits_on(timeline, day)]
+            assert known.get(key, []) == expected, (day, key)
+    for cohort_date in days[::4]:
+        horizons = (6, 12, 18)
+        for months in horizons:
+            horizon = months_later(cohort_date, months)
+            found = {key: (dest, exit_date, paid)
+                     for key, dest, exit_date, paid in outcome_records(
+                         read_store, cohort_date, horizon)}
+            for key, timeline in citizens.items():
+                f = next(f for f in follow_up(timeline, cohort_date, horizons)
+                         if f.horizon_months == months)
+                dest, exit_date, paid = found[key]
+                outcome = "exited" if dest else "on_benefit" if paid else "neither"
+                assert (outcome, dest, exit_date) == (
+                    f.outcome, f.destination, f.exit_date and f.exit_date.isoformat()
+                ), (cohort_date, months, key)

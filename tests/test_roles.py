@@ -137,5 +137,5 @@ def test_roles_sql_is_printed_for_a_dba(capsys: pytest.CaptureFixture[str]) -> N
     assert (
         "GRANT SELECT ON durations_citizen, coordination_citizen, benefit_period, benefit_run, "
         "target_group_interval, intervention_period, inflow, benefit_year, caseworker_assignment, "
-        "visitation, counting_meeting TO casehistory_dashboard;"
+        "visitation, counting_meeting, cash_exit TO casehistory_dashboard;"
     ) in printed
