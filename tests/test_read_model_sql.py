@@ -146,15 +146,13 @@ def assert_current_state(store: ReadModelStore, key: str, facts: list[Fact], bor
     assert json.loads(row["flags"]) == {name: list(ids) for name, ids in c.flags.items()}
 
 
-@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(population=st.lists(citizen_facts(), min_size=1, max_size=3), offsets=st.lists(
-    st.integers(0, 2200), min_size=3, max_size=6))
-def test_sql_answers_equal_the_domain_rules(
-    read_store: ReadModelStore, population: list[list[Fact]], offsets: list[int]
-) -> None:
-    read_store.clear()
+def written(
+    store: ReadModelStore, population: list[list[Fact]]
+) -> dict[str, tuple[list[Fact], date]]:
+    """The population's rows written to an emptied store; citizens by key."""
+    store.clear()
     citizens = {f"{n:032x}": (facts, BIRTHS[n % len(BIRTHS)]) for n, facts in enumerate(population)}
-    read_store.write(
+    store.write(
         [
             rows_for(key, born, build_timeline(facts),
                      max((f.effective_date for f in facts), default=None))
@@ -162,6 +160,16 @@ def test_sql_answers_equal_the_domain_rules(
         ],
         since=0, until=1, replace=False,
     )
+    return citizens
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(population=st.lists(citizen_facts(), min_size=1, max_size=3), offsets=st.lists(
+    st.integers(0, 2200), min_size=3, max_size=6))
+def test_sql_answers_equal_the_domain_rules(
+    read_store: ReadModelStore, population: list[list[Fact]], offsets: list[int]
+) -> None:
+    citizens = written(read_store, population)
     for key, (facts, born) in citizens.items():
         assert_current_state(read_store, key, facts, born)
     days = {ORIGIN + timedelta(days=n) for n in offsets} | set(FIXED_DAYS)
@@ -200,16 +208,7 @@ def test_sql_answers_equal_the_domain_rules(
 def test_prioritisation_lists_equal_the_domain_rules(
     read_store: ReadModelStore, population: list[list[Fact]], offsets: list[int]
 ) -> None:
-    read_store.clear()
-    citizens = {f"{n:032x}": (facts, BIRTHS[n % len(BIRTHS)]) for n, facts in enumerate(population)}
-    read_store.write(
-        [
-            rows_for(key, born, build_timeline(facts),
-                     max((f.effective_date for f in facts), default=None))
-            for key, (facts, born) in citizens.items()
-        ],
-        since=0, until=1, replace=False,
-    )
+    citizens = written(read_store, population)
     days = {ORIGIN + timedelta(days=n) for n in offsets} | set(FIXED_DAYS)
     for facts, _born in citizens.values():
         edges = sorted(_edges(facts))
