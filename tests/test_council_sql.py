@@ -15,9 +15,10 @@ from datetime import date, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from casehistory.council_report import CohortCriteria
 from domain.cadence import cadence_on
 from domain.caseload import caseload_entry, caseloads, caseworkers_in_last_months
-from domain.exits import exits_on, follow_up
+from domain.exits import CohortDefinition, exits_on, follow_up, in_cohort
 from domain.facts import EventType, Fact
 from domain.spells import months_later
 from domain.timeline import build_timeline
@@ -29,6 +30,7 @@ from projections.council_queries import (
     exit_records,
     outcome_records,
 )
+from projections.queries import durations_records
 from projections.rows import rows_for
 from projections.store import ReadModelStore
 from tests.factories import assigned, fact, meeting, retraction
@@ -171,3 +173,38 @@ def test_exit_and_follow_up_sql_equal_the_rules(
                 assert (outcome, dest, exit_date) == (
                     f.outcome, f.destination, f.exit_date and f.exit_date.isoformat()
                 ), (cohort_date, months, key)
+
+
+DEFINITIONS = [
+    CohortCriteria(),
+    CohortCriteria(frozenset({"aktivitetsparat_voksen", "jobparat"})),
+    CohortCriteria(min_age=25, max_age=40),
+    CohortCriteria(min_years=1),
+    CohortCriteria(min_years=2, cash_system=True),
+]
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(population=st.lists(exit_facts(), min_size=1, max_size=3),
+       offsets=st.lists(st.integers(0, 2200), min_size=2, max_size=6))
+def test_cohort_membership_from_sql_equals_in_cohort(
+    read_store: ReadModelStore, population: list[list[Fact]], offsets: list[int]  # noqa: F811
+) -> None:
+    read_store.clear()
+    births = [date(2000, 2, 29), BORN, date(1960, 1, 1)]
+    citizens = {f"{n:032x}": (build_timeline(facts), births[n % 3])
+                for n, facts in enumerate(population)}
+    read_store.write(
+        [rows_for(key, born, timeline, None) for key, (timeline, born) in citizens.items()],
+        since=0, until=1, replace=False,
+    )
+    for cohort_date in _days(population, offsets)[::3]:
+        records = {r["citizen_key"]: r for r in durations_records(read_store, cohort_date)}
+        for criteria in DEFINITIONS:
+            definition = CohortDefinition(criteria.target_groups, criteria.min_age,
+                                          criteria.max_age, criteria.min_years,
+                                          criteria.cash_system)
+            for key, (timeline, born) in citizens.items():
+                assert criteria.admits(records[key], cohort_date) == in_cohort(
+                    timeline, born, cohort_date, definition), (cohort_date, criteria, key)
