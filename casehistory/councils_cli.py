@@ -1,5 +1,5 @@
-"""The council reports' commands (`caseload`, `cadence`, `exits`, `cohort`): parse input,
-call the service layer, render."""
+"""The council reports' commands (`caseload`, `continuity`, `cadence`, `exits`, `cohort`):
+parse input, call the service layer, render."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from casehistory.council_report import (
 )
 from casehistory.output import FORMATS, write_rows
 from domain.cadence import CadenceStatus
+from domain.caseload import CONTINUITY_MONTHS
 from domain.exits import DEFAULT_HORIZONS
 
 CADENCE_FIELDS = [
@@ -69,6 +70,21 @@ def cmd_cadence(args: argparse.Namespace) -> int:
 
         write_rows(rows(), columns, args.format, console,
                    title=f"Overdue and due soon on {args.as_of}")
+    finally:
+        engine.close()
+    return 0
+
+
+CONTINUITY_FIELDS = ["citizen_key", "caseworkers", "caseworker_ids"]
+
+
+def cmd_continuity(args: argparse.Namespace) -> int:
+    engine = build()
+    try:
+        engine.project()
+        write_rows(services.continuity(engine, args.as_of, args.months), CONTINUITY_FIELDS,
+                   args.format, Console(), title=f"Caseworkers per citizen, {args.months} months "
+                                                 f"to {args.as_of}")
     finally:
         engine.close()
     return 0
@@ -154,3 +170,9 @@ def add_parsers(sub: Any) -> None:
                         help="months after C, comma-separated (default 6,12,18)")
     cohort.add_argument("--format", choices=FORMATS, default="table")
     cohort.set_defaults(func=cmd_cohort)
+
+    cont = sub.add_parser("continuity", help="caseworkers per citizen in the last 12 months")
+    cont.add_argument("--as-of", type=_date, default=date.today())
+    cont.add_argument("--months", type=int, default=CONTINUITY_MONTHS)
+    cont.add_argument("--format", choices=FORMATS, default="table")
+    cont.set_defaults(func=cmd_continuity)

@@ -19,6 +19,7 @@ from casehistory.bootstrap import READ_MODEL, Engine
 from casehistory.coordination_report import CoordinationSummary, Flows, YearlyMapping
 from casehistory.council_report import CaseloadReport, caseload_report
 from casehistory.report import Headline, break_kinds
+from domain.caseload import CONTINUITY_MONTHS
 from domain.coordination import Coordination, coordination_on
 from domain.durations import COHORT_YEARS, Durations, benefit_spells, durations_on, over_years
 from domain.exits import DEFAULT_HORIZONS
@@ -462,6 +463,7 @@ __all__ = [
     "citizen_key_of",
     "citizen_story",
     "cohort",
+    "continuity",
     "coordination_page",
     "coordination_summary",
     "durations_page",
@@ -518,3 +520,11 @@ def cohort(
                 outcomes[outcome, destination] += 1
         results.append((months, horizon, outcomes))
     return len(members), council_report.cohort_rows(len(members), results)
+
+
+def continuity(engine: Engine, as_of: date, months: int = CONTINUITY_MONTHS) -> Iterator[
+    dict[str, Any]
+]:
+    """Per citizen with any: the caseworkers in force on some day of the last `months` months."""
+    for key, workers in council_queries.continuity_records(engine.read_model(), as_of, months):
+        yield {"citizen_key": key, "caseworkers": len(workers), "caseworker_ids": workers}

@@ -1,6 +1,6 @@
-"""`casehistory caseload`, `cadence`, `exits` and `cohort` end to end from JSON Lines, on both
-backends, checked against `domain.caseload` / `domain.cadence` computed independently
-from the generated records."""
+"""`casehistory caseload`, `continuity`, `cadence`, `exits` and `cohort` end to end from
+JSON Lines on both backends, checked against `domain.caseload`, `domain.cadence` and
+`domain.exits` computed independently from the generated records."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 from casehistory.council_report import band
 from casehistory.councils_cli import CADENCE_FIELDS
 from domain.cadence import cadence_on
-from domain.caseload import caseloads
+from domain.caseload import caseloads, caseworkers_in_last_months
 from domain.coordination import half_year
 from domain.cpr import birth_date
 from domain.exits import CohortDefinition, exits_on, follow_up, in_cohort
@@ -46,6 +46,11 @@ def test_caseload_and_cadence_exports_give_the_rules_values(
                 c.status, c.days_left, c.deadline.isoformat(),
                 c.last_meeting and c.last_meeting.isoformat())
     assert expected and Counter(r["status"] for r in rows)["ok"] < len(rows)
+
+    out = casehistory(store_env, "continuity", "--as-of", AS_OF.isoformat(), "--format", "jsonl")
+    workers = {r["citizen_key"]: r["caseworker_ids"] for r in map(json.loads, out.splitlines())}
+    expected_workers = [list(caseworkers_in_last_months(t, AS_OF)) for t in timelines.values()]
+    assert sorted(workers.values()) == sorted(w for w in expected_workers if w) and workers
 
     summary = casehistory(store_env, "cadence", "--as-of", AS_OF.isoformat())
     assert "Contact cadence" in summary and not any(cpr in summary for cpr in timelines)
