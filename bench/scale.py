@@ -65,6 +65,7 @@ def measure(size: int, seed: int = 1) -> dict[str, Any]:
         stored = engine.app.recorder.max_notification_id() or 0
 
         fresh = engine.replay_read_model()
+        console.log(f"ingested {stored:,} notifications; rebuilding")
         started = time.perf_counter()
         engine.follower(fresh).catch_up()
         result["rebuild_s"] = time.perf_counter() - started
@@ -72,6 +73,7 @@ def measure(size: int, seed: int = 1) -> dict[str, Any]:
         result["rebuild_us_per_event"] = result["rebuild_s"] / stored * 1e6
         result["rss_after_rebuild_mb"] = peak_rss_mb()
 
+        console.log(f"rebuilt in {result['rebuild_s']:.1f} s; DuckDB batch")
         with console.status("DuckDB batch over the same facts"):
             rows = fact_rows(engine)
             connection, load_s = load_facts(rows, work)
@@ -81,6 +83,7 @@ def measure(size: int, seed: int = 1) -> dict[str, Any]:
             result["duck_load_s"] = load_s
             result["facts"] = len(rows)
 
+        console.log(f"DuckDB query {result['duck_query_s']:.2f} s; export")
         started = time.perf_counter()
         on_benefit = 0
         with (work / "export.jsonl").open("wb") as out:

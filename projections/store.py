@@ -31,7 +31,10 @@ OUTBOX_TABLE = "changelog_outbox"
 """Citizens whose current row is committed but not yet confirmed on the changelog topic."""
 INDEXES = (
     "CREATE INDEX IF NOT EXISTS benefit_run_scope_start ON benefit_run (scope, start_date)",
-    "CREATE INDEX IF NOT EXISTS benefit_run_citizen ON benefit_run (citizen_key)",
+    # (citizen, scope, start) so per-citizen lookups never take the (scope, start) index,
+    # which would scan every citizen's runs for each citizen.
+    "CREATE INDEX IF NOT EXISTS benefit_run_citizen "
+    "ON benefit_run (citizen_key, scope, start_date)",
     "CREATE INDEX IF NOT EXISTS benefit_period_citizen ON benefit_period (citizen_key, start_date)",
     "CREATE INDEX IF NOT EXISTS benefit_period_start ON benefit_period (start_date)",
     "CREATE INDEX IF NOT EXISTS target_group_interval_citizen "
@@ -192,6 +195,7 @@ class ReadModelStore:
             if bulk:
                 for statement in INDEXES:
                     cursor.execute(statement)
+                cursor.execute("ANALYZE")  # statistics for the planner, once per bulk load
             self._set_position(cursor, until)
         return written
 
