@@ -181,13 +181,24 @@ def _counts(text: str | None) -> dict[str, int]:
     return {reason: int(n) for reason, n in sorted(pairs)}
 
 
-def _break_kind_exists(kind: BreakKind) -> str:
-    reasons = ", ".join(f"'{r}'" for r, k in BREAK_KIND_OF_REASON.items() if k is kind)
-    return (
-        f"CASE WHEN EXISTS (SELECT 1 FROM benefit_period p WHERE p.citizen_key = a.citizen_key "
-        f"AND p.stop_date > a.spell_start AND p.stop_date <= :d AND p.stop_reason IN ({reasons})) "
-        "THEN 1 ELSE 0 END"
+def _break_kinds_bridged() -> str:
+    """A bit per break kind (`_KIND_BITS`) set when a period stopped for it inside the spell
+    before :d: one index range per citizen instead of one per kind."""
+    bits = " + ".join(
+        f"{bit} * max(CASE WHEN p.stop_reason IN ({_reasons(kind)}) THEN 1 ELSE 0 END)"
+        for kind, bit in _KIND_BITS.items()
     )
+    return (
+        f"(SELECT coalesce({bits}, 0) FROM benefit_period p WHERE p.citizen_key = a.citizen_key "
+        "AND p.stop_date > a.spell_start AND p.stop_date <= :d)"
+    )
+
+
+def _reasons(kind: BreakKind) -> str:
+    return ", ".join(f"'{r}'" for r, k in BREAK_KIND_OF_REASON.items() if k is kind)
+
+
+_KIND_BITS = {kind: 1 << n for n, kind in enumerate(BreakKind)}
 
 
 def _bucket(column: str) -> str:
@@ -197,37 +208,54 @@ def _bucket(column: str) -> str:
     )
 
 
+def _cohorts_passed(column: str) -> str:
+    """How many of `COHORT_YEARS` (ascending) `column` lies before: `column < :yN` holds
+    exactly for the first that many cut-offs counted from the longest (0 for NULL)."""
+    cases = " ".join(
+        f"WHEN {column} < :y{years} THEN {len(COHORT_YEARS) - n}"
+        for n, years in enumerate(sorted(COHORT_YEARS, reverse=True))
+    )
+    return f"CASE {cases} ELSE 0 END"
+
+
 def headline_sql() -> str:
-    """One row: counts of the headline report (buckets, cohorts, misses by break kind)."""
-    kinds = list(BreakKind)
+    """One row: counts of the headline report (buckets, cohorts, misses by break kind).
+
+    The citizens paid on :d (`cur`, one row each, read once) are grouped by bucket,
+    cohorts passed and break kinds (`g`, a few hundred groups), and the groups summed.
+    """
     current = f"""
 SELECT a.spell_start AS s, k.spell_start AS cs,
   (SELECT max(p.start_date) FROM benefit_period p
      WHERE p.citizen_key = a.citizen_key AND {covers('p')}) AS ns,
-  {', '.join(f'{_break_kind_exists(kind)} AS k_{kind.value}' for kind in kinds)}
+  {_break_kinds_bridged()} AS kinds
 FROM benefit_run a
 LEFT JOIN benefit_run k ON k.citizen_key = a.citizen_key AND k.scope = 'cash' AND {covers('k')}
 WHERE a.scope = 'all' AND {covers('a')}"""
-    sums = ["count(*)"]
+    grouped = f"""
+SELECT {_bucket('s')} AS bs, {_bucket('ns')} AS bns, {_cohorts_passed('s')} AS ps,
+  {_cohorts_passed('cs')} AS pcs, {_cohorts_passed('ns')} AS pns, kinds, count(*) AS n
+FROM cur GROUP BY 1, 2, 3, 4, 5, 6"""
+    sums = ["coalesce(sum(n), 0)"]
     for bucket in range(5):
-        sums.append(f"sum(CASE WHEN {_bucket('s')} = {bucket} THEN 1 ELSE 0 END)")
-        sums.append(f"sum(CASE WHEN {_bucket('ns')} = {bucket} THEN 1 ELSE 0 END)")
+        sums.append(f"sum(CASE WHEN bs = {bucket} THEN n ELSE 0 END)")
+        sums.append(f"sum(CASE WHEN bns = {bucket} THEN n ELSE 0 END)")
     for years in COHORT_YEARS:
-        y = f":y{years}"
-        missed = f"s < {y} AND ns >= {y}"
+        passed = len(COHORT_YEARS) - sorted(COHORT_YEARS, reverse=True).index(years)
+        missed = f"ps >= {passed} AND pns < {passed}"
         sums += [
-            f"sum(CASE WHEN s < {y} THEN 1 ELSE 0 END)",
-            f"sum(CASE WHEN cs < {y} THEN 1 ELSE 0 END)",
-            f"sum(CASE WHEN ns < {y} THEN 1 ELSE 0 END)",
-            f"sum(CASE WHEN {missed} THEN 1 ELSE 0 END)",
+            f"sum(CASE WHEN ps >= {passed} THEN n ELSE 0 END)",
+            f"sum(CASE WHEN pcs >= {passed} THEN n ELSE 0 END)",
+            f"sum(CASE WHEN pns >= {passed} THEN n ELSE 0 END)",
+            f"sum(CASE WHEN {missed} THEN n ELSE 0 END)",
             *(
-                f"sum(CASE WHEN {missed} AND k_{kind.value} = 1 THEN 1 ELSE 0 END)"
-                for kind in kinds
+                f"sum(CASE WHEN {missed} AND (kinds & {bit}) <> 0 THEN n ELSE 0 END)"
+                for bit in _KIND_BITS.values()
             ),
         ]
     return (
-        f"WITH cur AS ({current}) SELECT {', '.join(sums)}, "
-        "(SELECT count(*) FROM durations_citizen) FROM cur"
+        f"WITH cur AS MATERIALIZED ({current}),\ng AS ({grouped})\n"
+        f"SELECT {', '.join(sums)}, (SELECT count(*) FROM durations_citizen) FROM g"
     )
 
 

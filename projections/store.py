@@ -30,7 +30,10 @@ TRACKING_TABLE = "history_tracking"
 OUTBOX_TABLE = "changelog_outbox"
 """Citizens whose current row is committed but not yet confirmed on the changelog topic."""
 INDEXES = (
-    "CREATE INDEX IF NOT EXISTS benefit_run_scope_start ON benefit_run (scope, start_date)",
+    # Runs covering a recent day are the open ones and the few stopping after it: this
+    # index finds them without walking every run that started before the day.
+    "CREATE INDEX IF NOT EXISTS benefit_run_scope_stop "
+    "ON benefit_run (scope, stop_date, start_date)",
     # (citizen, scope, start) so per-citizen lookups never take the (scope, start) index,
     # which would scan every citizen's runs for each citizen.
     "CREATE INDEX IF NOT EXISTS benefit_run_citizen "
