@@ -97,6 +97,7 @@ class Engine:
             EventStoreSource(self.app),
             store or self.read_model(),
             HistoryDecoder(self.app.mapper),
+            self.settings.staff_key,
             fresh_rows=ShardedRows(self.settings, workers) if workers > 1 else None,
         )
 

@@ -133,7 +133,8 @@ def _horizons(text: str) -> tuple[int, ...]:
 
 def add_parsers(sub: Any) -> None:
     """Register the council reports on the main parser's subcommands."""
-    load = sub.add_parser("caseload", help="citizens per caseworker and unit on a date")
+    load = sub.add_parser("caseload",
+                          help="citizens per caseworker (by pseudonym) and unit on a date")
     load.add_argument("--as-of", type=_date, default=date.today())
     load.add_argument("--format", choices=FORMATS, default="table")
     load.set_defaults(func=cmd_caseload)

@@ -80,7 +80,8 @@ def _work(settings: Settings, until: int, shard: tuple[int, int], channel: Any) 
         source = EventStoreSource(engine.app)
         chunk: list[CitizenRows] = []
         histories = source.histories(until, shard=shard)
-        for rows in citizen_rows(HistoryDecoder(engine.app.mapper), histories):
+        decoder = HistoryDecoder(engine.app.mapper)
+        for rows in citizen_rows(decoder, histories, settings.staff_key):
             chunk.append(rows)
             if len(chunk) >= CHUNK:
                 channel.put(chunk)

@@ -45,6 +45,8 @@ class Settings:
     """HMAC key of the chain anchors and the lookup log (empty: not anchored)."""
     partition_key: bytes = b""
     """HMAC key publishers use to spread citizens over partitions (not the pseudonym key)."""
+    staff_key: bytes = b""
+    """HMAC key of the caseworker pseudonym that read models carry instead of the staff id."""
     key_store: str | None = None
     """Where per-citizen keys live: a `postgresql://` URL, or None for `keys.db` in data_dir."""
     lookup_retention_days: int = 3653
@@ -77,6 +79,7 @@ class Settings:
             store_key=key("store_key"),
             integrity_key=key("integrity_key"),
             partition_key=key("partition_key"),
+            staff_key=key("staff_key"),
             key_store=get("key_store"),
             lookup_retention_days=int(get("lookup_retention_days", "3653") or 3653),
             dead_letter_retention_days=int(retention) if retention else None,

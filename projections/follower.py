@@ -37,6 +37,7 @@ class Follower:
         source: EventStoreSource,
         store: ReadModelStore,
         decoder: HistoryDecoder,
+        staff_key: bytes,
         after_commit: Callable[[], None] | None = None,
         window: int = 2_000_000,
         fresh_rows: Callable[[int], Iterator[list[CitizenRows]]] | None = None,
@@ -44,6 +45,8 @@ class Follower:
         self.source = source
         self.store = store
         self.decoder = decoder
+        self.staff_key = staff_key
+        """Key of the caseworker pseudonyms in the rows (`projections.rows.staff_pseudonym`)."""
         self.after_commit = after_commit
         """Called after each committed write (the changelog publisher drains its outbox)."""
         self.outbox = after_commit is not None
@@ -81,7 +84,7 @@ class Follower:
                 citizens = (rows for chunk in self.fresh_rows(end) for rows in chunk)
             else:
                 histories = self.source.histories(end, after=None if fresh else position)
-                citizens = citizen_rows(self.decoder, histories)
+                citizens = citizen_rows(self.decoder, histories, self.staff_key)
             rows = self._rows(citizens, on_batch)
             try:
                 self.store.write(
@@ -114,12 +117,13 @@ class Follower:
 
 
 def citizen_rows(
-    decoder: HistoryDecoder, histories: Iterator[tuple[str, list[Any]]]
+    decoder: HistoryDecoder, histories: Iterator[tuple[str, list[Any]]], staff_key: bytes
 ) -> Iterator[CitizenRows]:
-    """Each citizen's rows, from its stored events."""
+    """Each citizen's rows, from its stored events (caseworkers by pseudonym under `staff_key`)."""
     for _originator, stored in histories:
         history = decoder.advance(None, stored)
         last = max((f.effective_date for f in history.facts), default=None)
-        rows = rows_for(history.citizen_key, history.birth_date, history.timeline(), last)
+        rows = rows_for(history.citizen_key, history.birth_date, history.timeline(), last,
+                        staff_key=staff_key)
         rows.events = len(stored)
         yield rows

@@ -17,6 +17,8 @@ days up to D are the paid days of the spell's earlier runs plus `D - run start +
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from dataclasses import dataclass, field
 from datetime import date
@@ -84,6 +86,17 @@ TABLES: dict[str, tuple[str, ...]] = {
 """Every table of the read model and its columns, `citizen_key` first."""
 
 
+def staff_pseudonym(staff_id: str, staff_key: bytes) -> str:
+    """The keyed pseudonym read models carry for a caseworker's staff id (personal data).
+
+    HMAC-SHA256 under the staff key, 16 hex digits: one caseworker, one pseudonym,
+    and without the key no list of staff ids can be matched against it.
+    """
+    if not staff_key:
+        raise ValueError("a caseworker pseudonym needs the staff key")
+    return hmac.new(staff_key, staff_id.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
+
+
 @dataclass
 class CitizenRows:
     """One citizen's rows, per table, as tuples in `TABLES` column order."""
@@ -99,9 +112,12 @@ def _iso(day: date | None) -> str | None:
 
 
 def rows_for(
-    citizen_key: str, birth_date: date, timeline: Timeline, last: date | None
+    citizen_key: str, birth_date: date, timeline: Timeline, last: date | None, *, staff_key: bytes
 ) -> CitizenRows:
-    """Every table's rows for one citizen; `last` is its latest effective date."""
+    """Every table's rows for one citizen; `last` is its latest effective date.
+
+    Caseworkers appear by their pseudonym under `staff_key` (`staff_pseudonym`).
+    """
     benefits = reference.benefits()
     key = citizen_key
     periods = timeline.benefit_periods
@@ -130,7 +146,7 @@ def rows_for(
     out.tables["benefit_year"] = [
         (key, year) for year in _years_with_two_months(timeline, all_runs)
     ]
-    out.tables["caseworker_assignment"] = _assignment_rows(key, timeline)
+    out.tables["caseworker_assignment"] = _assignment_rows(key, timeline, staff_key)
     out.tables["visitation"] = [
         (key, a.effective_date.isoformat(), a.event_id, n)
         for n, a in enumerate(timeline.group_assignments)
@@ -189,8 +205,9 @@ def _group_rows(key: str, timeline: Timeline) -> list[tuple[Any, ...]]:
     return rows
 
 
-def _assignment_rows(key: str, timeline: Timeline) -> list[tuple[Any, ...]]:
-    """Each caseworker assignment that is the last of its date, with the next one's date.
+def _assignment_rows(key: str, timeline: Timeline, staff_key: bytes) -> list[tuple[Any, ...]]:
+    """Each caseworker assignment that is the last of its date, with the next one's date,
+    the caseworker by pseudonym.
 
     Where a spell end cuts it short depends on the as-of date; queries read that
     off `benefit_run` (`projections.queries.in_force`).
@@ -200,7 +217,8 @@ def _assignment_rows(key: str, timeline: Timeline) -> list[tuple[Any, ...]]:
     return [
         (
             key, day.isoformat(), days[index + 1].isoformat() if index + 1 < len(days) else None,
-            latest[day].caseworker, latest[day].unit, latest[day].event_id,
+            staff_pseudonym(latest[day].caseworker, staff_key), latest[day].unit,
+            latest[day].event_id,
         )
         for index, day in enumerate(days)
     ]

@@ -9,15 +9,24 @@ from collections import Counter
 from datetime import date
 from pathlib import Path
 
+from casehistory.bootstrap import build
 from casehistory.council_report import band
 from casehistory.councils_cli import CADENCE_FIELDS
+from casehistory.settings import Settings
 from domain.cadence import cadence_on
 from domain.caseload import caseloads, caseworkers_in_last_months
 from domain.coordination import half_year
 from domain.cpr import birth_date
 from domain.exits import CohortDefinition, exits_on, follow_up, in_cohort
+from projections.rows import TABLES, staff_pseudonym
 from tests.test_coordination_view import AS_OF, DPO, population, timelines_by_cpr
 from tests.test_end_to_end import casehistory
+
+
+def staff_ids(source: Path) -> set[str]:
+    """Every caseworker's staff id in the generated records."""
+    return {r["caseworker"] for r in map(json.loads, source.read_text().splitlines())
+            if r.get("caseworker")}
 
 
 def test_caseload_and_cadence_exports_give_the_rules_values(
@@ -26,12 +35,17 @@ def test_caseload_and_cadence_exports_give_the_rules_values(
     source = population(tmp_path, 100, seed=11)
     casehistory(store_env, "ingest", str(source))
     timelines = timelines_by_cpr(source)
+    settings = Settings.load(store_env)
+
+    def pseudonym(staff_id: str) -> str:
+        return staff_pseudonym(staff_id, settings.staff_key)
+
     for day in (date(2022, 6, 30), AS_OF):
         out = casehistory(store_env, "caseload", "--as-of", day.isoformat(), "--format", "jsonl")
         found = {(r["caseworker"], r["unit"]): (r["citizens"], r["band"])
                  for r in map(json.loads, out.splitlines())}
         expected = caseloads(timelines.values(), day)
-        assert found == {k: (n, band(n)) for k, n in expected.items()}
+        assert found == {(pseudonym(w), u): (n, band(n)) for (w, u), n in expected.items()}
 
         out = casehistory({**store_env, **DPO}, "cadence", "--as-of", day.isoformat(),
                           "--per-citizen", "--all", "--format", "jsonl", "--reveal-cpr",
@@ -49,7 +63,8 @@ def test_caseload_and_cadence_exports_give_the_rules_values(
 
     out = casehistory(store_env, "continuity", "--as-of", AS_OF.isoformat(), "--format", "jsonl")
     workers = {r["citizen_key"]: r["caseworker_ids"] for r in map(json.loads, out.splitlines())}
-    expected_workers = [list(caseworkers_in_last_months(t, AS_OF)) for t in timelines.values()]
+    expected_workers = [sorted(map(pseudonym, caseworkers_in_last_months(t, AS_OF)))
+                        for t in timelines.values()]
     assert sorted(workers.values()) == sorted(w for w in expected_workers if w) and workers
 
     summary = casehistory(store_env, "cadence", "--as-of", AS_OF.isoformat())
@@ -81,3 +96,28 @@ def test_caseload_and_cadence_exports_give_the_rules_values(
                          last.isoformat()) + casehistory(store_env, "cohort", "--on",
                                                          cohort_date.isoformat())
     assert "by destination" in tables and "Cohort of" in tables
+
+
+def test_read_model_holds_caseworkers_by_keyed_pseudonym_only(
+    store_env: dict[str, str], tmp_path: Path
+) -> None:
+    source = population(tmp_path, 60, seed=5)
+    casehistory(store_env, "ingest", str(source))
+    staff = staff_ids(source)
+    engine = build(Settings.load(store_env))
+    try:
+        with engine.read_model().read() as cursor:
+            stored = []
+            for table in TABLES:
+                cursor.execute(f"SELECT * FROM {table}")
+                stored.append(str(cursor.fetchall()))
+            cursor.execute("SELECT DISTINCT caseworker FROM caseworker_assignment")
+            workers = {worker for (worker,) in cursor.fetchall()}
+        key = engine.settings.staff_key
+    finally:
+        engine.close()
+    dump = "\n".join(stored)
+    assert staff and not [staff_id for staff_id in staff if staff_id in dump]
+    assert workers and workers <= {staff_pseudonym(staff_id, key) for staff_id in staff}
+    other_key = bytes(32)
+    assert not workers & {staff_pseudonym(staff_id, other_key) for staff_id in staff}

@@ -31,17 +31,21 @@ from projections.council_queries import (
     outcome_records,
 )
 from projections.queries import durations_records
-from projections.rows import rows_for
+from projections.rows import rows_for, staff_pseudonym
 from projections.store import ReadModelStore
 from tests.factories import assigned, fact, meeting, retraction
 from tests.test_properties import ORIGIN
-from tests.test_read_model_sql import citizen_facts, read_store  # noqa: F401 (fixture)
+from tests.test_read_model_sql import STAFF_KEY, citizen_facts, read_store  # noqa: F401
 
 CASEWORKERS = ["cw-1", "cw-2", "cw-3"]
 UNITS = [None, "unit-a", "unit-b"]
 KINDS = ["visitation", "first", "joint", "other"]
 RIGHT_GROUPS = ["aktivitetsparat_voksen", "aktivitetsparat_ung", "ressourceforloeb"]
 BORN = date(1985, 5, 5)
+
+
+def pseudonym(staff_id: str) -> str:
+    return staff_pseudonym(staff_id, STAFF_KEY)
 
 
 @st.composite
@@ -86,23 +90,30 @@ def test_caseload_and_cadence_sql_equal_the_rules(
     read_store.clear()
     citizens = {f"{n:032x}": build_timeline(facts) for n, facts in enumerate(population)}
     read_store.write(
-        [rows_for(key, BORN, timeline, None) for key, timeline in citizens.items()],
+        [rows_for(key, BORN, timeline, None, staff_key=STAFF_KEY)
+         for key, timeline in citizens.items()],
         since=0, until=1, replace=False,
     )
+    with read_store.read() as cursor:
+        cursor.execute("SELECT * FROM caseworker_assignment")
+        stored = str(cursor.fetchall())
+    assert not any(staff_id in stored for staff_id in CASEWORKERS)
     for day in _days(population, offsets):
         entries = {r["citizen_key"]: r for r in caseload_records(read_store, day)}
         for key, timeline in citizens.items():
             entry = caseload_entry(timeline, day)
             expected = entry and {
-                "citizen_key": key, "caseworker": entry.caseworker, "unit": entry.unit,
+                "citizen_key": key, "caseworker": pseudonym(entry.caseworker), "unit": entry.unit,
                 "since": entry.start.isoformat(), "event_id": entry.event_id,
             }
             assert entries.get(key) == expected, (day, key)
-        assert caseload_counts(read_store, day) == dict(caseloads(citizens.values(), day)), day
+        assert caseload_counts(read_store, day) == {
+            (pseudonym(worker), unit): n
+            for (worker, unit), n in caseloads(citizens.values(), day).items()}, day
         continuity = dict(continuity_records(read_store, day, 12))
         for key, timeline in citizens.items():
-            assert continuity.get(key, []) == list(caseworkers_in_last_months(timeline, day)), (
-                day, key)
+            assert continuity.get(key, []) == sorted(
+                pseudonym(w) for w in caseworkers_in_last_months(timeline, day)), (day, key)
         clocks = {r["citizen_key"]: r for r in cadence_records(read_store, day)}
         for key, timeline in citizens.items():
             c = cadence_on(timeline, day)
@@ -145,7 +156,8 @@ def test_exit_and_follow_up_sql_equal_the_rules(
     read_store.clear()
     citizens = {f"{n:032x}": build_timeline(facts) for n, facts in enumerate(population)}
     read_store.write(
-        [rows_for(key, BORN, timeline, None) for key, timeline in citizens.items()],
+        [rows_for(key, BORN, timeline, None, staff_key=STAFF_KEY)
+         for key, timeline in citizens.items()],
         since=0, until=1, replace=False,
     )
     days = _days(population, offsets)
@@ -196,7 +208,8 @@ def test_cohort_membership_from_sql_equals_in_cohort(
     citizens = {f"{n:032x}": (build_timeline(facts), births[n % 3])
                 for n, facts in enumerate(population)}
     read_store.write(
-        [rows_for(key, born, timeline, None) for key, (timeline, born) in citizens.items()],
+        [rows_for(key, born, timeline, None, staff_key=STAFF_KEY)
+         for key, (timeline, born) in citizens.items()],
         since=0, until=1, replace=False,
     )
     for cohort_date in _days(population, offsets)[::3]:

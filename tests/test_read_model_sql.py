@@ -45,6 +45,8 @@ INTERVENTIONS = [
     "assistive_aids",
 ]
 BIRTHS = [date(2000, 2, 29), date(1985, 5, 5), date(1999, 12, 31), date(1980, 3, 1)]
+STAFF_KEY = bytes(range(32))
+"""A fixed staff key for rows written straight from timelines."""
 FIXED_DAYS = [date(2016, 2, 29), date(2015, 3, 1), date(2014, 1, 1), date(2013, 12, 31),
               date(2020, 2, 29), date(2017, 1, 31)]
 
@@ -155,7 +157,7 @@ def written(
     store.write(
         [
             rows_for(key, born, build_timeline(facts),
-                     max((f.effective_date for f in facts), default=None))
+                     max((f.effective_date for f in facts), default=None), staff_key=STAFF_KEY)
             for key, (facts, born) in citizens.items()
         ],
         since=0, until=1, replace=False,
@@ -253,7 +255,7 @@ def test_the_clarification_pool_by_sql_on_hand_made_citizens(read_store: ReadMod
         "e" * 32: (citizen(eighty, "aktivitetsparat_ung"), date(1986, 6, 30)),  # 30 on D
     }
     read_store.write(
-        [rows_for(key, born, build_timeline(facts), facts[0].effective_date)
+        [rows_for(key, born, build_timeline(facts), facts[0].effective_date, staff_key=STAFF_KEY)
          for key, (facts, born) in citizens.items()],
         since=0, until=1, replace=False,
     )
