@@ -183,7 +183,7 @@ def test_processes_starting_together_share_one_owner_only_key(tmp_path: Path) ->
     with multiprocessing.get_context("spawn").Pool(6) as pool:
         keys = pool.map(_load_pseudonym_key, [str(data_dir)] * 12)
     assert len(set(keys)) == 1
-    for name in ("pseudonym.key", "store.key", "integrity.key", "partition.key"):
+    for name in ("pseudonym.key", "store.key", "integrity.key", "partition.key", "staff.key"):
         assert stat.S_IMODE((data_dir / name).stat().st_mode) == 0o600
     assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
     assert [p.name for p in data_dir.iterdir() if p.name.startswith(".")] == []
