@@ -18,14 +18,12 @@ from casehistory.council_report import (
     COHORT_FIELDS,
     EXIT_FIELDS,
     CohortCriteria,
-    cadence_summary,
     cadence_table,
     caseload_rows,
     distribution_table,
     exit_tables,
 )
 from casehistory.output import FORMATS, write_rows
-from domain.cadence import CadenceStatus
 from domain.caseload import CONTINUITY_MONTHS
 from domain.exits import DEFAULT_HORIZONS
 
@@ -33,7 +31,6 @@ CADENCE_FIELDS = [
     "citizen_key", "cpr", "status", "days_left", "deadline", "last_meeting", "visitation",
     "target_group",
 ]
-ATTENTION = (CadenceStatus.OVERDUE.value, CadenceStatus.DUE_SOON.value)
 
 
 def cmd_caseload(args: argparse.Namespace) -> int:
@@ -55,15 +52,14 @@ def cmd_cadence(args: argparse.Namespace) -> int:
     engine = build()
     try:
         engine.project()
-        clocks = list(services.cadence_clocks(engine, args.as_of))
         console = Console()
         if not args.per_citizen:
-            console.print(cadence_table(cadence_summary(args.as_of, clocks)))
+            console.print(cadence_table(services.cadence_summary(engine, args.as_of)))
         columns = [c for c in CADENCE_FIELDS if c != "cpr" or args.reveal_cpr]
 
         def rows() -> Iterator[dict[str, Any]]:
-            for record in clocks:
-                if args.all or record["status"] in ATTENTION:
+            for record in services.cadence_clocks(engine, args.as_of):
+                if args.all or record["status"] in services.CADENCE_ATTENTION:
                     if args.reveal_cpr:
                         record["cpr"] = _reveal(engine, record["citizen_key"], args)
                     yield record

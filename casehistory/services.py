@@ -17,8 +17,14 @@ from typing import TYPE_CHECKING, Any
 from casehistory import coordination_report, council_report, report
 from casehistory.bootstrap import READ_MODEL, Engine
 from casehistory.coordination_report import CoordinationSummary, Flows, YearlyMapping
-from casehistory.council_report import CaseloadReport, caseload_report
+from casehistory.council_report import (
+    CadenceSummary,
+    CaseloadReport,
+    CohortCriteria,
+    caseload_report,
+)
 from casehistory.report import Headline, break_kinds
+from domain.cadence import CadenceStatus
 from domain.caseload import CONTINUITY_MONTHS
 from domain.coordination import Coordination, coordination_on
 from domain.durations import COHORT_YEARS, Durations, benefit_spells, durations_on, over_years
@@ -451,14 +457,17 @@ def reconciliation(engine: Engine) -> Reconciliation | None:
 
 
 __all__ = [
+    "CADENCE_ATTENTION",
     "DURATION_ORDERS",
     "CitizenStory",
+    "CohortCriteria",
     "CoordinationFilters",
     "CoordinationPage",
     "DurationFilters",
     "DurationsPage",
     "all_durations",
     "cadence_clocks",
+    "cadence_summary",
     "caseload",
     "citizen_key_of",
     "citizen_story",
@@ -487,6 +496,15 @@ def cadence_clocks(engine: Engine, as_of: date) -> Iterator[dict[str, Any]]:
     return cadence_records(engine.read_model(), as_of)
 
 
+CADENCE_ATTENTION = (CadenceStatus.OVERDUE.value, CadenceStatus.DUE_SOON.value)
+"""The statuses a per-citizen cadence list shows unless asked for all."""
+
+
+def cadence_summary(engine: Engine, as_of: date) -> CadenceSummary:
+    """Citizens under the cadence rule on `as_of` by status, per target group and in total."""
+    return council_report.cadence_summary(as_of, cadence_records(engine.read_model(), as_of))
+
+
 def exits(engine: Engine, first: date, last: date, as_of: date) -> list[dict[str, Any]]:
     """Exits with E in [first, last] known as of `as_of`, per half-year, destination and group."""
     return council_report.exit_rows(council_queries.exit_counts(
@@ -496,7 +514,7 @@ def exits(engine: Engine, first: date, last: date, as_of: date) -> list[dict[str
 def cohort(
     engine: Engine,
     cohort_date: date,
-    criteria: council_report.CohortCriteria,
+    criteria: CohortCriteria,
     horizons: tuple[int, ...] = DEFAULT_HORIZONS,
 ) -> tuple[int, list[dict[str, Any]]]:
     """The cohort's size on C and its outcomes at C + each horizon (months), counts and shares.

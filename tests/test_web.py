@@ -220,3 +220,56 @@ def test_a_page_a_role_may_not_see_is_403_and_logged(visit: Any, served: Served)
     assert (refused["kind"], refused["who"], refused["permission"], refused["path"]) == (
         "refused", "analyst", "citizen", "/borger")
     assert visit("operator").open(f"/?as_of={AS_OF}") == 403
+
+
+def _numbers(cells: list[list[str]]) -> list[list[int]]:
+    """Danish whole numbers in a page's table (`1.234`) as integers."""
+    return [[int(c.replace(".", "")) for c in row[1:]] for row in cells]
+
+
+def test_exits_page(visit: Any, served: Served) -> None:
+    v = visit("analyst")
+    assert v.open(f"/afgange?from=2019-01-01&to=2026-06-30&as_of={AS_OF}") == 200
+    v.check("exits")
+    assert v.text("#period-shown") == "01.01.2019 – 30.06.2026, som kendt pr. 01.11.2026"
+    report = served.json(f"/api/v1/exits?from=2019-01-01&to=2026-06-30&as_of={AS_OF}")["tables"]
+    table = report["by_destination"]
+    assert _numbers(_cells(v, "by-destination-table")) == [r[1:] for r in table["rows"]]
+    headings = [h.text_content() for h in v.page.query_selector_all("#by-destination-table th")]
+    assert "Førtidspension" in headings or "Job" in headings
+
+
+def test_cohort_page(visit: Any, served: Served) -> None:
+    v = visit("analyst")
+    assert v.open("/kohorte?on=2024-11-01&min_years=1") == 200
+    v.check("cohort")
+    report = served.json("/api/v1/cohort?on=2024-11-01&min_years=1")
+    assert v.text("#period-shown") == (
+        f"Kohortedato 01.11.2024: {report['citizens']:,} borgere".replace(",", "."))
+    detail = _cells(v, "outcomes-table")
+    rows = report["tables"]["outcomes"]["rows"]
+    assert [int(r[4].replace(".", "")) for r in detail] == [r[4] for r in rows]
+    assert all(re.fullmatch(r"\d{1,3},\d %", r[5]) for r in detail)
+
+
+def test_casework_page(visit: Any, served: Served) -> None:
+    v = visit("analyst")
+    assert v.open(f"/sagsbehandling?as_of={AS_OF}") == 200
+    v.check("casework")
+    load = served.json(f"/api/v1/caseload?as_of={AS_OF}")["tables"]["distribution"]
+    assert _numbers(_cells(v, "distribution-table")) == [r[1:] for r in load["rows"]]
+    cadence = served.json(f"/api/v1/cadence?as_of={AS_OF}")["tables"]["by_status"]
+    assert _numbers(_cells(v, "by-status-table")) == [r[1:] for r in cadence["rows"]]
+    assert _cells(v, "by-status-table")[-1][0] == "Alle borgere"
+
+
+def test_lists_page(visit: Any, served: Served) -> None:
+    v = visit("analyst")
+    assert v.open(f"/lister?as_of={AS_OF}&years=5") == 200
+    v.check("lists")
+    long = served.json(f"/api/v1/lists/long-durations?as_of={AS_OF}&years=5")["rows"]
+    cells = _cells(v, "long-durations-table")
+    assert [r[0] for r in cells] == [r["citizen_key"] for r in long]
+    first = long[0]["spell_start"]
+    assert cells[0][1] == ".".join(reversed(first.split("-")))
+    assert visit("operator").open("/lister") == 403

@@ -219,6 +219,122 @@ def clarification_pool(
     return _list_response("clarification-pool", rows, as_of, format)
 
 
+# --- The councils' reports -------------------------------------------------------------
+
+
+@router.get("/exits", tags=["councils"],
+            summary="Exits from the cash-benefit system per half-year, destination and group")
+def exits(
+    shared: Shared,
+    first: Annotated[date, Query(alias="from")],
+    last: Annotated[date, Query(alias="to")],
+    as_of: AsOf,
+    _: Annotated[Identity, Depends(require(Permission.AGGREGATES))],
+    format: FormatQuery = Format.json, table: TableQuery = None,
+) -> Response:
+    if last < first:
+        raise HTTPException(422, "`to` is before `from`")
+    rows = shared.report("exits", (first, last, as_of),
+                         lambda: services.exits(shared.engine, first, last, as_of))
+    return respond("exits", tables.exits_tables(rows), format, table,
+                   {"from": first.isoformat(), "to": last.isoformat(),
+                    "as_of": as_of.isoformat()})
+
+
+def _horizons(text: str) -> tuple[int, ...]:
+    try:
+        found = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise HTTPException(422, f"horizons are whole months, comma-separated: {text!r}") from None
+    if not found or min(found) < 1 or max(found) > 600:
+        raise HTTPException(422, f"horizons are whole months from 1 to 600: {text!r}")
+    return found
+
+
+@router.get("/cohort", tags=["councils"],
+            summary="A cohort on C and its outcomes (exited, on benefit, neither) at each horizon")
+def cohort(
+    shared: Shared,
+    on: Annotated[date, Query(description="the cohort date C")],
+    _: Annotated[Identity, Depends(require(Permission.AGGREGATES))],
+    target_group: Annotated[list[str] | None, Query()] = None,
+    min_age: Annotated[int | None, Query(ge=0, le=150)] = None,
+    max_age: Annotated[int | None, Query(ge=0, le=150)] = None,
+    min_years: Annotated[int | None, Query(ge=0, le=100)] = None,
+    cash_system: bool = False,
+    horizons: Annotated[str, Query(description="months after C, e.g. 6,12,18")] = "6,12,18",
+    format: FormatQuery = Format.json, table: TableQuery = None,
+) -> Response:
+    criteria = services.CohortCriteria(frozenset(target_group or ()), min_age, max_age,
+                                       min_years, cash_system)
+    months = _horizons(horizons)
+    members, rows = shared.report("cohort", (on, criteria, months),
+                                  lambda: services.cohort(shared.engine, on, criteria, months))
+    return respond("cohort", tables.cohort_tables(on, members, rows), format, table,
+                   {"on": on.isoformat(), "citizens": members})
+
+
+@router.get("/caseload", tags=["councils"],
+            summary="Citizens per caseworker and unit, against the 50/70/110 lines")
+def caseload(
+    shared: Shared, as_of: AsOf, _: Annotated[Identity, Depends(require(Permission.AGGREGATES))],
+    format: FormatQuery = Format.json, table: TableQuery = None,
+) -> Response:
+    report = shared.report("caseload", (as_of,), lambda: services.caseload(shared.engine, as_of))
+    return respond("caseload", tables.caseload_tables(report), format, table,
+                   {"as_of": as_of.isoformat(), "citizens": report.citizens})
+
+
+@router.get("/cadence", tags=["councils"],
+            summary="Contact cadence: citizens by status (ok, due soon, overdue) and group")
+def cadence(
+    shared: Shared, as_of: AsOf, _: Annotated[Identity, Depends(require(Permission.AGGREGATES))],
+    format: FormatQuery = Format.json, table: TableQuery = None,
+) -> Response:
+    summary = shared.report("cadence", (as_of,),
+                            lambda: services.cadence_summary(shared.engine, as_of))
+    return respond("cadence", tables.cadence_tables(summary), format, table,
+                   {"as_of": as_of.isoformat()})
+
+
+@router.get("/cadence/citizens", tags=["councils"],
+            summary="Per-citizen contact clocks by pseudonym (overdue and due soon, or all)")
+def cadence_citizens(
+    shared: Shared, as_of: AsOf,
+    _: Annotated[Identity, Depends(require(Permission.PER_CITIZEN_ROWS))],
+    all: bool = False, format: FormatQuery = Format.json,
+) -> Response:
+    rows = shared.report("cadence_clocks", (as_of, all), lambda: [
+        r for r in services.cadence_clocks(shared.engine, as_of)
+        if all or r["status"] in services.CADENCE_ATTENTION])
+    return _list_response("cadence-citizens", rows, as_of, format)
+
+
+@router.get("/continuity", tags=["councils"],
+            summary="Citizens by the number of caseworkers they had in the last N months")
+def continuity(
+    shared: Shared, as_of: AsOf, _: Annotated[Identity, Depends(require(Permission.AGGREGATES))],
+    months: Annotated[int, Query(ge=1, le=120)] = 12,
+    format: FormatQuery = Format.json, table: TableQuery = None,
+) -> Response:
+    rows = shared.report("continuity", (as_of, months),
+                         lambda: list(services.continuity(shared.engine, as_of, months)))
+    return respond("continuity", tables.continuity_tables(rows), format, table,
+                   {"as_of": as_of.isoformat(), "months": months})
+
+
+@router.get("/continuity/citizens", tags=["councils"],
+            summary="Per citizen by pseudonym: the caseworkers in the last N months")
+def continuity_citizens(
+    shared: Shared, as_of: AsOf,
+    _: Annotated[Identity, Depends(require(Permission.PER_CITIZEN_ROWS))],
+    months: Annotated[int, Query(ge=1, le=120)] = 12, format: FormatQuery = Format.json,
+) -> Response:
+    rows = shared.report("continuity", (as_of, months),
+                         lambda: list(services.continuity(shared.engine, as_of, months)))
+    return _list_response("continuity-citizens", rows, as_of, format)
+
+
 # --- One citizen (caseworkers; every lookup is logged) -------------------------------
 
 

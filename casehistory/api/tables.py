@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -25,6 +26,16 @@ from casehistory.coordination_report import (
     STEPS,
     CoordinationSummary,
     Flows,
+)
+from casehistory.council_report import (
+    BANDS,
+    CASELOAD_FIELDS,
+    COHORT_FIELDS,
+    EXIT_FIELDS,
+    STATUSES,
+    CadenceSummary,
+    CaseloadReport,
+    caseload_rows,
 )
 from casehistory.report import DURATION_BUCKETS, Headline
 from casehistory.services import CoordinationPage, DurationsPage, TrendPoint
@@ -121,6 +132,58 @@ def trend_tables(points: list[TrendPoint]) -> list[Table]:
         [p.day, p.on_benefit, *(p.true_over[n] for n in COHORT_YEARS),
          *(p.naive_over[n] for n in COHORT_YEARS)] for p in points
     ])]
+
+
+# --- The councils' reports -----------------------------------------------------------
+
+
+def exits_tables(rows: list[dict[str, Any]]) -> list[Table]:
+    """Exits per half-year, destination and target group at exit; the same by destination and
+    by target group (half-years down, one column each)."""
+    found = [Table("exits", EXIT_FIELDS, [[r[c] for c in EXIT_FIELDS] for r in rows])]
+    halves = sorted({r["half_year"] for r in rows})
+    for column in ("destination", "target_group"):
+        totals: Counter[tuple[str, str]] = Counter()
+        for r in rows:
+            totals[r["half_year"], r[column]] += r["exits"]
+        names = sorted({name for _, name in totals})
+        found.append(Table(f"by_{column}", ["half_year", *names],
+                           [[half, *(totals[half, n] for n in names)] for half in halves]))
+    return found
+
+
+def cohort_tables(cohort_date: date, members: int, rows: list[dict[str, Any]]) -> list[Table]:
+    """The cohort's size on C, and per horizon each outcome's count and share."""
+    return [
+        Table("cohort", ["cohort_date", "citizens"], [[cohort_date, members]]),
+        Table("outcomes", COHORT_FIELDS, [[r[c] for c in COHORT_FIELDS] for r in rows]),
+    ]
+
+
+def caseload_tables(report: CaseloadReport) -> list[Table]:
+    """How the caseloads fall in the bands (target, typical, unfunded lines), and each one."""
+    rows = caseload_rows(report)
+    return [
+        Table("distribution", ["band", "caseworkers"],
+              [[name, report.distribution[name]] for name in BANDS]),
+        Table("caseloads", CASELOAD_FIELDS, [[r[c] for c in CASELOAD_FIELDS] for r in rows]),
+    ]
+
+
+def cadence_tables(summary: CadenceSummary) -> list[Table]:
+    """Citizens under the contact cadence by status, per target group and in total."""
+    groups = sorted({group for group, _ in summary.by_group_and_status})
+    return [Table("by_status", ["target_group", *STATUSES], [
+        *([g, *(summary.by_group_and_status[g, s] for s in STATUSES)] for g in groups),
+        ["all", *(summary.by_status[s] for s in STATUSES)],
+    ])]
+
+
+def continuity_tables(records: list[dict[str, Any]]) -> list[Table]:
+    """Citizens by how many caseworkers they had in the window."""
+    counts = Counter(r["caseworkers"] for r in records)
+    return [Table("by_caseworkers", ["caseworkers", "citizens"],
+                  [[n, counts[n]] for n in sorted(counts)])]
 
 
 DURATION_COLUMNS = [

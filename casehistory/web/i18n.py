@@ -196,6 +196,72 @@ TEXTS: dict[str, dict[str, str]] = {
                                 "en": "Spell start (cash-benefit system)"},
     "cash_system_spell_days": {"da": "Forløb i kontanthjælpssystemet, dage",
                                "en": "Cash-system spell days"},
+    "nav_exits": {"da": "Afgange", "en": "Exits"},
+    "nav_cohort": {"da": "Kohorte", "en": "Cohort"},
+    "nav_casework": {"da": "Sagsbehandling", "en": "Casework"},
+    "nav_lists": {"da": "Prioriteringslister", "en": "Prioritisation lists"},
+    "exits_title": {"da": "Afgange fra kontanthjælpssystemet", "en": "Exits from the cash-benefit "
+                    "system"},
+    "exits_lead": {
+        "da": "Afgange pr. halvår efter, hvad borgeren gik til, og målgruppe ved afgangen. En "
+              "afgang kendes, når vinduet efter den er slut.",
+        "en": "Exits per half-year by destination and target group at exit. An exit is known "
+              "once the window after it has ended."},
+    "known_as_of": {"da": "Som kendt pr.", "en": "As known on"},
+    "by_destination": {"da": "Afgange efter destination", "en": "Exits by destination"},
+    "cohort_title": {"da": "Kohorteopfølgning", "en": "Cohort follow-up"},
+    "cohort_lead": {
+        "da": "Borgere på ydelse på kohortedatoen, og hvor de er 6, 12 og 18 måneder senere.",
+        "en": "Citizens on benefit on the cohort date, and where they are 6, 12 and 18 months "
+              "later."},
+    "cohort_date": {"da": "Kohortedato", "en": "Cohort date"},
+    "min_years": {"da": "Mindst år i forløbet", "en": "At least years in the spell"},
+    "by_horizon": {"da": "Udfald efter antal måneder", "en": "Outcomes by months after"},
+    "outcomes": {"da": "Udfald i detaljer", "en": "Outcomes in detail"},
+    "horizon_months": {"da": "Måneder efter", "en": "Months after"},
+    "horizon_date": {"da": "Dato", "en": "Date"},
+    "months": {"da": "mdr.", "en": "months"},
+    "exited": {"da": "Afgået", "en": "Exited"},
+    "neither": {"da": "Hverken eller", "en": "Neither"},
+    "destination": {"da": "Destination", "en": "Destination"},
+    "died": {"da": "Død", "en": "Died"},
+    "emigrated": {"da": "Udvandret", "en": "Emigrated"},
+    "disability_pension": {"da": "Førtidspension", "en": "Disability pension"},
+    "senior_pension": {"da": "Seniorpension", "en": "Senior pension"},
+    "flexjob": {"da": "Fleksjob", "en": "Flexjob"},
+    "other_benefit": {"da": "Anden ydelse", "en": "Other benefit"},
+    "job": {"da": "Job", "en": "Job"},
+    "education": {"da": "Uddannelse", "en": "Education"},
+    "self_support": {"da": "Selvforsørgelse", "en": "Self-support"},
+    "moved_municipality": {"da": "Flyttet kommune", "en": "Moved municipality"},
+    "unknown": {"da": "Ukendt", "en": "Unknown"},
+    "casework_title": {"da": "Sagsstammer, kontaktkadence og kontinuitet",
+                       "en": "Caseloads, contact cadence and continuity"},
+    "casework_lead": {
+        "da": "Borgere pr. sagsbehandler mod linjerne 50, 70 og 110; samtaler i tide; antal "
+              "sagsbehandlere pr. borger de seneste 12 måneder.",
+        "en": "Citizens per caseworker against the 50, 70 and 110 lines; meetings on time; "
+              "caseworkers per citizen in the last 12 months."},
+    "distribution": {"da": "Sagsstammer efter størrelse", "en": "Caseloads by size"},
+    "band": {"da": "Sagsstamme (borgere)", "en": "Caseload (citizens)"},
+    "caseworkers": {"da": "Sagsbehandlere", "en": "Caseworkers"},
+    "by_status": {"da": "Kontaktkadence efter status", "en": "Contact cadence by status"},
+    "ok": {"da": "I tide", "en": "On time"},
+    "due_soon": {"da": "Snart", "en": "Due soon"},
+    "overdue": {"da": "Overskredet", "en": "Overdue"},
+    "by_caseworkers": {"da": "Borgere efter antal sagsbehandlere (12 mdr.)",
+                       "en": "Citizens by number of caseworkers (12 months)"},
+    "lists_title": {"da": "Prioriteringslister", "en": "Prioritisation lists"},
+    "lists_lead": {
+        "da": "Borgere på ydelse med et forløb over N år (længst først), og afklaringspuljen. "
+              "Borgere vises med pseudonym.",
+        "en": "Citizens on benefit with a spell over N years (longest first), and the "
+              "clarification pool. Citizens are shown by pseudonym."},
+    "years": {"da": "År", "en": "Years"},
+    "long_durations": {"da": "Forløb over N år", "en": "Spells over N years"},
+    "clarification_pool": {"da": "Afklaringspuljen", "en": "Clarification pool"},
+    "spell_start": {"da": "Forløbets start", "en": "Spell start"},
+    "spell_days": {"da": "Forløbets længde i dage", "en": "Spell length in days"},
 }
 
 FLAG_NAMES = {

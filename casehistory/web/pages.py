@@ -23,8 +23,10 @@ from casehistory.api.identity import Identity, Permission
 from casehistory.api.routes import show_citizen
 from casehistory.api.tables import Table
 from casehistory.web import i18n, timeline_svg
+from domain.caseload import CONTINUITY_MONTHS
 from domain.cpr import InvalidCpr, birth_date
 from domain.durations import COHORT_YEARS
+from domain.exits import DEFAULT_HORIZONS
 from domain.spells import years_before
 
 router = APIRouter(include_in_schema=False)
@@ -37,6 +39,10 @@ NAV = [
     ("/", "nav_overview", Permission.AGGREGATES),
     ("/samarbejde", "nav_coordination", Permission.AGGREGATES),
     ("/stroemme", "nav_flows", Permission.AGGREGATES),
+    ("/afgange", "nav_exits", Permission.AGGREGATES),
+    ("/kohorte", "nav_cohort", Permission.AGGREGATES),
+    ("/sagsbehandling", "nav_casework", Permission.AGGREGATES),
+    ("/lister", "nav_lists", Permission.PER_CITIZEN_ROWS),
     ("/borger", "nav_citizen", Permission.CITIZEN),
     ("/drift", "nav_operations", Permission.OPERATIONS),
     ("/opslag", "nav_access_log", Permission.LOOKUP_LOG),
@@ -188,6 +194,144 @@ def flows(
     ]
     return page(request, "report.html", lang, blocks=blocks, first=start, last=end,
                 title=i18n.text("flows_title", lang), action="/stroemme")
+
+
+# --- The councils' reports -------------------------------------------------------------
+
+
+def _field(name: str, key: str, value: Any, kind: str = "date") -> dict[str, Any]:
+    """One input of a report's form: its name, its label's key, its value, its input type."""
+    shown = value.isoformat() if isinstance(value, date) else ("" if value is None else value)
+    return {"name": name, "key": key, "value": shown, "type": kind}
+
+
+@router.get("/afgange", response_class=HTMLResponse)
+def exits(
+    request: Request, shared: Shared,
+    _: Annotated[Identity, Depends(require(Permission.AGGREGATES))],
+    first: Annotated[date | None, Query(alias="from")] = None,
+    last: Annotated[date | None, Query(alias="to")] = None,
+    as_of: date | None = None, lang: Lang = "da",
+) -> HTMLResponse:
+    day = as_of or _today(request)
+    end = last or day
+    start = first or date(end.year - 5, 1, 1)
+    if end < start:
+        raise HTTPException(422, "`to` is before `from`")
+    rows = shared.report("exits", (start, end, day),
+                         lambda: services.exits(shared.engine, start, end, day))
+    found = {t.name: t for t in tables.exits_tables(rows)}
+    blocks = [
+        block(name, found[name],
+              chart(found[name], found[name].columns[1:], "bar", lang, category=str, stack=True),
+              lang)
+        for name in ("by_destination", "by_target_group")
+    ]
+    return page(request, "report.html", lang, blocks=blocks, title=i18n.text("exits_title", lang),
+                action="/afgange", lead=i18n.text("exits_lead", lang),
+                fields=[_field("from", "period_from", start), _field("to", "period_to", end),
+                        _field("as_of", "known_as_of", day)],
+                shown=f"{i18n.day(start, lang)} – {i18n.day(end, lang)}, "
+                      f"{i18n.text('known_as_of', lang).lower()} {i18n.day(day, lang)}")
+
+
+@router.get("/kohorte", response_class=HTMLResponse)
+def cohort(
+    request: Request, shared: Shared,
+    _: Annotated[Identity, Depends(require(Permission.AGGREGATES))],
+    on: date | None = None, min_years: Annotated[int | None, Query(ge=0, le=100)] = None,
+    lang: Lang = "da",
+) -> HTMLResponse:
+    day = on or years_before(_today(request), 2)
+    criteria = services.CohortCriteria(min_years=min_years)
+    months = DEFAULT_HORIZONS
+    members, rows = shared.report("cohort", (day, criteria, months),
+                                  lambda: services.cohort(shared.engine, day, criteria, months))
+    outcomes = sorted({(r["outcome"], r["destination"] or "") for r in rows})
+    names = [f"{o}:{d}" if d else o for o, d in outcomes]
+    counts = {(r["horizon_months"], r["outcome"], r["destination"] or ""): r["citizens"]
+              for r in rows}
+    by_horizon = Table("by_horizon", ["horizon_months", *names], [
+        [h, *(counts.get((h, o, d), 0) for o, d in outcomes)] for h in months])
+    option = chart(by_horizon, names, "bar", lang, stack=True,
+                   category=lambda v: f"{v} {i18n.text('months', lang)}")
+    for series, (o, d) in zip(option["series"], outcomes, strict=True):
+        series["name"] = i18n.text(d, lang) if d else i18n.text(o, lang)
+    detail = tables.cohort_tables(day, members, rows)[1]
+    blocks = [block("by_horizon", by_horizon, option, lang),
+              block("outcomes", detail, None, lang, ("share",))]
+    return page(request, "report.html", lang, blocks=blocks,
+                title=i18n.text("cohort_title", lang), action="/kohorte",
+                lead=i18n.text("cohort_lead", lang),
+                fields=[_field("on", "cohort_date", day),
+                        _field("min_years", "min_years", min_years, "number")],
+                shown=f"{i18n.text('cohort_date', lang)} {i18n.day(day, lang)}: "
+                      f"{i18n.number(members, lang)} {i18n.text('citizens', lang).lower()}",
+                members=members)
+
+
+@router.get("/sagsbehandling", response_class=HTMLResponse)
+def casework(
+    request: Request, shared: Shared,
+    _: Annotated[Identity, Depends(require(Permission.AGGREGATES))],
+    as_of: date | None = None, lang: Lang = "da",
+) -> HTMLResponse:
+    day = as_of or _today(request)
+    load = shared.report("caseload", (day,), lambda: services.caseload(shared.engine, day))
+    summary = shared.report("cadence", (day,), lambda: services.cadence_summary(shared.engine, day))
+    months = CONTINUITY_MONTHS
+    continuity = shared.report("continuity", (day, months),
+                               lambda: list(services.continuity(shared.engine, day, months)))
+    distribution = tables.caseload_tables(load)[0]
+    cadence = tables.cadence_tables(summary)[0]
+    groups = Table(cadence.name, cadence.columns, cadence.rows[:-1])
+    workers = tables.continuity_tables(continuity)[0]
+    blocks = [
+        block("distribution", distribution,
+              chart(distribution, ["caseworkers"], "bar", lang, category=str), lang),
+        block("by_status", cadence, chart(groups, cadence.columns[1:], "bar", lang, stack=True),
+              lang),
+        block("by_caseworkers", workers,
+              chart(workers, ["citizens"], "bar", lang, category=str), lang),
+    ]
+    return page(request, "report.html", lang, as_of=day, blocks=blocks,
+                title=i18n.text("casework_title", lang), action="/sagsbehandling",
+                lead=i18n.text("casework_lead", lang))
+
+
+@router.get("/lister", response_class=HTMLResponse)
+def lists(
+    request: Request, shared: Shared,
+    _: Annotated[Identity, Depends(require(Permission.PER_CITIZEN_ROWS))],
+    as_of: date | None = None, years: Annotated[int, Query(ge=0, le=100)] = 15,
+    lang: Lang = "da",
+) -> HTMLResponse:
+    day = as_of or _today(request)
+    long = shared.report("long_durations", (day, years, False), lambda: list(
+        services.long_durations(shared.engine, day, years, False)))
+    pool = shared.report("clarification_pool", (day,), lambda: list(
+        services.clarification_pool(shared.engine, day)))
+    def day_of(value: Any) -> Any:
+        return date.fromisoformat(value) if isinstance(value, str) else value
+
+    long_columns = ["citizen_key", "spell_start", "spell_days", "naive_days"]
+    pool_columns = ["citizen_key", "all_benefits_spell_start", "share_last_10y_cash_system",
+                    "age", "target_group"]
+    blocks = [
+        block("long_durations", Table("long_durations", long_columns, [
+            [day_of(r[c]) if c.endswith("_start") else r[c] for c in long_columns] for r in long
+        ]), None, lang),
+        block("clarification_pool", Table("clarification_pool", pool_columns, [
+            [day_of(r[c]) if c.endswith("_start") else r[c] for c in pool_columns] for r in pool
+        ]),
+              None, lang, ("share_last_10y_cash_system",)),
+    ]
+    return page(request, "report.html", lang, blocks=blocks,
+                title=i18n.text("lists_title", lang), action="/lister",
+                lead=i18n.text("lists_lead", lang),
+                fields=[_field("as_of", "as_of", day), _field("years", "years", years, "number")],
+                shown=f"{i18n.text('as_of', lang)} {i18n.day(day, lang)}: "
+                      f"{i18n.number(len(long), lang)} / {i18n.number(len(pool), lang)}")
 
 
 # --- Citizens ----------------------------------------------------------------------------
