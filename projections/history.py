@@ -12,11 +12,14 @@ the application's mapper, so the result is always what the aggregate would see.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date
 from typing import Any, Protocol
 
 import orjson
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from eventsourcing.cryptography import AESCipher
 from eventsourcing.persistence import Mapper
 from eventsourcing.utils import get_topic
 
@@ -68,6 +71,7 @@ class HistoryDecoder:
 
     def __init__(self, mapper: Mapper[Any]) -> None:
         self.mapper = mapper
+        self._open = _opener(mapper)
 
     def advance(
         self, history: CitizenHistory | None, stored: Iterable[StoredCitizenEvent]
@@ -92,13 +96,41 @@ class HistoryDecoder:
         return history
 
     def _state(self, event: StoredCitizenEvent) -> dict[str, Any]:
-        data = event.state
-        if self.mapper.cipher is not None:
-            data = self.mapper.cipher.decrypt(data)
-        if self.mapper.compressor is not None:
-            data = self.mapper.compressor.decompress(data)
-        state: dict[str, Any] = orjson.loads(data)
+        state: dict[str, Any] = orjson.loads(self._open(event.state))
         if "class_version" in state:
             return dict(vars(self.mapper.to_domain_event(event)))  # type: ignore[arg-type]
         return state
 
+
+def _opener(mapper: Mapper[Any]) -> Callable[[bytes], bytes]:
+    """Stored state to JSON bytes: the mapper's cipher and compressor, undone.
+
+    eventsourcing's `AESCipher` builds its AES-GCM key schedule for every event; a
+    rebuild decrypts every event once, so the schedule is built here once instead,
+    for the same layout (nonce, tag, ciphertext) and the same authentication.
+    """
+    cipher, compressor = mapper.cipher, mapper.compressor
+    decrypt: Callable[[bytes], bytes] | None = None
+    if isinstance(cipher, AESCipher):
+        aesgcm = AESGCM(cipher.key)
+
+        def decrypt(data: bytes) -> bytes:
+            if len(data) < 28:
+                raise ValueError("Damaged cipher text: too short")
+            try:
+                return aesgcm.decrypt(data[:12], data[28:] + data[12:28], None)
+            except InvalidTag as error:
+                raise ValueError("Invalid cipher tag") from error
+
+    elif cipher is not None:
+        decrypt = cipher.decrypt
+    if compressor is None:
+        return decrypt or _unchanged
+    decompress = compressor.decompress
+    if decrypt is None:
+        return decompress
+    return lambda data: decompress(decrypt(data))
+
+
+def _unchanged(data: bytes) -> bytes:
+    return data

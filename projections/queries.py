@@ -100,6 +100,8 @@ def date_params(day: date) -> dict[str, Any]:
 
 
 def per_citizen_durations_sql(dialect: Dialect) -> str:
+    """Every citizen's durations on :d; the period lookups only for the citizens paid on :d
+    (no period covers :d, or stopped inside a spell, for anyone else)."""
     d = dialect
     window_days = d.days(
         d.least("coalesce(r.stop_date, :d1)", ":d1"), d.greatest("r.start_date", ":w")
@@ -111,19 +113,21 @@ SELECT c.citizen_key, c.birth_date,
   a.paid_before + {d.days(':d', 'a.start_date')} + 1 AS benefit_days_in_spell,
   k.spell_start AS cash_system_spell_start,
   {d.days(':d', 'k.spell_start')} AS cash_system_spell_days,
-  (SELECT {d.days(':d', 'max(p.start_date)')} FROM benefit_period p
-     WHERE p.citizen_key = c.citizen_key AND {covers('p')}) AS naive_days,
-  (SELECT {d.concat("x.reason || ':' || x.n")} FROM (
+  CASE WHEN a.spell_start IS NOT NULL THEN
+    (SELECT {d.days(':d', 'max(p.start_date)')} FROM benefit_period p
+     WHERE p.citizen_key = c.citizen_key AND {covers('p')}) END AS naive_days,
+  CASE WHEN a.spell_start IS NOT NULL THEN (SELECT {d.concat("x.reason || ':' || x.n")} FROM (
      SELECT coalesce(p.stop_reason, 'other') AS reason, CAST(count(*) AS TEXT) AS n
      FROM benefit_period p
      WHERE p.citizen_key = c.citizen_key AND p.stop_date > a.spell_start AND p.stop_date <= :d
-     GROUP BY 1) x) AS breaks_bridged,
+     GROUP BY 1) x) END AS breaks_bridged,
   {d.real(f'''(SELECT coalesce(sum({window_days}), 0) FROM benefit_run r
      WHERE r.citizen_key = c.citizen_key AND r.scope = 'cash' AND r.start_date < :d1
        AND (r.stop_date IS NULL OR r.stop_date > :w))''')} / :wdays
      AS share_last_10y_cash_system,
   {_age('c.birth_date')} AS age,
-  CASE WHEN EXISTS (SELECT 1 FROM benefit_period p WHERE p.citizen_key = c.citizen_key
+  CASE WHEN a.spell_start IS NOT NULL
+        AND EXISTS (SELECT 1 FROM benefit_period p WHERE p.citizen_key = c.citizen_key
                       AND p.job_centre = 1 AND {covers('p')})
        THEN (SELECT g.target_group FROM target_group_interval g
              WHERE g.citizen_key = c.citizen_key AND {covers('g', 'valid_from', 'valid_to')})
