@@ -18,7 +18,7 @@ import hmac
 import json
 import os
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -108,11 +108,35 @@ def identity_from_env(environ: Mapping[str, str] | None = None) -> Identity:
         ) from None
 
 
-def shown_count(count: int, identity: Identity) -> str:
-    """A count as exported to this caller: "<5" for analysts when it is small (but not 0)."""
-    if identity.role is Role.ANALYST and 0 < count < SMALL_COUNT:
-        return f"<{SMALL_COUNT}"
-    return f"{count:,}"
+SUPPRESSED = f"<{SMALL_COUNT}"
+
+
+def is_suppressed(count: int, identity: Identity | None) -> bool:
+    """Whether this caller sees `count` only as "<5": an analyst, and 1 to 4."""
+    return identity is not None and identity.role is Role.ANALYST and 0 < count < SMALL_COUNT
+
+
+def shown_count(count: int, identity: Identity | None) -> str:
+    """A count as shown to this caller: "<5" for analysts when it is small (but not 0)."""
+    return SUPPRESSED if is_suppressed(count, identity) else f"{count:,}"
+
+
+def suppressed_rows(
+    rows: Iterable[dict[str, Any]],
+    identity: Identity | None,
+    counts: Sequence[str],
+    shares: Sequence[str] = (),
+) -> Iterator[dict[str, Any]]:
+    """An exported aggregate's rows as this caller may see them.
+
+    For an analyst each count in `counts` under 5 becomes "<5", and a row with such
+    a count loses its `shares` too (a share and its whole give the count back).
+    """
+    for row in rows:
+        hidden = [name for name in counts if is_suppressed(row[name], identity)]
+        if hidden:
+            row = {**row, **dict.fromkeys(hidden, SUPPRESSED), **dict.fromkeys(shares)}
+        yield row
 
 
 @dataclass(frozen=True)

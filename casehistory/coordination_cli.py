@@ -11,8 +11,9 @@ from rich.console import Console
 from rich.table import Table
 
 from casehistory import services
+from casehistory.access import suppressed_rows
 from casehistory.bootstrap import Engine, build
-from casehistory.cli import _date, _reveal
+from casehistory.cli import _caller, _date, _reveal
 from casehistory.coordination_report import (
     FLOW_FIELDS,
     flag_table,
@@ -53,10 +54,11 @@ def cmd_coordination(args: argparse.Namespace) -> int:
         store = engine.read_model()
         if not args.per_citizen:
             report = services.coordination_summary(engine, args.as_of, args.long_spell_years)
-            tables = [group_table(report), intervention_table(report), step_table(report),
-                      flag_table(report)]
+            identity = _caller()
+            tables = [group_table(report, identity), intervention_table(report, identity),
+                      step_table(report, identity), flag_table(report, identity)]
             if args.year is not None:
-                tables.append(yearly_table(services.yearly_mapping(engine, args.year)))
+                tables.append(yearly_table(services.yearly_mapping(engine, args.year), identity))
             for table in tables:
                 Console().print(table)
             return 0
@@ -81,11 +83,13 @@ def cmd_flows(args: argparse.Namespace) -> int:
         result = services.flows(engine, args.first, args.last)
     finally:
         engine.close()
+    identity = _caller()
     if args.format == "table":
-        for table in flow_tables(result):
+        for table in flow_tables(result, identity):
             Console().print(table)
     else:
-        write_rows(flow_records(result), FLOW_FIELDS, args.format, Console())
+        write_rows(suppressed_rows(flow_records(result), identity, ["citizens"]), FLOW_FIELDS,
+                   args.format, Console())
     return 0
 
 

@@ -10,10 +10,12 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from functools import partial
 from typing import Any
 
 from rich.table import Table
 
+from casehistory.access import Identity, is_suppressed, shown_count
 from domain import reference
 from domain.coordination import (
     AWAITING_FLEXJOB_BENEFIT,
@@ -162,7 +164,10 @@ def flow_records(result: Flows) -> Iterator[dict[str, Any]]:
 # --- Tables ------------------------------------------------------------------
 
 
-def _share(part: int, whole: int) -> str:
+def _share(part: int, whole: int, identity: Identity | None) -> str:
+    """The share as a percentage; blank when either count is shown only as "<5"."""
+    if is_suppressed(part, identity) or is_suppressed(whole, identity):
+        return ""
     return f"{part / whole:.1%}" if whole else "-"
 
 
@@ -179,74 +184,80 @@ def _groups(summary: CoordinationSummary) -> list[str]:
     return [g for g in ordered if summary.by_group[g]]
 
 
-def group_table(summary: CoordinationSummary) -> Table:
-    """Per target group: citizens, fællesborgere and their share."""
+def group_table(summary: CoordinationSummary, identity: Identity | None = None) -> Table:
+    """Per target group: citizens, fællesborgere and their share.
+
+    Here and in the other tables, counts under 5 show as "<5" to an analyst.
+    """
+    n = partial(shown_count, identity=identity)
     table = _table(f"Fællesborgere by target group on {summary.as_of}",
                    "target group", "citizens", "fællesborgere", "share")
     for group in _groups(summary):
         citizens, shared = summary.by_group[group], summary.faellesborgere_by_group[group]
-        table.add_row(group, f"{citizens:,}", f"{shared:,}", _share(shared, citizens))
+        table.add_row(group, n(citizens), n(shared), _share(shared, citizens, identity))
     shared = sum(summary.faellesborgere_by_group.values())
-    table.add_row("all citizens", f"{summary.citizens:,}", f"{shared:,}",
-                  _share(shared, summary.citizens))
+    table.add_row("all citizens", n(summary.citizens), n(shared),
+                  _share(shared, summary.citizens, identity))
     table.caption = (
         f"{NO_TARGET_GROUP}: no target group reported (no job-centre benefit, or none assigned)"
     )
     return table
 
 
-def intervention_table(summary: CoordinationSummary) -> Table:
+def intervention_table(summary: CoordinationSummary, identity: Identity | None = None) -> Table:
     """Per target group and active coordination-relevant intervention: citizens."""
     table = _table(f"Citizens by target group and intervention on {summary.as_of}",
                    "target group", "intervention", "citizens")
     for group in _groups(summary):
         counts = {i: n for (g, i), n in summary.by_group_and_intervention.items() if g == group}
         for code, count in sorted(counts.items()):
-            table.add_row(group, code, f"{count:,}")
+            table.add_row(group, code, shown_count(count, identity))
     return table
 
 
-def step_table(summary: CoordinationSummary) -> Table:
+def step_table(summary: CoordinationSummary, identity: Identity | None = None) -> Table:
     """Fællesborgere per support step, with the share at the edge of the labour market."""
     table = _table(f"Support steps of fællesborgere on {summary.as_of}",
                    "support step", "fællesborgere", "at the edge of the labour market")
     for step in STEPS:
         count = summary.faellesborgere_by_step[step]
-        table.add_row(str(step) if step else "0 (none)", f"{count:,}",
-                      _share(summary.edge_by_step[step], count))
+        table.add_row(str(step) if step else "0 (none)", shown_count(count, identity),
+                      _share(summary.edge_by_step[step], count, identity))
     table.caption = "step 0: only children's measures, which stand outside the steps"
     return table
 
 
-def flag_table(summary: CoordinationSummary) -> Table:
+def flag_table(summary: CoordinationSummary, identity: Identity | None = None) -> Table:
     table = _table(f"Coordination flags on {summary.as_of}", "flag", "citizens")
     for name in FLAGS:
-        table.add_row(name, f"{summary.flags[name]:,}")
+        table.add_row(name, shown_count(summary.flags[name], identity))
     return table
 
 
-def yearly_table(mapping: YearlyMapping) -> Table:
+def yearly_table(mapping: YearlyMapping, identity: Identity | None = None) -> Table:
+    n = partial(shown_count, identity=identity)
     table = _table(f"Yearly mapping {mapping.year}", "citizens", "count", "share")
     table.add_row(f"on a benefit for at least {MONTHS_FOR_YEARLY} months",
-                  f"{mapping.on_benefit:,}", "")
+                  n(mapping.on_benefit), "")
     table.add_row("fællesborgere (and an intervention in the year)",
-                  f"{mapping.faellesborgere:,}",
-                  _share(mapping.faellesborgere, mapping.on_benefit))
+                  n(mapping.faellesborgere),
+                  _share(mapping.faellesborgere, mapping.on_benefit, identity))
     return table
 
 
-def flow_tables(result: Flows) -> list[Table]:
+def flow_tables(result: Flows, identity: Identity | None = None) -> list[Table]:
+    n = partial(shown_count, identity=identity)
     names = reference.benefits()
     benefits = sorted(INFLOW_BENEFITS)
     inflow = _table(f"Inflow per half-year, {result.first} to {result.last}", "half-year",
                     *(names[b].danish_name for b in benefits))
     for label, counts in result.inflow.items():
-        inflow.add_row(label, *(f"{counts[b]:,}" for b in benefits))
+        inflow.add_row(label, *(n(counts[b]) for b in benefits))
     inflow.caption = "citizens entering each benefit in the half-year"
     awaiting = _table("Approved for a flexjob but without one (ledighedsydelse)",
                       "first of month", "citizens")
     for day, count in result.awaiting_flexjob.items():
-        awaiting.add_row(day.isoformat(), f"{count:,}")
+        awaiting.add_row(day.isoformat(), n(count))
     return [inflow, awaiting]
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from rich.table import Table
 
+from casehistory.access import Identity, shown_count
 from domain.cadence import CadenceStatus
 from domain.caseload import CASELOAD_TARGET, CASELOAD_TYPICAL, CASELOAD_UNFUNDED
 from domain.durations import at_least_years
@@ -70,13 +71,18 @@ def caseload_rows(report: CaseloadReport) -> list[dict[str, Any]]:
     ]
 
 
-def distribution_table(report: CaseloadReport) -> Table:
-    table = Table(title=f"Caseloads on {report.as_of}: {report.citizens:,} citizens, "
-                        f"{len(report.caseloads):,} caseworker-units")
+def distribution_table(report: CaseloadReport, identity: Identity | None = None) -> Table:
+    """Caseworker-units per band; counts under 5 show as "<5" when the caller is an analyst."""
+
+    def n(count: int) -> str:
+        return shown_count(count, identity)
+
+    table = Table(title=f"Caseloads on {report.as_of}: {n(report.citizens)} citizens, "
+                        f"{n(len(report.caseloads))} caseworker-units")
     table.add_column("caseload")
     table.add_column("caseworkers", justify="right")
     for name in BANDS:
-        table.add_row(name, f"{report.distribution[name]:,}")
+        table.add_row(name, n(report.distribution[name]))
     return table
 
 
@@ -100,15 +106,20 @@ def cadence_summary(as_of: date, records: Iterable[Mapping[str, Any]]) -> Cadenc
 STATUSES = tuple(s.value for s in CadenceStatus)
 
 
-def cadence_table(summary: CadenceSummary) -> Table:
+def cadence_table(summary: CadenceSummary, identity: Identity | None = None) -> Table:
+    """Citizens by group and status; "<5" for small counts when the caller is an analyst."""
+
+    def n(count: int) -> str:
+        return shown_count(count, identity)
+
     table = Table(title=f"Contact cadence on {summary.as_of}")
     table.add_column("target group")
     for status in STATUSES:
         table.add_column(status, justify="right")
     groups = sorted({group for group, _ in summary.by_group_and_status})
     for group in groups:
-        table.add_row(group, *(f"{summary.by_group_and_status[group, s]:,}" for s in STATUSES))
-    table.add_row("total", *(f"{summary.by_status[s]:,}" for s in STATUSES))
+        table.add_row(group, *(n(summary.by_group_and_status[group, s]) for s in STATUSES))
+    table.add_row("total", *(n(summary.by_status[s]) for s in STATUSES))
     return table
 
 
@@ -123,8 +134,11 @@ def exit_rows(counts: Iterable[tuple[str, str, str | None, int]]) -> list[dict[s
     ]
 
 
-def exit_tables(rows: list[dict[str, Any]]) -> list[Table]:
-    """Two council tables: half-years by destination, and by target group at exit."""
+def exit_tables(rows: list[dict[str, Any]], identity: Identity | None = None) -> list[Table]:
+    """Two council tables: half-years by destination, and by target group at exit.
+
+    Counts under 5 show as "<5" when the caller is an analyst.
+    """
     tables = []
     for column in ("destination", "target_group"):
         totals: Counter[tuple[str, str]] = Counter()
@@ -136,7 +150,7 @@ def exit_tables(rows: list[dict[str, Any]]) -> list[Table]:
         for name in names:
             table.add_column(name, justify="right")
         for half in sorted({h for h, _ in totals}):
-            table.add_row(half, *(f"{totals[half, name]:,}" for name in names))
+            table.add_row(half, *(shown_count(totals[half, name], identity) for name in names))
         tables.append(table)
     return tables
 

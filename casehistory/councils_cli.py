@@ -11,8 +11,9 @@ from typing import Any
 from rich.console import Console
 
 from casehistory import services
+from casehistory.access import shown_count, suppressed_rows
 from casehistory.bootstrap import build
-from casehistory.cli import _date, _reveal
+from casehistory.cli import _caller, _date, _reveal
 from casehistory.council_report import (
     CASELOAD_FIELDS,
     COHORT_FIELDS,
@@ -41,10 +42,11 @@ def cmd_caseload(args: argparse.Namespace) -> int:
     finally:
         engine.close()
     console = Console()
+    identity = _caller()
     if args.format == "table":
-        console.print(distribution_table(report))
-    write_rows(caseload_rows(report), CASELOAD_FIELDS, args.format, console,
-               title=f"Caseload per caseworker and unit on {args.as_of}")
+        console.print(distribution_table(report, identity))
+    write_rows(suppressed_rows(caseload_rows(report), identity, ["citizens"]), CASELOAD_FIELDS,
+               args.format, console, title=f"Caseload per caseworker and unit on {args.as_of}")
     return 0
 
 
@@ -54,7 +56,7 @@ def cmd_cadence(args: argparse.Namespace) -> int:
         engine.project()
         console = Console()
         if not args.per_citizen:
-            console.print(cadence_table(services.cadence_summary(engine, args.as_of)))
+            console.print(cadence_table(services.cadence_summary(engine, args.as_of), _caller()))
         columns = [c for c in CADENCE_FIELDS if c != "cpr" or args.reveal_cpr]
 
         def rows() -> Iterator[dict[str, Any]]:
@@ -93,11 +95,13 @@ def cmd_exits(args: argparse.Namespace) -> int:
         rows = services.exits(engine, args.first, args.last, args.as_of)
     finally:
         engine.close()
+    identity = _caller()
     if args.format == "table":
-        for table in exit_tables(rows):
+        for table in exit_tables(rows, identity):
             Console().print(table)
     else:
-        write_rows(rows, EXIT_FIELDS, args.format, Console())
+        write_rows(suppressed_rows(rows, identity, ["exits"]), EXIT_FIELDS, args.format,
+                   Console())
     return 0
 
 
@@ -112,8 +116,10 @@ def cmd_cohort(args: argparse.Namespace) -> int:
         members, rows = services.cohort(engine, args.on, criteria, args.horizons)
     finally:
         engine.close()
-    write_rows(rows, COHORT_FIELDS, args.format, Console(),
-               title=f"Cohort of {members:,} citizens on {args.on}")
+    identity = _caller()
+    write_rows(suppressed_rows(rows, identity, ["citizens"], ["share"]), COHORT_FIELDS,
+               args.format, Console(),
+               title=f"Cohort of {shown_count(members, identity)} citizens on {args.on}")
     return 0
 
 
