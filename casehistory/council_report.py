@@ -157,16 +157,22 @@ def exit_tables(rows: list[dict[str, Any]], identity: Identity | None = None) ->
 
 @dataclass(frozen=True)
 class CohortCriteria:
-    """Who is in a cohort on C (`domain.exits.CohortDefinition` without a municipality)."""
+    """Who is in a cohort on C (`domain.exits.CohortDefinition`).
+
+    `admits` reads one durations record; the municipality (a benefit period paying C
+    registered by it) is checked against `projections.council_queries.paying_municipalities`.
+    """
 
     target_groups: frozenset[str] = frozenset()
     min_age: int | None = None
     max_age: int | None = None
     min_years: int | None = None
     cash_system: bool = False
+    municipality: str | None = None
 
     def admits(self, r: Mapping[str, Any], cohort_date: date) -> bool:
-        """`domain.exits.in_cohort` over one per-citizen durations record on C."""
+        """`domain.exits.in_cohort` over one per-citizen durations record on C, but for the
+        municipality."""
         if not r["on_benefit"]:
             return False
         if self.target_groups and r["target_group"] not in self.target_groups:

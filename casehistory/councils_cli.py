@@ -108,15 +108,23 @@ def cmd_exits(args: argparse.Namespace) -> int:
 def cmd_cohort(args: argparse.Namespace) -> int:
     criteria = CohortCriteria(
         frozenset(args.target_group or ()), args.min_age, args.max_age, args.min_years,
-        args.cash_system,
+        args.cash_system, args.municipality,
     )
     engine = build()
     try:
         engine.project()
-        members, rows = services.cohort(engine, args.on, criteria, args.horizons)
+        if args.by_municipality:
+            rows = services.cohort_by_municipality(engine, args.on, criteria, args.horizons)
+        else:
+            members, rows = services.cohort(engine, args.on, criteria, args.horizons)
     finally:
         engine.close()
     identity = _caller()
+    if args.by_municipality:
+        write_rows(suppressed_rows(rows, identity, ["members", "citizens"], ["share"]),
+                   ["municipality", "members", *COHORT_FIELDS], args.format, Console(),
+                   title=f"Cohorts by municipality on {args.on}")
+        return 0
     write_rows(suppressed_rows(rows, identity, ["citizens"], ["share"]), COHORT_FIELDS,
                args.format, Console(),
                title=f"Cohort of {shown_count(members, identity)} citizens on {args.on}")
@@ -169,6 +177,11 @@ def add_parsers(sub: Any) -> None:
     cohort.add_argument("--min-years", type=int, help="a current spell of N years or more")
     cohort.add_argument("--cash-system", action="store_true",
                         help="--min-years reads the cash-system spell")
+    cohort.add_argument("--municipality",
+                        help="only citizens paid on C by a benefit period this municipality "
+                             "registered (its code, e.g. 101)")
+    cohort.add_argument("--by-municipality", action="store_true",
+                        help="one cohort per municipality paying a member on C")
     cohort.add_argument("--horizons", type=_horizons, default=DEFAULT_HORIZONS,
                         help="months after C, comma-separated (default 6,12,18)")
     cohort.add_argument("--format", choices=FORMATS, default="table")

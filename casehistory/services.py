@@ -522,22 +522,60 @@ def cohort(
     Membership is read off the per-citizen durations SQL on C, outcomes off the exits table.
     """
     store = engine.read_model()
+    members = _cohort_members(store, cohort_date, criteria)
+    results = [(months, horizon, Counter(outcome[key] for key in members))
+               for months, horizon, outcome in _outcomes(store, cohort_date, horizons, members)]
+    return len(members), council_report.cohort_rows(len(members), results)
+
+
+def cohort_by_municipality(
+    engine: Engine,
+    cohort_date: date,
+    criteria: CohortCriteria,
+    horizons: tuple[int, ...] = DEFAULT_HORIZONS,
+) -> list[dict[str, Any]]:
+    """`cohort` once per municipality paying a member on C: rows with `municipality` and
+    `members` (the municipality's cohort size) first. A citizen paid by two counts in both."""
+    store = engine.read_model()
+    members = _cohort_members(store, cohort_date, criteria)
+    paying = council_queries.paying_municipalities(store, cohort_date)
+    outcomes = _outcomes(store, cohort_date, horizons, members)
+    rows = []
+    for municipality in sorted({m for key in members for m in paying.get(key, ())}):
+        group = [key for key in members if municipality in paying.get(key, ())]
+        results = [(months, horizon, Counter(outcome[key] for key in group))
+                   for months, horizon, outcome in outcomes]
+        rows += [{"municipality": municipality, "members": len(group), **row}
+                 for row in council_report.cohort_rows(len(group), results)]
+    return rows
+
+
+def _cohort_members(store: Any, cohort_date: date, criteria: CohortCriteria) -> set[str]:
     members = {
         r["citizen_key"] for r in durations_records(store, cohort_date)
         if criteria.admits(r, cohort_date)
     }
-    results = []
+    if criteria.municipality is not None:
+        paying = council_queries.paying_municipalities(store, cohort_date)
+        members = {k for k in members if criteria.municipality in paying.get(k, ())}
+    return members
+
+
+def _outcomes(
+    store: Any, cohort_date: date, horizons: tuple[int, ...], members: set[str]
+) -> list[tuple[int, date, dict[str, tuple[str, str | None]]]]:
+    """Per horizon: each member's (outcome, destination) at C + that many months."""
+    found = []
     for months in horizons:
         horizon = months_later(cohort_date, months)
-        outcomes: Counter[tuple[str, str | None]] = Counter()
-        for key, destination, _exit, paid in council_queries.outcome_records(
-            store, cohort_date, horizon
-        ):
-            if key in members:
-                outcome = "exited" if destination else "on_benefit" if paid else "neither"
-                outcomes[outcome, destination] += 1
-        results.append((months, horizon, outcomes))
-    return len(members), council_report.cohort_rows(len(members), results)
+        outcome = {
+            key: ("exited" if destination else "on_benefit" if paid else "neither", destination)
+            for key, destination, _exit, paid in council_queries.outcome_records(
+                store, cohort_date, horizon)
+            if key in members
+        }
+        found.append((months, horizon, outcome))
+    return found
 
 
 def continuity(engine: Engine, as_of: date, months: int = CONTINUITY_MONTHS) -> Iterator[

@@ -214,3 +214,15 @@ FROM durations_citizen c ORDER BY c.citizen_key"""
         cursor.execute(Dialect(store.dialect).bind(sql), params)
         for key, destination, exit_date, paid in cursor.fetchall():
             yield key, destination, exit_date, bool(paid)
+
+
+def paying_municipalities(store: Any, day: date) -> dict[str, set[str]]:
+    """Per citizen paid on `day`, the municipalities that registered a benefit period paying it
+    (`domain.exits.CohortDefinition.municipality`)."""
+    sql = f"SELECT DISTINCT p.citizen_key, p.municipality FROM benefit_period p WHERE {covers('p')}"
+    found: dict[str, set[str]] = {}
+    with store.read() as cursor:
+        cursor.execute(Dialect(store.dialect).bind(sql), {"d": day.isoformat()})
+        for key, municipality in cursor.fetchall():
+            found.setdefault(key, set()).add(municipality)
+    return found

@@ -92,6 +92,30 @@ def test_caseload_and_cadence_exports_give_the_rules_values(
         for f in follow_up(t, cohort_date, (6, 12)))
     assert found_outcomes == dict(expected_outcomes) and expected_outcomes
 
+    paid_by = {cpr: {p.municipality for p in t.periods_on(cohort_date) if p.covers(cohort_date)}
+               for cpr, t in timelines.items()}
+    out = casehistory(store_env, "cohort", "--on", cohort_date.isoformat(), "--min-years", "1",
+                      "--horizons", "6,12", "--by-municipality", "--format", "jsonl")
+    by_municipality = {(r["municipality"], r["members"], r["horizon_months"], r["outcome"],
+                        r["destination"]): r["citizens"] for r in map(json.loads, out.splitlines())}
+    expected_by: Counter[tuple[str, int, int, str, str | None]] = Counter()
+    for municipality in {m for ms in paid_by.values() for m in ms}:
+        definition = CohortDefinition(min_years=1, municipality=municipality)
+        members = [cpr for cpr, t in timelines.items()
+                   if in_cohort(t, birth_date(cpr), cohort_date, definition)]
+        expected_by.update((municipality, len(members), f.horizon_months, f.outcome,
+                            f.destination)
+                           for cpr in members for f in follow_up(timelines[cpr], cohort_date,
+                                                                 (6, 12)))
+    assert by_municipality == dict(expected_by) and len({k[0] for k in expected_by}) > 1
+    municipality = max({k[0] for k in expected_by}, key=lambda m: sum(
+        n for k, n in expected_by.items() if k[0] == m))
+    out = casehistory(store_env, "cohort", "--on", cohort_date.isoformat(), "--min-years", "1",
+                      "--horizons", "6,12", "--municipality", municipality, "--format", "jsonl")
+    assert {(municipality, r["horizon_months"], r["outcome"], r["destination"]): r["citizens"]
+            for r in map(json.loads, out.splitlines())} == {
+        (k[0], *k[2:]): n for k, n in expected_by.items() if k[0] == municipality}
+
     tables = casehistory(store_env, "exits", "--from", first.isoformat(), "--to",
                          last.isoformat()) + casehistory(store_env, "cohort", "--on",
                                                          cohort_date.isoformat())

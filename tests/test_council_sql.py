@@ -29,6 +29,7 @@ from projections.council_queries import (
     continuity_records,
     exit_records,
     outcome_records,
+    paying_municipalities,
 )
 from projections.queries import durations_records
 from projections.rows import rows_for, staff_pseudonym
@@ -193,6 +194,8 @@ DEFINITIONS = [
     CohortCriteria(min_age=25, max_age=40),
     CohortCriteria(min_years=1),
     CohortCriteria(min_years=2, cash_system=True),
+    CohortCriteria(municipality="101"),
+    CohortCriteria(frozenset({"aktivitetsparat_voksen"}), municipality="147"),
 ]
 
 
@@ -214,10 +217,14 @@ def test_cohort_membership_from_sql_equals_in_cohort(
     )
     for cohort_date in _days(population, offsets)[::3]:
         records = {r["citizen_key"]: r for r in durations_records(read_store, cohort_date)}
+        paying = paying_municipalities(read_store, cohort_date)
         for criteria in DEFINITIONS:
             definition = CohortDefinition(criteria.target_groups, criteria.min_age,
                                           criteria.max_age, criteria.min_years,
-                                          criteria.cash_system)
+                                          criteria.cash_system, criteria.municipality)
             for key, (timeline, born) in citizens.items():
-                assert criteria.admits(records[key], cohort_date) == in_cohort(
-                    timeline, born, cohort_date, definition), (cohort_date, criteria, key)
+                admitted = criteria.admits(records[key], cohort_date) and (
+                    criteria.municipality is None
+                    or criteria.municipality in paying.get(key, set()))
+                assert admitted == in_cohort(timeline, born, cohort_date, definition), (
+                    cohort_date, criteria, key)
