@@ -206,6 +206,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
         for table in coordination_cli.demo_tables(engine, args.as_of):
             console.print(table)
+        from casehistory import councils_cli
+
+        for table in councils_cli.demo_tables(engine, args.as_of):
+            console.print(table)
         console.print(f"explore further with CASEHISTORY_DATA_DIR={demo_dir}"
                       + (f" CASEHISTORY_STORE={args.store}" if settings.uses_postgres else ""))
     finally:

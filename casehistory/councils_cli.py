@@ -9,10 +9,11 @@ from datetime import date
 from typing import Any
 
 from rich.console import Console
+from rich.table import Table
 
 from casehistory import services
 from casehistory.access import shown_count, suppressed_rows
-from casehistory.bootstrap import build
+from casehistory.bootstrap import Engine, build
 from casehistory.cli import _caller, _date, _reveal
 from casehistory.council_report import (
     CASELOAD_FIELDS,
@@ -32,6 +33,29 @@ CADENCE_FIELDS = [
     "citizen_key", "cpr", "status", "days_left", "deadline", "last_meeting", "visitation",
     "target_group",
 ]
+
+
+DEMO_EXIT_YEARS = 3
+"""Half-years of exits the demo shows: those of the last three calendar years to the date."""
+
+
+def demo_tables(engine: Engine, as_of: date) -> list[Table]:
+    """The demo's council section: exits by destination, the prioritisation lists' sizes,
+    the caseload distribution and the contact cadence by status."""
+    engine.project()
+    first = date(as_of.year - DEMO_EXIT_YEARS, 1, 1)
+    exits = exit_tables(services.exits(engine, first, as_of, as_of))[0]
+    lists = Table(title=f"Prioritisation lists on {as_of}")
+    lists.add_column("list")
+    lists.add_column("citizens", justify="right")
+    for years, cash_system in ((15, False), (15, True), (2, False)):
+        spell = "cash-system" if cash_system else "all-benefits"
+        found = sum(1 for _ in services.long_durations(engine, as_of, years, cash_system))
+        lists.add_row(f"{spell} spell over {years} years", f"{found:,}")
+    pool = sum(1 for _ in services.clarification_pool(engine, as_of))
+    lists.add_row("clarification pool", f"{pool:,}")
+    return [exits, lists, distribution_table(services.caseload(engine, as_of)),
+            cadence_table(services.cadence_summary(engine, as_of))]
 
 
 def cmd_caseload(args: argparse.Namespace) -> int:

@@ -167,5 +167,9 @@ def test_demo_prints_the_coordination_section(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     for title in ("Fællesborgere by target group on 2026-11-01",
                   "Support steps of fællesborgere on 2026-11-01",
-                  "Coordination flags on 2026-11-01", "youth_unified_effort"):
+                  "Coordination flags on 2026-11-01", "youth_unified_effort",
+                  "Exits from the cash-benefit system by destination",
+                  "Prioritisation lists on 2026-11-01", "all-benefits spell over 15 years",
+                  "clarification pool", "Caseloads on 2026-11-01", "Contact cadence on 2026-11-01",
+                  "overdue"):
         assert title in done.stderr
