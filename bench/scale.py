@@ -8,7 +8,9 @@ ingest it into an embedded store without projecting, then measure in one run:
 
 - rebuild: the whole read model from zero (`Follower.catch_up` into an empty copy),
   against the DuckDB gaps-and-islands batch (`bench/spells.sql`) over the same
-  stored facts, query only and with its load from CSV;
+  stored facts, query only and with its load from CSV, and against the raw limit:
+  reading every stored event in citizen order and decrypting and decoding it, in as
+  many processes as the rebuild uses (the same shards);
 - export: every citizen's durations on one date through the read model's SQL,
   written as JSON Lines, against the same DuckDB query;
 - the headline report (SQL) on that date;
@@ -42,9 +44,11 @@ def measure(size: int, seed: int = 1) -> dict[str, Any]:
     from casehistory import generator
     from casehistory.bootstrap import build
     from casehistory.cli import ingest_files
+    from casehistory.parallel import default_workers
     from casehistory.report import headline_from
     from casehistory.settings import Settings
     from consumers.deadletter import DeadLetterFile
+    from projections.follower import PARALLEL_FROM
     from projections.queries import durations_records
 
     work = Path(tempfile.mkdtemp(prefix=f"scale-{size}-"))
@@ -65,7 +69,10 @@ def measure(size: int, seed: int = 1) -> dict[str, Any]:
         stored = engine.app.recorder.max_notification_id() or 0
 
         fresh = engine.replay_read_model()
-        console.log(f"ingested {stored:,} notifications; rebuilding")
+        console.log(f"ingested {stored:,} notifications; reading and decoding them")
+        result["workers"] = default_workers() if stored >= PARALLEL_FROM else 1
+        result["read_decode_parallel_s"] = read_decode(engine, stored, result["workers"])
+        console.log("rebuilding")
         started = time.perf_counter()
         engine.follower(fresh).catch_up()
         result["rebuild_s"] = time.perf_counter() - started
@@ -103,11 +110,49 @@ def measure(size: int, seed: int = 1) -> dict[str, Any]:
         result["rebuild_vs_duck_load_query"] = result["rebuild_s"] / (
             result["duck_query_s"] + load_s
         )
+        result["rebuild_vs_read_decode"] = result["rebuild_s"] / result["read_decode_parallel_s"]
         result["export_vs_duck_query"] = result["export_s"] / result["duck_query_s"]
         fresh.clear()
     finally:
         engine.close()
     return result
+
+
+def read_decode(engine: Any, until: int, workers: int) -> float:
+    """Seconds to read every stored event in citizen order and decode it, in `workers`
+    processes each taking one shard of citizens, as the rebuild does."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    started = time.perf_counter()
+    jobs = [(engine.settings, until, (i, workers)) for i in range(workers)]
+    if workers == 1:
+        events = _read_decode_shard(jobs[0])
+    else:
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            events = sum(pool.map(_read_decode_shard, jobs))
+    if events != until:
+        raise AssertionError(f"read {events} events of {until}")
+    return time.perf_counter() - started
+
+
+def _read_decode_shard(job: tuple[Any, int, tuple[int, int]]) -> int:
+    from casehistory.bootstrap import build
+    from projections.history import HistoryDecoder
+    from projections.source import EventStoreSource
+
+    settings, until, shard = job
+    engine = build(settings)
+    try:
+        decoder = HistoryDecoder(engine.app.mapper)
+        events = 0
+        for _originator, stored in EventStoreSource(engine.app).histories(until, shard=shard):
+            for event in stored:
+                decoder.state(event)
+            events += len(stored)
+        return events
+    finally:
+        engine.close()
 
 
 def main(argv: list[str]) -> int:
@@ -117,7 +162,8 @@ def main(argv: list[str]) -> int:
         (RESULTS / f"scale-{size}.json").write_text(json.dumps(result, indent=2) + "\n")
         console.print(
             f"{size:,} citizens, {result['notifications']:,} events: "
-            f"rebuild {result['rebuild_vs_duck_query']:.2f}x DuckDB query "
+            f"rebuild {result['rebuild_vs_read_decode']:.2f}x read+decode, "
+            f"{result['rebuild_vs_duck_query']:.2f}x DuckDB query "
             f"({result['rebuild_vs_duck_load_query']:.2f}x load+query), "
             f"export {result['export_vs_duck_query']:.2f}x, headline {result['headline_s']:.2f} s, "
             f"rebuild {result['rebuild_us_per_event']:.1f} us/event, "

@@ -78,7 +78,7 @@ class HistoryDecoder:
     ) -> CitizenHistory:
         """`history` (None before the registration) moved forward by `stored`, in order."""
         for event in stored:
-            state = self._state(event)
+            state = self.state(event)
             if event.topic == _REGISTERED:
                 history = CitizenHistory(
                     state["citizen_key"], date.fromisoformat(state["birth_date"])
@@ -95,7 +95,7 @@ class HistoryDecoder:
             raise ValueError("no stored events for the citizen")
         return history
 
-    def _state(self, event: StoredCitizenEvent) -> dict[str, Any]:
+    def state(self, event: StoredCitizenEvent) -> dict[str, Any]:
         state: dict[str, Any] = orjson.loads(self._open(event.state))
         if "class_version" in state:
             return dict(vars(self.mapper.to_domain_event(event)))  # type: ignore[arg-type]
