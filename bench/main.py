@@ -1,6 +1,9 @@
 """Run every benchmark at one population size and write docs/benchmarks.md.
 
-    bench/run SIZE [--repeats N] [--rate EVENTS_PER_S] [--label TEXT]
+    bench/run SIZE [--repeats N] [--rate EVENTS_PER_S] [--label TEXT] [--skip MEASURE]
+
+Measures: ingest, embedded, rebuild, peer, queries, freshness, growth, and last the read
+side at scale (`scale`, bench/scale.py: rebuild, export and headline against DuckDB).
 
 Results of each run are kept as JSON in bench/results/ (one file per label), and
 docs/benchmarks.md is rendered from all of them, so runs at 10k and 100k sit side
@@ -23,7 +26,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bench import common, freshness, ingest, peer, queries, rebuild
+from bench import common, freshness, ingest, peer, queries, rebuild, scale
 from bench.common import WORK, median
 
 RESULTS = Path(__file__).with_name("results")
@@ -266,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / f"{label}.json").write_text(json.dumps(result, indent=1, default=str))
         console.print(f"results: {RESULTS / (label + '.json')}")
+        if "scale" not in args.skip:
+            scale.main([str(args.size)])
     from bench.render import render
 
     DOC.parent.mkdir(exist_ok=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from statistics import median
+from typing import Any
 
 NOTES = Path(__file__).with_name("NOTES.md")
 
@@ -33,8 +34,49 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return [*lines, ""]
 
 
+def _read_side(scale: list[dict[str, Any]]) -> list[str]:
+    """The read-side section: one row per `bench.scale` result, oldest code first."""
+    out = [
+        "## 0. Read side at scale",
+        "",
+        "`bench/run SIZE` ends with `python -m bench.scale SIZE` (`bench/scale.py`): an "
+        'arrival-ordered population of the shape in domain.md "Scale" is ingested '
+        "without projecting, then in one run: the rebuild of every read model from zero "
+        "against the raw limit (every stored event read in citizen order, decrypted and "
+        "decoded, in as many processes as the rebuild) and against the DuckDB "
+        "gaps-and-islands batch over the same facts (query alone, and with its load); the "
+        "all-citizen per-citizen export on 2026-11-01 against the same DuckDB query; the "
+        "headline report. Targets (issue #13): rebuild ≤ 3× DuckDB, export ≤ 0.5× DuckDB, "
+        "headline at 100k under 1 s, time per event flat with size.",
+        "",
+        "Before this work (issue #13, 20,000 citizens, 364,738 events): DuckDB batch 1.8 s, "
+        "`replay` 126 s (70×), the per-citizen export 2.3 s (1.3×); at 5,000 citizens the "
+        "replay was 24× DuckDB, so cost grew faster than the work.",
+        "",
+    ]
+    rows = []
+    for r in sorted(scale, key=lambda r: (r["date"], r["size"])):
+        rows.append([
+            _r(r["rebuild_s"] / r["read_decode_parallel_s"]) if "read_decode_parallel_s" in r
+            else "not measured",
+            _r(r["rebuild_vs_duck_query"]), _r(r["rebuild_vs_duck_load_query"]),
+            _r(r["export_vs_duck_query"]), f"{r['headline_s']:.2f} s",
+            f"{r['size']:,}", f"{r['notifications']:,}", f"{r['rebuild_s']:,.1f} s",
+            str(r.get("workers", "")), f"{r['rebuild_us_per_event']:.1f}",
+            f"{r['rss_after_rebuild_mb']:,.0f} MB", r["commit"], r["date"],
+        ])  # fmt: skip
+    out += _table(
+        ["rebuild ÷ read+decode", "rebuild ÷ DuckDB query", "rebuild ÷ DuckDB load+query",
+         "export ÷ DuckDB query", "headline", "citizens", "events", "rebuild", "workers",
+         "µs/event", "peak RSS", "code", "date"],
+        rows,
+    )  # fmt: skip
+    return out
+
+
 def render(paths: list[Path]) -> str:
-    runs = [json.loads(p.read_text()) for p in paths]
+    scale = [json.loads(p.read_text()) for p in paths if p.name.startswith("scale-")]
+    runs = [json.loads(p.read_text()) for p in paths if not p.name.startswith("scale-")]
     runs.sort(key=lambda r: (r["size"], r["label"]))
     latest = max(runs, key=lambda r: r["date"])
     out = [
@@ -67,6 +109,7 @@ def render(paths: list[Path]) -> str:
     if NOTES.exists():
         out += [NOTES.read_text().strip(), ""]
 
+    out += _read_side(scale)
     out += [
         "## 1. Ingest",
         "",
