@@ -14,7 +14,8 @@ ingest it into an embedded store without projecting, then measure in one run:
 - export: every citizen's durations on one date through the read model's SQL,
   written as JSON Lines, against the same DuckDB query;
 - the headline report (SQL) on that date;
-- time per event and peak RSS, so sizes can be compared.
+- time per event and peak RSS (the driver's after ingest and after the rebuild, and the
+  largest rebuild worker's), so sizes can be compared.
 
 Ratios come first; results go to bench/results/scale-SIZE.json.
 """
@@ -22,6 +23,7 @@ Ratios come first; results go to bench/results/scale-SIZE.json.
 from __future__ import annotations
 
 import json
+import resource
 import sys
 import tempfile
 import time
@@ -66,19 +68,23 @@ def measure(size: int, seed: int = 1) -> dict[str, Any]:
         report = ingest_files(engine, [population], DeadLetterFile(work / "dead.jsonl"))
         result["ingest_s"] = time.perf_counter() - started
         result["stored"] = report.stored
+        result["rss_after_ingest_mb"] = peak_rss_mb()
         stored = engine.app.recorder.max_notification_id() or 0
 
         fresh = engine.replay_read_model()
-        console.log(f"ingested {stored:,} notifications; reading and decoding them")
-        result["workers"] = default_workers() if stored >= PARALLEL_FROM else 1
-        result["read_decode_parallel_s"] = read_decode(engine, stored, result["workers"])
-        console.log("rebuilding")
+        console.log(f"ingested {stored:,} notifications; rebuilding")
         started = time.perf_counter()
         engine.follower(fresh).catch_up()
         result["rebuild_s"] = time.perf_counter() - started
         result["notifications"] = stored
         result["rebuild_us_per_event"] = result["rebuild_s"] / stored * 1e6
         result["rss_after_rebuild_mb"] = peak_rss_mb()
+        result["rebuild_worker_peak_rss_mb"] = (
+            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        )  # the largest worker process so far
+        console.log("reading and decoding every event (the raw limit)")
+        result["workers"] = default_workers() if stored >= PARALLEL_FROM else 1
+        result["read_decode_parallel_s"] = read_decode(engine, stored, result["workers"])
 
         console.log(f"rebuilt in {result['rebuild_s']:.1f} s; DuckDB batch")
         with console.status("DuckDB batch over the same facts"):
@@ -167,7 +173,8 @@ def main(argv: list[str]) -> int:
             f"({result['rebuild_vs_duck_load_query']:.2f}x load+query), "
             f"export {result['export_vs_duck_query']:.2f}x, headline {result['headline_s']:.2f} s, "
             f"rebuild {result['rebuild_us_per_event']:.1f} us/event, "
-            f"peak RSS {result['rss_after_rebuild_mb']:.0f} MB"
+            f"peak RSS {result['rss_after_rebuild_mb']:.0f} MB "
+            f"(worker {result['rebuild_worker_peak_rss_mb']:.0f} MB)"
         )
     return 0
 
