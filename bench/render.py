@@ -448,7 +448,8 @@ def render(paths: list[Path]) -> str:
         "against the smallest size in the table: time per event (1.00 = linear) and peak "
         "RSS (`VmHWM` of the process; 1.00 = flat). Every growth run sets the aggregate "
         "cache (`AGGREGATE_CACHE_MAXSIZE`, the one configured cache that grows with the "
-        "citizens seen; default 20,000) to the same size, so peak memory beyond it shows "
+        "citizens seen; none by default since the ingest appends from heads) to the same "
+        "size, so peak memory beyond it shows "
         "what the engine keeps per citizen outside its caches. The projection follower "
         "holds at most 2,000 citizens' histories.",
         "",

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Iterable
 from typing import Any
-from uuid import UUID
 
 import orjson
-from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import JSONTranscoder, Transcoder
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.persistence import JSONTranscoder, Recording, Transcoder
 
-from domain.citizen import Citizen, citizen_id
+from casehistory.recorders import IndexEntry
+from domain.citizen import Citizen, Head, citizen_id
 
 
 class OrjsonTranscoder(JSONTranscoder):
@@ -29,17 +30,15 @@ class OrjsonTranscoder(JSONTranscoder):
 class CaseHistory(Application[Any]):
     """Stores citizens' facts; persistence is chosen by the environment (see settings).
 
-    Cached aggregates are not fast-forwarded from the store on every lookup (one query
-    per citizen per batch): a copy made stale by another writer fails its save on the
-    version conflict, and the ingest then forgets it, reloads and retries.
+    Every save also writes, in its transaction, the saved citizens' heads and an
+    index of their event ids (`casehistory.recorders`), so the ingest appends
+    from the heads without loading any history. Aggregates are only loaded to
+    read a history (`find`), one citizen at a time.
     """
 
     name = "casehistory"
-    env = {  # noqa: RUF012 - the library's own convention for defaults
-        "AGGREGATE_CACHE_MAXSIZE": "20000",
-        "AGGREGATE_CACHE_FASTFORWARD": "n",
-        "DEEPCOPY_FROM_AGGREGATE_CACHE": "n",
-    }
+    index_key = b""
+    """HMAC key of the event index's digests; set by the bootstrap."""
 
     def construct_transcoder(self) -> Transcoder:
         transcoder = OrjsonTranscoder()
@@ -53,33 +52,87 @@ class CaseHistory(Application[Any]):
             return None
         return citizen
 
-    def find_many(self, citizen_keys: Iterable[str]) -> dict[str, Citizen]:
-        """The citizens among these keys that exist, by key.
+    def heads(self, citizen_keys: Iterable[str]) -> dict[str, Head]:
+        """The heads of those of these citizens that have a history, by key."""
+        recorder: Any = self.recorder
+        return {
+            key: Head(key, version, chain)
+            for key, (version, chain) in recorder.heads(list(citizen_keys)).items()
+        }
 
-        Cached citizens come from the cache; of the rest, one query tells which have
-        events, so a batch of new citizens (a bulk load) costs no lookup per citizen.
+    def known_events(self, event_ids: Iterable[object]) -> dict[str, tuple[str, str]]:
+        """Of these event ids, those stored (by their text): holder and content digest."""
+        by_key = {self.digest(str(event_id)): str(event_id) for event_id in event_ids}
+        recorder: Any = self.recorder
+        return {
+            by_key[entry.event_key]: (entry.citizen_key, entry.content_key)
+            for entry in recorder.index_entries(list(by_key))
+        }
+
+    def digest(self, value: str) -> str:
+        """Keyed digest of an event id or a content hash, as the event index holds them.
+
+        Keyed (BLAKE2b with the index key), so a reader of the store cannot try
+        contents against an event id.
         """
-        cache: Any = self.repository.cache
-        found: dict[str, Citizen] = {}
-        uncached: dict[UUID, str] = {}
-        for key in dict.fromkeys(citizen_keys):
-            aggregate_id = citizen_id(key)
-            try:
-                if cache is None:
-                    raise KeyError(aggregate_id)
-                found[key] = cache.get(aggregate_id)
-            except KeyError:
-                uncached[aggregate_id] = key
-        if uncached:
-            recorder: Any = self.recorder
-            for aggregate_id in recorder.existing_originators(list(uncached)):
-                citizen = self.find(uncached[aggregate_id])
-                if citizen is not None:
-                    found[uncached[aggregate_id]] = citizen
-        return found
+        return hashlib.blake2b(value.encode(), key=self.index_key, digest_size=16).hexdigest()
+
+    def append(self, events: list[Any], **kwargs: Any) -> list[Recording[Any]]:
+        """Save new events (not aggregates) in one transaction, as `save` would.
+
+        `save` checks every object it is given against a runtime protocol, which
+        costs more than the rest of an append; these are known to be events.
+        """
+        processing_event: ProcessingEvent[Any] = ProcessingEvent()
+        processing_event.events.extend(events)
+        processing_event.saved_kwargs.update(kwargs)
+        recordings = self._record(processing_event)
+        self._notify(recordings)
+        return recordings
+
+    def _record(self, processing_event: ProcessingEvent[Any]) -> list[Recording[Any]]:
+        heads, index = self._heads_of(processing_event.events)
+        processing_event.saved_kwargs.update(heads=heads, index=index)
+        return super()._record(processing_event)
+
+    def _heads_of(
+        self, events: Iterable[Any]
+    ) -> tuple[dict[str, tuple[int, str]], list[IndexEntry]]:
+        """The citizens' heads after these events, and index entries for their facts."""
+        heads: dict[str, tuple[int, str]] = {}
+        index: list[IndexEntry] = []
+        for event in events:
+            chain = getattr(event, "chain_hash", None)
+            if chain is None:
+                continue
+            key = event.originator_id.hex
+            heads[key] = (event.originator_version, chain)
+            if isinstance(event, Citizen.FactRecorded):
+                index.append(IndexEntry(
+                    self.digest(event.event_id), key, self.digest(event.content_hash)
+                ))
+        return heads, index
+
+    def backfill_heads(self, batch_size: int = 5000) -> int:
+        """Write the heads and index of a store older than them; returns events read."""
+        recorder: Any = self.recorder
+        heads: dict[str, tuple[int, str]] = {}
+        index: list[IndexEntry] = []
+        start, read = 0, 0
+        while notifications := recorder.select_notifications(
+            start=start, limit=batch_size, inclusive_of_start=False
+        ):
+            events = [self.mapper.to_domain_event(n) for n in notifications]
+            more_heads, more_index = self._heads_of(events)
+            heads.update(more_heads)
+            index.extend(more_index)
+            read += len(notifications)
+            start = notifications[-1].id
+        recorder.backfill_heads(heads, index)
+        return read
 
     def forget_cached(self, citizen_keys: list[str]) -> None:
-        """Drop cached aggregates (after a failed save they may hold unsaved events)."""
+        """Drop cached aggregates, where an aggregate cache is configured."""
         cache = self.repository.cache
         if cache is None:
             return

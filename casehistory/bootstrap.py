@@ -13,17 +13,21 @@ from __future__ import annotations
 import base64
 import fcntl
 import gc
+import hashlib
+import hmac
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from casehistory.access import LookupLog
 from casehistory.application import CaseHistory
 from casehistory.identity import IdentityVault, KeyStore, PostgresKeyStore, SQLiteKeyStore
+from casehistory.recorders import HEADS_TABLE, INDEX_TABLE
 from casehistory.settings import Settings, private_dir
 from consumers.deadletter import DeadLetterSink
 from consumers.ingest import IngestService
@@ -148,11 +152,12 @@ class Engine:
 def tune_garbage_collector() -> None:
     """Make CPython's full collections rare in an engine process (set once, at start).
 
-    The aggregate cache keeps about a million objects alive, and with the default
-    thresholds every full collection walks all of them: dozens of walks per few
-    hundred thousand events made the ingest about 1.5x slower with a 20,000-citizen
-    cache (measured, docs/benchmarks.md). The engine makes few reference cycles, so
-    collecting less often costs little memory.
+    A large aggregate cache (`AGGREGATE_CACHE_MAXSIZE`; none by default since the
+    ingest appends from heads) keeps about a million objects alive, and with the
+    default thresholds every full collection walks all of them: dozens of walks per
+    few hundred thousand events made the ingest about 1.5x slower with a
+    20,000-citizen cache (measured, docs/benchmarks.md). The engine makes few
+    reference cycles, so collecting less often costs little memory.
     """
     gc.set_threshold(10_000, 10, 100)
 
@@ -162,7 +167,7 @@ def drop_engine_tables(url: str) -> None:
     import psycopg
 
     tables = ["casehistory_events", "ingest_ledger", "citizen_keys", "forgotten_citizens",
-              "chain_anchors", TRACKING_TABLE, *TABLES]
+              "chain_anchors", HEADS_TABLE, INDEX_TABLE, TRACKING_TABLE, *TABLES]
     with psycopg.connect(url, autocommit=True) as connection:
         connection.execute(f"DROP TABLE IF EXISTS {', '.join(tables)}")
         connection.execute(f'DROP SCHEMA IF EXISTS "{REPLAY_SCHEMA}" CASCADE')
@@ -249,6 +254,11 @@ def key_store(settings: Settings) -> KeyStore:
     return SQLiteKeyStore(settings.data_dir / "keys.db")
 
 
+def index_key(settings: Settings) -> bytes:
+    """The event index's HMAC key, derived from the pseudonym key (held by every writer)."""
+    return hmac.new(settings.pseudonym_key, b"casehistory event index", hashlib.sha256).digest()
+
+
 def build(settings: Settings | None = None) -> Engine:
     """The engine on the configured store (SQLite under the data dir by default)."""
     settings = settings or Settings.load()
@@ -256,4 +266,12 @@ def build(settings: Settings | None = None) -> Engine:
     with schema_lock(settings):
         app = CaseHistory(env=event_store_env(settings))
     app.recorder.anchor_key = settings.integrity_key or None  # type: ignore[attr-defined]
+    app.index_key = index_key(settings)
+    recorder: Any = app.recorder
+    # A store older than the heads gets them from the process that owns its tables
+    # (with `create_tables` off, `casehistory db init` is that process).
+    if settings.create_tables and recorder.max_notification_id() and not recorder.has_heads():
+        with schema_lock(settings):
+            if not recorder.has_heads():
+                app.backfill_heads()
     return Engine(settings, app, IdentityVault(settings.pseudonym_key, key_store(settings)))

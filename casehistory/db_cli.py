@@ -16,7 +16,7 @@ from casehistory.anchors import ANCHORS_TABLE
 from casehistory.application import CaseHistory
 from casehistory.bootstrap import build
 from casehistory.cli import console
-from casehistory.recorders import LEDGER_TABLE
+from casehistory.recorders import HEADS_TABLE, INDEX_TABLE, LEDGER_TABLE
 from casehistory.settings import Settings
 from projections.rows import TABLES
 from projections.store import OUTBOX_TABLE, TRACKING_TABLE
@@ -76,6 +76,9 @@ def roles_sql(t: EngineTables) -> list[str]:
         f"GRANT USAGE ON SEQUENCE {t.events}_notification_id_seq TO {INGEST}",
         "-- ingest: move each appended citizen's anchored chain head (keyed: it cannot forge one)\n"
         f"GRANT SELECT, INSERT, UPDATE ON {ANCHORS_TABLE} TO {INGEST}",
+        "-- ingest: append from each citizen's head; idempotency by the event index\n"
+        f"GRANT SELECT, INSERT, UPDATE ON {HEADS_TABLE} TO {INGEST}",
+        f"GRANT SELECT, INSERT ON {INDEX_TABLE} TO {INGEST}",
         "-- eventsourcing takes LOCK TABLE ... IN EXCLUSIVE MODE on the events table on every\n"
         "-- insert, which PostgreSQL allows only with table-level UPDATE, DELETE or TRUNCATE.\n"
         "-- UPDATE is the least of them, and the trigger below refuses every UPDATE.\n"

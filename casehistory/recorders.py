@@ -1,9 +1,16 @@
-"""Event-store recorders that also keep the ingest ledger, in the same transaction.
+"""Event-store recorders that also keep the ingest ledger and the citizens' heads.
 
 The ledger says what became of every input position (a Kafka offset, a line of
 a file): stored, duplicate or dead-lettered. It is written in the transaction
 that appends the batch's events, so `reconcile` can prove that every offset is
 accounted for exactly as the store says.
+
+The heads (`citizen_heads`: each citizen's version and chain hash) and the
+event index (`event_index`: which citizen holds an event id, with which
+content, both as keyed digests) are written in that transaction too, so
+appending to a citizen never reads its history (see `CaseHistory.heads`).
+A second writer storing the same event id, under any citizen, fails on the
+index's primary key and retries into a duplicate or a conflict.
 """
 
 from __future__ import annotations
@@ -11,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
-from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
@@ -19,6 +25,8 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder
 from psycopg.sql import SQL, Identifier
 
 LEDGER_TABLE = "ingest_ledger"
+HEADS_TABLE = "citizen_heads"
+INDEX_TABLE = "event_index"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,13 +48,33 @@ def _ledger_ddl(table: str) -> str:
     )
 
 
+def _heads_ddl(heads: str, index: str) -> list[str]:
+    return [
+        f"CREATE TABLE IF NOT EXISTS {heads} (citizen_key TEXT PRIMARY KEY, "
+        "version BIGINT NOT NULL, chain_hash TEXT NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS {index} (event_key TEXT PRIMARY KEY, "
+        "citizen_key TEXT NOT NULL, content_key TEXT NOT NULL)",
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class IndexEntry:
+    """Who holds an event id, and with which content (keyed digests of id and content)."""
+
+    event_key: str
+    citizen_key: str
+    content_key: str
+
+
 class LedgerMixin:
-    """Writes `ledger=` entries passed to `Application.save` beside the events."""
+    """Writes `ledger=`, `heads=` and `index=` passed to `Application.save` beside the events."""
 
     datastore: Any
     ledger_marker = "?"
     ledger_table = LEDGER_TABLE
     """The table's name as written in SQL (on PostgreSQL, in the store's schema)."""
+    heads_table = HEADS_TABLE
+    index_table = INDEX_TABLE
     notification_ids_contiguous = True
     """Whether a skipped notification id means a removed record (see `casehistory.verify`)."""
 
@@ -60,7 +88,74 @@ class LedgerMixin:
                 f"VALUES ({m}, {m}, {m}, {m}) ON CONFLICT (source, position) DO NOTHING",
                 [(e.source, e.position, e.outcome, e.reason) for e in entries],
             )
+        self._write_heads(c, kwargs.get("heads") or {}, kwargs.get("index") or [])
         return result
+
+    def _write_heads(
+        self, c: Any, heads: dict[str, tuple[int, str]], index: Sequence[IndexEntry],
+        *, backfill: bool = False,
+    ) -> None:
+        m = self.ledger_marker
+        if heads:
+            c.executemany(
+                f"INSERT INTO {self.heads_table} (citizen_key, version, chain_hash) "
+                f"VALUES ({m}, {m}, {m}) ON CONFLICT (citizen_key) DO UPDATE SET "
+                "version = excluded.version, chain_hash = excluded.chain_hash",
+                [(key, version, chain) for key, (version, chain) in heads.items()],
+            )
+        if index:
+            # A backfill keeps the first holder of an id that an older store gave twice.
+            tail = " ON CONFLICT (event_key) DO NOTHING" if backfill else ""
+            c.executemany(
+                f"INSERT INTO {self.index_table} (event_key, citizen_key, content_key) "
+                f"VALUES ({m}, {m}, {m}){tail}",
+                [(e.event_key, e.citizen_key, e.content_key) for e in index],
+            )
+
+    def backfill_heads(
+        self, heads: dict[str, tuple[int, str]], index: Sequence[IndexEntry]
+    ) -> None:
+        """Write heads and index entries derived from stored events (an older store)."""
+        with self.datastore.transaction(commit=True) as c:
+            self._write_heads(c, heads, index, backfill=True)
+
+    def has_heads(self) -> bool:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT 1 FROM {self.heads_table} LIMIT 1")
+            return bool(c.fetchall())
+
+    def heads(self, citizen_keys: Sequence[str]) -> dict[str, tuple[int, str]]:
+        """Version and chain hash of those of these citizens that have events."""
+        return {
+            key: (int(version), chain)
+            for key, version, chain in self._select_in(
+                f"SELECT citizen_key, version, chain_hash FROM {self.heads_table}",
+                "citizen_key", citizen_keys,
+            )
+        }
+
+    def index_entries(self, event_keys: Sequence[str]) -> list[IndexEntry]:
+        return [
+            IndexEntry(*row)
+            for row in self._select_in(
+                f"SELECT event_key, citizen_key, content_key FROM {self.index_table}",
+                "event_key", event_keys,
+            )
+        ]
+
+    def _select_in(self, select: str, column: str, values: Sequence[str]) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = []
+        unique = list(dict.fromkeys(values))
+        with self.datastore.transaction(commit=False) as c:
+            for first in range(0, len(unique), 500):
+                chunk = unique[first : first + 500]
+                marks = ", ".join([self.ledger_marker] * len(chunk))
+                c.execute(f"{select} WHERE {column} IN ({marks})", chunk)
+                rows.extend(
+                    tuple(row.values()) if isinstance(row, dict) else tuple(row)
+                    for row in c.fetchall()
+                )
+        return rows
 
     def ledger(self, source_prefix: str = "") -> Iterator[LedgerEntry]:
         with self.datastore.transaction(commit=False) as c:
@@ -77,21 +172,11 @@ class LedgerMixin:
 
 class SQLiteLedgerRecorder(LedgerMixin, SQLiteApplicationRecorder):
     def construct_create_table_statements(self) -> list[str]:
-        return [*super().construct_create_table_statements(), _ledger_ddl(LEDGER_TABLE)]
-
-    def existing_originators(self, originator_ids: Sequence[UUID]) -> set[UUID]:
-        """Which of these aggregates have stored events (one query per 500 ids)."""
-        found: set[UUID] = set()
-        for first in range(0, len(originator_ids), 500):
-            chunk = [i.hex for i in originator_ids[first : first + 500]]
-            with self.datastore.transaction(commit=False) as c:
-                c.execute(
-                    f"SELECT DISTINCT originator_id FROM {self.events_table_name} "
-                    f"WHERE originator_id IN ({','.join('?' * len(chunk))})",
-                    chunk,
-                )
-                found.update(UUID(hex=row["originator_id"]) for row in c.fetchall())
-        return found
+        return [
+            *super().construct_create_table_statements(),
+            _ledger_ddl(LEDGER_TABLE),
+            *_heads_ddl(HEADS_TABLE, INDEX_TABLE),
+        ]
 
 
 class PostgresLedgerRecorder(LedgerMixin, PostgresApplicationRecorder):  # type: ignore[misc]
@@ -101,16 +186,13 @@ class PostgresLedgerRecorder(LedgerMixin, PostgresApplicationRecorder):  # type:
     def __init__(self, datastore: Any, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
         # In the schema POSTGRES_SCHEMA names, beside the events table.
-        self.ledger_table = SQL("{}.{}").format(
-            Identifier(datastore.schema), Identifier(LEDGER_TABLE)
-        ).as_string(None)
-        self.sql_create_statements.append(SQL(_ledger_ddl(self.ledger_table)))  # type: ignore[arg-type]
-
-    def existing_originators(self, originator_ids: Sequence[UUID]) -> set[UUID]:
-        """Which of these aggregates have stored events (one query)."""
-        statement = SQL(
-            "SELECT DISTINCT originator_id FROM {schema}.{table} WHERE originator_id = ANY(%s)"
-        ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name))
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(statement, [list(originator_ids)])
-            return {row["originator_id"] for row in curs.fetchall()}
+        self.ledger_table, self.heads_table, self.index_table = (
+            SQL("{}.{}").format(Identifier(datastore.schema), Identifier(name)).as_string(None)
+            for name in (LEDGER_TABLE, HEADS_TABLE, INDEX_TABLE)
+        )
+        self.sql_create_statements.extend(
+            SQL(statement)  # type: ignore[misc]
+            for statement in [
+                _ledger_ddl(self.ledger_table), *_heads_ddl(self.heads_table, self.index_table)
+            ]
+        )

@@ -1,11 +1,13 @@
 """The ingest path every source shares: validate, dead-letter, append idempotently.
 
 A batch is validated record by record; what is invalid goes to the dead-letter
-sink with its reason. The rest is grouped by citizen and appended to the
-citizens' aggregates in one event-store transaction. A redelivered event (same
-id, same content) is counted as a duplicate and changes nothing; the same id
-with other content is a conflict and is dead-lettered. Callers acknowledge their
-source (commit offsets) only after `ingest` has returned.
+sink with its reason. The rest is appended to the citizens' histories in one
+event-store transaction, from each citizen's head (version and chain hash), so
+the cost of an event does not grow with its citizen's history. A redelivered
+event (same id, same citizen, same content) is counted as a duplicate and
+changes nothing; the same id with other content or under another citizen is a
+conflict and is dead-lettered. Callers acknowledge their source (commit
+offsets) only after `ingest` has returned.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from casehistory.recorders import LedgerEntry
 from consumers.deadletter import DeadLetter, DeadLetterSink
 from consumers.files import Incoming
 from consumers.retry import Backoff
-from domain.citizen import Citizen, Outcome
+from domain.citizen import Citizen, Head, Outcome, outcome_of
 from domain.cpr import birth_date
 from schemas.contract import ContractEvent, Rejection, validate
 
@@ -105,7 +107,7 @@ class IngestService:
         keys = [self.vault.citizen_key(event.cpr) for _, _, event in valid]
         for attempt in range(1, self.max_attempts + 1):
             try:
-                citizens, outcomes = self._record(keys, [(i, e) for _, i, e in valid])
+                appended, outcomes = self._record(keys, [(i, e) for _, i, e in valid])
                 conflicts = {
                     n: _conflict(event)
                     for (n, _, event), outcome in zip(valid, outcomes, strict=True)
@@ -124,18 +126,14 @@ class IngestService:
                     for n, incoming in enumerate(batch)
                     if (position := ledger_position(incoming.provenance)) is not None
                 ]
-                self.app.save(*[c for c in citizens.values() if c.pending_events], ledger=ledger)
+                self.app.append(appended, ledger=ledger)
                 break
             except IntegrityError:
-                # Another writer appended to one of these citizens: reload and retry.
-                self.app.forget_cached(keys)
+                # Another writer appended to one of these citizens, or stored one of
+                # these event ids: read the heads again and retry.
                 if attempt == self.max_attempts:
                     raise
-                log.warning("version conflict while appending a batch; retrying")
-            except BaseException:
-                # The cached aggregates may hold changes that were not saved.
-                self.app.forget_cached(keys)
-                raise
+                log.warning("another writer appended meanwhile; retrying the batch")
 
         rejected = [r.reason for r in (invalid | conflicts).values()]
         report = IngestReport(received=len(batch))
@@ -155,22 +153,44 @@ class IngestService:
 
     def _record(
         self, keys: list[str], valid: list[tuple[Incoming, ContractEvent]]
-    ) -> tuple[dict[str, Citizen], list[Outcome]]:
-        """Record the events on their citizens' aggregates (not yet saved)."""
-        citizens = self.app.find_many(keys)
+    ) -> tuple[list[Any], list[Outcome]]:
+        """The events recording these facts (not yet saved), and each fact's outcome.
+
+        Reads one head per citizen and one index entry per event id, never a history.
+        """
+        heads = self.app.heads(keys)
+        known = self.app.known_events(event.event_id for _, event in valid)
+        hashes = [event.content_hash() for _, event in valid]
+        outcomes: list[Outcome] = []
         new_cprs: dict[str, str] = {}
-        for key, (_, event) in zip(keys, valid, strict=True):
-            if key not in citizens:
-                new_cprs.setdefault(key, event.cpr)
+        for key, (_, event), content_hash in zip(keys, valid, hashes, strict=True):
+            event_id = str(event.event_id)
+            content = self.app.digest(content_hash)
+            outcome = outcome_of(known.get(event_id), key, content)
+            if outcome is Outcome.STORED:
+                known[event_id] = (key, content)
+                if key not in heads:
+                    new_cprs.setdefault(key, event.cpr)
+            outcomes.append(outcome)
+        appended: list[Any] = []
         for key, sealed in self.vault.seal_new(new_cprs).items():
-            citizens[key] = Citizen.register(key, birth_date(new_cprs[key]), sealed)
-        outcomes = [
-            citizens[key].record(
-                event.to_fact(), event.content_hash(), _provenance(incoming, event)
-            )
-            for key, (incoming, event) in zip(keys, valid, strict=True)
-        ]
-        return citizens, outcomes
+            registered = Citizen.register(key, birth_date(new_cprs[key]), sealed)
+            appended.extend(registered.collect_events())
+            heads[key] = Head(key, registered.version, registered.chain_head)
+        for key, (incoming, event), content_hash, outcome in zip(
+            keys, valid, hashes, outcomes, strict=True
+        ):
+            if outcome is Outcome.STORED:
+                recorded, heads[key] = heads[key].append(
+                    event.to_fact(), content_hash, _provenance(incoming, event)
+                )
+                appended.append(recorded)
+        # Each citizen's events together, in the order the batch first names them.
+        first_seen: dict[Any, int] = {}
+        for recorded in appended:
+            first_seen.setdefault(recorded.originator_id, len(first_seen))
+        appended.sort(key=lambda recorded: first_seen[recorded.originator_id])
+        return appended, outcomes
 
 
 def _conflict(event: ContractEvent) -> Rejection:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -149,19 +150,7 @@ class Citizen(Aggregate):
         known = self.content_hashes.get(fact.event_id)
         if known is not None:
             return Outcome.DUPLICATE if known == content_hash else Outcome.CONFLICT
-        content: dict[str, Any] = {
-            "event_id": fact.event_id,
-            "effective_date": fact.effective_date.isoformat(),
-            "recorded_at": fact.recorded_at.isoformat(),
-            "source_system": fact.source_system,
-            "municipality": fact.municipality,
-            "source_case_ref": fact.source_case_ref,
-            "details": {
-                name: value for name in FACT_FIELDS if (value := getattr(fact, name)) is not None
-            },
-            "content_hash": content_hash,
-            "provenance": provenance,
-        }
+        content = fact_content(fact, content_hash, provenance)
         self.trigger_event(
             self.EVENT_CLASSES[fact.event_type],
             **content,
@@ -185,6 +174,67 @@ class Citizen(Aggregate):
 
     def timeline(self, known_at: datetime | None = None) -> Timeline:
         return build_timeline(self.facts, known_at)
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """Where a citizen's stored history ends: all that appending a fact needs.
+
+    Appending from the head costs the same whatever the length of the history;
+    the aggregate (every fact) is only needed to read the history.
+    """
+
+    citizen_key: str
+    version: int
+    chain_hash: str
+
+    def append(
+        self, fact: Fact, content_hash: str, provenance: dict[str, Any]
+    ) -> tuple[Citizen.FactRecorded, Head]:
+        """The event recording `fact` as the next in the history, and the new head.
+
+        The event is the one `Citizen.record` would trigger on the whole aggregate.
+        """
+        content = fact_content(fact, content_hash, provenance)
+        event_class = Citizen.EVENT_CLASSES[fact.event_type]
+        chain_hash = chain_hash_of(self.chain_hash, fact.event_type.value, content)
+        fields: dict[str, Any] = {
+            "originator_id": citizen_id(self.citizen_key),
+            "originator_version": self.version + 1,
+            "timestamp": event_class.create_timestamp(),
+            **content,
+            "chain_hash": chain_hash,
+        }
+        recorded = event_class(**fields)
+        return recorded, Head(self.citizen_key, self.version + 1, chain_hash)
+
+
+def outcome_of(known: tuple[str, str] | None, citizen_key: str, content_hash: str) -> Outcome:
+    """What a delivery of an event id comes to, given who holds that id with which content.
+
+    Idempotency holds across citizens: the same id under another citizen is a
+    conflict, as is the same id with other content; the first arrival stands.
+    """
+    if known is None:
+        return Outcome.STORED
+    return Outcome.DUPLICATE if known == (citizen_key, content_hash) else Outcome.CONFLICT
+
+
+def fact_content(fact: Fact, content_hash: str, provenance: dict[str, Any]) -> dict[str, Any]:
+    """A recorded fact's stored fields (those the chain hash covers)."""
+    return {
+        "event_id": fact.event_id,
+        "effective_date": fact.effective_date.isoformat(),
+        "recorded_at": fact.recorded_at.isoformat(),
+        "source_system": fact.source_system,
+        "municipality": fact.municipality,
+        "source_case_ref": fact.source_case_ref,
+        "details": {
+            name: value for name in FACT_FIELDS if (value := getattr(fact, name)) is not None
+        },
+        "content_hash": content_hash,
+        "provenance": provenance,
+    }
 
 
 CHAINED_FIELDS: dict[str, tuple[str, ...]] = {

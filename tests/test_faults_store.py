@@ -31,7 +31,7 @@ from consumers.deadletter import DeadLetterList
 from consumers.files import read_records
 from schemas.contract import ContractEvent, validate
 from tests.factories import record, started
-from tests.test_ingest import incoming
+from tests.test_ingest import incoming, overtaken_by
 
 AS_OF = date(2026, 11, 1)
 
@@ -165,7 +165,7 @@ def test_the_ledger_lives_in_the_configured_postgres_schema(
 
 
 def test_verify_takes_no_id_gap_of_a_rolled_back_append_for_a_removed_event(
-    engine: Engine, store_env: dict[str, str]
+    engine: Engine, store_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Issue 15 item 12: PostgreSQL spends ids on appends that roll back; nothing was removed."""
     other = build(Settings.load(store_env))  # a second writer, as in the version-conflict test
@@ -173,7 +173,7 @@ def test_verify_takes_no_id_gap_of_a_rolled_back_append_for_a_removed_event(
         first, second, third = (record(started(date(2020, m, 1))) for m in (1, 2, 3))
         mine = engine.ingest_service(DeadLetterList())
         mine.ingest(incoming(first))
-        other.ingest_service(DeadLetterList()).ingest(incoming(second))
+        overtaken_by(monkeypatch, engine, other, second)
         report = mine.ingest(incoming(second, third))  # conflict, rollback, retry
         assert (report.duplicate, report.stored) == (1, 1)
     finally:
@@ -221,7 +221,7 @@ def test_verify_reads_the_store_as_a_stream(engine: Engine, tmp_path: Path,
 
 
 def test_a_conflict_is_dead_lettered_once_though_its_batch_is_retried(
-    engine: Engine, store_env: dict[str, str]
+    engine: Engine, store_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Issue 15 item 4: a version-conflict retry does not send the batch's conflicts again."""
     other = build(Settings.load(store_env))
@@ -229,10 +229,10 @@ def test_a_conflict_is_dead_lettered_once_though_its_batch_is_retried(
         first, second, third = (record(started(date(2020, m, 1))) for m in (1, 2, 3))
         letters = DeadLetterList()
         mine = engine.ingest_service(letters)
-        mine.ingest(incoming(first))  # cached here
-        other.ingest_service(DeadLetterList()).ingest(incoming(second))  # behind our cache
+        mine.ingest(incoming(first))
+        overtaken_by(monkeypatch, engine, other, second)
         conflicting = {**first, "effective_date": "2020-01-15"}
-        report = mine.ingest(incoming(conflicting, third))  # stale: reload and retry
+        report = mine.ingest(incoming(conflicting, third))  # version conflict: read again, retry
     finally:
         other.close()
     assert (report.stored, report.rejected) == (1, 1)

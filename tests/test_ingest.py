@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import UTC, date, datetime
+from typing import Any
 
+import pytest
+
+from casehistory.application import CaseHistory
+from casehistory.audit import forget
 from casehistory.bootstrap import Engine, build
 from casehistory.settings import Settings
 from consumers.deadletter import DeadLetterList
 from consumers.files import Incoming
-from domain.citizen import citizen_id
+from domain.citizen import Head, citizen_id
 from projections.history import HistoryDecoder
 from projections.queries import durations_of
 from tests.factories import record, retraction, started, stopped
@@ -94,17 +99,31 @@ def test_invalid_records_are_dead_lettered_with_their_reason_and_nothing_stops(
     assert letters.letters[0].raw == b"{not json" or letters.letters[1].raw == b"{not json"
 
 
-def test_a_writer_with_a_stale_cached_citizen_reloads_and_retries(
-    engine: Engine, store_env: dict[str, str]
+def overtaken_by(
+    monkeypatch: pytest.MonkeyPatch, engine: Engine, other: Engine, *records: dict[str, Any]
+) -> None:
+    """Stage a race: `other` ingests `records` just after `engine`'s next batch read the heads."""
+    read_heads = engine.app.heads
+
+    def heads_then_the_other_writer(keys: Any) -> dict[str, Head]:
+        heads = read_heads(keys)
+        monkeypatch.setattr(engine.app, "heads", read_heads)  # once
+        assert other.ingest_service(DeadLetterList()).ingest(incoming(*records)).stored
+        return heads
+
+    monkeypatch.setattr(engine.app, "heads", heads_then_the_other_writer)
+
+
+def test_a_writer_overtaken_by_another_reads_the_heads_again_and_retries(
+    engine: Engine, store_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     other = build(Settings.load(store_env))  # a second writer on the same store
     try:
         first, second, third = (record(started(date(2020, m, 1))) for m in (1, 2, 3))
         mine = engine.ingest_service(DeadLetterList())
-        theirs = other.ingest_service(DeadLetterList())
-        assert mine.ingest(incoming(first)).stored == 1  # now cached here
-        assert theirs.ingest(incoming(second)).stored == 1  # appended behind our cache
-        report = mine.ingest(incoming(second, third))  # stale: version conflict, then reload
+        assert mine.ingest(incoming(first)).stored == 1
+        overtaken_by(monkeypatch, engine, other, second)
+        report = mine.ingest(incoming(second, third))  # version conflict, then read again
         assert (report.duplicate, report.stored, report.rejected) == (1, 1, 0)
         stored = other.app.recorder.select_events(citizen_id(engine.vault.citizen_key(CPR)))
         citizen = HistoryDecoder(other.app.mapper).advance(None, stored)
@@ -117,22 +136,63 @@ def test_a_writer_with_a_stale_cached_citizen_reloads_and_retries(
         other.close()
 
 
-def test_find_many_finds_cached_and_stored_citizens_and_only_those(
+def test_an_event_id_under_another_citizen_is_a_conflict(engine: Engine) -> None:
+    """Issue #14 item 3: idempotency by event_id holds across citizens."""
+    start = record(started(date(2020, 1, 1)))
+    letters = DeadLetterList()
+    service = engine.ingest_service(letters)
+    first = service.ingest(incoming(start))
+    elsewhere = service.ingest(incoming({**start, "cpr": "0202801234"}))
+    in_one_batch = service.ingest(incoming(
+        record(stopped(date(2021, 1, 1), event_id="00000000-0000-4000-8000-00000000abcd")),
+        record(stopped(date(2021, 1, 1), event_id="00000000-0000-4000-8000-00000000abcd"),
+               cpr="0303701234"),
+    ))
+    assert (first.stored, elsewhere.rejected) == (1, 1)
+    assert (in_one_batch.stored, in_one_batch.rejected) == (1, 1)
+    assert [letter.reason for letter in letters.letters] == ["event_id_conflict"] * 2
+    assert engine.app.find(engine.vault.citizen_key("0202801234")) is None
+    assert engine.app.find(engine.vault.citizen_key("0303701234")) is None
+
+
+def test_heads_follow_every_save_and_an_older_store_gets_them(
     engine: Engine, store_env: dict[str, str]
 ) -> None:
-    cprs = ["6101901234", "0202801234", "0303701234"]
-    engine.ingest_service(DeadLetterList()).ingest(
-        incoming(*(record(started(date(2020, 1, 1)), cpr=cpr) for cpr in cprs[:2]))
-    )
+    """Issue #14 item 4: appends read heads, kept in the save's transaction (a forget too);
+    a store written before the heads existed gets them from its events on start."""
+    cprs = ["6101901234", "0202801234"]
+    facts = {
+        cpr: [started(date(2020, 1, 1)), stopped(date(2020, 6, 1)), started(date(2021, 1, 1))]
+        for cpr in cprs
+    }
+    service = engine.ingest_service(DeadLetterList())
+    for n in range(3):
+        service.ingest(incoming(*(record(facts[cpr][n], cpr=cpr) for cpr in cprs)))
     keys = [engine.vault.citizen_key(cpr) for cpr in cprs]
-    other = build(Settings.load(store_env))  # nothing cached
+    forgotten = engine.app.find(keys[1])
+    assert forgotten is not None
+    forget(engine.app, engine.vault.keys.destroy, forgotten, datetime(2026, 1, 1, tzinfo=UTC))
+
+    def aggregates_heads(app: CaseHistory) -> dict[str, Head]:
+        citizens = [app.find(key) for key in keys]
+        return {c.citizen_key: Head(c.citizen_key, c.version, c.chain_head)
+                for c in citizens if c is not None}
+
+    assert engine.app.heads([*keys, "0" * 32]) == aggregates_heads(engine.app)
+    assert engine.app.heads(keys)[keys[0]].version == 4  # registered + 3 facts
+    recorder: Any = engine.app.recorder
+    with recorder.datastore.transaction(commit=True) as c:
+        c.execute(f"DELETE FROM {recorder.heads_table}")
+        c.execute(f"DELETE FROM {recorder.index_table}")
+    older = build(Settings.load(store_env))
     try:
-        for app in (engine.app, other.app):
-            found = app.find_many([keys[2], keys[0], keys[1], keys[0]])
-            assert sorted(found) == sorted(keys[:2])
-            assert all(found[k].citizen_key == k and len(found[k].facts) == 1 for k in found)
-        assert other.app.recorder.existing_originators([citizen_id(k) for k in keys]) == {
-            citizen_id(k) for k in keys[:2]
-        }
+        assert older.app.heads(keys) == aggregates_heads(older.app)
+        again = older.ingest_service(DeadLetterList()).ingest(
+            incoming(*(record(fact_, cpr=cprs[0]) for fact_ in facts[cprs[0]]),
+                     record(stopped(date(2021, 3, 1)), cpr=cprs[0]))
+        )
+        assert (again.duplicate, again.stored) == (3, 1)
+        citizen = older.app.find(keys[0])
+        assert citizen is not None and len(citizen.facts) == 4
     finally:
-        other.close()
+        older.close()
