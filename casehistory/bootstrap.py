@@ -102,7 +102,7 @@ class Engine:
             store or self.read_model(),
             HistoryDecoder(self.app.mapper),
             self.settings.staff_key,
-            fresh_rows=ShardedRows(self.settings, workers) if workers > 1 else None,
+            fresh_load=ShardedRows(self.settings, workers) if workers > 1 else None,
         )
 
     def citizen(self, cpr: str) -> Citizen | None:

@@ -1,10 +1,16 @@
-"""A rebuild's rows computed by worker processes, one shard of citizens each.
+"""A rebuild from zero in worker processes, one shard of citizens each.
 
 A rebuild is CPU-bound Python (decoding, pairing, spells), so it runs in as many
 processes as there are cores: each worker opens the engine from the same settings,
-streams its range of originator ids from the event store and computes the rows;
-the parent writes them all in its one fenced transaction. Queues are bounded, so
-memory stays a few chunks per worker whatever the population.
+streams its range of originator ids from the event store and computes the rows.
+
+- Into SQLite (the embedded default) each worker bulk-writes its rows into a
+  shard file of its own, and the read model takes every shard in one fenced
+  transaction (`SQLiteReadModel.load_shards`): no row crosses a process boundary.
+- Into PostgreSQL the workers send their rows in chunks over a bounded queue and
+  the parent writes them in its one fenced transaction.
+
+Either way memory stays a few chunks per worker whatever the population.
 """
 
 from __future__ import annotations
@@ -12,17 +18,21 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue as queues
-from collections.abc import Iterator
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from casehistory.settings import Settings
-from projections.follower import citizen_rows
+from projections.follower import citizen_rows, counted
 from projections.history import HistoryDecoder
 from projections.rows import CitizenRows
 from projections.source import EventStoreSource
+from projections.store import ReadModelStore, SQLiteReadModel
 
 CHUNK = 500
-"""Citizens per message from a worker."""
+"""Citizens per message from a worker (rows sent to the parent)."""
 _DONE = "done"
 
 
@@ -31,21 +41,47 @@ def default_workers() -> int:
 
 
 class ShardedRows:
-    """Callable as `Follower.fresh_rows`: every citizen's rows up to a position."""
+    """A `projections.follower.FreshLoad`: every citizen's rows up to a position."""
 
     def __init__(self, settings: Settings, workers: int) -> None:
         self.settings = settings
         self.workers = workers
 
-    def __call__(self, until: int) -> Iterator[list[CitizenRows]]:
+    def __call__(
+        self,
+        store: ReadModelStore,
+        until: int,
+        on_batch: Callable[[int], None] | None,
+        outbox: bool,
+    ) -> None:
+        if isinstance(store, SQLiteReadModel):
+            folder = Path(tempfile.mkdtemp(prefix=".rebuild-", dir=store.path.parent))
+            try:
+                shards = [folder / f"shard-{index}.db" for index in range(self.workers)]
+                for events in self._run(_rows_into_shard, until, [str(s) for s in shards]):
+                    if on_batch is not None:
+                        on_batch(events)
+                store.load_shards(shards, since=0, until=until, outbox=outbox)
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
+        else:
+            chunks = self._run(_rows_to_parent, until, [None] * self.workers)
+            citizens = (rows for chunk in chunks for rows in chunk)
+            store.write(
+                counted(citizens, on_batch), since=0, until=until, replace=False, outbox=outbox
+            )
+
+    def _run(self, work: Callable[..., None], until: int, targets: list[Any]) -> Iterator[Any]:
+        """Run `work` in one process per shard; yield what the workers send until all are done."""
         context = multiprocessing.get_context("spawn")
         channel: Any = context.Queue(maxsize=4 * self.workers)
         processes = [
             context.Process(
-                target=_work, args=(self.settings, until, (index, self.workers), channel),
+                target=_worker,
+                args=(work, self.settings, until, (index, self.workers), target, channel),
                 daemon=True,
             )
-            for index in range(self.workers)
+            for index, target in enumerate(targets)
         ]
         for process in processes:
             process.start()
@@ -71,26 +107,49 @@ class ShardedRows:
                 process.join()
 
 
-def _work(settings: Settings, until: int, shard: tuple[int, int], channel: Any) -> None:
+def _worker(
+    work: Callable[..., None],
+    settings: Settings,
+    until: int,
+    shard: tuple[int, int],
+    target: Any,
+    channel: Any,
+) -> None:
     from casehistory.bootstrap import build, tune_garbage_collector
 
     tune_garbage_collector()
     engine = build(settings)
     try:
-        source = EventStoreSource(engine.app)
-        chunk: list[CitizenRows] = []
-        histories = source.histories(until, shard=shard)
-        decoder = HistoryDecoder(engine.app.mapper)
-        for rows in citizen_rows(decoder, histories, settings.staff_key):
-            chunk.append(rows)
-            if len(chunk) >= CHUNK:
-                channel.put(chunk)
-                chunk = []
-        if chunk:
-            channel.put(chunk)
+        histories = EventStoreSource(engine.app).histories(until, shard=shard)
+        citizens = citizen_rows(HistoryDecoder(engine.app.mapper), histories, settings.staff_key)
+        work(citizens, until, target, channel)
         channel.put(_DONE)
     except BaseException as error:  # the parent re-raises it
         channel.put(RuntimeError(f"rebuild worker {shard}: {error!r}"))
         raise
     finally:
         engine.close()
+
+
+def _rows_to_parent(
+    citizens: Iterator[CitizenRows], _until: int, _target: None, channel: Any
+) -> None:
+    chunk: list[CitizenRows] = []
+    for rows in citizens:
+        chunk.append(rows)
+        if len(chunk) >= CHUNK:
+            channel.put(chunk)
+            chunk = []
+    if chunk:
+        channel.put(chunk)
+
+
+def _rows_into_shard(citizens: Iterator[CitizenRows], until: int, path: str, channel: Any) -> None:
+    """Bulk-write the shard's rows into a read-model file of its own; report events done."""
+    shard = SQLiteReadModel(Path(path), "shard")
+    try:
+        shard.create(indexes=False)
+        shard.bulk_indexes = False
+        shard.write(counted(citizens, channel.put), since=0, until=until, replace=False)
+    finally:
+        shard.close()

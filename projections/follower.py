@@ -17,8 +17,8 @@ the position moved under it (another worker, a switched-in rebuild) rereads it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol
 
 from projections.history import HistoryDecoder
 from projections.rows import CitizenRows, rows_for
@@ -40,7 +40,7 @@ class Follower:
         staff_key: bytes,
         after_commit: Callable[[], None] | None = None,
         window: int = 2_000_000,
-        fresh_rows: Callable[[int], Iterator[list[CitizenRows]]] | None = None,
+        fresh_load: FreshLoad | None = None,
     ) -> None:
         self.source = source
         self.store = store
@@ -52,11 +52,12 @@ class Follower:
         self.outbox = after_commit is not None
         """Whether writes record the citizens they change in the changelog outbox."""
         self.window = window
-        self.fresh_rows = fresh_rows
+        """Most notifications one catch-up transaction passes (bounds a transaction, not
+        memory); a rebuild from zero goes to the head in one pass whatever the distance."""
+        self.fresh_load = fresh_load
+        """Loads an empty copy up to a position in one fenced transaction (e.g. from worker
+        processes); None computes the rows here."""
         self.parallel_from = PARALLEL_FROM
-        """Computes every citizen's rows up to a position for a rebuild from zero (e.g. in
-        worker processes); None computes them here."""
-        """Most notifications one transaction passes (bounds a transaction, not memory)."""
 
     @property
     def position(self) -> int:
@@ -77,19 +78,18 @@ class Follower:
         head = self.source.head() if until is None else until
         passed = moved = 0
         while (position := self.store.position()) < head:
-            end = min(head, position + self.window)
             fresh = position == 0 and self.store.count() == 0
-            citizens: Iterator[CitizenRows]
-            if fresh and self.fresh_rows is not None and end - position >= self.parallel_from:
-                citizens = (rows for chunk in self.fresh_rows(end) for rows in chunk)
-            else:
-                histories = self.source.histories(end, after=None if fresh else position)
-                citizens = citizen_rows(self.decoder, histories, self.staff_key)
-            rows = self._rows(citizens, on_batch)
+            end = head if fresh else min(head, position + self.window)
             try:
-                self.store.write(
-                    rows, since=position, until=end, replace=not fresh, outbox=self.outbox
-                )
+                if fresh and self.fresh_load is not None and end >= self.parallel_from:
+                    self.fresh_load(self.store, end, on_batch, self.outbox)
+                else:
+                    histories = self.source.histories(end, after=None if fresh else position)
+                    citizens = citizen_rows(self.decoder, histories, self.staff_key)
+                    self.store.write(
+                        counted(citizens, on_batch), since=position, until=end,
+                        replace=not fresh, outbox=self.outbox,
+                    )  # fmt: skip
             except PositionMoved:
                 moved += 1
                 if moved > 10:
@@ -100,20 +100,32 @@ class Follower:
                 self.after_commit()
         return passed
 
-    def _rows(
+
+class FreshLoad(Protocol):
+    """Fills an empty read-model copy up to `until` in one fenced write (since 0)."""
+
+    def __call__(
         self,
-        citizens: Iterator[CitizenRows],
+        store: ReadModelStore,
+        until: int,
         on_batch: Callable[[int], None] | None,
-    ) -> Iterator[CitizenRows]:
-        events = 0
-        for rows in citizens:
-            events += rows.events
-            if on_batch is not None and events >= 10_000:
-                on_batch(events)
-                events = 0
-            yield rows
-        if on_batch is not None and events:
+        outbox: bool,
+    ) -> None: ...
+
+
+def counted(
+    citizens: Iterable[CitizenRows], on_batch: Callable[[int], None] | None
+) -> Iterator[CitizenRows]:
+    """`citizens` passed through, reporting their stored events to `on_batch` per ~10,000."""
+    events = 0
+    for rows in citizens:
+        events += rows.events
+        if on_batch is not None and events >= 10_000:
             on_batch(events)
+            events = 0
+        yield rows
+    if on_batch is not None and events:
+        on_batch(events)
 
 
 def citizen_rows(

@@ -100,6 +100,17 @@ def table_statements() -> list[str]:
     return statements
 
 
+def _drop_indexes(cursor: Any) -> None:
+    for name in INDEX_NAMES:
+        cursor.execute(f"DROP INDEX IF EXISTS {name}")
+
+
+def _create_indexes(cursor: Any) -> None:
+    for statement in INDEXES:
+        cursor.execute(statement)
+    cursor.execute("ANALYZE")  # statistics for the planner, once per bulk load
+
+
 class ReadModelStore:
     """One copy of the read model (live or rebuilt) on one backend."""
 
@@ -183,8 +194,7 @@ class ReadModelStore:
                 raise PositionMoved(f"read model at {current}, writer expected {since}")
             bulk = not replace and self.bulk_indexes
             if bulk:  # bulk load: index once at the end
-                for name in INDEX_NAMES:
-                    cursor.execute(f"DROP INDEX IF EXISTS {name}")
+                _drop_indexes(cursor)
             chunk: list[CitizenRows] = []
             for citizen in citizens:
                 chunk.append(citizen)
@@ -196,9 +206,7 @@ class ReadModelStore:
                 self._write_chunk(cursor, chunk, replace, outbox)
                 written += len(chunk)
             if bulk:
-                for statement in INDEXES:
-                    cursor.execute(statement)
-                cursor.execute("ANALYZE")  # statistics for the planner, once per bulk load
+                _create_indexes(cursor)
             self._set_position(cursor, until)
         return written
 
@@ -392,6 +400,41 @@ class SQLiteReadModel(ReadModelStore):
         )
         found = cursor.fetchone()
         return int(found[0]) if found else 0
+
+    def load_shards(
+        self, shards: Sequence[Path], *, since: int, until: int, outbox: bool = False
+    ) -> None:
+        """Take every row of the shard files (read models written without indexes, one
+        per rebuild worker) and move the position from `since` to `until`, in one fenced
+        transaction; the copy must be empty. Indexes are built once, at the end."""
+        names = [f"shard{index}" for index in range(len(shards))]
+        for name, path in zip(names, shards, strict=True):
+            self.connection.execute(f"ATTACH DATABASE ? AS {name}", [str(path)])
+        try:
+            with self._write() as cursor:
+                current = self._lock_position(cursor)
+                if current != since:
+                    raise PositionMoved(f"read model at {current}, writer expected {since}")
+                if self.bulk_indexes:
+                    _drop_indexes(cursor)
+                for name in names:
+                    for table, columns in TABLES.items():
+                        listed = ", ".join(columns)
+                        cursor.execute(
+                            f"INSERT INTO main.{table} ({listed}) "
+                            f"SELECT {listed} FROM {name}.{table}"
+                        )
+                    if outbox:
+                        cursor.execute(
+                            f"INSERT OR IGNORE INTO main.{OUTBOX_TABLE} (citizen_key) "
+                            f"SELECT citizen_key FROM {name}.durations_citizen"
+                        )
+                if self.bulk_indexes:
+                    _create_indexes(cursor)
+                self._set_position(cursor, until)
+        finally:
+            for name in names:
+                self.connection.execute(f"DETACH DATABASE {name}")
 
     def switch_from(self, source: ReadModelStore) -> int:
         assert isinstance(source, SQLiteReadModel)

@@ -11,9 +11,12 @@ import pytest
 
 from casehistory.bootstrap import Engine
 from casehistory.cli import ingest_files
+from casehistory.parallel import ShardedRows
 from consumers.deadletter import DeadLetterList
 from domain.citizen import citizen_id
+from projections.follower import Follower
 from projections.history import HistoryDecoder
+from projections.source import EventStoreSource
 from projections.store import PositionMoved
 from tests.factories import record, started, stopped
 from tests.test_coordination_view import population
@@ -86,6 +89,27 @@ def test_a_rebuild_in_worker_processes_equals_one_in_process(
     assert follower.catch_up() == engine.app.recorder.max_notification_id()
     assert fresh.count() == 80
     assert fresh.checksum() == engine.read_model().checksum()
+    fresh.clear()
+
+
+def test_a_rebuild_in_worker_processes_fills_the_changelog_outbox(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """With a changelog, every citizen of a parallel rebuild waits for the publisher, and the
+    progress callback sees every stored event once."""
+    ingest_files(engine, [population(tmp_path, 30, seed=9)], DeadLetterList())
+    fresh = engine.replay_read_model()
+    follower = Follower(
+        EventStoreSource(engine.app), fresh, HistoryDecoder(engine.app.mapper),
+        engine.settings.staff_key, after_commit=lambda: None,
+        fresh_load=ShardedRows(engine.settings, 2),
+    )  # fmt: skip
+    follower.parallel_from = 0
+    seen: list[int] = []
+    head = engine.app.recorder.max_notification_id()
+    assert follower.catch_up(on_batch=seen.append) == head
+    assert sorted(fresh.outbox(limit=100)) == fresh.citizen_keys() and fresh.count() == 30
+    assert sum(seen) == head
     fresh.clear()
 
 
