@@ -84,6 +84,8 @@ REASSESSMENT = {
     "uddannelsesparat": ("aktivitetsparat_ung",),
     "aktivitetsparat_ung": ("uddannelsesparat",),
 }
+FOLLOW_UP_RATE = 0.35
+"""Yearly rate of a follow-up that restates the target group, before casework went live."""
 AGE_30_GROUP = {"uddannelsesparat": "jobparat", "aktivitetsparat_ung": "aktivitetsparat_voksen"}
 
 CASH, PENSION, SENIOR = "<cash>", "<pension>", "<senior>"  # successors by age and date
@@ -276,6 +278,16 @@ class _Period:
     start: date
 
 
+@dataclass
+class _GroupSpan:
+    """A target group upstream announced, in force in one case from ``start`` until ``end``."""
+
+    group: str
+    start: date
+    end: date | None
+    period: _Period
+
+
 class Citizen:
     """One citizen's true history, written as upstream events in effective order."""
 
@@ -305,6 +317,8 @@ class Citizen:
         self.needs: list[tuple[date, str]] = []  # (start, intervention) the history called for
         self.events: list[Event] = []
         self.period: _Period
+        self.group_spans: list[_GroupSpan] = []
+        """Days each announced target group was in force in its case (for the follow-ups)."""
 
     # --- age and dates -------------------------------------------------------------------
 
@@ -418,6 +432,9 @@ class Citizen:
         valid_from, valid_to = _group_validity().get(str(group), (date.max, date.min))
         announced = announce_group and valid_from <= (reported_start or day) <= valid_to
         self._optional(fields, "target_group", group if announced else None, 0.08)
+        self._end_span(day)
+        if group is not None and fields.get("target_group") == group:
+            self.group_spans.append(_GroupSpan(group, day, None, self.period))
         recorded_on = day if reported_start else None
         if benefit not in PERMANENT:
             new_spell = self.last_stop is None or (day - self.last_stop).days > 31
@@ -439,6 +456,7 @@ class Citizen:
         if p is self.period:
             self.last_stop = day
             self.casework.stopped(day)
+            self._end_span(day)
         return self._emit(
             "BenefitStopped",
             day,
@@ -461,6 +479,12 @@ class Citizen:
         )
         self.casework.group_changed(day, p.municipality, p.group, group, reason, self._emit_in(p))
         p.group = group
+        self._end_span(day)
+        self.group_spans.append(_GroupSpan(group, day, None, p))
+
+    def _end_span(self, day: date) -> None:
+        if self.group_spans and self.group_spans[-1].end is None:
+            self.group_spans[-1].end = day
 
     def _cash_benefit(self, day: date) -> str:
         young_after_reform = day >= REFORM_2014 and self._age(day) < 30
@@ -814,8 +838,30 @@ class Citizen:
         self.benefit_history()
         self.casework.meetings(self.end)
         self.social_interventions()
+        self._follow_ups()
         self._migrate_2007()
         return self.events
+
+    def _follow_ups(self) -> None:
+        """Follow-ups that re-assess a citizen and restate the group, before casework went live.
+
+        Drawn from a stream of their own (seeded by the CPR number), so the rest of the
+        history is the one drawn without them; a restated group changes no measure, and
+        before the go-live no meeting clock runs.
+        """
+        main, self.rng = self.rng, random.Random(self.cpr)
+        try:
+            for span in self.group_spans:
+                end = min(span.end or self.end, CASEWORK_FROM, self.end)
+                day = span.start
+                while (gap := 1 + self.rng.expovariate(FOLLOW_UP_RATE) * 365) < (end - day).days:
+                    day += timedelta(days=int(gap))
+                    p = span.period
+                    self._emit("TargetGroupChanged", day, p.system, p.municipality, p.case_ref,
+                               {"from_group": span.group, "to_group": span.group,
+                                "reason": "reassessment"})
+        finally:
+            self.rng = main
 
     def _migrate_2007(self) -> None:
         """History registered before 2007 in a merged municipality arrives in one batch."""
