@@ -1,30 +1,53 @@
 """The `lists` commands: the councils' prioritisation lists on a date (domain.md,
-"Prioritisation lists"), per citizen by pseudonym, from the read model's SQL."""
+"Prioritisation lists"), per citizen by pseudonym, from the read model's SQL; with
+`--reveal-cpr` the CPR numbers too, like the other per-citizen exports (role-checked, and
+each citizen logged in the lookup log)."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable, Iterator
 from datetime import date
 from typing import Any
 
 from rich.console import Console
 
 from casehistory import services
-from casehistory.bootstrap import build
-from casehistory.cli import DURATION_FIELDS, _date
+from casehistory.access import Action, check, identity_from_env
+from casehistory.bootstrap import Engine, build
+from casehistory.cli import DURATION_FIELDS, _date, _reveal
 from casehistory.output import FORMATS, write_rows
 
 LONG_DURATION_FIELDS = ["citizen_key", "spell_start", "spell_days", "breaks_bridged", "naive_days"]
 
 
+def _columns(fields: list[str], args: argparse.Namespace) -> list[str]:
+    """The export's columns: the CPR number after the pseudonym when asked for."""
+    if not args.reveal_cpr:
+        return [c for c in fields if c != "cpr"]
+    return ["citizen_key", "cpr", *(c for c in fields if c not in ("citizen_key", "cpr"))]
+
+
+def _with_cpr(
+    rows: Iterable[dict[str, Any]], engine: Engine, args: argparse.Namespace
+) -> Iterator[dict[str, Any]]:
+    for row in rows:
+        if args.reveal_cpr:
+            row["cpr"] = _reveal(engine, row["citizen_key"], args)
+        yield row
+
+
 def cmd_long_durations(args: argparse.Namespace) -> int:
+    if args.reveal_cpr:
+        check(identity_from_env(), Action.EXPORT_CPR)
     engine = build()
     try:
         engine.project()
         rows = services.long_durations(engine, args.as_of, args.years, args.cash_system)
         spell = "cash-system" if args.cash_system else "all-benefits"
         title = f"{spell} spell over {args.years} years on {args.as_of}, longest first"
-        count = write_rows(rows, LONG_DURATION_FIELDS, args.format, Console(), title=title)
+        count = write_rows(_with_cpr(rows, engine, args), _columns(LONG_DURATION_FIELDS, args),
+                           args.format, Console(), title=title)
     finally:
         engine.close()
     Console(stderr=True).print(f"{count:,} citizens")
@@ -32,13 +55,15 @@ def cmd_long_durations(args: argparse.Namespace) -> int:
 
 
 def cmd_clarification_pool(args: argparse.Namespace) -> int:
+    if args.reveal_cpr:
+        check(identity_from_env(), Action.EXPORT_CPR)
     engine = build()
     try:
         engine.project()
         rows = services.clarification_pool(engine, args.as_of)
-        columns = [c for c in DURATION_FIELDS if c != "cpr"]
         title = f"Clarification pool on {args.as_of}"
-        count = write_rows(rows, columns, args.format, Console(), title=title)
+        count = write_rows(_with_cpr(rows, engine, args), _columns(DURATION_FIELDS, args),
+                           args.format, Console(), title=title)
     finally:
         engine.close()
     Console(stderr=True).print(f"{count:,} citizens")
@@ -55,9 +80,17 @@ def add_parsers(sub: Any) -> None:
     long.add_argument("--cash-system", action="store_true",
                       help="the cash-benefit-system spell instead of the all-benefits spell")
     long.add_argument("--format", choices=FORMATS, default="table")
+    _reveal_arguments(long)
     long.set_defaults(func=cmd_long_durations)
     pool = kinds.add_parser("clarification-pool",
                             help="aktivitetsparate, 30+, 80%% of ten years in the system")
     pool.add_argument("--as-of", type=_date, default=date.today())
     pool.add_argument("--format", choices=FORMATS, default="table")
+    _reveal_arguments(pool)
     pool.set_defaults(func=cmd_clarification_pool)
+
+
+def _reveal_arguments(parser: Any) -> None:
+    parser.add_argument("--reveal-cpr", action="store_true",
+                        help="add CPR numbers (data-protection role; each citizen is logged)")
+    parser.add_argument("--purpose", help="with --reveal-cpr: purpose or case reference")

@@ -4,6 +4,9 @@ independently from the generated records."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -11,7 +14,7 @@ from domain.cpr import birth_date, citizen_key
 from domain.durations import durations_on
 from domain.priorities import in_clarification_pool, long_duration, longest_first
 from tests.conftest import PSEUDONYM_KEY
-from tests.test_coordination_view import population, timelines_by_cpr
+from tests.test_coordination_view import DPO, population, timelines_by_cpr
 from tests.test_end_to_end import casehistory
 
 AS_OF = date(2026, 11, 1)
@@ -41,3 +44,22 @@ def test_lists_equal_the_rules(store_env: dict[str, str], tmp_path: Path) -> Non
         citizen_key(cpr, key) for cpr, timeline in timelines.items()
         if in_clarification_pool(durations_on(timeline, AS_OF, birth_date(cpr)))
     )
+
+    args = ["lists", "long-durations", "--as-of", AS_OF.isoformat(), "--years", "2",
+            "--format", "jsonl", "--reveal-cpr", "--purpose", "prioritisation follow-up"]
+    revealed = [json.loads(line) for line in casehistory({**store_env, **DPO}, *args).splitlines()]
+    assert revealed and all(list(r)[:2] == ["citizen_key", "cpr"] for r in revealed)
+    assert all(r["citizen_key"] == citizen_key(r["cpr"], key)
+               and long_duration(timelines[r["cpr"]], AS_OF, 2) is not None for r in revealed)
+    out = casehistory({**store_env, **DPO, "COLUMNS": "250"}, "lookups", "--citizen-key",
+                      revealed[0]["citizen_key"])
+    assert "CPR in lists export" in out
+    pool_cprs = [json.loads(line)["cpr"] for line in casehistory(
+        {**store_env, **DPO}, "lists", "clarification-pool", "--as-of", AS_OF.isoformat(),
+        "--format", "jsonl", "--reveal-cpr", "--purpose", "pool").splitlines()]
+    assert sorted(citizen_key(cpr, key) for cpr in pool_cprs) == pool
+    analyst = {"CASEHISTORY_USER": "an-3", "CASEHISTORY_ROLE": "analyst"}
+    refused = subprocess.run([sys.executable, "-m", "casehistory.cli", *args],
+                             env={**os.environ, **store_env, **analyst}, capture_output=True,
+                             text=True, timeout=300)
+    assert refused.returncode != 0 and not refused.stdout
