@@ -610,7 +610,8 @@ def parser() -> argparse.ArgumentParser:
     proj = sub.add_parser("project", help="bring the read model up to date")
     proj.add_argument("--follow", action="store_true", help="keep following until SIGTERM")
     proj.add_argument("--window", type=int, default=2_000_000,
-                      help="most notifications one transaction passes")
+                      help="most notifications one catch-up transaction passes "
+                           "(an empty read model is loaded in one pass)")
     proj.add_argument("--changelog", action="store_true",
                       help="also publish durations rows to the compacted Kafka topic")
     proj.set_defaults(func=cmd_project)
