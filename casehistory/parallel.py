@@ -55,7 +55,9 @@ class ShardedRows:
         outbox: bool,
     ) -> None:
         if isinstance(store, SQLiteReadModel):
-            folder = Path(tempfile.mkdtemp(prefix=".rebuild-", dir=store.path.parent))
+            _remove_abandoned_shards(store.path.parent)
+            prefix = f".rebuild-{os.getpid()}-"
+            folder = Path(tempfile.mkdtemp(prefix=prefix, dir=store.path.parent))
             try:
                 shards = [folder / f"shard-{index}.db" for index in range(self.workers)]
                 for events in self._run(_rows_into_shard, until, [str(s) for s in shards]):
@@ -105,6 +107,24 @@ class ShardedRows:
                 if process.is_alive():
                     process.terminate()
                 process.join()
+
+
+def _remove_abandoned_shards(folder: Path) -> None:
+    """Delete the shard folders of rebuilds whose process is gone (killed mid-load)."""
+    for abandoned in folder.glob(".rebuild-*-*"):
+        pid = abandoned.name.split("-")[1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(abandoned, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _worker(

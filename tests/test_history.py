@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -17,7 +19,7 @@ from domain.citizen import citizen_id
 from projections.follower import Follower
 from projections.history import HistoryDecoder
 from projections.source import EventStoreSource
-from projections.store import PositionMoved
+from projections.store import PositionMoved, SQLiteReadModel
 from tests.factories import record, started, stopped
 from tests.test_coordination_view import population
 from tests.test_ingest import CPR, incoming
@@ -95,8 +97,9 @@ def test_a_rebuild_in_worker_processes_equals_one_in_process(
 def test_a_rebuild_in_worker_processes_fills_the_changelog_outbox(
     engine: Engine, tmp_path: Path
 ) -> None:
-    """With a changelog, every citizen of a parallel rebuild waits for the publisher, and the
-    progress callback sees every stored event once."""
+    """With a changelog, every citizen of a parallel rebuild waits for the publisher, the
+    progress callback sees every stored event once, and shard files of a rebuild whose
+    process is gone are deleted (not those of a running one)."""
     ingest_files(engine, [population(tmp_path, 30, seed=9)], DeadLetterList())
     fresh = engine.replay_read_model()
     follower = Follower(
@@ -105,11 +108,20 @@ def test_a_rebuild_in_worker_processes_fills_the_changelog_outbox(
         fresh_load=ShardedRows(engine.settings, 2),
     )  # fmt: skip
     follower.parallel_from = 0
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    abandoned = []  # shards of a rebuild killed mid-load, and of a rebuild still running
+    if isinstance(fresh, SQLiteReadModel):
+        for pid in (gone.pid, os.getpid()):
+            abandoned.append(fresh.path.parent / f".rebuild-{pid}-abc")
+            abandoned[-1].mkdir()
+            (abandoned[-1] / "shard-0.db").write_bytes(b"")
     seen: list[int] = []
     head = engine.app.recorder.max_notification_id()
     assert follower.catch_up(on_batch=seen.append) == head
     assert sorted(fresh.outbox(limit=100)) == fresh.citizen_keys() and fresh.count() == 30
     assert sum(seen) == head
+    assert [f.exists() for f in abandoned] == [False, True][: len(abandoned)]
     fresh.clear()
 
 
