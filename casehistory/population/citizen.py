@@ -164,7 +164,7 @@ MEAN_DAYS = {  # (minimum, mean extra) days of a planned benefit period
 NEED_RATE = {  # yearly rate of a new social intervention while in the target group
     "aktivitetsparat_voksen": 0.17,
     "aktivitetsparat_ung": 0.45,
-    "ressourceforloeb": 0.32,
+    "ressourceforloeb": 0.27,
     "fleksjobvisiteret": 0.05,
     "match_2_indsatsklar": 0.1,
     "match_3_midlertidig_passiv": 0.16,
