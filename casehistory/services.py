@@ -472,6 +472,7 @@ __all__ = [
     "citizen_key_of",
     "citizen_story",
     "cohort",
+    "cohort_by_municipality",
     "continuity",
     "coordination_page",
     "coordination_summary",
