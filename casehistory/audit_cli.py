@@ -13,7 +13,6 @@ from rich.console import Console
 from rich.table import Table
 
 from casehistory.access import (
-    PERMISSIONS,
     Action,
     LookupLog,
     LookupRecord,
@@ -246,7 +245,7 @@ def cmd_insight(args: argparse.Namespace) -> int:
     found = on_citizen(args, Action.INSIGHT, "lookups of the citizen's data (insight)", lookups)
     if found is None:
         return 1
-    employees = Action.SEE_EMPLOYEES in PERMISSIONS[identity.role]
+    employees = identity.may(Action.SEE_EMPLOYEES)
     table = Table(title="Lookups of your data")
     for column in ("date", "purpose", *(("who", "role") if employees else ())):
         table.add_column(column)

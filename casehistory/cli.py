@@ -22,6 +22,7 @@ from casehistory import generator, services
 from casehistory.access import (
     Action,
     Identity,
+    LookupLog,
     PermissionDenied,
     check,
     identity_from_env,
@@ -692,10 +693,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     tune_garbage_collector()
     args = parser().parse_args(argv)
     try:
+        needed = needs(args)
+        if needed is not None:
+            check(identity_from_env(), needed)
         return int(args.func(args))
     except PermissionDenied as denied:
         console.print(f"permission denied: {denied}")
+        if denied.identity is not None and denied.action is not None:
+            log = LookupLog(Settings.load())
+            try:
+                log.log_refusal(denied.identity, denied.action, f"casehistory {args.command}")
+            finally:
+                log.close()
         return 3
+
+
+REPORT_NEEDS = {
+    "durations": Action.AGGREGATES,
+    "coordination": Action.AGGREGATES,
+    "flows": Action.AGGREGATES,
+    "caseload": Action.AGGREGATES,
+    "exits": Action.AGGREGATES,
+    "cohort": Action.AGGREGATES,
+    "cadence": Action.PER_CITIZEN_ROWS,
+    "continuity": Action.PER_CITIZEN_ROWS,
+    "lists": Action.PER_CITIZEN_ROWS,
+}
+"""What each report command asks of its caller's role (`casehistory.access`); with
+`--per-citizen` a report needs per-citizen rows. The commands about one citizen check
+their own action (`on_citizen`)."""
+
+
+def needs(args: argparse.Namespace) -> Action | None:
+    """The action a command's caller must be allowed, checked before it runs."""
+    needed = REPORT_NEEDS.get(args.command)
+    if needed is not None and getattr(args, "per_citizen", False):
+        return Action.PER_CITIZEN_ROWS
+    return needed
 
 
 if __name__ == "__main__":

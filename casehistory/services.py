@@ -27,7 +27,7 @@ from casehistory.report import Headline, break_kinds
 from domain.cadence import CadenceStatus
 from domain.caseload import CONTINUITY_MONTHS
 from domain.coordination import Coordination, coordination_on
-from domain.durations import COHORT_YEARS, Durations, benefit_spells, durations_on, over_years
+from domain.durations import Durations, benefit_spells, durations_on, over_years
 from domain.exits import DEFAULT_HORIZONS
 from domain.facts import Fact
 from domain.spells import Spell, gap_breaks_spell, months_later, years_before
@@ -36,6 +36,7 @@ from projections import council_queries, queries
 from projections.council_queries import cadence_records, caseload_counts
 from projections.queries import coordination_records, durations_records
 from projections.rows import LONG_SPELL_YEARS
+from projections.trend import trend_counts
 
 if TYPE_CHECKING:
     from consumers.reconcile import Reconciliation
@@ -223,19 +224,11 @@ class TrendPoint:
 
 
 def monthly_trend(engine: Engine, first: date, last: date) -> list[TrendPoint]:
-    """On benefit and over N years (true and naive) on the first of each month in range."""
-    points: list[TrendPoint] = []
-    for day in coordination_report.months(first, last):
-        h = report.headline_from(engine.read_model(), day)
-        points.append(
-            TrendPoint(
-                day,
-                h.on_benefit,
-                {years: h.true_cohorts[years] for years in COHORT_YEARS},
-                {years: h.naive_cohorts[years] for years in COHORT_YEARS},
-            )
-        )
-    return points
+    """On benefit and over N years (true and naive) on the first of each month in range,
+    counted by one SQL query over the read model."""
+    days = list(coordination_report.months(first, last))
+    counts = trend_counts(engine.read_model(), days)
+    return [TrendPoint(day, *counts[day]) for day in days]
 
 
 # --- One citizen's story ---------------------------------------------------------

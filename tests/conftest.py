@@ -24,6 +24,11 @@ settings.load_profile("ci" if os.environ.get("CI") == "true" else "dev")
 
 PSEUDONYM_KEY = "cd" * 32
 
+# The CLI's caller (casehistory.access): an analyst unless a test names another, so that the
+# report commands, run here and in subprocesses, pass their role check.
+os.environ.setdefault("CASEHISTORY_USER", "test-analyst")
+os.environ.setdefault("CASEHISTORY_ROLE", "analyst")
+
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:

@@ -17,7 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,8 @@ from typing import Any
 import pytest
 
 from casehistory import generator
-from casehistory.api.identity import USERS_FILE, LocalUsers, Role
+from casehistory.access import REFUSED, LookupLog, Role
+from casehistory.api.identity import USERS_FILE, LocalUsers
 from casehistory.bootstrap import build
 from casehistory.settings import Settings
 from consumers.deadletter import DeadLetterFile
@@ -83,8 +84,17 @@ class Served:
         return json.loads(content)
 
     def access_log(self) -> list[dict[str, Any]]:
-        path = self.data_dir / "access-log.jsonl"
-        return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line]
+        """The lookup log's records, oldest first; a refusal's action is its `permission` and
+        where it was asked its `path`."""
+        log = LookupLog(Settings.load(self.env))
+        try:
+            return [
+                {**asdict(r), "roles": r.role.split(","),
+                 **({"permission": r.shown, "path": r.criterion} if r.kind == REFUSED else {})}
+                for r in log.records()
+            ]
+        finally:
+            log.close()
 
 
 def populate(env: dict[str, str], citizens: int = CITIZENS) -> tuple[Path, IngestReport]:

@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 
 from casehistory.access import (
+    REFUSED,
     Action,
     Identity,
+    LookupLog,
     PermissionDenied,
     Role,
     check,
@@ -25,22 +27,22 @@ from casehistory.settings import Settings
 from tests.test_privacy import CPRS, populate
 from tests.test_privacy import privacy_env as privacy_env  # a fixture the CLI test uses
 
-CASEWORKER = Identity("cw-17", Role.CASEWORKER)
-ANALYST = Identity("an-3", Role.ANALYST)
-AUDITOR = Identity("au-1", Role.AUDITOR)
-DPO = Identity("dpo-1", Role.DATA_PROTECTION_OFFICER)
-OPERATOR = Identity("op-9", Role.OPERATOR)
+CASEWORKER = Identity("cw-17", frozenset({Role.CASEWORKER}))
+ANALYST = Identity("an-3", frozenset({Role.ANALYST}))
+AUDITOR = Identity("au-1", frozenset({Role.AUDITOR}))
+DPO = Identity("dpo-1", frozenset({Role.DATA_PROTECTION_OFFICER}))
+OPERATOR = Identity("op-9", frozenset({Role.OPERATOR}))
 
 
 @pytest.mark.parametrize(
     ("identity", "allowed"),
     [
-        (CASEWORKER, {Action.VIEW_CITIZEN}),
-        (ANALYST, {Action.AGGREGATES}),
+        (CASEWORKER, {Action.VIEW_CITIZEN, Action.AGGREGATES, Action.API_DOCS}),
+        (ANALYST, {Action.AGGREGATES, Action.PER_CITIZEN_ROWS, Action.API_DOCS}),
         (AUDITOR, {Action.VIEW_CITIZEN, Action.AUDIT, Action.LOOKUP_LOG, Action.INSIGHT,
-                   Action.AGGREGATES}),
+                   Action.AGGREGATES, Action.OPERATE, Action.API_DOCS}),
         (DPO, set(Action) - {Action.OPERATE}),
-        (OPERATOR, {Action.OPERATE}),
+        (OPERATOR, {Action.OPERATE, Action.API_DOCS}),
     ],
 )
 def test_each_role_may_do_exactly_its_actions(identity: Identity, allowed: set[Action]) -> None:
@@ -128,7 +130,7 @@ def _as(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], identity: Identity
         monkeypatch.setenv(name, value)
     if identity is not None:
         monkeypatch.setenv("CASEHISTORY_USER", identity.who)
-        monkeypatch.setenv("CASEHISTORY_ROLE", identity.role.value)
+        monkeypatch.setenv("CASEHISTORY_ROLE", identity.role_names)
     monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
 
 
@@ -204,3 +206,43 @@ def test_exported_aggregates_hide_small_counts_from_analysts(
     assert main(as_of) == 0
     shown = capsys.readouterr().out
     assert "<5 of <5 citizens on benefit" in shown and " 4 " not in shown
+
+
+def test_report_commands_check_the_role_and_refusals_are_logged(
+    privacy_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from casehistory.bootstrap import build
+
+    engine = build(Settings.load(privacy_env))
+    try:
+        populate(engine)
+    finally:
+        engine.close()
+    day = date(2020, 6, 1).isoformat()
+    _as(monkeypatch, privacy_env, OPERATOR)  # runs the engine, sees no personal data
+    assert main(["durations", "--as-of", day]) == 3
+    assert main(["lists", "clarification-pool", "--as-of", day]) == 3
+    _as(monkeypatch, privacy_env, CASEWORKER)  # aggregates, but never rows per citizen
+    assert main(["durations", "--as-of", day]) == 0
+    assert main(["durations", "--as-of", day, "--per-citizen", "--format", "jsonl"]) == 3
+    _as(monkeypatch, privacy_env, ANALYST)
+    capsys.readouterr()
+    assert main(["durations", "--as-of", day, "--per-citizen", "--format", "jsonl"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == len(CPRS)
+    monkeypatch.delenv("CASEHISTORY_ROLE")
+    assert main(["durations", "--as-of", day]) == 3  # nobody named: refused, nobody to log
+
+    log = LookupLog(Settings.load(privacy_env))
+    try:
+        refused = [(r.who, r.role, r.shown, r.criterion) for r in log.records()
+                   if r.kind == REFUSED]
+        assert list(log.problems()) == []
+    finally:
+        log.close()
+    assert refused == [
+        ("op-9", "operator", "aggregates", "casehistory durations"),
+        ("op-9", "operator", "per_citizen_rows", "casehistory lists"),
+        ("cw-17", "caseworker", "per_citizen_rows", "casehistory durations"),
+    ]

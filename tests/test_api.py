@@ -175,10 +175,11 @@ def test_a_citizen_by_cpr_in_the_body_is_logged_without_the_cpr(served: Served) 
     assert len(story["facts"]) > 10 and story["spells"]
     lookups = [r for r in served.access_log() if r["kind"] == "lookup"]
     last = lookups[-1]
-    assert (last["who"], last["criterion"], last["citizen_key"], last["purpose"]) == (
-        "caseworker", "cpr", story["citizen_key"], body["purpose"])
-    for name in ("access-log.jsonl", "serve.log"):
-        assert cpr not in (served.data_dir / name).read_text("utf-8")
+    assert (last["who"], last["citizen_key"], last["purpose"]) == (
+        "caseworker", story["citizen_key"], body["purpose"])
+    assert last["shown"].endswith("(found by cpr)")
+    assert cpr not in (served.data_dir / "serve.log").read_text("utf-8")
+    assert cpr.encode() not in (served.data_dir / "lookups.db").read_bytes()
 
     row = served.json(f"/api/v1/durations?as_of={AS_OF}&limit=10000")["rows"]
     mine = next(r for r in row if r["citizen_key"] == story["citizen_key"])
@@ -186,7 +187,7 @@ def test_a_citizen_by_cpr_in_the_body_is_logged_without_the_cpr(served: Served) 
     by_key = served.json(
         f"/api/v1/citizens/{story['citizen_key']}?purpose=tilsyn&as_of={AS_OF}", role="caseworker")
     assert by_key["measures"] == mine
-    assert served.access_log()[-1]["criterion"] == "citizen_key"
+    assert served.access_log()[-1]["shown"].endswith("(found by citizen_key)")
     status, _, _ = served.request(f"/api/v1/citizens/{'0' * 32}?purpose=tilsyn", role="caseworker")
     assert status == 404
 
@@ -324,3 +325,21 @@ def test_prioritisation_lists_equal_the_cli(served: Served, listing: list[str]) 
     assert [{k: r[k] for k in c} for r, c in zip(api["rows"], cli, strict=True)] == cli
     status, _, body = served.request(f"/api/v1/lists/{listing[0]}?as_of={AS_OF}{query}&format=csv")
     assert status == 200 and body.startswith("\ufeff".encode())
+
+
+def test_the_api_and_the_cli_share_one_lookup_log(served: Served) -> None:
+    story = served.json("/api/v1/citizens/lookup", role="caseworker", body={
+        "cpr": _long_history_cpr(served), "purpose": "sag 2026-1234 fælles log"})
+    key = story["citizen_key"]
+    served.request(f"/api/v1/coordination?as_of={AS_OF}", role="operator")  # refused
+    out = subprocess.run(
+        [sys.executable, "-m", "casehistory.cli", "lookups", "--citizen-key", key],
+        env={**__import__("os").environ, **served.env, "CASEHISTORY_USER": "au-1",
+             "CASEHISTORY_ROLE": "auditor", "COLUMNS": "300"},
+        capture_output=True, text=True, check=True,
+    ).stdout
+    assert "sag 2026-1234 fælles log" in out and "caseworker" in out
+    log = served.json("/api/v1/access-log", role="auditor")
+    assert log["intact"] is True
+    assert log["records"][-1]["kind"] == "refused"
+    assert log["records"][-1]["criterion"] == "/api/v1/coordination"

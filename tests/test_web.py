@@ -183,7 +183,8 @@ def test_a_caseworker_finds_a_citizen_by_cpr_without_it_reaching_a_url(
     v.check("citizen")
     assert all(cpr not in url for url in v.requests)
     last = served.access_log()[-1]
-    assert (last["kind"], last["who"], last["criterion"]) == ("lookup", "caseworker", "cpr")
+    assert (last["kind"], last["who"]) == ("lookup", "caseworker")
+    assert last["shown"].endswith("(found by cpr)")
     measures = dict((r[0], r[1]) for r in _cells(v, "measures-table"))
     story = served.json(f"/api/v1/citizens/{last['citizen_key']}?purpose=check&as_of={AS_OF}",
                         role="caseworker")
@@ -218,7 +219,7 @@ def test_a_page_a_role_may_not_see_is_403_and_logged(visit: Any, served: Served)
     assert v.open("/borger") == 403
     refused = served.access_log()[-1]
     assert (refused["kind"], refused["who"], refused["permission"], refused["path"]) == (
-        "refused", "analyst", "citizen", "/borger")
+        "refused", "analyst", "view_citizen", "/borger")
     assert visit("operator").open(f"/?as_of={AS_OF}") == 403
 
 

@@ -1,13 +1,10 @@
-"""Numbers and dates in Danish form (and English on request), and the access log's chain."""
+"""Numbers and dates in Danish form (and English on request), and Basic credentials."""
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, date, datetime
-from pathlib import Path
+from datetime import date
 
-from casehistory.api.access_log import AccessLog
-from casehistory.api.identity import Identity, Role, basic_credentials
+from casehistory.api.identity import basic_credentials
 from casehistory.api.tables import Table, to_csv
 from casehistory.web.i18n import day, label, number, percent
 
@@ -39,19 +36,3 @@ def test_basic_credentials() -> None:
     assert basic_credentials("Basic YW5hOnNlY3JldDpvaw==") == ("ana", "secret:ok")
     assert basic_credentials("Bearer x") is None
     assert basic_credentials("Basic !!!") is None
-
-
-def test_the_access_log_chain_shows_an_edit(tmp_path: Path) -> None:
-    log = AccessLog(tmp_path / "access.jsonl")
-    who = Identity("kim", frozenset({Role.CASEWORKER}), "local")
-    log.lookup(who, "sag 1", "ab" * 16, "cpr", "history")
-    log.refusal(who, "operations", "/drift")
-    assert AccessLog(tmp_path / "access.jsonl").verify()
-    lines = (tmp_path / "access.jsonl").read_text().splitlines()
-    first = json.loads(lines[0])
-    first["purpose"] = "something else"
-    (tmp_path / "access.jsonl").write_text("\n".join([json.dumps(first), lines[1]]) + "\n")
-    assert not AccessLog(tmp_path / "access.jsonl").verify()
-    (tmp_path / "access.jsonl").write_text(lines[1] + "\n")  # the first record removed
-    assert not AccessLog(tmp_path / "access.jsonl").verify()
-    assert datetime.fromisoformat(json.loads(lines[1])["at"]).tzinfo == UTC

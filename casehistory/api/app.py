@@ -1,9 +1,10 @@
 """The web application: read API, dashboard, operations and `/metrics` in one process.
 
 Every request gets an identity first (`Identity`, from a bearer token or the
-local user file) or a 401; each route then asks for one permission, and a
-refusal is answered 403 and written to the access log. Reports are computed by
-`casehistory.services` and cached per arguments until a read model moves on.
+local user file) or a 401; each route then asks for one action of
+`casehistory.access`, and a refusal is answered 403 and written to the lookup log.
+Reports are computed by `casehistory.services` and cached per arguments until a
+read model moves on.
 Nothing is loaded from outside: the API docs, the design system, the chart
 library and their fonts are served from the package, and a content security
 policy holds the browser to this origin.
@@ -25,14 +26,12 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from casehistory import services
-from casehistory.api.access_log import AccessLog
+from casehistory.access import Action, Identity, LookupLog
 from casehistory.api.identity import (
     USERS_FILE,
-    Identity,
     LocalUsers,
     OidcSettings,
     OidcVerifier,
-    Permission,
     basic_credentials,
 )
 from casehistory.bootstrap import Engine
@@ -40,7 +39,6 @@ from casehistory.metrics import EngineMetrics
 
 log = logging.getLogger("casehistory.access")
 STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
-ACCESS_LOG_FILE = "access-log.jsonl"
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
     "font-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; "
@@ -51,12 +49,11 @@ T = TypeVar("T")
 
 @dataclass
 class Surfaces:
-    """What the routes share: the engine, who may do what, the access log, a report cache."""
+    """What the routes share: the engine (and its lookup log), the users, a report cache."""
 
     engine: Engine
     users: LocalUsers
     oidc: OidcVerifier | None
-    access_log: AccessLog
     metrics: EngineMetrics
     _cache: OrderedDict[Hashable, Any] = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -99,16 +96,20 @@ def identity(request: Request) -> Identity:
     return found
 
 
-def require(permission: Permission) -> Callable[[Request], Identity]:
-    """A dependency: the caller's identity if its roles allow `permission`, else 403 (logged)."""
+def lookup_log(request: Request) -> LookupLog:
+    return surfaces(request).engine.lookup_log
+
+
+def require(action: Action) -> Callable[[Request], Identity]:
+    """A dependency: the caller's identity if its roles allow `action`, else 403 (logged)."""
 
     def check(request: Request) -> Identity:
         who = identity(request)
-        if not who.may(permission):
-            surfaces(request).access_log.refusal(who, permission.value, request.url.path)
-            log.warning("refused %s (%s): %s on %s", who.name, ", ".join(sorted(who.roles)),
-                        permission.value, request.url.path)
-            raise HTTPException(403, f"your roles may not use {permission.value}")
+        if not who.may(action):
+            lookup_log(request).log_refusal(who, action, request.url.path)
+            log.warning("refused %s (%s): %s on %s", who.who, who.role_names, action.value,
+                        request.url.path)
+            raise HTTPException(403, f"your roles may not use {action.value}")
         return who
 
     return check
@@ -117,7 +118,7 @@ def require(permission: Permission) -> Callable[[Request], Identity]:
 def create_app(
     engine: Engine, data_dir: Path | None = None, default_as_of: date | None = None
 ) -> FastAPI:
-    """The application over an engine; users and the access log live in `data_dir`.
+    """The application over an engine; users live in `data_dir` (the lookup log is the engine's).
 
     Pages opened without a date show `default_as_of` (today when not given).
     """
@@ -141,7 +142,6 @@ def create_app(
         engine=engine,
         users=LocalUsers(folder / USERS_FILE),
         oidc=OidcVerifier(oidc) if oidc else None,
-        access_log=AccessLog(folder / ACCESS_LOG_FILE),
         metrics=EngineMetrics(engine),
     )
 
@@ -160,7 +160,7 @@ def create_app(
         origin = request.headers.get("origin")
         if request.method not in ("GET", "HEAD") and origin and origin != _own_origin(request):
             # A browser sends its credentials to a form posted from another site: refuse.
-            request.app.state.surfaces.access_log.refusal(who, "same_origin", request.url.path)
+            lookup_log(request).log_refusal(who, "same_origin", request.url.path)
             return JSONResponse({"detail": "cross-site request refused"}, status_code=403)
         response = await call_next(request)
         response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY

@@ -1,11 +1,10 @@
-"""Who is asking: an identity for every request, and the roles it holds.
+"""Who is asking a request: the read API's ways to an `access.Identity`.
 
-Two ways to an identity, one shape (`Identity`): HTTP Basic against a local
-user file for the embedded default (`<data dir>/users.json`, scrypt password
-hashes), and OIDC bearer tokens for deployments (signature checked against the
-issuer's JWKS, issuer and audience checked, roles read from a claim). The roles
-are those of the privacy issue; `PERMISSIONS` says which roles may do what, in
-one place.
+Two ways, one shape: HTTP Basic against a local user file for the embedded
+default (`<data dir>/users.json`, scrypt password hashes), and OIDC bearer
+tokens for deployments (signature checked against the issuer's JWKS, issuer and
+audience checked, roles read from a claim). The roles and what they may do are
+`casehistory.access`'s, shared with the CLI.
 """
 
 from __future__ import annotations
@@ -18,53 +17,12 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from casehistory.access import Identity, Role
+
 USERS_FILE = "users.json"
-
-
-class Role(StrEnum):
-    CASEWORKER = "caseworker"
-    """One citizen at a time, with a purpose; every lookup is logged."""
-    ANALYST = "analyst"
-    """Aggregates and pseudonymous per-citizen rows; never a CPR."""
-    AUDITOR = "auditor"
-    DPO = "dpo"
-    """The data-protection officer: the lookup log, with employees' identities."""
-    OPERATOR = "operator"
-    """Runs the engine: operations and metrics, no personal data."""
-
-
-class Permission(StrEnum):
-    AGGREGATES = "aggregates"
-    PER_CITIZEN_ROWS = "per_citizen_rows"
-    CITIZEN = "citizen"
-    OPERATIONS = "operations"
-    LOOKUP_LOG = "lookup_log"
-    API_DOCS = "api_docs"
-
-
-PERMISSIONS: Mapping[Permission, frozenset[Role]] = {
-    Permission.AGGREGATES: frozenset({Role.ANALYST, Role.CASEWORKER, Role.AUDITOR, Role.DPO}),
-    Permission.PER_CITIZEN_ROWS: frozenset({Role.ANALYST}),
-    Permission.CITIZEN: frozenset({Role.CASEWORKER}),
-    Permission.OPERATIONS: frozenset({Role.OPERATOR, Role.AUDITOR}),
-    Permission.LOOKUP_LOG: frozenset({Role.AUDITOR, Role.DPO}),
-    Permission.API_DOCS: frozenset(Role),
-}
-
-
-@dataclass(frozen=True)
-class Identity:
-    name: str
-    roles: frozenset[Role]
-    method: str
-    """`local` (user file) or `oidc` (bearer token)."""
-
-    def may(self, permission: Permission) -> bool:
-        return bool(self.roles & PERMISSIONS[permission])
 
 
 # --- The local user file -----------------------------------------------------------

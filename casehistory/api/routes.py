@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -11,9 +12,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from casehistory import services
+from casehistory.access import Action, Identity
 from casehistory.api import tables
 from casehistory.api.app import Surfaces, require, surfaces
-from casehistory.api.identity import Identity, Permission
 from casehistory.api.tables import Table
 from domain.cpr import InvalidCpr, birth_date
 from domain.durations import COHORT_YEARS
@@ -56,7 +57,7 @@ def respond(
 
 @router.get("/headline", summary="True versus naive durations: buckets, cohorts, misses")
 def headline(
-    shared: Shared, as_of: AsOf, _: Annotated[Identity, Depends(require(Permission.AGGREGATES))],
+    shared: Shared, as_of: AsOf, _: Annotated[Identity, Depends(require(Action.AGGREGATES))],
     format: FormatQuery = Format.json, table: TableQuery = None,
 ) -> Response:
     report = shared.report("headline", (as_of,), lambda: services.headline(shared.engine, as_of))
@@ -66,7 +67,7 @@ def headline(
 
 @router.get("/cohorts", summary="Cohorts over 2, 3, 6, 10 and 15 years, and who naive misses")
 def cohorts(
-    shared: Shared, as_of: AsOf, _: Annotated[Identity, Depends(require(Permission.AGGREGATES))],
+    shared: Shared, as_of: AsOf, _: Annotated[Identity, Depends(require(Action.AGGREGATES))],
     format: FormatQuery = Format.json, table: TableQuery = None,
 ) -> Response:
     report = shared.report("headline", (as_of,), lambda: services.headline(shared.engine, as_of))
@@ -77,7 +78,7 @@ def cohorts(
 @router.get("/durations", summary="Per-citizen measures by pseudonym, paged and filtered")
 def durations(
     request: Request, shared: Shared, as_of: AsOf,
-    who: Annotated[Identity, Depends(require(Permission.PER_CITIZEN_ROWS))],
+    who: Annotated[Identity, Depends(require(Action.PER_CITIZEN_ROWS))],
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     on_benefit: bool | None = None,
@@ -104,7 +105,7 @@ def durations(
 
 @router.get("/coordination", summary="Fællesborgere by target group and step, flags")
 def coordination(
-    shared: Shared, as_of: AsOf, _: Annotated[Identity, Depends(require(Permission.AGGREGATES))],
+    shared: Shared, as_of: AsOf, _: Annotated[Identity, Depends(require(Action.AGGREGATES))],
     long_spell_years: Annotated[int, Query(ge=1, le=50)] = 3,
     format: FormatQuery = Format.json, table: TableQuery = None,
 ) -> Response:
@@ -120,7 +121,7 @@ def coordination(
             summary="Per-citizen coordination by pseudonym, paged and filtered")
 def coordination_citizens(
     shared: Shared, as_of: AsOf,
-    _: Annotated[Identity, Depends(require(Permission.PER_CITIZEN_ROWS))],
+    _: Annotated[Identity, Depends(require(Action.PER_CITIZEN_ROWS))],
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     faellesborger: bool | None = None, flag: str | None = None, target_group: str | None = None,
@@ -146,7 +147,7 @@ def coordination_citizens(
 @router.get("/coordination/yearly", summary="The yearly fællesborger mapping")
 def yearly(
     shared: Shared, year: Annotated[int, Query(ge=1900, le=2099)],
-    _: Annotated[Identity, Depends(require(Permission.AGGREGATES))],
+    _: Annotated[Identity, Depends(require(Action.AGGREGATES))],
 ) -> dict[str, int]:
     found = shared.report("yearly", (year,), lambda: services.yearly_mapping(shared.engine, year))
     return {"year": found.year, "on_benefit": found.on_benefit,
@@ -158,7 +159,7 @@ def flows(
     shared: Shared,
     first: Annotated[date, Query(alias="from")],
     last: Annotated[date, Query(alias="to")],
-    _: Annotated[Identity, Depends(require(Permission.AGGREGATES))],
+    _: Annotated[Identity, Depends(require(Action.AGGREGATES))],
     format: FormatQuery = Format.json, table: TableQuery = None,
 ) -> Response:
     if last < first:
@@ -174,7 +175,7 @@ def trend(
     shared: Shared,
     first: Annotated[date, Query(alias="from")],
     last: Annotated[date, Query(alias="to")],
-    _: Annotated[Identity, Depends(require(Permission.AGGREGATES))],
+    _: Annotated[Identity, Depends(require(Action.AGGREGATES))],
     format: FormatQuery = Format.json,
 ) -> Response:
     if last < first or (last - first).days > 366 * 30:
@@ -198,7 +199,7 @@ def _list_response(name: str, rows: list[dict[str, Any]], as_of: date, fmt: Form
             summary="Prioritisation: on benefit with a spell over N years, longest first")
 def long_durations(
     shared: Shared, as_of: AsOf,
-    _: Annotated[Identity, Depends(require(Permission.PER_CITIZEN_ROWS))],
+    _: Annotated[Identity, Depends(require(Action.PER_CITIZEN_ROWS))],
     years: Annotated[int, Query(ge=0, le=100)] = 15, cash_system: bool = False,
     format: FormatQuery = Format.json,
 ) -> Response:
@@ -211,7 +212,7 @@ def long_durations(
             summary="Prioritisation: the clarification pool (Afklaringspuljen)")
 def clarification_pool(
     shared: Shared, as_of: AsOf,
-    _: Annotated[Identity, Depends(require(Permission.PER_CITIZEN_ROWS))],
+    _: Annotated[Identity, Depends(require(Action.PER_CITIZEN_ROWS))],
     format: FormatQuery = Format.json,
 ) -> Response:
     rows = shared.report("clarification_pool", (as_of,), lambda: list(
@@ -229,7 +230,7 @@ def exits(
     first: Annotated[date, Query(alias="from")],
     last: Annotated[date, Query(alias="to")],
     as_of: AsOf,
-    _: Annotated[Identity, Depends(require(Permission.AGGREGATES))],
+    _: Annotated[Identity, Depends(require(Action.AGGREGATES))],
     format: FormatQuery = Format.json, table: TableQuery = None,
 ) -> Response:
     if last < first:
@@ -256,7 +257,7 @@ def _horizons(text: str) -> tuple[int, ...]:
 def cohort(
     shared: Shared,
     on: Annotated[date, Query(description="the cohort date C")],
-    _: Annotated[Identity, Depends(require(Permission.AGGREGATES))],
+    _: Annotated[Identity, Depends(require(Action.AGGREGATES))],
     target_group: Annotated[list[str] | None, Query()] = None,
     min_age: Annotated[int | None, Query(ge=0, le=150)] = None,
     max_age: Annotated[int | None, Query(ge=0, le=150)] = None,
@@ -277,7 +278,7 @@ def cohort(
 @router.get("/caseload", tags=["councils"],
             summary="Citizens per caseworker and unit, against the 50/70/110 lines")
 def caseload(
-    shared: Shared, as_of: AsOf, _: Annotated[Identity, Depends(require(Permission.AGGREGATES))],
+    shared: Shared, as_of: AsOf, _: Annotated[Identity, Depends(require(Action.AGGREGATES))],
     format: FormatQuery = Format.json, table: TableQuery = None,
 ) -> Response:
     report = shared.report("caseload", (as_of,), lambda: services.caseload(shared.engine, as_of))
@@ -288,7 +289,7 @@ def caseload(
 @router.get("/cadence", tags=["councils"],
             summary="Contact cadence: citizens by status (ok, due soon, overdue) and group")
 def cadence(
-    shared: Shared, as_of: AsOf, _: Annotated[Identity, Depends(require(Permission.AGGREGATES))],
+    shared: Shared, as_of: AsOf, _: Annotated[Identity, Depends(require(Action.AGGREGATES))],
     format: FormatQuery = Format.json, table: TableQuery = None,
 ) -> Response:
     summary = shared.report("cadence", (as_of,),
@@ -301,7 +302,7 @@ def cadence(
             summary="Per-citizen contact clocks by pseudonym (overdue and due soon, or all)")
 def cadence_citizens(
     shared: Shared, as_of: AsOf,
-    _: Annotated[Identity, Depends(require(Permission.PER_CITIZEN_ROWS))],
+    _: Annotated[Identity, Depends(require(Action.PER_CITIZEN_ROWS))],
     all: bool = False, format: FormatQuery = Format.json,
 ) -> Response:
     rows = shared.report("cadence_clocks", (as_of, all), lambda: [
@@ -313,7 +314,7 @@ def cadence_citizens(
 @router.get("/continuity", tags=["councils"],
             summary="Citizens by the number of caseworkers they had in the last N months")
 def continuity(
-    shared: Shared, as_of: AsOf, _: Annotated[Identity, Depends(require(Permission.AGGREGATES))],
+    shared: Shared, as_of: AsOf, _: Annotated[Identity, Depends(require(Action.AGGREGATES))],
     months: Annotated[int, Query(ge=1, le=120)] = 12,
     format: FormatQuery = Format.json, table: TableQuery = None,
 ) -> Response:
@@ -327,7 +328,7 @@ def continuity(
             summary="Per citizen by pseudonym: the caseworkers in the last N months")
 def continuity_citizens(
     shared: Shared, as_of: AsOf,
-    _: Annotated[Identity, Depends(require(Permission.PER_CITIZEN_ROWS))],
+    _: Annotated[Identity, Depends(require(Action.PER_CITIZEN_ROWS))],
     months: Annotated[int, Query(ge=1, le=120)] = 12, format: FormatQuery = Format.json,
 ) -> Response:
     rows = shared.report("continuity", (as_of, months),
@@ -400,9 +401,11 @@ def show_citizen(
 ) -> services.CitizenStory:
     """The story of one citizen; the lookup is logged first, found or not."""
     day = as_of or date.today()
-    shared.access_log.lookup(who, purpose, citizen_key, criterion,
-                             f"history, measures and spells as of {day.isoformat()}"
-                             + (f" as known at {known_at.isoformat()}" if known_at else ""))
+    shared.engine.lookup_log.log_lookup(
+        who, purpose, citizen_key=citizen_key,
+        shown=f"history, measures and spells as of {day.isoformat()}"
+        + (f" as known at {known_at.isoformat()}" if known_at else "") + f" (found by {criterion})",
+    )
     story = services.citizen_story(shared.engine, citizen_key, day, known_at)
     if story is None:
         raise HTTPException(404, "no such citizen")
@@ -414,7 +417,7 @@ def show_citizen(
 def citizen(
     shared: Shared, citizen_key: str,
     purpose: Annotated[str, Query(min_length=3)],
-    who: Annotated[Identity, Depends(require(Permission.CITIZEN))],
+    who: Annotated[Identity, Depends(require(Action.VIEW_CITIZEN))],
     as_of: date | None = None, known_at: datetime | None = None,
 ) -> dict[str, Any]:
     return story_json(show_citizen(shared, who, citizen_key, "citizen_key", purpose, as_of,
@@ -425,7 +428,7 @@ def citizen(
              summary="One citizen by CPR in the body (caseworkers; logged, purpose required)")
 def citizen_by_cpr(
     shared: Shared, lookup: Lookup,
-    who: Annotated[Identity, Depends(require(Permission.CITIZEN))],
+    who: Annotated[Identity, Depends(require(Action.VIEW_CITIZEN))],
 ) -> dict[str, Any]:
     cpr = lookup.cpr.replace("-", "").strip()
     try:
@@ -442,7 +445,7 @@ def citizen_by_cpr(
 
 @router.get("/operations", tags=["operations"], summary="Read models' positions and lag")
 def operations(
-    shared: Shared, _: Annotated[Identity, Depends(require(Permission.OPERATIONS))],
+    shared: Shared, _: Annotated[Identity, Depends(require(Action.OPERATE))],
     reconcile: Annotated[bool, Query(description="also account for every Kafka offset")] = False,
 ) -> dict[str, Any]:
     head, statuses = services.read_model_status(shared.engine)
@@ -463,8 +466,9 @@ def operations(
 
 @router.get("/access-log", tags=["operations"], summary="Lookups and refusals (auditor, DPO)")
 def access_log(
-    shared: Shared, _: Annotated[Identity, Depends(require(Permission.LOOKUP_LOG))],
+    shared: Shared, _: Annotated[Identity, Depends(require(Action.LOOKUP_LOG))],
     limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
 ) -> dict[str, Any]:
-    records = list(shared.access_log.records())
-    return {"intact": shared.access_log.verify(), "records": records[-limit:]}
+    log = shared.engine.lookup_log
+    records = [asdict(r) for r in log.records()]
+    return {"intact": not any(log.problems()), "records": records[-limit:]}

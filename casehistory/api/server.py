@@ -20,7 +20,8 @@ import time
 from datetime import date
 from typing import Any
 
-from casehistory.api.identity import USERS_FILE, LocalUsers, Role, create_initial_users
+from casehistory.access import Role
+from casehistory.api.identity import USERS_FILE, LocalUsers, create_initial_users
 
 log = logging.getLogger("casehistory.serve")
 INITIAL_PASSWORDS = "initial-passwords.txt"

@@ -17,9 +17,9 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
 from casehistory import services
+from casehistory.access import Action, Identity
 from casehistory.api import tables
 from casehistory.api.app import Surfaces, identity, require, surfaces
-from casehistory.api.identity import Identity, Permission
 from casehistory.api.routes import show_citizen
 from casehistory.api.tables import Table
 from casehistory.web import i18n, timeline_svg
@@ -36,17 +36,17 @@ Lang = Annotated[str, Query(pattern="^(da|en)$")]
 SERIES_COLOURS = ["#005fa3", "#b35a00", "#2f6b2f", "#6b2f6b", "#8a1538", "#3d4a5c"]
 
 NAV = [
-    ("/", "nav_overview", Permission.AGGREGATES),
-    ("/samarbejde", "nav_coordination", Permission.AGGREGATES),
-    ("/stroemme", "nav_flows", Permission.AGGREGATES),
-    ("/afgange", "nav_exits", Permission.AGGREGATES),
-    ("/kohorte", "nav_cohort", Permission.AGGREGATES),
-    ("/sagsbehandling", "nav_casework", Permission.AGGREGATES),
-    ("/lister", "nav_lists", Permission.PER_CITIZEN_ROWS),
-    ("/borger", "nav_citizen", Permission.CITIZEN),
-    ("/drift", "nav_operations", Permission.OPERATIONS),
-    ("/opslag", "nav_access_log", Permission.LOOKUP_LOG),
-    ("/docs", "nav_api", Permission.API_DOCS),
+    ("/", "nav_overview", Action.AGGREGATES),
+    ("/samarbejde", "nav_coordination", Action.AGGREGATES),
+    ("/stroemme", "nav_flows", Action.AGGREGATES),
+    ("/afgange", "nav_exits", Action.AGGREGATES),
+    ("/kohorte", "nav_cohort", Action.AGGREGATES),
+    ("/sagsbehandling", "nav_casework", Action.AGGREGATES),
+    ("/lister", "nav_lists", Action.PER_CITIZEN_ROWS),
+    ("/borger", "nav_citizen", Action.VIEW_CITIZEN),
+    ("/drift", "nav_operations", Action.OPERATE),
+    ("/opslag", "nav_access_log", Action.LOOKUP_LOG),
+    ("/docs", "nav_api", Action.API_DOCS),
 ]
 
 
@@ -115,7 +115,7 @@ def _today(request: Request) -> date:
 @router.get("/", response_class=HTMLResponse)
 def overview(
     request: Request, shared: Shared,
-    _: Annotated[Identity, Depends(require(Permission.AGGREGATES))],
+    _: Annotated[Identity, Depends(require(Action.AGGREGATES))],
     as_of: date | None = None, lang: Lang = "da",
 ) -> HTMLResponse:
     day = as_of or _today(request)
@@ -150,7 +150,7 @@ def overview(
 @router.get("/samarbejde", response_class=HTMLResponse)
 def coordination(
     request: Request, shared: Shared,
-    _: Annotated[Identity, Depends(require(Permission.AGGREGATES))],
+    _: Annotated[Identity, Depends(require(Action.AGGREGATES))],
     as_of: date | None = None, lang: Lang = "da",
 ) -> HTMLResponse:
     day = as_of or _today(request)
@@ -175,7 +175,7 @@ def coordination(
 @router.get("/stroemme", response_class=HTMLResponse)
 def flows(
     request: Request, shared: Shared,
-    _: Annotated[Identity, Depends(require(Permission.AGGREGATES))],
+    _: Annotated[Identity, Depends(require(Action.AGGREGATES))],
     first: Annotated[date | None, Query(alias="from")] = None,
     last: Annotated[date | None, Query(alias="to")] = None, lang: Lang = "da",
 ) -> HTMLResponse:
@@ -208,7 +208,7 @@ def _field(name: str, key: str, value: Any, kind: str = "date") -> dict[str, Any
 @router.get("/afgange", response_class=HTMLResponse)
 def exits(
     request: Request, shared: Shared,
-    _: Annotated[Identity, Depends(require(Permission.AGGREGATES))],
+    _: Annotated[Identity, Depends(require(Action.AGGREGATES))],
     first: Annotated[date | None, Query(alias="from")] = None,
     last: Annotated[date | None, Query(alias="to")] = None,
     as_of: date | None = None, lang: Lang = "da",
@@ -238,7 +238,7 @@ def exits(
 @router.get("/kohorte", response_class=HTMLResponse)
 def cohort(
     request: Request, shared: Shared,
-    _: Annotated[Identity, Depends(require(Permission.AGGREGATES))],
+    _: Annotated[Identity, Depends(require(Action.AGGREGATES))],
     on: date | None = None, min_years: Annotated[int | None, Query(ge=0, le=100)] = None,
     lang: Lang = "da",
 ) -> HTMLResponse:
@@ -273,7 +273,7 @@ def cohort(
 @router.get("/sagsbehandling", response_class=HTMLResponse)
 def casework(
     request: Request, shared: Shared,
-    _: Annotated[Identity, Depends(require(Permission.AGGREGATES))],
+    _: Annotated[Identity, Depends(require(Action.AGGREGATES))],
     as_of: date | None = None, lang: Lang = "da",
 ) -> HTMLResponse:
     day = as_of or _today(request)
@@ -302,7 +302,7 @@ def casework(
 @router.get("/lister", response_class=HTMLResponse)
 def lists(
     request: Request, shared: Shared,
-    _: Annotated[Identity, Depends(require(Permission.PER_CITIZEN_ROWS))],
+    _: Annotated[Identity, Depends(require(Action.PER_CITIZEN_ROWS))],
     as_of: date | None = None, years: Annotated[int, Query(ge=0, le=100)] = 15,
     lang: Lang = "da",
 ) -> HTMLResponse:
@@ -339,7 +339,7 @@ def lists(
 
 @router.get("/borger", response_class=HTMLResponse)
 def citizen_search(
-    request: Request, _: Annotated[Identity, Depends(require(Permission.CITIZEN))],
+    request: Request, _: Annotated[Identity, Depends(require(Action.VIEW_CITIZEN))],
     lang: Lang = "da",
 ) -> HTMLResponse:
     return page(request, "citizen_search.html", lang, today=_today(request), error=None)
@@ -365,7 +365,7 @@ def _citizen_page(request: Request, story: services.CitizenStory, purpose: str,
 @router.post("/borger", response_class=HTMLResponse)
 def citizen_lookup(
     request: Request, shared: Shared,
-    who: Annotated[Identity, Depends(require(Permission.CITIZEN))],
+    who: Annotated[Identity, Depends(require(Action.VIEW_CITIZEN))],
     purpose: Annotated[str, Form(min_length=3)],
     cpr: Annotated[str, Form()] = "", citizen_key: Annotated[str, Form()] = "",
     as_of: Annotated[str, Form()] = "", known_at: Annotated[str, Form()] = "",
@@ -396,7 +396,7 @@ def citizen_lookup(
 @router.get("/borger/{citizen_key}", response_class=HTMLResponse)
 def citizen(
     request: Request, shared: Shared, citizen_key: str,
-    who: Annotated[Identity, Depends(require(Permission.CITIZEN))],
+    who: Annotated[Identity, Depends(require(Action.VIEW_CITIZEN))],
     purpose: Annotated[str, Query(min_length=3)],
     as_of: date | None = None, known_at: str | None = None, lang: Lang = "da",
 ) -> HTMLResponse:
@@ -411,7 +411,7 @@ def citizen(
 @router.get("/drift", response_class=HTMLResponse)
 def operations(
     request: Request, shared: Shared,
-    _: Annotated[Identity, Depends(require(Permission.OPERATIONS))], lang: Lang = "da",
+    _: Annotated[Identity, Depends(require(Action.OPERATE))], lang: Lang = "da",
     reconcile: bool = False,
 ) -> HTMLResponse:
     samples: dict[str, list[tuple[dict[str, str], float]]] = {}
@@ -427,16 +427,17 @@ def operations(
 @router.get("/opslag", response_class=HTMLResponse)
 def access_log(
     request: Request, shared: Shared,
-    _: Annotated[Identity, Depends(require(Permission.LOOKUP_LOG))], lang: Lang = "da",
+    _: Annotated[Identity, Depends(require(Action.LOOKUP_LOG))], lang: Lang = "da",
 ) -> HTMLResponse:
-    records = list(shared.access_log.records())[-500:]
+    log = shared.engine.lookup_log
+    records = log.records()[-500:]
     return page(request, "access_log.html", lang, records=list(reversed(records)),
-                intact=shared.access_log.verify())
+                intact=not any(log.problems()))
 
 
 @router.get("/docs", response_class=HTMLResponse)
 def api_docs(
-    request: Request, _: Annotated[Identity, Depends(require(Permission.API_DOCS))],
+    request: Request, _: Annotated[Identity, Depends(require(Action.API_DOCS))],
     lang: Lang = "da",
 ) -> HTMLResponse:
     return page(request, "docs.html", lang)
@@ -444,7 +445,7 @@ def api_docs(
 
 @router.get("/metrics")
 def metrics(
-    shared: Shared, _: Annotated[Identity, Depends(require(Permission.OPERATIONS))],
+    shared: Shared, _: Annotated[Identity, Depends(require(Action.OPERATE))],
 ) -> Response:
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
