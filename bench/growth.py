@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bench.common import peak_rss_mb
 from casehistory.bootstrap import build, tune_garbage_collector
-from casehistory.cli import ingest_files
+from casehistory.cli_common import ingest_files
 from casehistory.report import headline_from
 from consumers.deadletter import DeadLetterFile
 

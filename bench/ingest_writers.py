@@ -29,7 +29,7 @@ from rich.table import Table
 
 from casehistory import generator
 from casehistory.bootstrap import build
-from casehistory.cli import batched
+from casehistory.cli_common import batched
 from casehistory.devservices.postgres import create_database, start, stop
 from casehistory.settings import Settings
 from consumers import files

@@ -45,7 +45,7 @@ console = Console(stderr=True)
 def measure(size: int, seed: int = 1) -> dict[str, Any]:
     from casehistory import generator
     from casehistory.bootstrap import build
-    from casehistory.cli import ingest_files
+    from casehistory.cli_common import ingest_files
     from casehistory.parallel import default_workers
     from casehistory.report import headline_from
     from casehistory.settings import Settings

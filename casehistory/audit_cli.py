@@ -22,13 +22,13 @@ from casehistory.access import (
 from casehistory.anchors import verify_anchors
 from casehistory.audit import audit_entries, carry_forgetting, forget, purge_dead_letters
 from casehistory.bootstrap import READ_MODEL, Engine, build
-from casehistory.cli import (
-    _bootstrap,
-    _date,
-    _progress,
+from casehistory.cli_common import (
     add_citizen_arguments,
+    as_of_date,
     console,
+    kafka_bootstrap,
     on_citizen,
+    progress_bar,
 )
 from casehistory.replay import checksum, rebuild, replay_from_kafka
 from casehistory.settings import Settings
@@ -60,7 +60,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     engine = build()
     results = []
     try:
-        with _progress() as progress:
+        with progress_bar() as progress:
             task = progress.add_task(
                 f"rebuild {READ_MODEL}", total=engine.read_model().position(), rate=""
             )
@@ -93,7 +93,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def _replay_from_kafka(args: argparse.Namespace) -> int:
     source = Settings.load()
-    bootstrap = _bootstrap(source)
+    bootstrap = kafka_bootstrap(source)
     if args.into is None:
         raise SystemExit("--from-kafka needs --into DIR (a new data dir) or a postgresql:// URL")
     target_settings = (
@@ -105,7 +105,7 @@ def _replay_from_kafka(args: argparse.Namespace) -> int:
     target = build(target_settings)
     try:
         record_forgets = carry_forgetting(original.vault.keys, original.app, target)
-        with _progress() as progress:
+        with progress_bar() as progress:
             task = progress.add_task(f"replay {source.kafka_topic}", total=None, rate="")
             report = replay_from_kafka(
                 target, bootstrap, source.kafka_topic, lambda n: progress.advance(task, n)
@@ -293,7 +293,7 @@ def add_parsers(sub: Any) -> None:
 
     aud = sub.add_parser("audit", help="every event of a citizen with provenance and effects")
     add_citizen_arguments(aud)
-    aud.add_argument("--as-of", type=_date, default=date.today())
+    aud.add_argument("--as-of", type=as_of_date, default=date.today())
     aud.add_argument("--format", choices=["table", "jsonl"], default="table")
     aud.set_defaults(func=cmd_audit)
 

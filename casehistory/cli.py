@@ -7,18 +7,24 @@ import logging
 import os
 import shutil
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
-from datetime import UTC, date, datetime
-from functools import partial
+from datetime import date
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from casehistory import generator, services
+from casehistory import (
+    audit_cli,
+    coordination_cli,
+    councils_cli,
+    db_cli,
+    generator,
+    lists_cli,
+    services,
+)
 from casehistory.access import (
     Action,
     Identity,
@@ -28,6 +34,7 @@ from casehistory.access import (
     identity_from_env,
     shown_count,
 )
+from casehistory.api import server
 from casehistory.bootstrap import (
     READ_MODEL,
     Engine,
@@ -35,10 +42,24 @@ from casehistory.bootstrap import (
     drop_engine_tables,
     tune_garbage_collector,
 )
+from casehistory.cli_common import (
+    DURATION_FIELDS,
+    add_citizen_arguments,
+    as_of_date,
+    caller,
+    console,
+    ingest_files,
+    kafka_bootstrap,
+    log,
+    moment,
+    on_citizen,
+    project,
+    reveal_cpr,
+)
 from casehistory.report import DURATION_BUCKETS, Headline
 from casehistory.settings import Settings
 from consumers import files
-from consumers.deadletter import DeadLetter, DeadLetterFile, DeadLetterSink
+from consumers.deadletter import DeadLetter, DeadLetterFile
 from consumers.ingest import IngestReport
 from consumers.retry import Backoff, Stopped
 from domain.citizen import Citizen
@@ -47,82 +68,7 @@ from domain.facts import BreakKind
 from projections.queries import durations_records
 from schemas.contract import ContractEvent, validate
 
-DURATION_FIELDS = [
-    "citizen_key",
-    "cpr",
-    "on_benefit",
-    "all_benefits_spell_start",
-    "all_benefits_spell_days",
-    "cash_system_spell_start",
-    "cash_system_spell_days",
-    "benefit_days_in_spell",
-    "breaks_bridged",
-    "naive_days",
-    "share_last_10y_cash_system",
-    "age",
-    "target_group",
-]
 DEMO_AS_OF = date(2026, 11, 1)
-
-console = Console(stderr=True)
-log = logging.getLogger("casehistory")
-T = TypeVar("T")
-
-
-def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    batch: list[T] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        console=console,
-    )
-
-
-def ingest_files(
-    engine: Engine, paths: Sequence[Path], dead_letters: DeadLetterSink, batch_size: int = 2000
-) -> IngestReport:
-    """Ingest contract files through the same path the Kafka consumer uses."""
-    total = IngestReport()
-    service = engine.ingest_service(dead_letters)
-    backoff = Backoff()  # a store that goes away mid-file is waited for
-    with _progress() as progress:
-        for path in paths:
-            task = progress.add_task(
-                f"ingest {path.name}", total=files.count_records(path), rate=""
-            )
-            started = datetime.now(UTC)
-            for batch in batched(files.read_records(path), batch_size):
-                total.add(service.ingest(batch, backoff))
-                elapsed = (datetime.now(UTC) - started).total_seconds() or 1e-9
-                progress.update(
-                    task, advance=len(batch), rate=f"{total.received / elapsed:,.0f} events/s"
-                )
-    if backoff.faults:
-        log.warning("waited out %d transient faults while ingesting", backoff.faults)
-    return total
-
-
-def project(engine: Engine) -> int:
-    """Bring the read model up to date, with progress."""
-    with _progress() as progress:
-        task = progress.add_task(
-            f"project {READ_MODEL}", total=engine.follower().lag(), rate=""
-        )
-        return engine.project(partial(progress.advance, task))
-
 
 def _ingest_summary(report: IngestReport, dead_letter_path: Path | None) -> Table:
     table = Table(title="Ingest")
@@ -203,12 +149,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         summary = services.headline(engine, args.as_of)
         for table in _headline_tables(summary):
             console.print(table)
-        from casehistory import coordination_cli
-
         for table in coordination_cli.demo_tables(engine, args.as_of):
             console.print(table)
-        from casehistory import councils_cli
-
         for table in councils_cli.demo_tables(engine, args.as_of):
             console.print(table)
         console.print(f"explore further with CASEHISTORY_DATA_DIR={demo_dir}"
@@ -246,7 +188,7 @@ def cmd_project(args: argparse.Namespace) -> int:
     if args.changelog:
         from projections.changelog import DurationsChangelog
 
-        changelog = DurationsChangelog(_bootstrap(engine.settings), engine.read_model())
+        changelog = DurationsChangelog(kafka_bootstrap(engine.settings), engine.read_model())
     try:
         log.info("waiting for the %s projection lease", READ_MODEL)
         with engine.projection_lease(stop) as lease:
@@ -273,25 +215,6 @@ def cmd_project(args: argparse.Namespace) -> int:
     return 0
 
 
-def _caller() -> Identity | None:
-    """The CLI's caller, if the environment names one (aggregates need no identity)."""
-    try:
-        return identity_from_env()
-    except PermissionDenied:
-        return None
-
-
-def _reveal(engine: Engine, citizen_key: str, args: argparse.Namespace) -> str | None:
-    """A citizen's CPR for an export, allowed by the caller's role and logged before it is shown."""
-    identity = identity_from_env()
-    check(identity, Action.EXPORT_CPR)
-    engine.lookup_log.log_lookup(
-        identity, args.purpose or "", citizen_key=citizen_key, shown=f"CPR in {args.command} export"
-    )
-    citizen = engine.app.find(citizen_key)
-    return engine.vault.unseal(citizen_key, citizen.sealed_cpr) if citizen else None
-
-
 def cmd_durations(args: argparse.Namespace) -> int:
     from casehistory.output import write_rows
 
@@ -302,7 +225,7 @@ def cmd_durations(args: argparse.Namespace) -> int:
         project(engine)
         if not args.per_citizen:
             summary = services.headline(engine, args.as_of)
-            for table in _headline_tables(summary, _caller()):
+            for table in _headline_tables(summary, caller()):
                 Console().print(table)
             return 0
         columns = [c for c in DURATION_FIELDS if c != "cpr" or args.reveal_cpr]
@@ -313,80 +236,13 @@ def cmd_durations(args: argparse.Namespace) -> int:
                     record["share_last_10y_cash_system"], 6
                 )
                 if args.reveal_cpr:
-                    record["cpr"] = _reveal(engine, record["citizen_key"], args)
+                    record["cpr"] = reveal_cpr(engine, record["citizen_key"], args)
                 yield record
 
         write_rows(rows(), columns, args.format, Console(), title=f"Durations on {args.as_of}")
     finally:
         engine.close()
     return 0
-
-
-def add_citizen_arguments(parser: argparse.ArgumentParser) -> None:
-    """Which citizen, never as a CPR on the command line, and why they are looked up."""
-    which = parser.add_mutually_exclusive_group()
-    which.add_argument("--cpr-file", type=Path,
-                       help="a file holding the CPR number (default: standard input or a prompt)")
-    which.add_argument("--citizen-key", help="the citizen's pseudonym instead of the CPR number")
-    parser.add_argument("--purpose", required=True,
-                        help="purpose or case reference (written to the lookup log)")
-
-
-def read_cpr(args: argparse.Namespace) -> str:
-    """The CPR number from --cpr-file, standard input, or a prompt that does not echo."""
-    import getpass
-
-    from domain.cpr import InvalidCpr, birth_date
-
-    if args.cpr_file is not None:
-        text = args.cpr_file.read_text()
-    elif not sys.stdin.isatty():
-        text = sys.stdin.readline()
-    else:
-        text = getpass.getpass("CPR number: ")
-    cpr = str(text).strip().replace("-", "")
-    try:
-        birth_date(cpr)
-    except InvalidCpr as error:
-        raise SystemExit(f"not a CPR number: {error}") from None
-    return cpr
-
-
-def citizen_key_of(engine: Engine, args: argparse.Namespace) -> str:
-    if args.citizen_key is not None:
-        key = str(args.citizen_key).lower()
-        if len(key) != 32 or any(c not in "0123456789abcdef" for c in key):
-            raise SystemExit("a citizen key is 32 hex digits")
-        return key
-    return engine.vault.citizen_key(read_cpr(args))
-
-
-def on_citizen(
-    args: argparse.Namespace,
-    allowed: Action,
-    shown: str,
-    action: Callable[[Engine, Citizen], T],
-) -> T | None:
-    """Run `action` on the citizen the arguments name, for a caller whose role allows it.
-
-    The lookup is logged before anything is shown; None (and a message) if there
-    is no such citizen.
-    """
-    identity = identity_from_env()
-    check(identity, allowed)
-    engine = build()
-    try:
-        key = citizen_key_of(engine, args)
-        citizen = engine.app.find(key)
-        engine.lookup_log.log_lookup(
-            identity, args.purpose, citizen_key=key, shown=shown if citizen else "no such citizen"
-        )
-        if citizen is None:
-            console.print("no such citizen in the store")
-            return None
-        return action(engine, citizen)
-    finally:
-        engine.close()
 
 
 def cmd_citizen(args: argparse.Namespace) -> int:
@@ -426,19 +282,13 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bootstrap(settings: Settings) -> str:
-    if not settings.kafka_bootstrap:
-        raise SystemExit("set CASEHISTORY_KAFKA_BOOTSTRAP (Kafka bootstrap servers)")
-    return settings.kafka_bootstrap
-
-
 def cmd_publish(args: argparse.Namespace) -> int:
     """Validate and publish contract files; non-zero exit if anything was not published."""
     from consumers.publisher import Publisher
     from consumers.topics import ensure_topics
 
     settings = Settings.load()
-    bootstrap = _bootstrap(settings)
+    bootstrap = kafka_bootstrap(settings)
     ensure_topics(bootstrap, settings.kafka_topic, settings.kafka_dlq_topic, args.partitions,
                   dlq_retention_days=settings.dead_letter_retention_days)
     failures = 0
@@ -479,7 +329,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     settings = Settings.load()
-    bootstrap = _bootstrap(settings)
+    bootstrap = kafka_bootstrap(settings)
     backoff = Backoff()
     try:
         engine = backoff.retry(build, "opening the store", stop)
@@ -538,7 +388,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         settings = engine.settings
         recorder: Any = engine.app.recorder
         result = reconcile(
-            _bootstrap(settings), settings.kafka_topic, settings.kafka_group,
+            kafka_bootstrap(settings), settings.kafka_topic, settings.kafka_group,
             lambda: recorder.ledger(settings.kafka_topic + ":"),
         )
     finally:
@@ -573,24 +423,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _date(text: str) -> date:
-    """An as-of date: exactly YYYY-MM-DD, inside the contract's 1900-01-01 .. 2099-12-31."""
-    try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
-    if len(text) != 10 or not 1900 <= day.year <= 2099:
-        raise argparse.ArgumentTypeError(f"date out of range 1900-01-01..2099-12-31: {text}")
-    return day
-
-
-def _timestamp(text: str) -> datetime:
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        raise argparse.ArgumentTypeError("give the timestamp with Z or an explicit offset")
-    return moment
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="casehistory", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -598,7 +430,7 @@ def parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="generate a municipality, ingest, project, report")
     demo.add_argument("--citizens", type=int, default=2000)
     demo.add_argument("--seed", type=int, default=7)
-    demo.add_argument("--as-of", type=_date, default=DEMO_AS_OF)
+    demo.add_argument("--as-of", type=as_of_date, default=DEMO_AS_OF)
     demo.add_argument("--store", default="sqlite",
                       help="sqlite (default) or a postgresql:// URL (its engine tables are reset)")
     demo.set_defaults(func=cmd_demo)
@@ -635,7 +467,7 @@ def parser() -> argparse.ArgumentParser:
     rec.set_defaults(func=cmd_reconcile)
 
     dur = sub.add_parser("durations", help="durations as of a date")
-    dur.add_argument("--as-of", type=_date, default=date.today())
+    dur.add_argument("--as-of", type=as_of_date, default=date.today())
     dur.add_argument("--per-citizen", action="store_true")
     dur.add_argument("--format", choices=["table", "csv", "jsonl"], default="table")
     dur.add_argument("--reveal-cpr", action="store_true",
@@ -645,8 +477,8 @@ def parser() -> argparse.ArgumentParser:
 
     cit = sub.add_parser("citizen", help="one citizen's timeline with provenance and spells")
     add_citizen_arguments(cit)
-    cit.add_argument("--as-of", type=_date, default=date.today())
-    cit.add_argument("--as-known-at", type=_timestamp)
+    cit.add_argument("--as-of", type=as_of_date, default=date.today())
+    cit.add_argument("--as-known-at", type=moment)
     cit.set_defaults(func=cmd_citizen)
 
     conv = sub.add_parser("convert", help="convert between JSON Lines and Avro container files")
@@ -658,32 +490,12 @@ def parser() -> argparse.ArgumentParser:
     gen.add_argument("output", type=Path)
     gen.add_argument("--citizens", type=int, default=2000)
     gen.add_argument("--seed", type=int, default=7)
-    gen.add_argument("--until", type=_date, default=DEMO_AS_OF)
+    gen.add_argument("--until", type=as_of_date, default=DEMO_AS_OF)
     gen.set_defaults(func=cmd_generate)
 
-    from casehistory import coordination_cli  # its commands build on the helpers above
-
-    coordination_cli.add_parsers(sub)
-
-    from casehistory import lists_cli  # its commands build on the helpers above
-
-    lists_cli.add_parsers(sub)
-
-    from casehistory import councils_cli  # its commands build on the helpers above
-
-    councils_cli.add_parsers(sub)
-
-    from casehistory import audit_cli  # its commands build on the helpers above
-
-    audit_cli.add_parsers(sub)
-
-    from casehistory import db_cli  # its commands build on the helpers above
-
-    db_cli.add_parsers(sub)
-
-    from casehistory.api import server
-
-    server.add_parsers(sub)
+    # The other commands register themselves on the same subcommands.
+    for commands in (coordination_cli, lists_cli, councils_cli, audit_cli, db_cli, server):
+        commands.add_parsers(sub)
     return p
 
 

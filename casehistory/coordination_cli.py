@@ -13,7 +13,7 @@ from rich.table import Table
 from casehistory import services
 from casehistory.access import suppressed_rows
 from casehistory.bootstrap import Engine, build
-from casehistory.cli import _caller, _date, _reveal
+from casehistory.cli_common import as_of_date, caller, reveal_cpr
 from casehistory.coordination_report import (
     FLOW_FIELDS,
     flag_table,
@@ -54,7 +54,7 @@ def cmd_coordination(args: argparse.Namespace) -> int:
         store = engine.read_model()
         if not args.per_citizen:
             report = services.coordination_summary(engine, args.as_of, args.long_spell_years)
-            identity = _caller()
+            identity = caller()
             tables = [group_table(report, identity), intervention_table(report, identity),
                       step_table(report, identity), flag_table(report, identity)]
             if args.year is not None:
@@ -67,7 +67,7 @@ def cmd_coordination(args: argparse.Namespace) -> int:
         def rows() -> Iterator[dict[str, Any]]:
             for record in coordination_records(store, args.as_of, args.long_spell_years):
                 if args.reveal_cpr:
-                    record["cpr"] = _reveal(engine, record["citizen_key"], args)
+                    record["cpr"] = reveal_cpr(engine, record["citizen_key"], args)
                 yield record
 
         write_rows(rows(), columns, args.format, Console(), title=f"Coordination on {args.as_of}")
@@ -83,7 +83,7 @@ def cmd_flows(args: argparse.Namespace) -> int:
         result = services.flows(engine, args.first, args.last)
     finally:
         engine.close()
-    identity = _caller()
+    identity = caller()
     if args.format == "table":
         for table in flow_tables(result, identity):
             Console().print(table)
@@ -96,7 +96,7 @@ def cmd_flows(args: argparse.Namespace) -> int:
 def add_parsers(sub: Any) -> None:
     """Register `coordination` and `flows` on the main parser's subcommands."""
     coord = sub.add_parser("coordination", help="fællesborgere, support steps and flags on a date")
-    coord.add_argument("--as-of", type=_date, default=date.today())
+    coord.add_argument("--as-of", type=as_of_date, default=date.today())
     coord.add_argument("--year", type=int, help="also report the yearly mapping for this year")
     coord.add_argument("--long-spell-years", type=int, default=LONG_SPELL_YEARS,
                        help="years of spell behind long_duration_with_social_needs")
@@ -108,7 +108,7 @@ def add_parsers(sub: Any) -> None:
     coord.set_defaults(func=cmd_coordination)
 
     flow = sub.add_parser("flows", help="inflow per half-year and citizens awaiting a flexjob")
-    flow.add_argument("--from", dest="first", type=_date, required=True)
-    flow.add_argument("--to", dest="last", type=_date, required=True)
+    flow.add_argument("--from", dest="first", type=as_of_date, required=True)
+    flow.add_argument("--to", dest="last", type=as_of_date, required=True)
     flow.add_argument("--format", choices=FORMATS, default="table")
     flow.set_defaults(func=cmd_flows)

@@ -14,7 +14,7 @@ from rich.table import Table
 from casehistory import services
 from casehistory.access import shown_count, suppressed_rows
 from casehistory.bootstrap import Engine, build
-from casehistory.cli import _caller, _date, _reveal
+from casehistory.cli_common import as_of_date, caller, reveal_cpr
 from casehistory.council_report import (
     CASELOAD_FIELDS,
     COHORT_FIELDS,
@@ -66,7 +66,7 @@ def cmd_caseload(args: argparse.Namespace) -> int:
     finally:
         engine.close()
     console = Console()
-    identity = _caller()
+    identity = caller()
     if args.format == "table":
         console.print(distribution_table(report, identity))
     write_rows(suppressed_rows(caseload_rows(report), identity, ["citizens"]), CASELOAD_FIELDS,
@@ -80,14 +80,14 @@ def cmd_cadence(args: argparse.Namespace) -> int:
         engine.project()
         console = Console()
         if not args.per_citizen:
-            console.print(cadence_table(services.cadence_summary(engine, args.as_of), _caller()))
+            console.print(cadence_table(services.cadence_summary(engine, args.as_of), caller()))
         columns = [c for c in CADENCE_FIELDS if c != "cpr" or args.reveal_cpr]
 
         def rows() -> Iterator[dict[str, Any]]:
             for record in services.cadence_clocks(engine, args.as_of):
                 if args.all or record["status"] in services.CADENCE_ATTENTION:
                     if args.reveal_cpr:
-                        record["cpr"] = _reveal(engine, record["citizen_key"], args)
+                        record["cpr"] = reveal_cpr(engine, record["citizen_key"], args)
                     yield record
 
         write_rows(rows(), columns, args.format, console,
@@ -119,7 +119,7 @@ def cmd_exits(args: argparse.Namespace) -> int:
         rows = services.exits(engine, args.first, args.last, args.as_of)
     finally:
         engine.close()
-    identity = _caller()
+    identity = caller()
     if args.format == "table":
         for table in exit_tables(rows, identity):
             Console().print(table)
@@ -143,7 +143,7 @@ def cmd_cohort(args: argparse.Namespace) -> int:
             members, rows = services.cohort(engine, args.on, criteria, args.horizons)
     finally:
         engine.close()
-    identity = _caller()
+    identity = caller()
     if args.by_municipality:
         write_rows(suppressed_rows(rows, identity, ["members", "citizens"], ["share"]),
                    ["municipality", "members", *COHORT_FIELDS], args.format, Console(),
@@ -169,12 +169,12 @@ def add_parsers(sub: Any) -> None:
     """Register the council reports on the main parser's subcommands."""
     load = sub.add_parser("caseload",
                           help="citizens per caseworker (by pseudonym) and unit on a date")
-    load.add_argument("--as-of", type=_date, default=date.today())
+    load.add_argument("--as-of", type=as_of_date, default=date.today())
     load.add_argument("--format", choices=FORMATS, default="table")
     load.set_defaults(func=cmd_caseload)
 
     cadence = sub.add_parser("cadence", help="contact cadence: overdue and due soon on a date")
-    cadence.add_argument("--as-of", type=_date, default=date.today())
+    cadence.add_argument("--as-of", type=as_of_date, default=date.today())
     cadence.add_argument("--per-citizen", action="store_true",
                          help="only the per-citizen rows, without the summary")
     cadence.add_argument("--all", action="store_true", help="also the citizens whose clock is ok")
@@ -185,15 +185,15 @@ def add_parsers(sub: Any) -> None:
     cadence.set_defaults(func=cmd_cadence)
 
     out = sub.add_parser("exits", help="exits from the cash-benefit system per half-year")
-    out.add_argument("--from", dest="first", type=_date, required=True)
-    out.add_argument("--to", dest="last", type=_date, required=True)
-    out.add_argument("--as-of", type=_date, default=date.today(),
+    out.add_argument("--from", dest="first", type=as_of_date, required=True)
+    out.add_argument("--to", dest="last", type=as_of_date, required=True)
+    out.add_argument("--as-of", type=as_of_date, default=date.today(),
                      help="count the exits known as of this date (their month window ended)")
     out.add_argument("--format", choices=FORMATS, default="table")
     out.set_defaults(func=cmd_exits)
 
     cohort = sub.add_parser("cohort", help="a cohort's outcomes at each horizon")
-    cohort.add_argument("--on", type=_date, required=True, help="the cohort date C")
+    cohort.add_argument("--on", type=as_of_date, required=True, help="the cohort date C")
     cohort.add_argument("--target-group", action="append",
                         help="reported target group on C (repeat for several)")
     cohort.add_argument("--min-age", type=int)
@@ -212,7 +212,7 @@ def add_parsers(sub: Any) -> None:
     cohort.set_defaults(func=cmd_cohort)
 
     cont = sub.add_parser("continuity", help="caseworkers per citizen in the last 12 months")
-    cont.add_argument("--as-of", type=_date, default=date.today())
+    cont.add_argument("--as-of", type=as_of_date, default=date.today())
     cont.add_argument("--months", type=int, default=CONTINUITY_MONTHS)
     cont.add_argument("--format", choices=FORMATS, default="table")
     cont.set_defaults(func=cmd_continuity)

@@ -15,7 +15,7 @@ from typing import Any
 from casehistory.anchors import ANCHORS_TABLE
 from casehistory.application import CaseHistory
 from casehistory.bootstrap import build
-from casehistory.cli import console
+from casehistory.cli_common import console
 from casehistory.recorders import HEADS_TABLE, INDEX_TABLE, LEDGER_TABLE
 from casehistory.settings import Settings
 from projections.rows import TABLES

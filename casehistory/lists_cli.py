@@ -15,7 +15,7 @@ from rich.console import Console
 from casehistory import services
 from casehistory.access import Action, check, identity_from_env
 from casehistory.bootstrap import Engine, build
-from casehistory.cli import DURATION_FIELDS, _date, _reveal
+from casehistory.cli_common import DURATION_FIELDS, as_of_date, reveal_cpr
 from casehistory.output import FORMATS, write_rows
 
 LONG_DURATION_FIELDS = ["citizen_key", "spell_start", "spell_days", "breaks_bridged", "naive_days"]
@@ -33,7 +33,7 @@ def _with_cpr(
 ) -> Iterator[dict[str, Any]]:
     for row in rows:
         if args.reveal_cpr:
-            row["cpr"] = _reveal(engine, row["citizen_key"], args)
+            row["cpr"] = reveal_cpr(engine, row["citizen_key"], args)
         yield row
 
 
@@ -75,7 +75,7 @@ def add_parsers(sub: Any) -> None:
     lists = sub.add_parser("lists", help="prioritisation lists on a date")
     kinds = lists.add_subparsers(dest="list", required=True)
     long = kinds.add_parser("long-durations", help="on benefit with a spell over N years")
-    long.add_argument("--as-of", type=_date, default=date.today())
+    long.add_argument("--as-of", type=as_of_date, default=date.today())
     long.add_argument("--years", type=int, default=15)
     long.add_argument("--cash-system", action="store_true",
                       help="the cash-benefit-system spell instead of the all-benefits spell")
@@ -84,7 +84,7 @@ def add_parsers(sub: Any) -> None:
     long.set_defaults(func=cmd_long_durations)
     pool = kinds.add_parser("clarification-pool",
                             help="aktivitetsparate, 30+, 80%% of ten years in the system")
-    pool.add_argument("--as-of", type=_date, default=date.today())
+    pool.add_argument("--as-of", type=as_of_date, default=date.today())
     pool.add_argument("--format", choices=FORMATS, default="table")
     _reveal_arguments(pool)
     pool.set_defaults(func=cmd_clarification_pool)

@@ -99,7 +99,7 @@ class Served:
 
 def populate(env: dict[str, str], citizens: int = CITIZENS) -> tuple[Path, IngestReport]:
     """Generate, ingest and project a municipality into the store `env` names."""
-    from casehistory.cli import ingest_files
+    from casehistory.cli_common import ingest_files
 
     settings = Settings.load(env)
     settings.data_dir.mkdir(parents=True, exist_ok=True)

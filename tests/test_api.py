@@ -222,7 +222,7 @@ def test_serve_projects_what_arrives_while_it_runs(tmp_path) -> None:  # type: i
         before = served.json("/api/v1/operations", role="operator")
         more = tmp_path / "more.jsonl"
         from casehistory import generator
-        from casehistory.cli import ingest_files
+        from casehistory.cli_common import ingest_files
         from consumers.deadletter import DeadLetterFile
 
         generator.write_jsonl(generator.generate_population(40, 99, until=AS_OF), more)

@@ -18,11 +18,16 @@ FIRST, LAST = "2019-01-01", "2026-06-30"
 COHORT_DATE = "2024-11-01"
 
 
-def cli(served: Served, *args: str) -> list[dict[str, Any]]:
+AUDITOR = "auditor"
+"""Aggregates unsuppressed: the CLI and the API asked by an auditor must agree to the unit."""
+
+
+def cli(served: Served, *args: str, role: str = AUDITOR) -> list[dict[str, Any]]:
     """The CLI's own JSON Lines export of a report (the numbers the API must agree with)."""
     out = subprocess.run(
         [sys.executable, "-m", "casehistory.cli", *args, "--format", "jsonl"],
-        env={**os.environ, **served.env}, capture_output=True, check=True,
+        env={**os.environ, **served.env, "CASEHISTORY_USER": role, "CASEHISTORY_ROLE": role},
+        capture_output=True, check=True,
     ).stdout
     return [json.loads(line) for line in out.splitlines()]
 
@@ -32,7 +37,8 @@ def as_records(table: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_exits_equal_the_cli_and_their_pivots_add_up(served: Served) -> None:
-    report = served.json(f"/api/v1/exits?from={FIRST}&to={LAST}&as_of={AS_OF}")["tables"]
+    report = served.json(f"/api/v1/exits?from={FIRST}&to={LAST}&as_of={AS_OF}",
+                         AUDITOR)["tables"]
     rows = as_records(report["exits"])
     assert rows == cli(served, "exits", "--from", FIRST, "--to", LAST, "--as-of", str(AS_OF))
     assert sum(r["exits"] for r in rows) > 20  # a population worth comparing
@@ -43,24 +49,27 @@ def test_exits_equal_the_cli_and_their_pivots_add_up(served: Served) -> None:
             totals[r["half_year"], r[column]] += r["exits"]
         assert {(p["half_year"], name): n for p in pivot for name, n in p.items()
                 if name != "half_year" and n} == +totals
-    earlier = served.json(f"/api/v1/exits?from={FIRST}&to={LAST}&as_of=2020-01-01")["tables"]
+    earlier = served.json(f"/api/v1/exits?from={FIRST}&to={LAST}&as_of=2020-01-01",
+                          AUDITOR)["tables"]
     assert sum(r[3] for r in earlier["exits"]["rows"]) < sum(r["exits"] for r in rows)
 
 
 def test_exits_as_danish_csv(served: Served) -> None:
     status, headers, body = served.request(
-        f"/api/v1/exits?from={FIRST}&to={LAST}&as_of={AS_OF}&format=csv&table=by_destination")
+        f"/api/v1/exits?from={FIRST}&to={LAST}&as_of={AS_OF}&format=csv&table=by_destination",
+        AUDITOR)
     assert status == 200 and headers["content-type"].startswith("text/csv")
     assert body.startswith("\ufeff".encode())
     lines = body.decode("utf-8-sig").splitlines()
-    table = served.json(f"/api/v1/exits?from={FIRST}&to={LAST}&as_of={AS_OF}")["tables"]
+    table = served.json(f"/api/v1/exits?from={FIRST}&to={LAST}&as_of={AS_OF}",
+                        AUDITOR)["tables"]
     assert lines[0].split(";") == table["by_destination"]["columns"]
     assert [line.split(";") for line in lines[1:]] == [
         [str(v) for v in row] for row in table["by_destination"]["rows"]]
 
 
 def test_cohort_equals_the_cli(served: Served) -> None:
-    report = served.json(f"/api/v1/cohort?on={COHORT_DATE}&min_years=1&horizons=6,12")
+    report = served.json(f"/api/v1/cohort?on={COHORT_DATE}&min_years=1&horizons=6,12", AUDITOR)
     expected = cli(served, "cohort", "--on", COHORT_DATE, "--min-years", "1",
                    "--horizons", "6,12")
     outcomes = as_records(report["tables"]["outcomes"])
@@ -69,21 +78,21 @@ def test_cohort_equals_the_cli(served: Served) -> None:
     assert members > 10
     for months in (6, 12):
         assert sum(r["citizens"] for r in outcomes if r["horizon_months"] == months) == members
-    everyone = served.json(f"/api/v1/cohort?on={COHORT_DATE}")["citizens"]
+    everyone = served.json(f"/api/v1/cohort?on={COHORT_DATE}", AUDITOR)["citizens"]
     assert everyone > members
     status, _, _ = served.request(f"/api/v1/cohort?on={COHORT_DATE}&horizons=0")
     assert status == 422
 
 
 def test_caseload_equals_the_cli_as_xlsx_too(served: Served) -> None:
-    report = served.json(f"/api/v1/caseload?as_of={AS_OF}")
+    report = served.json(f"/api/v1/caseload?as_of={AS_OF}", AUDITOR)
     caseloads = as_records(report["tables"]["caseloads"])
     assert caseloads == cli(served, "caseload", "--as-of", str(AS_OF))
     assert report["citizens"] == sum(r["citizens"] for r in caseloads) > 0
     bands = dict(report["tables"]["distribution"]["rows"])
     assert sum(bands.values()) == len(caseloads)
     assert bands == {band: sum(r["band"] == band for r in caseloads) for band in bands}
-    status, _, body = served.request(f"/api/v1/caseload?as_of={AS_OF}&format=xlsx")
+    status, _, body = served.request(f"/api/v1/caseload?as_of={AS_OF}&format=xlsx", AUDITOR)
     assert status == 200
     book = load_workbook(io.BytesIO(body))
     assert [list(r) for r in book["caseloads"].iter_rows(values_only=True)][1:] == \
@@ -91,26 +100,28 @@ def test_caseload_equals_the_cli_as_xlsx_too(served: Served) -> None:
 
 
 def test_cadence_and_continuity_equal_the_cli(served: Served) -> None:
-    clocks = cli(served, "cadence", "--as-of", str(AS_OF), "--per-citizen", "--all")
-    summary = served.json(f"/api/v1/cadence?as_of={AS_OF}")["tables"]["by_status"]
+    clocks = cli(served, "cadence", "--as-of", str(AS_OF), "--per-citizen", "--all",
+                 role="analyst")
+    summary = served.json(f"/api/v1/cadence?as_of={AS_OF}", AUDITOR)["tables"]["by_status"]
     statuses = summary["columns"][1:]
     total = dict(zip(statuses, summary["rows"][-1][1:], strict=True))
     assert total == {s: sum(c["status"] == s for c in clocks) for s in statuses}
     assert sum(total.values()) > 0
     attention = served.json(f"/api/v1/cadence/citizens?as_of={AS_OF}")["rows"]
-    expected = cli(served, "cadence", "--as-of", str(AS_OF), "--per-citizen")
+    expected = cli(served, "cadence", "--as-of", str(AS_OF), "--per-citizen", role="analyst")
     assert [{k: r[k] for k in expected[0]} for r in attention] == expected
 
     per_citizen = served.json(f"/api/v1/continuity/citizens?as_of={AS_OF}")["rows"]
-    assert per_citizen == cli(served, "continuity", "--as-of", str(AS_OF))
-    by_count = dict(served.json(f"/api/v1/continuity?as_of={AS_OF}")["tables"]
+    assert per_citizen == cli(served, "continuity", "--as-of", str(AS_OF), role="analyst")
+    by_count = dict(served.json(f"/api/v1/continuity?as_of={AS_OF}", AUDITOR)["tables"]
                     ["by_caseworkers"]["rows"])
     assert by_count == Counter(r["caseworkers"] for r in per_citizen)
 
 
 def test_lists_equal_the_cli(served: Served) -> None:
     long = served.json(f"/api/v1/lists/long-durations?as_of={AS_OF}&years=5")["rows"]
-    assert long == cli(served, "lists", "long-durations", "--as-of", str(AS_OF), "--years", "5")
+    assert long == cli(served, "lists", "long-durations", "--as-of", str(AS_OF), "--years", "5",
+                       role="analyst")
     assert long
 
 

@@ -14,7 +14,7 @@ import pytest
 from casehistory import generator
 from casehistory.audit import audit_entries, forget
 from casehistory.bootstrap import Engine
-from casehistory.cli import ingest_files
+from casehistory.cli_common import ingest_files
 from casehistory.replay import checksum, rebuild
 from casehistory.verify import verify_store
 from consumers.deadletter import DeadLetterList

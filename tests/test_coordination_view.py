@@ -14,7 +14,7 @@ from typing import Any
 
 from casehistory import generator
 from casehistory.bootstrap import Engine
-from casehistory.cli import ingest_files
+from casehistory.cli_common import ingest_files
 from casehistory.coordination_cli import COORDINATION_FIELDS
 from consumers.deadletter import DeadLetterList
 from domain.coordination import INFLOW_BENEFITS, awaiting_flexjob, coordination_on, inflows

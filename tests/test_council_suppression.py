@@ -32,7 +32,8 @@ REPORTS: list[tuple[list[str], str, str | None]] = [
 
 def test_suppressed_rows_hide_small_counts_and_their_shares_from_analysts_only() -> None:
     rows = [{"n": n, "share": n / 10} for n in (0, 1, 4, 5, 10)]
-    analyst, auditor = Identity("an", frozenset({Role.ANALYST})), Identity("au", frozenset({Role.AUDITOR}))
+    analyst = Identity("an", frozenset({Role.ANALYST}))
+    auditor = Identity("au", frozenset({Role.AUDITOR}))
     assert list(suppressed_rows(rows, analyst, ["n"], ["share"])) == [
         {"n": 0, "share": 0.0}, {"n": "<5", "share": None}, {"n": "<5", "share": None},
         {"n": 5, "share": 0.5}, {"n": 10, "share": 1.0}]

@@ -24,7 +24,7 @@ import pytest
 import schemas
 from casehistory import generator
 from casehistory.bootstrap import Engine, build
-from casehistory.cli import ingest_files
+from casehistory.cli_common import ingest_files
 from casehistory.settings import Settings
 from casehistory.verify import verify_store
 from consumers.deadletter import DeadLetterList

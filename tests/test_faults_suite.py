@@ -30,7 +30,7 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from casehistory import generator
 from casehistory.bootstrap import READ_MODEL, Engine, build
-from casehistory.cli import ingest_files
+from casehistory.cli_common import ingest_files
 from casehistory.devservices import kafka as devkafka
 from casehistory.devservices import postgres as devpostgres
 from casehistory.replay import checksum

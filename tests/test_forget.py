@@ -13,7 +13,8 @@ import pytest
 
 from casehistory.audit import carry_forgetting, forget, purge_dead_letters
 from casehistory.bootstrap import Engine, build
-from casehistory.cli import ingest_files, main
+from casehistory.cli import main
+from casehistory.cli_common import ingest_files
 from casehistory.replay import checksum
 from casehistory.settings import Settings
 from consumers.deadletter import DeadLetterFile

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from casehistory.bootstrap import Engine
-from casehistory.cli import ingest_files
+from casehistory.cli_common import ingest_files
 from casehistory.parallel import ShardedRows
 from consumers.deadletter import DeadLetterList
 from domain.citizen import citizen_id

@@ -24,7 +24,7 @@ from kafka.admin import ConfigResource, ConfigResourceType
 from casehistory import generator
 from casehistory.bootstrap import Engine, build
 from casehistory.citizen_view import recorded_facts
-from casehistory.cli import ingest_files
+from casehistory.cli_common import ingest_files
 from casehistory.replay import checksum, replay_from_kafka
 from casehistory.settings import Settings
 from consumers.deadletter import DeadLetterList

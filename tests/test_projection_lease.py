@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from casehistory.bootstrap import Engine, build
-from casehistory.cli import ingest_files
+from casehistory.cli_common import ingest_files
 from casehistory.settings import Settings
 from consumers.deadletter import DeadLetterList
 from tests.test_coordination_view import population

@@ -13,7 +13,7 @@ import pytest
 
 from casehistory import generator
 from casehistory.bootstrap import Engine, build
-from casehistory.cli import ingest_files
+from casehistory.cli_common import ingest_files
 from casehistory.settings import Settings
 from consumers.deadletter import DeadLetterList
 

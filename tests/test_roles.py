@@ -13,7 +13,8 @@ from psycopg import errors
 
 from casehistory import generator
 from casehistory.bootstrap import build
-from casehistory.cli import batched, main
+from casehistory.cli import main
+from casehistory.cli_common import batched
 from casehistory.db_cli import DASHBOARD, INGEST, PROJECTION
 from casehistory.settings import Settings
 from consumers import files

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from casehistory import generator, services
 from casehistory.bootstrap import Engine
-from casehistory.cli import ingest_files
+from casehistory.cli_common import ingest_files
 from casehistory.coordination_report import months
 from casehistory.report import headline_from
 from consumers.deadletter import DeadLetterList
