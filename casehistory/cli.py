@@ -527,13 +527,13 @@ REPORT_NEEDS = {
     "caseload": Action.AGGREGATES,
     "exits": Action.AGGREGATES,
     "cohort": Action.AGGREGATES,
-    "cadence": Action.PER_CITIZEN_ROWS,
+    "cadence": Action.AGGREGATES,
     "continuity": Action.PER_CITIZEN_ROWS,
     "lists": Action.PER_CITIZEN_ROWS,
 }
 """What each report command asks of its caller's role (`casehistory.access`); with
-`--per-citizen` a report needs per-citizen rows. The commands about one citizen check
-their own action (`on_citizen`)."""
+`--per-citizen` a report needs per-citizen rows (`cadence` lists its citizens only to a role
+that may see them). The commands about one citizen check their own action (`on_citizen`)."""
 
 
 def needs(args: argparse.Namespace) -> Action | None:

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from casehistory import services
-from casehistory.access import shown_count, suppressed_rows
+from casehistory.access import Action, shown_count, suppressed_rows
 from casehistory.bootstrap import Engine, build
 from casehistory.cli_common import as_of_date, caller, reveal_cpr
 from casehistory.council_report import (
@@ -90,8 +90,10 @@ def cmd_cadence(args: argparse.Namespace) -> int:
                         record["cpr"] = reveal_cpr(engine, record["citizen_key"], args)
                     yield record
 
-        write_rows(rows(), columns, args.format, console,
-                   title=f"Overdue and due soon on {args.as_of}")
+        who = caller()
+        if args.per_citizen or (who is not None and who.may(Action.PER_CITIZEN_ROWS)):
+            write_rows(rows(), columns, args.format, console,
+                       title=f"Overdue and due soon on {args.as_of}")
     finally:
         engine.close()
     return 0
