@@ -24,10 +24,11 @@ settings.load_profile("ci" if os.environ.get("CI") == "true" else "dev")
 
 PSEUDONYM_KEY = "cd" * 32
 
-# The CLI's caller (casehistory.access): an analyst unless a test names another, so that the
-# report commands, run here and in subprocesses, pass their role check.
-os.environ.setdefault("CASEHISTORY_USER", "test-analyst")
-os.environ.setdefault("CASEHISTORY_ROLE", "analyst")
+# The CLI's caller (casehistory.access) unless a test names another: the data-protection
+# officer, whose reports show every count (no "<5") and rows per citizen; tests of refusals and
+# of what other roles see set their own.
+os.environ.setdefault("CASEHISTORY_USER", "test-dpo")
+os.environ.setdefault("CASEHISTORY_ROLE", "dpo")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
