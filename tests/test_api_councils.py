@@ -136,3 +136,36 @@ def test_the_councils_reports_are_role_checked(served: Served) -> None:
     refused = [(r["who"], r["path"]) for r in served.access_log() if r["kind"] == "refused"]
     assert ("operator", "/api/v1/caseload") in refused
     assert ("caseworker", "/api/v1/continuity/citizens") in refused
+
+
+def test_analysts_see_small_counts_as_under_5(served: Served) -> None:
+    paths = [f"/api/v1/exits?from={FIRST}&to={LAST}&as_of={AS_OF}",
+             f"/api/v1/cohort?on={COHORT_DATE}&min_years=1", f"/api/v1/caseload?as_of={AS_OF}",
+             f"/api/v1/cadence?as_of={AS_OF}", f"/api/v1/headline?as_of={AS_OF}",
+             f"/api/v1/coordination?as_of={AS_OF}"]
+    hidden = 0
+    for path in paths:
+        whole, shown = served.json(path, AUDITOR)["tables"], served.json(path)["tables"]
+        for name, table in whole.items():
+            for row, seen in zip(table["rows"], shown[name]["rows"], strict=True):
+                for column, value, cell in zip(table["columns"], row, seen, strict=True):
+                    small = (isinstance(value, int) and not isinstance(value, bool)
+                             and 0 < value < 5 and column not in {"horizon_months", "support_step"}
+                             and column != table["columns"][0])
+                    assert cell == ("<5" if small else None if isinstance(value, float) and
+                                    "<5" in seen else value), (path, name, column)
+                    hidden += small
+    assert hidden > 5  # the population has small cells to hide
+
+
+def test_cohorts_by_municipality_equal_the_cli(served: Served) -> None:
+    per = served.json(f"/api/v1/cohort?on={COHORT_DATE}&by_municipality=true",
+                      AUDITOR)["tables"]["by_municipality"]
+    rows = as_records(per)
+    assert rows == cli(served, "cohort", "--on", COHORT_DATE, "--by-municipality")
+    first = rows[0]["municipality"]
+    one = served.json(f"/api/v1/cohort?on={COHORT_DATE}&municipality={first}", AUDITOR)
+    assert one["citizens"] == rows[0]["members"] > 0
+    assert as_records(one["tables"]["outcomes"]) == [
+        {k: v for k, v in r.items() if k not in ("municipality", "members")}
+        for r in rows if r["municipality"] == first]

@@ -16,6 +16,7 @@ from casehistory.access import Action, Identity
 from casehistory.api import tables
 from casehistory.api.app import Surfaces, require, surfaces
 from casehistory.api.tables import Table
+from casehistory.council_report import COHORT_FIELDS
 from domain.cpr import InvalidCpr, birth_date
 from domain.durations import COHORT_YEARS
 
@@ -36,9 +37,13 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def respond(
-    name: str, found: list[Table], fmt: Format, table: str | None, extra: dict[str, Any]
+    name: str, found: list[Table], fmt: Format, table: str | None, extra: dict[str, Any],
+    who: Identity | None = None,
 ) -> Response:
-    """The tables in the asked format (CSV: one table, chosen by name)."""
+    """The tables in the asked format (CSV: one table, chosen by name); aggregates as `who`
+    may see them (an analyst sees counts under 5 as "<5")."""
+    if who is not None:
+        found = [tables.seen_by(t, who) for t in found]
     if fmt is Format.csv:
         chosen = next((t for t in found if t.name == (table or found[0].name)), None)
         if chosen is None:
@@ -57,22 +62,22 @@ def respond(
 
 @router.get("/headline", summary="True versus naive durations: buckets, cohorts, misses")
 def headline(
-    shared: Shared, as_of: AsOf, _: Annotated[Identity, Depends(require(Action.AGGREGATES))],
+    shared: Shared, as_of: AsOf, who: Annotated[Identity, Depends(require(Action.AGGREGATES))],
     format: FormatQuery = Format.json, table: TableQuery = None,
 ) -> Response:
     report = shared.report("headline", (as_of,), lambda: services.headline(shared.engine, as_of))
     return respond("headline", tables.headline_tables(report), format, table,
-                   {"as_of": as_of.isoformat()})
+                   {"as_of": as_of.isoformat()}, who)
 
 
 @router.get("/cohorts", summary="Cohorts over 2, 3, 6, 10 and 15 years, and who naive misses")
 def cohorts(
-    shared: Shared, as_of: AsOf, _: Annotated[Identity, Depends(require(Action.AGGREGATES))],
+    shared: Shared, as_of: AsOf, who: Annotated[Identity, Depends(require(Action.AGGREGATES))],
     format: FormatQuery = Format.json, table: TableQuery = None,
 ) -> Response:
     report = shared.report("headline", (as_of,), lambda: services.headline(shared.engine, as_of))
     found = [t for t in tables.headline_tables(report) if t.name in {"cohorts", "missed_by_break"}]
-    return respond("cohorts", found, format, table, {"as_of": as_of.isoformat()})
+    return respond("cohorts", found, format, table, {"as_of": as_of.isoformat()}, who)
 
 
 @router.get("/durations", summary="Per-citizen measures by pseudonym, paged and filtered")
@@ -105,7 +110,7 @@ def durations(
 
 @router.get("/coordination", summary="Fællesborgere by target group and step, flags")
 def coordination(
-    shared: Shared, as_of: AsOf, _: Annotated[Identity, Depends(require(Action.AGGREGATES))],
+    shared: Shared, as_of: AsOf, who: Annotated[Identity, Depends(require(Action.AGGREGATES))],
     long_spell_years: Annotated[int, Query(ge=1, le=50)] = 3,
     format: FormatQuery = Format.json, table: TableQuery = None,
 ) -> Response:
@@ -114,7 +119,7 @@ def coordination(
         lambda: services.coordination_summary(shared.engine, as_of, long_spell_years),
     )
     return respond("coordination", tables.coordination_tables(report), format, table,
-                   {"as_of": as_of.isoformat()})
+                   {"as_of": as_of.isoformat()}, who)
 
 
 @router.get("/coordination/citizens",
@@ -147,11 +152,11 @@ def coordination_citizens(
 @router.get("/coordination/yearly", summary="The yearly fællesborger mapping")
 def yearly(
     shared: Shared, year: Annotated[int, Query(ge=1900, le=2099)],
-    _: Annotated[Identity, Depends(require(Action.AGGREGATES))],
-) -> dict[str, int]:
+    who: Annotated[Identity, Depends(require(Action.AGGREGATES))],
+) -> dict[str, int | str]:
     found = shared.report("yearly", (year,), lambda: services.yearly_mapping(shared.engine, year))
-    return {"year": found.year, "on_benefit": found.on_benefit,
-            "faellesborgere": found.faellesborgere}
+    return {"year": found.year, "on_benefit": tables.count_seen_by(found.on_benefit, who),
+            "faellesborgere": tables.count_seen_by(found.faellesborgere, who)}
 
 
 @router.get("/flows", summary="Inflow per half-year; approved for a flexjob but without one")
@@ -159,7 +164,7 @@ def flows(
     shared: Shared,
     first: Annotated[date, Query(alias="from")],
     last: Annotated[date, Query(alias="to")],
-    _: Annotated[Identity, Depends(require(Action.AGGREGATES))],
+    who: Annotated[Identity, Depends(require(Action.AGGREGATES))],
     format: FormatQuery = Format.json, table: TableQuery = None,
 ) -> Response:
     if last < first:
@@ -167,7 +172,7 @@ def flows(
     report = shared.report("flows", (first, last),
                            lambda: services.flows(shared.engine, first, last))
     return respond("flows", tables.flows_tables(report), format, table,
-                   {"from": first.isoformat(), "to": last.isoformat()})
+                   {"from": first.isoformat(), "to": last.isoformat()}, who)
 
 
 @router.get("/trend", summary="Monthly: on benefit, and over N years true versus naive")
@@ -175,7 +180,7 @@ def trend(
     shared: Shared,
     first: Annotated[date, Query(alias="from")],
     last: Annotated[date, Query(alias="to")],
-    _: Annotated[Identity, Depends(require(Action.AGGREGATES))],
+    who: Annotated[Identity, Depends(require(Action.AGGREGATES))],
     format: FormatQuery = Format.json,
 ) -> Response:
     if last < first or (last - first).days > 366 * 30:
@@ -183,7 +188,7 @@ def trend(
     points = shared.report("trend", (first, last),
                            lambda: services.monthly_trend(shared.engine, first, last))
     return respond("trend", tables.trend_tables(points), format, None,
-                   {"cohort_years": list(COHORT_YEARS)})
+                   {"cohort_years": list(COHORT_YEARS)}, who)
 
 
 def _list_response(name: str, rows: list[dict[str, Any]], as_of: date, fmt: Format) -> Response:
@@ -230,7 +235,7 @@ def exits(
     first: Annotated[date, Query(alias="from")],
     last: Annotated[date, Query(alias="to")],
     as_of: AsOf,
-    _: Annotated[Identity, Depends(require(Action.AGGREGATES))],
+    who: Annotated[Identity, Depends(require(Action.AGGREGATES))],
     format: FormatQuery = Format.json, table: TableQuery = None,
 ) -> Response:
     if last < first:
@@ -239,7 +244,7 @@ def exits(
                          lambda: services.exits(shared.engine, first, last, as_of))
     return respond("exits", tables.exits_tables(rows), format, table,
                    {"from": first.isoformat(), "to": last.isoformat(),
-                    "as_of": as_of.isoformat()})
+                    "as_of": as_of.isoformat()}, who)
 
 
 def _horizons(text: str) -> tuple[int, ...]:
@@ -257,45 +262,57 @@ def _horizons(text: str) -> tuple[int, ...]:
 def cohort(
     shared: Shared,
     on: Annotated[date, Query(description="the cohort date C")],
-    _: Annotated[Identity, Depends(require(Action.AGGREGATES))],
+    who: Annotated[Identity, Depends(require(Action.AGGREGATES))],
     target_group: Annotated[list[str] | None, Query()] = None,
     min_age: Annotated[int | None, Query(ge=0, le=150)] = None,
     max_age: Annotated[int | None, Query(ge=0, le=150)] = None,
     min_years: Annotated[int | None, Query(ge=0, le=100)] = None,
     cash_system: bool = False,
+    municipality: Annotated[str | None, Query(description="paid on C by this municipality")]
+    = None,
+    by_municipality: Annotated[bool, Query(description="also one cohort per municipality")]
+    = False,
     horizons: Annotated[str, Query(description="months after C, e.g. 6,12,18")] = "6,12,18",
     format: FormatQuery = Format.json, table: TableQuery = None,
 ) -> Response:
     criteria = services.CohortCriteria(frozenset(target_group or ()), min_age, max_age,
-                                       min_years, cash_system)
+                                       min_years, cash_system, municipality)
     months = _horizons(horizons)
+    if by_municipality:
+        per = shared.report("cohort_by_municipality", (on, criteria, months), lambda: (
+            services.cohort_by_municipality(shared.engine, on, criteria, months)))
+        columns = ["municipality", "members", *COHORT_FIELDS]
+        return respond("cohort", [Table("by_municipality", columns,
+                                        [[r[c] for c in columns] for r in per])],
+                       format, table, {"on": on.isoformat()}, who)
     members, rows = shared.report("cohort", (on, criteria, months),
                                   lambda: services.cohort(shared.engine, on, criteria, months))
     return respond("cohort", tables.cohort_tables(on, members, rows), format, table,
-                   {"on": on.isoformat(), "citizens": members})
+                   {"on": on.isoformat(), "citizens": tables.count_seen_by(members, who)}, who)
 
 
 @router.get("/caseload", tags=["councils"],
             summary="Citizens per caseworker and unit, against the 50/70/110 lines")
 def caseload(
-    shared: Shared, as_of: AsOf, _: Annotated[Identity, Depends(require(Action.AGGREGATES))],
+    shared: Shared, as_of: AsOf, who: Annotated[Identity, Depends(require(Action.AGGREGATES))],
     format: FormatQuery = Format.json, table: TableQuery = None,
 ) -> Response:
     report = shared.report("caseload", (as_of,), lambda: services.caseload(shared.engine, as_of))
     return respond("caseload", tables.caseload_tables(report), format, table,
-                   {"as_of": as_of.isoformat(), "citizens": report.citizens})
+                   {"as_of": as_of.isoformat(),
+                    "citizens": tables.count_seen_by(report.citizens, who)}, who)
 
 
 @router.get("/cadence", tags=["councils"],
             summary="Contact cadence: citizens by status (ok, due soon, overdue) and group")
 def cadence(
-    shared: Shared, as_of: AsOf, _: Annotated[Identity, Depends(require(Action.AGGREGATES))],
+    shared: Shared, as_of: AsOf, who: Annotated[Identity, Depends(require(Action.AGGREGATES))],
     format: FormatQuery = Format.json, table: TableQuery = None,
 ) -> Response:
     summary = shared.report("cadence", (as_of,),
                             lambda: services.cadence_summary(shared.engine, as_of))
     return respond("cadence", tables.cadence_tables(summary), format, table,
-                   {"as_of": as_of.isoformat()})
+                   {"as_of": as_of.isoformat()}, who)
 
 
 @router.get("/cadence/citizens", tags=["councils"],
@@ -314,14 +331,14 @@ def cadence_citizens(
 @router.get("/continuity", tags=["councils"],
             summary="Citizens by the number of caseworkers they had in the last N months")
 def continuity(
-    shared: Shared, as_of: AsOf, _: Annotated[Identity, Depends(require(Action.AGGREGATES))],
+    shared: Shared, as_of: AsOf, who: Annotated[Identity, Depends(require(Action.AGGREGATES))],
     months: Annotated[int, Query(ge=1, le=120)] = 12,
     format: FormatQuery = Format.json, table: TableQuery = None,
 ) -> Response:
     rows = shared.report("continuity", (as_of, months),
                          lambda: list(services.continuity(shared.engine, as_of, months)))
     return respond("continuity", tables.continuity_tables(rows), format, table,
-                   {"as_of": as_of.isoformat(), "months": months})
+                   {"as_of": as_of.isoformat(), "months": months}, who)
 
 
 @router.get("/continuity/citizens", tags=["councils"],

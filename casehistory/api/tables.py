@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from casehistory.access import SUPPRESSED, Identity, is_suppressed, small_counts_hidden
 from casehistory.coordination_report import (
     FLAGS,
     NO_TARGET_GROUP,
@@ -55,6 +56,34 @@ class Table:
 
     def as_json(self) -> dict[str, Any]:
         return {"columns": self.columns, "rows": [[as_plain(v) for v in r] for r in self.rows]}
+
+
+NOT_COUNTS = frozenset({"horizon_months", "support_step"})
+"""Whole-number columns of aggregate tables that do not count people."""
+
+
+def seen_by(table: Table, identity: Identity) -> Table:
+    """An aggregate table as this caller may see it: for an analyst each count of 1 to 4 is
+    "<5", and a row holding one loses its shares (`access.suppressed_rows`, the CLI's rule)."""
+    if not small_counts_hidden(identity):
+        return table
+    rows = []
+    for row in table.rows:
+        hidden = {
+            i for i, (column, value) in enumerate(zip(table.columns, row, strict=True))
+            if i and column not in NOT_COUNTS and isinstance(value, int)
+            and not isinstance(value, bool) and is_suppressed(value, identity)
+        }
+        if hidden:
+            row = [SUPPRESSED if i in hidden else None if isinstance(v, float) else v
+                   for i, v in enumerate(row)]
+        rows.append(row)
+    return Table(table.name, table.columns, rows)
+
+
+def count_seen_by(count: int, identity: Identity) -> int | str:
+    """One count as this caller may see it ("<5" for an analyst when it is 1 to 4)."""
+    return SUPPRESSED if is_suppressed(count, identity) else count
 
 
 def _share(part: int, whole: int) -> float | None:

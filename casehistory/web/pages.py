@@ -115,16 +115,16 @@ def _today(request: Request) -> date:
 @router.get("/", response_class=HTMLResponse)
 def overview(
     request: Request, shared: Shared,
-    _: Annotated[Identity, Depends(require(Action.AGGREGATES))],
+    who: Annotated[Identity, Depends(require(Action.AGGREGATES))],
     as_of: date | None = None, lang: Lang = "da",
 ) -> HTMLResponse:
     day = as_of or _today(request)
     report = shared.report("headline", (day,), lambda: services.headline(shared.engine, day))
-    found = {t.name: t for t in tables.headline_tables(report)}
+    found = {t.name: tables.seen_by(t, who) for t in tables.headline_tables(report)}
     first = years_before(day, 5).replace(day=1)
     points = shared.report("trend", (first, day),
                            lambda: services.monthly_trend(shared.engine, first, day))
-    trend = tables.trend_tables(points)[0]
+    trend = tables.seen_by(tables.trend_tables(points)[0], who)
     trend_names = {"true_over_3": "true", "naive_over_3": "naive"}
     trend_option = chart(trend, ["on_benefit", "true_over_3", "naive_over_3"], "line", lang,
                          category=lambda v: i18n.day(v, lang))
@@ -150,13 +150,13 @@ def overview(
 @router.get("/samarbejde", response_class=HTMLResponse)
 def coordination(
     request: Request, shared: Shared,
-    _: Annotated[Identity, Depends(require(Action.AGGREGATES))],
+    who: Annotated[Identity, Depends(require(Action.AGGREGATES))],
     as_of: date | None = None, lang: Lang = "da",
 ) -> HTMLResponse:
     day = as_of or _today(request)
     report = shared.report("coordination", (day, 3),
                            lambda: services.coordination_summary(shared.engine, day))
-    found = {t.name: t for t in tables.coordination_tables(report)}
+    found = {t.name: tables.seen_by(t, who) for t in tables.coordination_tables(report)}
     groups = Table("by_target_group", found["by_target_group"].columns,
                    found["by_target_group"].rows[:-1])
     blocks = [
@@ -175,7 +175,7 @@ def coordination(
 @router.get("/stroemme", response_class=HTMLResponse)
 def flows(
     request: Request, shared: Shared,
-    _: Annotated[Identity, Depends(require(Action.AGGREGATES))],
+    who: Annotated[Identity, Depends(require(Action.AGGREGATES))],
     first: Annotated[date | None, Query(alias="from")] = None,
     last: Annotated[date | None, Query(alias="to")] = None, lang: Lang = "da",
 ) -> HTMLResponse:
@@ -184,7 +184,7 @@ def flows(
     if end < start:
         raise HTTPException(422, "`to` is before `from`")
     report = shared.report("flows", (start, end), lambda: services.flows(shared.engine, start, end))
-    found = {t.name: t for t in tables.flows_tables(report)}
+    found = {t.name: tables.seen_by(t, who) for t in tables.flows_tables(report)}
     inflow = found["inflow"]
     blocks = [
         block("inflow", inflow, chart(inflow, inflow.columns[1:], "bar", lang, category=str), lang),
@@ -208,7 +208,7 @@ def _field(name: str, key: str, value: Any, kind: str = "date") -> dict[str, Any
 @router.get("/afgange", response_class=HTMLResponse)
 def exits(
     request: Request, shared: Shared,
-    _: Annotated[Identity, Depends(require(Action.AGGREGATES))],
+    who: Annotated[Identity, Depends(require(Action.AGGREGATES))],
     first: Annotated[date | None, Query(alias="from")] = None,
     last: Annotated[date | None, Query(alias="to")] = None,
     as_of: date | None = None, lang: Lang = "da",
@@ -220,7 +220,7 @@ def exits(
         raise HTTPException(422, "`to` is before `from`")
     rows = shared.report("exits", (start, end, day),
                          lambda: services.exits(shared.engine, start, end, day))
-    found = {t.name: t for t in tables.exits_tables(rows)}
+    found = {t.name: tables.seen_by(t, who) for t in tables.exits_tables(rows)}
     blocks = [
         block(name, found[name],
               chart(found[name], found[name].columns[1:], "bar", lang, category=str, stack=True),
@@ -238,7 +238,7 @@ def exits(
 @router.get("/kohorte", response_class=HTMLResponse)
 def cohort(
     request: Request, shared: Shared,
-    _: Annotated[Identity, Depends(require(Action.AGGREGATES))],
+    who: Annotated[Identity, Depends(require(Action.AGGREGATES))],
     on: date | None = None, min_years: Annotated[int | None, Query(ge=0, le=100)] = None,
     lang: Lang = "da",
 ) -> HTMLResponse:
@@ -251,13 +251,13 @@ def cohort(
     names = [f"{o}:{d}" if d else o for o, d in outcomes]
     counts = {(r["horizon_months"], r["outcome"], r["destination"] or ""): r["citizens"]
               for r in rows}
-    by_horizon = Table("by_horizon", ["horizon_months", *names], [
-        [h, *(counts.get((h, o, d), 0) for o, d in outcomes)] for h in months])
+    by_horizon = tables.seen_by(Table("by_horizon", ["horizon_months", *names], [
+        [h, *(counts.get((h, o, d), 0) for o, d in outcomes)] for h in months]), who)
     option = chart(by_horizon, names, "bar", lang, stack=True,
                    category=lambda v: f"{v} {i18n.text('months', lang)}")
     for series, (o, d) in zip(option["series"], outcomes, strict=True):
         series["name"] = i18n.text(d, lang) if d else i18n.text(o, lang)
-    detail = tables.cohort_tables(day, members, rows)[1]
+    detail = tables.seen_by(tables.cohort_tables(day, members, rows)[1], who)
     blocks = [block("by_horizon", by_horizon, option, lang),
               block("outcomes", detail, None, lang, ("share",))]
     return page(request, "report.html", lang, blocks=blocks,
@@ -266,14 +266,15 @@ def cohort(
                 fields=[_field("on", "cohort_date", day),
                         _field("min_years", "min_years", min_years, "number")],
                 shown=f"{i18n.text('cohort_date', lang)} {i18n.day(day, lang)}: "
-                      f"{i18n.number(members, lang)} {i18n.text('citizens', lang).lower()}",
+                      f"{i18n.number(tables.count_seen_by(members, who), lang)} "
+                      f"{i18n.text('citizens', lang).lower()}",
                 members=members)
 
 
 @router.get("/sagsbehandling", response_class=HTMLResponse)
 def casework(
     request: Request, shared: Shared,
-    _: Annotated[Identity, Depends(require(Action.AGGREGATES))],
+    who: Annotated[Identity, Depends(require(Action.AGGREGATES))],
     as_of: date | None = None, lang: Lang = "da",
 ) -> HTMLResponse:
     day = as_of or _today(request)
@@ -282,10 +283,10 @@ def casework(
     months = CONTINUITY_MONTHS
     continuity = shared.report("continuity", (day, months),
                                lambda: list(services.continuity(shared.engine, day, months)))
-    distribution = tables.caseload_tables(load)[0]
-    cadence = tables.cadence_tables(summary)[0]
+    distribution = tables.seen_by(tables.caseload_tables(load)[0], who)
+    cadence = tables.seen_by(tables.cadence_tables(summary)[0], who)
     groups = Table(cadence.name, cadence.columns, cadence.rows[:-1])
-    workers = tables.continuity_tables(continuity)[0]
+    workers = tables.seen_by(tables.continuity_tables(continuity)[0], who)
     blocks = [
         block("distribution", distribution,
               chart(distribution, ["caseworkers"], "bar", lang, category=str), lang),
