@@ -56,7 +56,7 @@ def test_openapi_3_describes_every_report(served: Served) -> None:
 @pytest.mark.parametrize("as_of", [AS_OF, EARLIER])
 def test_headline_equals_the_cli_export_on_any_date(served: Served, as_of: date) -> None:
     rows = cli_rows(served, as_of)
-    report = served.json(f"/api/v1/headline?as_of={as_of}")
+    report = served.json(f"/api/v1/headline?as_of={as_of}", "auditor")
     tables = report["tables"]
     on = [r for r in rows if r["on_benefit"]]
     assert tables["summary"]["rows"] == [[len(rows), len(on)]]
@@ -74,19 +74,20 @@ def test_headline_equals_the_cli_export_on_any_date(served: Served, as_of: date)
         )
         assert cohorts[years][1] == true
         assert cohorts[years][3] == naive
-    same = served.json(f"/api/v1/cohorts?as_of={as_of}")["tables"]["cohorts"]
+    same = served.json(f"/api/v1/cohorts?as_of={as_of}", "auditor")["tables"]["cohorts"]
     assert same == tables["cohorts"]
 
 
 def test_csv_follows_the_danish_convention(served: Served) -> None:
     status, headers, body = served.request(
-        f"/api/v1/coordination?as_of={AS_OF}&format=csv&table=by_target_group")
+        f"/api/v1/coordination?as_of={AS_OF}&format=csv&table=by_target_group", "auditor")
     assert status == 200
     assert headers["content-type"].startswith("text/csv")
     assert body.startswith("\ufeff".encode())
     lines = body.decode("utf-8-sig").splitlines()
     assert lines[0] == "target_group;citizens;faellesborgere;share"
-    report = served.json(f"/api/v1/coordination?as_of={AS_OF}")["tables"]["by_target_group"]
+    report = served.json(f"/api/v1/coordination?as_of={AS_OF}",
+                         "auditor")["tables"]["by_target_group"]
     for line, row in zip(lines[1:], report["rows"], strict=True):
         cells = line.split(";")
         assert cells[:3] == [str(v) for v in row[:3]]
@@ -96,11 +97,12 @@ def test_csv_follows_the_danish_convention(served: Served) -> None:
 
 
 def test_xlsx_has_every_table_with_its_numbers(served: Served) -> None:
-    status, headers, body = served.request(f"/api/v1/headline?as_of={AS_OF}&format=xlsx")
+    status, headers, body = served.request(f"/api/v1/headline?as_of={AS_OF}&format=xlsx",
+                                           "auditor")
     assert status == 200
     assert "spreadsheetml" in headers["content-type"]
     book = load_workbook(io.BytesIO(body))
-    report = served.json(f"/api/v1/headline?as_of={AS_OF}")["tables"]
+    report = served.json(f"/api/v1/headline?as_of={AS_OF}", "auditor")["tables"]
     assert book.sheetnames == list(report)
     for name, table in report.items():
         rows = [list(r) for r in book[name].iter_rows(values_only=True)]
@@ -133,13 +135,13 @@ def test_durations_pages_and_filters(served: Served) -> None:
 
 
 def test_flows_and_trend_for_a_range(served: Served) -> None:
-    flows = served.json("/api/v1/flows?from=2018-01-01&to=2020-12-31")["tables"]
+    flows = served.json("/api/v1/flows?from=2018-01-01&to=2020-12-31", "auditor")["tables"]
     assert [r[0] for r in flows["inflow"]["rows"]] == [
         f"{y}H{h}" for y in (2018, 2019, 2020) for h in (1, 2)]
     assert len(flows["awaiting_flexjob"]["rows"]) == 36
-    trend = served.json(f"/api/v1/trend?from=2026-09-01&to={AS_OF}")["tables"]["trend"]
+    trend = served.json(f"/api/v1/trend?from=2026-09-01&to={AS_OF}", "auditor")["tables"]["trend"]
     assert [r[0] for r in trend["rows"]] == ["2026-09-01", "2026-10-01", "2026-11-01"]
-    headline = served.json(f"/api/v1/headline?as_of={AS_OF}")["tables"]
+    headline = served.json(f"/api/v1/headline?as_of={AS_OF}", "auditor")["tables"]
     assert trend["rows"][-1][1] == headline["summary"]["rows"][0][1]
 
 
@@ -253,7 +255,8 @@ def test_serve_on_postgresql(postgres_dsn: str, tmp_path) -> None:  # type: igno
     url, process = start_server(env, tmp_path)
     try:
         served = Served(url, tmp_path, env, population, report, process)
-        headline = served.json(f"/api/v1/headline?as_of={AS_OF}")["tables"]["summary"]["rows"]
+        headline = served.json(f"/api/v1/headline?as_of={AS_OF}",
+                               "auditor")["tables"]["summary"]["rows"]
         rows = cli_rows(served, AS_OF)
         assert headline == [[len(rows), sum(1 for r in rows if r["on_benefit"])]]
         engine = build(Settings.load(env))
