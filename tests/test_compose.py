@@ -13,6 +13,9 @@ from casehistory.devservices.kafka import KAFKA_VERSION
 from casehistory.settings import PREFIX, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
+ENGINE_SERVICES = ("ingest", "projections", "serve")
+KEYS = tuple(f.name for f in fields(Settings) if f.name.endswith("_key"))
+KEY_FILES = {PREFIX + key.upper() + "_FILE" for key in KEYS}
 
 
 def compose() -> dict:
@@ -28,19 +31,33 @@ def test_the_stack_has_kafka_postgres_ingest_and_projection_workers() -> None:
 
 def test_engine_settings_in_the_stack_are_settings_the_code_reads() -> None:
     services = compose()["services"]
-    known = {PREFIX + f.name.upper() for f in fields(Settings)} | {PREFIX + "PSEUDONYM_KEY_FILE"}
+    known = {PREFIX + f.name.upper() for f in fields(Settings)} | KEY_FILES
     for name in ("ingest", "projections"):
         env = services[name]["environment"]
         assert set(env) <= known, set(env) - known
-        settings = Settings.load(
-            {k: str(v) for k, v in env.items() if k != PREFIX + "PSEUDONYM_KEY_FILE"}
-        )
+        settings = Settings.load({k: str(v) for k, v in env.items() if k not in KEY_FILES})
         assert settings.uses_postgres
         assert settings.kafka_bootstrap == "kafka:9092"
         defaults = Settings.load({PREFIX + "PSEUDONYM_KEY": "00"})
         assert settings.kafka_topic == defaults.kafka_topic
         assert settings.kafka_dlq_topic == defaults.kafka_dlq_topic
         assert settings.kafka_group == defaults.kafka_group
+
+
+def test_every_engine_container_reads_every_key_from_the_same_secret() -> None:
+    """Containers that made their own keys would give one citizen several pseudonyms and
+    could not read each other's encrypted events (docs/privacy.md, "The keys")."""
+    stack = compose()
+    assert len(KEYS) == 5, KEYS
+    for name in ENGINE_SERVICES:
+        service = stack["services"][name]
+        env = service["environment"]
+        for key in KEYS:
+            secret = env.get(PREFIX + key.upper() + "_FILE", "")
+            assert secret == f"/run/secrets/{key}", (name, key, secret)
+            assert key in service["secrets"], (name, key)
+            assert key in stack["secrets"], key
+            assert PREFIX + key.upper() not in env, (name, key)  # no key in clear in the file
 
 
 def test_service_commands_are_real_cli_commands() -> None:
