@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from casehistory.cli_common import (
     on_citizen,
     progress_bar,
 )
-from casehistory.replay import checksum, rebuild, replay_from_kafka
+from casehistory.replay import checksum, rebuild, replay_from_kafka, replay_target
 from casehistory.settings import Settings
 from casehistory.verify import verify_store
 from domain.citizen import Citizen
@@ -96,19 +96,14 @@ def _replay_from_kafka(args: argparse.Namespace) -> int:
     bootstrap = kafka_bootstrap(source)
     if args.into is None:
         raise SystemExit("--from-kafka needs --into DIR (a new data dir) or a postgresql:// URL")
-    target_settings = (
-        replace(source, store=args.into)
-        if args.into.startswith("postgres")
-        else replace(source, data_dir=Path(args.into), store="sqlite")
-    )
     original = build(source)
-    target = build(target_settings)
+    target = build(replay_target(source, args.into))
     try:
         record_forgets = carry_forgetting(original.vault.keys, original.app, target)
         with progress_bar() as progress:
-            task = progress.add_task(f"replay {source.kafka_topic}", total=None, rate="")
+            task = progress.add_task(f"replay {source.kafka_history_topic}", total=None, rate="")
             report = replay_from_kafka(
-                target, bootstrap, source.kafka_topic, lambda n: progress.advance(task, n)
+                target, bootstrap, source.kafka_history_topic, lambda n: progress.advance(task, n)
             )
         forgotten = record_forgets()
         target.project()
@@ -283,7 +278,7 @@ def add_parsers(sub: Any) -> None:
     rep.add_argument(
         "--from-kafka",
         action="store_true",
-        help="rebuild the event store itself from the input topic from offset 0",
+        help="rebuild the event store itself from the history topic from offset 0",
     )
     rep.add_argument("--into", help="with --from-kafka: a new data dir or a postgresql:// URL")
     rep.set_defaults(func=cmd_replay)

@@ -247,11 +247,12 @@ def event_store_env(settings: Settings) -> dict[str, str]:
 
 
 def key_store(settings: Settings) -> KeyStore:
-    """The per-citizen key store: its own database if configured, else beside the events."""
+    """The per-citizen key store: its own database (or SQLite file) if configured, else
+    beside the events."""
     url = settings.key_store or (settings.store if settings.uses_postgres else None)
-    if url is not None:
+    if url is not None and url.startswith(("postgresql://", "postgres://")):
         return PostgresKeyStore(url, create_table=settings.create_tables)
-    return SQLiteKeyStore(settings.data_dir / "keys.db")
+    return SQLiteKeyStore(Path(url) if url else settings.data_dir / "keys.db")
 
 
 def index_key(settings: Settings) -> bytes:

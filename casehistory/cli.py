@@ -23,6 +23,7 @@ from casehistory import (
     db_cli,
     generator,
     lists_cli,
+    router_cli,
     services,
 )
 from casehistory.access import (
@@ -57,6 +58,7 @@ from casehistory.cli_common import (
     reveal_cpr,
 )
 from casehistory.report import DURATION_BUCKETS, Headline
+from casehistory.router_cli import ensure_pipeline_topics
 from casehistory.settings import Settings
 from consumers import files
 from consumers.deadletter import DeadLetter, DeadLetterFile
@@ -285,12 +287,10 @@ def cmd_convert(args: argparse.Namespace) -> int:
 def cmd_publish(args: argparse.Namespace) -> int:
     """Validate and publish contract files; non-zero exit if anything was not published."""
     from consumers.publisher import Publisher
-    from consumers.topics import ensure_topics
 
     settings = Settings.load()
     bootstrap = kafka_bootstrap(settings)
-    ensure_topics(bootstrap, settings.kafka_topic, settings.kafka_dlq_topic, args.partitions,
-                  dlq_retention_days=settings.dead_letter_retention_days)
+    ensure_pipeline_topics(settings, args.partitions)
     failures = 0
     with Publisher(bootstrap, settings.kafka_topic, settings.partition_key,
                    schema_version=args.schema_version) as publisher:
@@ -312,6 +312,9 @@ def cmd_publish(args: argparse.Namespace) -> int:
 def cmd_consume(args: argparse.Namespace) -> int:
     """Run one member of the ingest consumer group until SIGTERM/SIGINT.
 
+    With `--from-history`, a store writer: a member of the store group on the
+    router's history topic (`casehistory route` fills it).
+
     A store or broker that is down, at start or later, is waited for (with
     backoff, logged and counted); the member never exits on a transient fault.
     """
@@ -323,7 +326,6 @@ def cmd_consume(args: argparse.Namespace) -> int:
         KafkaIngestConsumer,
         dead_letter_producer,
     )
-    from consumers.topics import ensure_topics
 
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -336,22 +338,23 @@ def cmd_consume(args: argparse.Namespace) -> int:
     except Stopped:
         return 0
     closing: list[Callable[[], None]] = [engine.close]
+    topic, group = (
+        (settings.kafka_history_topic, settings.kafka_store_group)
+        if args.from_history
+        else (settings.kafka_topic, settings.kafka_group)
+    )
     try:
-        backoff.retry(
-            lambda: ensure_topics(
-                bootstrap, settings.kafka_topic, settings.kafka_dlq_topic, args.partitions,
-                dlq_retention_days=settings.dead_letter_retention_days,
-            ),
-            "creating topics", stop,
-        )
+        backoff.retry(lambda: ensure_pipeline_topics(settings, args.partitions),
+                      "creating topics", stop)
         dlq = backoff.retry(lambda: dead_letter_producer(bootstrap), "connecting", stop)
         closing.insert(0, dlq.close)
         service = engine.ingest_service(KafkaDeadLetters(dlq, settings.kafka_dlq_topic))
         consumer = backoff.retry(
             lambda: KafkaIngestConsumer(
-                service, bootstrap, settings.kafka_topic, settings.kafka_group,
+                service, bootstrap, topic, group,
                 max_poll_records=args.max_poll_records,
                 session_timeout_ms=args.session_timeout_ms, backoff=backoff,
+                history=args.from_history,
             ),
             "joining the group", stop,
         )
@@ -461,6 +464,8 @@ def parser() -> argparse.ArgumentParser:
     con.add_argument("--partitions", type=int, default=6, help="when creating the topic")
     con.add_argument("--session-timeout-ms", type=int, default=10_000,
                      help="a member silent this long is dropped and its partitions move")
+    con.add_argument("--from-history", action="store_true",
+                     help="be a store writer: consume the router's history topic")
     con.set_defaults(func=cmd_consume)
 
     rec = sub.add_parser("reconcile", help="account for every offset of the input topic")
@@ -494,7 +499,9 @@ def parser() -> argparse.ArgumentParser:
     gen.set_defaults(func=cmd_generate)
 
     # The other commands register themselves on the same subcommands.
-    for commands in (coordination_cli, lists_cli, councils_cli, audit_cli, db_cli, server):
+    for commands in (
+        coordination_cli, lists_cli, councils_cli, audit_cli, db_cli, router_cli, server
+    ):
         commands.add_parsers(sub)
     return p
 

@@ -91,6 +91,22 @@ class LedgerMixin:
         self._write_heads(c, kwargs.get("heads") or {}, kwargs.get("index") or [])
         return result
 
+    def ledger_ends(self, sources: Sequence[str]) -> dict[str, int]:
+        """The last position the ledger holds for each of these sources that has any."""
+        m = self.ledger_marker
+        ends: dict[str, int] = {}
+        with self.datastore.transaction(commit=False) as c:
+            for source in sources:
+                c.execute(
+                    f"SELECT max(position) AS end FROM {self.ledger_table} WHERE source = {m}",
+                    (source,),
+                )
+                row = c.fetchone()
+                end = (tuple(row.values()) if isinstance(row, dict) else tuple(row))[0]
+                if end is not None:
+                    ends[source] = int(end)
+        return ends
+
     def _write_heads(
         self, c: Any, heads: dict[str, tuple[int, str]], index: Sequence[IndexEntry],
         *, backfill: bool = False,

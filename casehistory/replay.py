@@ -1,4 +1,4 @@
-"""Rebuilding and proving read models, and recovering the event store from Kafka.
+"""Rebuilding and proving read models, and recovering the event store from the history topic.
 
 Rebuilds are blue/green: a fresh copy is built beside the live view up to the
 live view's tracked position, the two checksums are compared, and only on
@@ -8,10 +8,12 @@ request is the fresh copy swapped in (rows and position in one transaction).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from casehistory.bootstrap import READ_MODEL, Engine
+from casehistory.settings import Settings
 from consumers.ingest import IngestReport
 from projections.store import PositionMoved, ReadModelStore
 
@@ -76,26 +78,41 @@ def rebuild(
     return Rebuild(live, rebuilt, switch)
 
 
+def replay_target(source: Settings, into: str) -> Settings:
+    """Settings of a store rebuilt from the history topic in `into` (a data dir or a URL).
+
+    It keeps the source's key store: the CPRs on the history topic are sealed under
+    those keys, so a citizen whose key was destroyed stays unidentifiable.
+    """
+    keys = source.key_store or (
+        source.store if source.uses_postgres else str(source.data_dir / "keys.db")
+    )
+    if into.startswith(("postgresql://", "postgres://")):
+        return replace(source, store=into, key_store=keys)
+    return replace(source, data_dir=Path(into), store="sqlite", key_store=keys)
+
+
 def replay_from_kafka(
     target: Engine,
     bootstrap_servers: str,
     topic: str,
     on_batch: Callable[[int], None] | None = None,
 ) -> IngestReport:
-    """Rebuild an event store from the input topic read from offset 0 to its current end.
+    """Rebuild an event store from the history topic read from offset 0 to its current end.
 
-    Records go through the same ingest path as live consumption, so duplicates
-    and invalid records come out the same way; dead letters are only counted
-    (they are already in the DLQ). Partitions are assigned, not subscribed, so
-    no consumer group's offsets are touched.
+    Records go through the store writers' path (`IngestService.store`), so
+    duplicates come out the same way; dead letters are only counted. Partitions
+    are assigned, not subscribed, so no consumer group's offsets are touched.
+    Only committed routing transactions are read.
     """
     from kafka import KafkaConsumer, TopicPartition
 
     from consumers.deadletter import DeadLetterList
-    from consumers.kafka_ingest import to_incoming
+    from consumers.kafka_ingest import history_incoming
 
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, max_poll_records=2000
+        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, max_poll_records=2000,
+        isolation_level="read_committed",
     )
     total = IngestReport()
     try:
@@ -109,7 +126,7 @@ def replay_from_kafka(
             records = [r for tp, batch in polled.items() for r in batch if r.offset < ends[tp]]
             if not records:
                 continue
-            report = service.ingest([to_incoming(r) for r in records])
+            report = service.store([history_incoming(r) for r in records])
             total.add(report)
             if on_batch is not None:
                 on_batch(report.received)

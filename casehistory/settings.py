@@ -37,6 +37,13 @@ class Settings:
     kafka_topic: str
     kafka_dlq_topic: str
     kafka_group: str
+    kafka_history_topic: str = "casehistory.history.v1"
+    """The router's output: valid events keyed by pseudonym, CPR sealed, kept forever."""
+    kafka_router_group: str = "casehistory-router"
+    kafka_store_group: str = "casehistory-store"
+    """The store writers' group on the history topic."""
+    input_retention_hours: int = 168
+    """`retention.ms` given to a new input topic (it holds raw CPRs)."""
     create_tables: bool = True
     """Whether engine processes create missing tables (no: `casehistory db init` made them)."""
     store_key: bytes = b""
@@ -48,7 +55,8 @@ class Settings:
     staff_key: bytes = b""
     """HMAC key of the caseworker pseudonym that read models carry instead of the staff id."""
     key_store: str | None = None
-    """Where per-citizen keys live: a `postgresql://` URL, or None for `keys.db` in data_dir."""
+    """Where per-citizen keys live: a `postgresql://` URL, a SQLite file, or None for
+    `keys.db` in data_dir (or the store's database on PostgreSQL)."""
     lookup_retention_days: int = 3653
     """How long lookup records are kept (the national agency asks 5 to 10 years)."""
     dead_letter_retention_days: int | None = None
@@ -87,6 +95,10 @@ class Settings:
             kafka_topic=get("kafka_topic", "casehistory.events.v1") or "",
             kafka_dlq_topic=get("kafka_dlq_topic", "casehistory.events.dlq") or "",
             kafka_group=get("kafka_group", "casehistory-ingest") or "",
+            kafka_history_topic=get("kafka_history_topic", "casehistory.history.v1") or "",
+            kafka_router_group=get("kafka_router_group", "casehistory-router") or "",
+            kafka_store_group=get("kafka_store_group", "casehistory-store") or "",
+            input_retention_hours=int(get("input_retention_hours", "168") or 168),
             create_tables=strtobool(get("create_tables", "yes") or "yes"),
         )
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +29,9 @@ from consumers.files import Incoming
 from consumers.retry import Backoff
 from domain.citizen import Citizen, Head, Outcome, outcome_of
 from domain.cpr import birth_date
+from schemas import history
 from schemas.contract import ContractEvent, Rejection, validate
+from schemas.history import Routed
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +75,7 @@ class IngestService:
         backoff: Backoff | None = None,
         stop: threading.Event | None = None,
     ) -> IngestReport:
-        """Ingest one batch; returns only when its effects are durable.
+        """Ingest one batch of contract records; returns only when its effects are durable.
 
         Order of effects: dead letters are handed to the sink (and acknowledged)
         first, then the events and the ledger are saved in one transaction. A crash
@@ -82,35 +84,85 @@ class IngestService:
         are waited out and the batch retried; a letter the sink took is not sent
         again by a retry.
         """
-        checked = [
-            Rejection("undecodable", incoming.decode_error)
-            if incoming.decode_error is not None
-            else validate(incoming.payload)
-            for incoming in batch
-        ]
+        checked = [check(incoming) for incoming in batch]
+        cprs: dict[str, str] = {}
+        routed: list[Routed | Rejection] = []
+        for incoming, item in zip(batch, checked, strict=True):
+            if isinstance(item, ContractEvent):
+                bound = route(self.vault, incoming, item)
+                cprs.setdefault(bound.citizen_key, item.cpr)
+                routed.append(bound)
+            else:
+                routed.append(item)
+
+        def seal(new: dict[str, Routed]) -> dict[str, str]:
+            return self.vault.seal_new({key: cprs[key] for key in new})
+
+        return self._durably(batch, routed, seal, backoff, stop)
+
+    def store(
+        self,
+        batch: Sequence[Incoming],
+        backoff: Backoff | None = None,
+        stop: threading.Event | None = None,
+    ) -> IngestReport:
+        """Store one batch of history-topic records (routed, CPR sealed), as `ingest` does.
+
+        A record that does not decode is dead-lettered as undecodable.
+        """
+        routed: list[Routed | Rejection] = []
+        sealed: dict[str, str] = {}
+        cipher = self.app.mapper.cipher
+        for incoming in batch:
+            try:
+                item, sealed_cpr = history.decode(incoming.raw, cipher)
+            except history.UnreadableHistoryRecord as error:
+                routed.append(Rejection("undecodable", str(error)))
+            else:
+                routed.append(item)
+                sealed.setdefault(item.citizen_key, sealed_cpr)
+
+        def seal(new: dict[str, Routed]) -> dict[str, str]:
+            return {key: sealed[key] for key in new}
+
+        return self._durably(batch, routed, seal, backoff, stop)
+
+    def stored_ends(self, sources: list[str]) -> dict[str, int]:
+        """The last position of each source whose fate the store holds (see the ledger)."""
+        recorder: Any = self.app.recorder
+        return dict(recorder.ledger_ends(sources))
+
+    def _durably(
+        self,
+        batch: Sequence[Incoming],
+        routed: list[Routed | Rejection],
+        seal: Callable[[dict[str, Routed]], dict[str, str]],
+        backoff: Backoff | None,
+        stop: threading.Event | None,
+    ) -> IngestReport:
         sent: set[int] = set()  # positions in the batch whose dead letter the sink took
 
         def attempt() -> IngestReport:
-            return self._ingest_checked(batch, checked, sent)
+            return self._append(batch, routed, seal, sent)
 
         return attempt() if backoff is None else backoff.retry(attempt, "ingesting a batch", stop)
 
-    def _ingest_checked(
+    def _append(
         self,
         batch: Sequence[Incoming],
-        checked: list[ContractEvent | Rejection],
+        routed: list[Routed | Rejection],
+        seal: Callable[[dict[str, Routed]], dict[str, str]],
         sent: set[int],
     ) -> IngestReport:
-        invalid = {n: c for n, c in enumerate(checked) if isinstance(c, Rejection)}
-        valid = [(n, batch[n], c) for n, c in enumerate(checked) if isinstance(c, ContractEvent)]
+        invalid = {n: r for n, r in enumerate(routed) if isinstance(r, Rejection)}
+        valid = [(n, r) for n, r in enumerate(routed) if isinstance(r, Routed)]
         self._dead_letter(batch, invalid, sent)
-        keys = [self.vault.citizen_key(event.cpr) for _, _, event in valid]
         for attempt in range(1, self.max_attempts + 1):
             try:
-                appended, outcomes = self._record(keys, [(i, e) for _, i, e in valid])
+                appended, outcomes = self._record([r for _, r in valid], seal)
                 conflicts = {
-                    n: _conflict(event)
-                    for (n, _, event), outcome in zip(valid, outcomes, strict=True)
+                    n: _conflict(item.fact.event_id)
+                    for (n, item), outcome in zip(valid, outcomes, strict=True)
                     if outcome is Outcome.CONFLICT
                 }
                 self._dead_letter(batch, conflicts, sent)
@@ -118,7 +170,7 @@ class IngestService:
                     n: ("dead_lettered", rejection.reason)
                     for n, rejection in (invalid | conflicts).items()
                 }
-                for (n, _, _), outcome in zip(valid, outcomes, strict=True):
+                for (n, _), outcome in zip(valid, outcomes, strict=True):
                     if outcome is not Outcome.CONFLICT:
                         fate[n] = (outcome.value, None)
                 ledger = [
@@ -148,41 +200,37 @@ class IngestService:
     ) -> None:
         """Hand the sink the letters it has not taken yet (a retry sends none twice)."""
         new = [n for n in rejections if n not in sent]
-        self.dead_letters.put([_letter(batch[n], rejections[n]) for n in new])
+        self.dead_letters.put([letter_for(batch[n], rejections[n]) for n in new])
         sent.update(new)
 
     def _record(
-        self, keys: list[str], valid: list[tuple[Incoming, ContractEvent]]
+        self, routed: list[Routed], seal: Callable[[dict[str, Routed]], dict[str, str]]
     ) -> tuple[list[Any], list[Outcome]]:
         """The events recording these facts (not yet saved), and each fact's outcome.
 
         Reads one head per citizen and one index entry per event id, never a history.
         """
-        heads = self.app.heads(keys)
-        known = self.app.known_events(event.event_id for _, event in valid)
-        hashes = [event.content_hash() for _, event in valid]
+        heads = self.app.heads(item.citizen_key for item in routed)
+        known = self.app.known_events(item.fact.event_id for item in routed)
         outcomes: list[Outcome] = []
-        new_cprs: dict[str, str] = {}
-        for key, (_, event), content_hash in zip(keys, valid, hashes, strict=True):
-            event_id = str(event.event_id)
-            content = self.app.digest(content_hash)
-            outcome = outcome_of(known.get(event_id), key, content)
+        new: dict[str, Routed] = {}
+        for item in routed:
+            content = self.app.digest(item.content_hash)
+            outcome = outcome_of(known.get(item.fact.event_id), item.citizen_key, content)
             if outcome is Outcome.STORED:
-                known[event_id] = (key, content)
-                if key not in heads:
-                    new_cprs.setdefault(key, event.cpr)
+                known[item.fact.event_id] = (item.citizen_key, content)
+                if item.citizen_key not in heads:
+                    new.setdefault(item.citizen_key, item)
             outcomes.append(outcome)
         appended: list[Any] = []
-        for key, sealed in self.vault.seal_new(new_cprs).items():
-            registered = Citizen.register(key, birth_date(new_cprs[key]), sealed)
+        for key, sealed in seal(new).items():
+            registered = Citizen.register(key, new[key].birth_date, sealed)
             appended.extend(registered.collect_events())
             heads[key] = Head(key, registered.version, registered.chain_head)
-        for key, (incoming, event), content_hash, outcome in zip(
-            keys, valid, hashes, outcomes, strict=True
-        ):
+        for item, outcome in zip(routed, outcomes, strict=True):
             if outcome is Outcome.STORED:
-                recorded, heads[key] = heads[key].append(
-                    event.to_fact(), content_hash, _provenance(incoming, event)
+                recorded, heads[item.citizen_key] = heads[item.citizen_key].append(
+                    item.fact, item.content_hash, item.provenance
                 )
                 appended.append(recorded)
         # Each citizen's events together, in the order the batch first names them.
@@ -193,10 +241,29 @@ class IngestService:
         return appended, outcomes
 
 
-def _conflict(event: ContractEvent) -> Rejection:
+def check(incoming: Incoming) -> ContractEvent | Rejection:
+    """The contract event an input record holds, or why it is rejected."""
+    if incoming.decode_error is not None:
+        return Rejection("undecodable", incoming.decode_error)
+    return validate(incoming.payload)
+
+
+def route(vault: IdentityVault, incoming: Incoming, event: ContractEvent) -> Routed:
+    """A valid event bound for its citizen: the pseudonym replaces the CPR."""
+    return Routed(
+        vault.citizen_key(event.cpr),
+        birth_date(event.cpr),
+        event.to_fact(),
+        event.content_hash(),
+        _provenance(incoming, event),
+    )
+
+
+def _conflict(event_id: str) -> Rejection:
     return Rejection(
         "event_id_conflict",
-        f"event {event.event_id} was delivered before with other content; the first arrival stands",
+        f"event {event_id} was delivered before with other content or under another "
+        "citizen; the first arrival stands",
         "event_id",
     )
 
@@ -226,7 +293,7 @@ def _provenance(incoming: Incoming, event: ContractEvent) -> dict[str, Any]:
     return {**provenance, "migration_batch": event.migration_batch}
 
 
-def _letter(incoming: Incoming, rejection: Rejection) -> DeadLetter:
+def letter_for(incoming: Incoming, rejection: Rejection) -> DeadLetter:
     if rejection.reason == "undecodable":
         error_class = incoming.error_class or "UndecodableMessage"
     elif rejection.reason == "event_id_conflict":

@@ -8,9 +8,12 @@ Error policy, per record and per batch:
   truncated, each noted in a `dlq.*` header;
 - only records of committed upstream transactions are read (`read_committed`);
 - offsets are committed only after the broker acknowledged every dead letter of
-  the batch and its events and ledger are committed to the event store, so a
-  crash or rebalance redelivers at most the last batch, whose events then count
-  as duplicates;
+  the batch and its events and ledger are committed to the event store; on
+  assignment a member resumes after the last offset the store's ledger holds
+  (`ResumeFromStore`), so the group's committed offsets are an optimisation and a
+  stored batch is not read again; a batch written twice (a member that lost its
+  partitions mid-batch) changes nothing, as event ids and ledger positions are
+  unique in the store;
 - a transient fault (store, broker or DLQ down, restarting or refusing) is
   waited out with backoff, logged and counted (`consumers.retry`), and the batch
   retried; nothing is committed meanwhile;
@@ -29,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError, MessageSizeTooLargeError
 from kafka.structs import OffsetAndMetadata
 
@@ -175,9 +178,7 @@ def dead_letter_record(
 
 def to_incoming(record: Any) -> Incoming:
     """A consumed record, decoded once at the edge; decode failures become dead letters."""
-    provenance = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
-    headers = tuple(record.headers or ())
-    raw: bytes = record.value if record.value is not None else b""
+    provenance, raw, headers = _origin(record)
     try:
         datum, version = wire.decode(raw)
     except wire.UndecodableMessage as error:
@@ -188,8 +189,48 @@ def to_incoming(record: Any) -> Incoming:
     return Incoming(datum, raw, provenance, key=record.key, headers=headers)
 
 
+def history_incoming(record: Any) -> Incoming:
+    """A consumed history-topic record (decoded by `IngestService.store`)."""
+    provenance, raw, headers = _origin(record)
+    return Incoming(None, raw, provenance, key=record.key, headers=headers)
+
+
+def _origin(record: Any) -> tuple[dict[str, Any], bytes, tuple[tuple[str, bytes | None], ...]]:
+    provenance = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+    raw: bytes = record.value if record.value is not None else b""
+    return provenance, raw, tuple(record.headers or ())
+
+
+class ResumeFromStore(ConsumerRebalanceListener):  # type: ignore[misc]
+    """On assignment, seek each partition to the offset after the last one the store holds.
+
+    The ledger rows are committed with the events, so the store, not the group's
+    committed offsets, says where to go on: a batch stored but not yet committed
+    to Kafka is not read again.
+    """
+
+    def __init__(self, consumer: KafkaConsumer, service: IngestService) -> None:
+        self.consumer = consumer
+        self.service = service
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        pass
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        ends = self.service.stored_ends([f"{tp.topic}:{tp.partition}" for tp in assigned])
+        for tp in assigned:
+            end = ends.get(f"{tp.topic}:{tp.partition}")
+            if end is not None:
+                self.consumer.seek(tp, end + 1)
+
+
 class KafkaIngestConsumer:
-    """One member of the ingest consumer group."""
+    """One member of the ingest consumer group (of the input topic, or of the history topic).
+
+    With `history`, the topic is the router's history topic and its records are
+    stored as routed (the store writer); otherwise contract records are ingested
+    directly.
+    """
 
     def __init__(
         self,
@@ -203,9 +244,11 @@ class KafkaIngestConsumer:
         max_poll_interval_ms: int = 300_000,
         session_timeout_ms: int = 10_000,
         backoff: Backoff | None = None,
+        history: bool = False,
     ) -> None:
         self.service = service
         self.topic = topic
+        self.history = history
         self.counters = ConsumerCounters()
         self.backoff = backoff or Backoff()
         self.consumer = KafkaConsumer(
@@ -225,7 +268,7 @@ class KafkaIngestConsumer:
             # After a broker restart, try again within seconds rather than half a minute.
             reconnect_backoff_max_ms=5000,
         )
-        self.consumer.subscribe([topic])
+        self.consumer.subscribe([topic], listener=ResumeFromStore(self.consumer, service))
 
     def poll_once(self, timeout_ms: int = 500, stop: threading.Event | None = None) -> int:
         """Process one poll's records as one batch; returns how many were consumed.
@@ -239,7 +282,12 @@ class KafkaIngestConsumer:
         if not records:
             return 0
         try:
-            report = self.service.ingest([to_incoming(r) for r in records], self.backoff, stop)
+            if self.history:
+                report = self.service.store(
+                    [history_incoming(r) for r in records], self.backoff, stop
+                )
+            else:
+                report = self.service.ingest([to_incoming(r) for r in records], self.backoff, stop)
         finally:
             self.counters.transient_faults = self.backoff.faults
         self.counters.add(report)

@@ -1,11 +1,17 @@
-"""The engine's Kafka topics, created when missing."""
+"""The engine's Kafka topics, created when missing, and checked where it matters.
+
+The pipeline (docs/upstream.md, README "Deployment"): upstream publishes to the
+input topic (any key, a short explicit retention); the router writes each valid
+record to the history topic (keyed by pseudonym, kept forever: it is the log a
+store is rebuilt from) and each invalid one to the dead-letter topic.
+"""
 
 from __future__ import annotations
 
 import contextlib
 
 from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 CHANGELOG_TOPIC = "casehistory.durations.changelog"
@@ -58,3 +64,66 @@ def ensure_topics(
 def ensure_changelog(bootstrap_servers: str) -> None:
     """Create the compacted changelog topic if it is missing."""
     _create_missing(bootstrap_servers, [changelog_topic()])
+
+
+HISTORY_CONFIG = {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"}
+"""The history topic keeps every record forever; compaction would drop all but a
+citizen's newest record, deletion by age or size would lose history."""
+
+
+class TopicMisconfigured(RuntimeError):
+    """A topic exists with a configuration the engine cannot run on."""
+
+
+def ensure_pipeline_topics(
+    bootstrap_servers: str,
+    input_topic: str,
+    history_topic: str,
+    dlq: str,
+    partitions: int = 6,
+    replication: int = 1,
+    input_retention_hours: int = 168,
+    dlq_retention_days: int | None = None,
+) -> None:
+    """Create the input, history and dead-letter topics (and the changelog) when missing.
+
+    The input topic gets an explicit `retention.ms` (raw CPRs stay only that
+    long); the history topic `HISTORY_CONFIG`. An existing history topic is
+    checked (`check_history_topic`).
+    """
+    _create_missing(
+        bootstrap_servers,
+        [
+            NewTopic(input_topic, partitions, replication,
+                     topic_configs={"retention.ms": str(input_retention_hours * 3_600_000)}),
+            NewTopic(history_topic, partitions, replication, topic_configs=HISTORY_CONFIG),
+        ],
+    )
+    ensure_topics(bootstrap_servers, input_topic, dlq, partitions, replication,
+                  dlq_retention_days)
+    check_history_topic(bootstrap_servers, history_topic)
+
+
+def check_history_topic(bootstrap_servers: str, topic: str) -> None:
+    """Raise `TopicMisconfigured` unless the history topic keeps every record forever."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    try:
+        described = admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic)], config_filter="all"
+        )
+    finally:
+        admin.close()
+    configs = described.get("topic", {}).get(topic, {})
+    wrong = {
+        name: (configs.get(name) or {}).get("value")
+        for name, wanted in HISTORY_CONFIG.items()
+        if (configs.get(name) or {}).get("value") != wanted
+    }
+    if wrong:
+        found = ", ".join(f"{name}={value}" for name, value in wrong.items())
+        raise TopicMisconfigured(
+            f"history topic {topic} must keep every record forever "
+            f"({', '.join(f'{k}={v}' for k, v in HISTORY_CONFIG.items())}); it has {found}. "
+            f"Fix with kafka-configs --alter --entity-type topics --entity-name {topic} "
+            "--add-config retention.ms=-1,retention.bytes=-1,cleanup.policy=delete"
+        )

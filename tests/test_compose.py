@@ -13,7 +13,7 @@ from casehistory.devservices.kafka import KAFKA_VERSION
 from casehistory.settings import PREFIX, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-ENGINE_SERVICES = ("ingest", "projections", "serve")
+ENGINE_SERVICES = ("router", "ingest", "projections", "serve")
 KEYS = tuple(f.name for f in fields(Settings) if f.name.endswith("_key"))
 KEY_FILES = {PREFIX + key.upper() + "_FILE" for key in KEYS}
 
@@ -24,7 +24,7 @@ def compose() -> dict:
 
 def test_the_stack_has_kafka_postgres_ingest_and_projection_workers() -> None:
     services = compose()["services"]
-    assert {"kafka", "postgres", "ingest", "projections"} <= set(services)
+    assert {"kafka", "postgres", "router", "ingest", "projections"} <= set(services)
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert services["kafka"]["image"].split(":")[1].split(".")[0] == KAFKA_VERSION.split(".")[0]
 
@@ -32,7 +32,7 @@ def test_the_stack_has_kafka_postgres_ingest_and_projection_workers() -> None:
 def test_engine_settings_in_the_stack_are_settings_the_code_reads() -> None:
     services = compose()["services"]
     known = {PREFIX + f.name.upper() for f in fields(Settings)} | KEY_FILES
-    for name in ("ingest", "projections"):
+    for name in ("router", "ingest", "projections"):
         env = services[name]["environment"]
         assert set(env) <= known, set(env) - known
         settings = Settings.load({k: str(v) for k, v in env.items() if k not in KEY_FILES})
@@ -62,7 +62,7 @@ def test_every_engine_container_reads_every_key_from_the_same_secret() -> None:
 
 def test_service_commands_are_real_cli_commands() -> None:
     services = compose()["services"]
-    for name in ("ingest", "projections"):
+    for name in ("router", "ingest", "projections"):
         command = services[name]["command"]
         argv = command if isinstance(command, list) else shlex.split(command)
         assert argv[0] == "casehistory"

@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import io
 import json
+from base64 import b64encode
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from eventsourcing.cryptography import AESCipher
+from eventsourcing.utils import Environment
 
 from casehistory.audit import carry_forgetting, forget, purge_dead_letters
 from casehistory.bootstrap import Engine, build
 from casehistory.cli import main
 from casehistory.cli_common import ingest_files
-from casehistory.replay import checksum
+from casehistory.replay import checksum, replay_target
 from casehistory.settings import Settings
 from consumers.deadletter import DeadLetterFile
 from domain.citizen import Citizen
+from schemas.history import decode
 from tests.factories import record, started, stopped
 from tests.test_privacy import CPRS
 from tests.test_privacy import privacy_env as privacy_env  # a fixture
@@ -163,19 +167,29 @@ def test_a_new_dead_letter_topic_gets_the_operators_retention(kafka_bootstrap: s
     assert "2592000000" in described  # 30 days in ms (the broker default is 7 days)
 
 
-def test_a_replay_from_the_input_topic_keeps_a_forgotten_citizen_forgotten(
+def test_a_replay_from_the_history_topic_keeps_a_forgotten_citizen_forgotten(
     kafka_bootstrap: str, privacy_env: dict[str, str], tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Issue #16 item 2 on the history topic: forget, then rebuild the store from the
+    history topic; the forgotten citizen's sealed CPR there opens under no key."""
     import uuid
 
-    from tests.test_kafka_ingest import consumer_process, finish, kafka_env, publish_file
+    from tests.test_kafka_ingest import (
+        consumer_process,
+        finish,
+        history_values,
+        kafka_env,
+        publish_file,
+        router_process,
+    )
 
     topic = f"forget-{uuid.uuid4().hex[:8]}"
     env = {**kafka_env(kafka_bootstrap, privacy_env, topic),
            "CASEHISTORY_PSEUDONYM_KEY": privacy_env["CASEHISTORY_PSEUDONYM_KEY"]}
     publish_file(env, _input(tmp_path))
-    finish([consumer_process(env, "--idle-exit", "20")])  # a loaded machine joins slowly
+    finish([router_process(env, "--idle-exit", "20")])
+    finish([consumer_process(env, "--from-history", "--idle-exit", "20")])
     for name, value in {**env, "CASEHISTORY_USER": "dpo-1", "CASEHISTORY_ROLE": "dpo"}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr("sys.stdin", io.StringIO(FORGOTTEN + "\n"))
@@ -187,17 +201,27 @@ def test_a_replay_from_the_input_topic_keeps_a_forgotten_citizen_forgotten(
         key = engine.vault.citizen_key(FORGOTTEN)
     finally:
         engine.close()
+    history = history_values(kafka_bootstrap, topic + ".history")
+    cipher = AESCipher(Environment(env={"CIPHER_KEY": b64encode(source.store_key).decode()}))
+    opened = [decode(value, cipher) for value in history]
+    mine = [sealed for routed, sealed in opened if routed.citizen_key == key]
+    assert mine and all(mine)  # sealed before the forget
+    assert [c for c in CPRS if any(c.encode() in v for v in history)] == []
+    assert [c for c in CPRS if any(c in sealed for _, sealed in opened)] == []
 
     rebuilt = tmp_path / "rebuilt"
     assert main(["replay", "--from-kafka", "--into", str(rebuilt)]) == 0
-    target = build(replace(source, data_dir=rebuilt, store="sqlite"))  # as the replay built it
+    target = build(replay_target(source, str(rebuilt)))  # as the replay built it
     try:
         citizen = target.app.find(key)
-        assert citizen is not None and citizen.sealed_cpr == "" and citizen.forgotten_at
+        assert citizen is not None and citizen.sealed_cpr and citizen.forgotten_at
+        assert target.vault.unseal(key, citizen.sealed_cpr) is None  # its key is gone
         assert target.vault.keys.keys_for([key]) == {}
-        assert target.vault.keys.forgotten() == {key}
-        others = [target.vault.citizen_key(cpr) for cpr in CPRS[1:]]
-        assert all(target.vault.keys.keys_for([k]) for k in others)
+        assert key in target.vault.keys.forgotten()
+        for cpr in CPRS[1:]:
+            other = target.app.find(target.vault.citizen_key(cpr))
+            assert other is not None
+            assert target.vault.unseal(other.citizen_key, other.sealed_cpr) == cpr
         assert _checksums(target) == before
         files = [p for p in rebuilt.rglob("*") if p.is_file()]
         assert [p for p in files if FORGOTTEN.encode() in p.read_bytes()] == []

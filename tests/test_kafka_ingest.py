@@ -18,14 +18,14 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType
 
 from casehistory import generator
 from casehistory.bootstrap import Engine, build
 from casehistory.citizen_view import recorded_facts
 from casehistory.cli_common import ingest_files
-from casehistory.replay import checksum, replay_from_kafka
+from casehistory.replay import checksum, replay_from_kafka, replay_target
 from casehistory.settings import Settings
 from consumers.deadletter import DeadLetterList
 from consumers.kafka_ingest import KafkaDeadLetters, KafkaIngestConsumer
@@ -52,6 +52,9 @@ def kafka_env(bootstrap: str, base: dict[str, str] | Path, topic: str) -> dict[s
         "CASEHISTORY_KAFKA_TOPIC": topic,
         "CASEHISTORY_KAFKA_DLQ_TOPIC": topic + ".dlq",
         "CASEHISTORY_KAFKA_GROUP": topic + ".ingest",
+        "CASEHISTORY_KAFKA_HISTORY_TOPIC": topic + ".history",
+        "CASEHISTORY_KAFKA_ROUTER_GROUP": topic + ".router",
+        "CASEHISTORY_KAFKA_STORE_GROUP": topic + ".store",
     }
 
 
@@ -69,6 +72,33 @@ def consumer_process(env: dict[str, str], *extra: str) -> subprocess.Popen[bytes
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
+
+
+def router_process(env: dict[str, str], *extra: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "casehistory.cli", "route", "--partitions", "3", *extra],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def history_values(bootstrap: str, topic: str) -> list[bytes]:
+    """Every committed record value of a topic, from offset 0 to its current end."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                             isolation_level="read_committed")
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        values: list[bytes] = []
+        while any(consumer.position(tp) < ends[tp] for tp in partitions):
+            for batch in consumer.poll(timeout_ms=1000).values():
+                values.extend(r.value for r in batch)
+        return values
+    finally:
+        consumer.close()
 
 
 def publish_file(env: dict[str, str], path: Path) -> None:
@@ -293,26 +323,30 @@ def test_a_record_written_with_an_older_schema_is_read_by_the_current_reader(
         engine.close()
 
 
-def test_replay_from_kafka_rebuilds_an_equal_store(
-    kafka_bootstrap: str, published: tuple[dict[str, str], str], tmp_path: Path
+def test_router_and_store_writers_equal_the_embedded_ingest_and_replay_from_history(
+    kafka_bootstrap: str,
+    published: tuple[dict[str, str], str],
+    population: tuple[Path, dict[str, dict]],
+    tmp_path: Path,
 ) -> None:
+    """Issue #14 item 1: input topic -> router -> history topic (no CPR) -> store writers;
+    the store equals the embedded ingest, and a replay of the history topic equals it."""
     env, topic = published
-    finish([consumer_process(env, "--idle-exit", "5")])
+    routed = finish([router_process(env, "--idle-exit", "10")])
+    finish([consumer_process(env, "--from-history", "--idle-exit", "6") for _ in range(2)])
+    values = history_values(kafka_bootstrap, topic + ".history")
+    records = [json.loads(line) for line in population[0].read_text().splitlines()]
+    cprs = {r["cpr"] for r in records if isinstance(r.get("cpr"), str) and len(r["cpr"]) == 10}
+    everything = b"\n".join(values)
+    assert values and [c for c in cprs if c.encode() in everything] == []
+    assert f"forwarded {len(values):,}" in routed[0]
     original = build(Settings.load(env))
-    recovered = build(
-        Settings.load(
-            {
-                **env,
-                "CASEHISTORY_DATA_DIR": str(tmp_path / "recovered"),
-                "CASEHISTORY_STORE": "sqlite",
-            }
-        )
-    )
+    recovered = build(replay_target(Settings.load(env), str(tmp_path / "recovered")))
     try:
-        counts = replay_from_kafka(recovered, kafka_bootstrap, topic)
-        original.project()
+        assert per_citizen(original) == population[1]
+        counts = replay_from_kafka(recovered, kafka_bootstrap, topic + ".history")
         recovered.project()
-        assert counts.received > 0 and counts.stored > 0
+        assert counts.received == len(values) and counts.stored > 0 and counts.duplicate > 0
         assert checksum(recovered).checksum == checksum(original).checksum
     finally:
         original.close()

@@ -1,0 +1,89 @@
+"""`casehistory route`: one member of the router group (input topic -> history topic),
+and the topics of that pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from typing import Any
+
+from casehistory.bootstrap import build
+from casehistory.cli_common import console, kafka_bootstrap
+from casehistory.settings import Settings
+from consumers.retry import Backoff, Stopped
+
+log = logging.getLogger("casehistory")
+
+
+def ensure_pipeline_topics(settings: Settings, partitions: int) -> None:
+    """Create the input, history, dead-letter and changelog topics; check the history topic."""
+    from consumers import topics
+
+    topics.ensure_pipeline_topics(
+        kafka_bootstrap(settings), settings.kafka_topic, settings.kafka_history_topic,
+        settings.kafka_dlq_topic, partitions,
+        input_retention_hours=settings.input_retention_hours,
+        dlq_retention_days=settings.dead_letter_retention_days,
+    )
+
+
+def cmd_route(args: argparse.Namespace) -> int:
+    """Route the input topic until SIGTERM/SIGINT (or `--idle-exit` seconds without records).
+
+    Uses the pseudonym key, the key store (it seals CPRs) and the store key (the
+    history topic's values are encrypted with it); it appends no event.
+    """
+    from consumers.router import Router
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    settings = Settings.load()
+    bootstrap = kafka_bootstrap(settings)
+    backoff = Backoff()
+    try:
+        engine = backoff.retry(build, "opening the key store", stop)
+    except Stopped:
+        return 0
+    router = None
+    try:
+        backoff.retry(lambda: ensure_pipeline_topics(settings, args.partitions),
+                      "creating topics", stop)
+        router = backoff.retry(
+            lambda: Router(
+                engine.vault, bootstrap, settings.kafka_topic, settings.kafka_history_topic,
+                settings.kafka_dlq_topic, settings.kafka_router_group,
+                max_poll_records=args.max_poll_records, backoff=backoff,
+                cipher=engine.app.mapper.cipher,
+            ),
+            "joining the router group", stop,
+        )
+        counters = router.run(
+            stop, idle_exit_seconds=args.idle_exit,
+            on_batch=lambda c: log.info(
+                "consumed=%d forwarded=%d dead_lettered=%d aborted=%d",
+                c.consumed, c.forwarded, c.dead_lettered, c.transactions_aborted,
+            ),
+        )
+    except Stopped:
+        return 0
+    finally:
+        if router is not None:
+            router.close()
+        engine.close()
+    console.print(
+        f"consumed {counters.consumed:,}: forwarded {counters.forwarded:,}, dead-lettered "
+        f"{counters.dead_lettered:,}, transactions aborted {counters.transactions_aborted:,}"
+    )
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    route = sub.add_parser("route", help="run one router: input topic -> history topic")
+    route.add_argument("--idle-exit", type=float,
+                       help="stop after this many seconds without records")
+    route.add_argument("--max-poll-records", type=int, default=2000)
+    route.add_argument("--partitions", type=int, default=6, help="when creating the topics")
+    route.set_defaults(func=cmd_route)
