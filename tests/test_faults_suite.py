@@ -48,6 +48,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
 AS_OF = date(2026, 11, 1)
 PSEUDONYM_KEY = "ab" * 32
+STAFF_KEY = "cd" * 32  # caseworker pseudonyms in the read model: equal in every run compared
 KILLS = 20
 
 
@@ -80,7 +81,8 @@ def clean_run(folder: Path, citizens: int) -> CleanRun:
     path = folder / "population.jsonl"
     generator.write_jsonl(generator.generate_population(citizens, seed=23, until=AS_OF), path)
     engine = build(Settings.load({"CASEHISTORY_DATA_DIR": str(folder / "store"),
-                                  "CASEHISTORY_PSEUDONYM_KEY": PSEUDONYM_KEY}))
+                                  "CASEHISTORY_PSEUDONYM_KEY": PSEUDONYM_KEY,
+                                  "CASEHISTORY_STAFF_KEY": STAFF_KEY}))
     try:
         report = ingest_files(engine, [path], DeadLetterList())
         engine.project()
@@ -100,6 +102,7 @@ def settings_env(bootstrap: str, store: str, data_dir: Path) -> dict[str, str]:
         "CASEHISTORY_DATA_DIR": str(data_dir),
         "CASEHISTORY_STORE": store,
         "CASEHISTORY_PSEUDONYM_KEY": PSEUDONYM_KEY,
+        "CASEHISTORY_STAFF_KEY": STAFF_KEY,
         "CASEHISTORY_KAFKA_BOOTSTRAP": bootstrap,
         "CASEHISTORY_KAFKA_TOPIC": topic,
         "CASEHISTORY_KAFKA_DLQ_TOPIC": topic + ".dlq",
