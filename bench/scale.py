@@ -14,8 +14,8 @@ ingest it into an embedded store without projecting, then measure in one run:
 - export: every citizen's durations on one date through the read model's SQL,
   written as JSON Lines, against the same DuckDB query;
 - the headline report (SQL) on that date;
-- time per event and peak RSS (the driver's after ingest and after the rebuild, and the
-  largest rebuild worker's), so sizes can be compared.
+- time per event and the driver's peak RSS after ingest and after the rebuild, so sizes
+  can be compared.
 
 Ratios come first; results go to bench/results/scale-SIZE.json.
 """
@@ -23,7 +23,6 @@ Ratios come first; results go to bench/results/scale-SIZE.json.
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import tempfile
 import time
@@ -79,9 +78,6 @@ def measure(size: int, seed: int = 1) -> dict[str, Any]:
         result["notifications"] = stored
         result["rebuild_us_per_event"] = result["rebuild_s"] / stored * 1e6
         result["rss_after_rebuild_mb"] = peak_rss_mb()
-        result["rebuild_worker_peak_rss_mb"] = (
-            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        )  # the largest worker process so far
         console.log("reading and decoding every event (the raw limit)")
         result["workers"] = default_workers() if stored >= PARALLEL_FROM else 1
         result["read_decode_parallel_s"] = read_decode(engine, stored, result["workers"])
@@ -173,8 +169,7 @@ def main(argv: list[str]) -> int:
             f"({result['rebuild_vs_duck_load_query']:.2f}x load+query), "
             f"export {result['export_vs_duck_query']:.2f}x, headline {result['headline_s']:.2f} s, "
             f"rebuild {result['rebuild_us_per_event']:.1f} us/event, "
-            f"peak RSS {result['rss_after_rebuild_mb']:.0f} MB "
-            f"(worker {result['rebuild_worker_peak_rss_mb']:.0f} MB)"
+            f"peak RSS {result['rss_after_rebuild_mb']:.0f} MB"
         )
     return 0
 

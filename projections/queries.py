@@ -227,12 +227,15 @@ def headline_sql() -> str:
 
     The citizens paid on :d (`cur`, one row each, read once) are grouped by bucket,
     cohorts passed and break kinds (`g`, a few hundred groups), and the groups summed.
+    Break kinds only count for a citizen the naive measure misses, whose spell began
+    before the shortest cohort's cut-off, so only those are looked up.
     """
     current = f"""
 SELECT a.spell_start AS s, k.spell_start AS cs,
   (SELECT max(p.start_date) FROM benefit_period p
      WHERE p.citizen_key = a.citizen_key AND {covers('p')}) AS ns,
-  {_break_kinds_bridged()} AS kinds
+  CASE WHEN a.spell_start < :y{min(COHORT_YEARS)} THEN {_break_kinds_bridged()} ELSE 0 END
+    AS kinds
 FROM benefit_run a
 LEFT JOIN benefit_run k ON k.citizen_key = a.citizen_key AND k.scope = 'cash' AND {covers('k')}
 WHERE a.scope = 'all' AND {covers('a')}"""
