@@ -383,39 +383,58 @@ def cmd_consume(args: argparse.Namespace) -> int:
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
-    """Prove every offset of the input topic is accounted for."""
-    from consumers.reconcile import reconcile
+    """Prove every offset of the input topic is accounted for (with `--routed`: through the
+    router's outputs, and every offset of the history topic through the store's ledger)."""
+    from consumers.reconcile import reconcile, routed_ledger
 
     engine = build()
     try:
         settings = engine.settings
+        bootstrap = kafka_bootstrap(settings)
         recorder: Any = engine.app.recorder
-        result = reconcile(
-            kafka_bootstrap(settings), settings.kafka_topic, settings.kafka_group,
-            lambda: recorder.ledger(settings.kafka_topic + ":"),
-        )
+        if args.routed:
+            results = [
+                reconcile(
+                    bootstrap, settings.kafka_topic, settings.kafka_router_group,
+                    lambda: routed_ledger(
+                        bootstrap, settings.kafka_topic, settings.kafka_history_topic,
+                        settings.kafka_dlq_topic, engine.app.mapper.cipher,
+                    ),
+                ),
+                reconcile(
+                    bootstrap, settings.kafka_history_topic, settings.kafka_store_group,
+                    lambda: recorder.ledger(settings.kafka_history_topic + ":"),
+                ),
+            ]
+        else:
+            results = [reconcile(
+                bootstrap, settings.kafka_topic, settings.kafka_group,
+                lambda: recorder.ledger(settings.kafka_topic + ":"),
+            )]
     finally:
         engine.close()
-    table = Table(title=f"Reconciliation of {result.topic}")
-    for column in ("part.", "start", "committed", "end", "stored", "dup.", "dead", "no record",
-                   "gaps", "lag"):
-        table.add_column(column, justify="right")
-    for p in result.partitions:
-        table.add_row(
-            str(p.partition), str(p.log_start), str(p.committed), str(p.end),
-            str(p.outcomes["stored"]), str(p.outcomes["duplicate"]),
-            str(p.outcomes["dead_lettered"]), str(p.no_record), str(len(p.gaps)),
-            str(p.not_yet_consumed),
+    for result in results:
+        table = Table(title=f"Reconciliation of {result.topic}")
+        for column in ("part.", "start", "committed", "end", "stored", "dup.", "forwarded",
+                       "dead", "no record", "gaps", "lag"):
+            table.add_column(column, justify="right")
+        for p in result.partitions:
+            table.add_row(
+                str(p.partition), str(p.log_start), str(p.committed), str(p.end),
+                str(p.outcomes["stored"]), str(p.outcomes["duplicate"]),
+                str(p.outcomes["forwarded"]), str(p.outcomes["dead_lettered"]),
+                str(p.no_record), str(len(p.gaps)), str(p.not_yet_consumed),
+            )
+        table.caption = (
+            "gaps: offsets before the committed one with no ledger entry (lost); no record: "
+            "transaction markers and aborted records"
         )
-    table.caption = (
-        "gaps: offsets before the committed one with no ledger entry (lost); no record: "
-        "transaction markers and aborted records"
-    )
-    Console().print(table)
-    for p in result.partitions:
-        if p.gaps:
-            console.print(f"partition {p.partition}: unaccounted offsets {p.gaps[:50]}")
-    return 1 if result.unaccounted else 0
+        Console().print(table)
+        for p in result.partitions:
+            if p.gaps:
+                console.print(f"{result.topic} partition {p.partition}: unaccounted offsets "
+                              f"{p.gaps[:50]}")
+    return 1 if any(result.unaccounted for result in results) else 0
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -469,6 +488,8 @@ def parser() -> argparse.ArgumentParser:
     con.set_defaults(func=cmd_consume)
 
     rec = sub.add_parser("reconcile", help="account for every offset of the input topic")
+    rec.add_argument("--routed", action="store_true",
+                     help="through the router: input topic and history topic")
     rec.set_defaults(func=cmd_reconcile)
 
     dur = sub.add_parser("durations", help="durations as of a date")

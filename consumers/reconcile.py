@@ -1,5 +1,11 @@
 """Accounting: every record of the input topic is stored, duplicate or dead-lettered.
 
+With the router (README "Kafka"), two accounts: the input topic against the
+router's outputs (`routed_ledger`: each input offset forwarded to the history
+topic or dead-lettered, read from those topics), and the history topic against
+the store's ledger (stored, duplicate or dead-lettered), each with the group
+that consumes it.
+
 For each partition the offsets from the log start up to the group's committed
 offset must each have exactly one ledger entry, except offsets that hold no
 record a `read_committed` reader sees (transaction markers, records of aborted
@@ -17,10 +23,12 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
 from casehistory.recorders import LedgerEntry
+from schemas import history
 
 SCAN_TIMEOUT = 60.0
 """Seconds to wait for the broker while looking at the offsets the ledger lacks."""
@@ -146,3 +154,60 @@ def _holding_records(
         holding.update(o for o in pending if o <= reached and o in got)
         pending = [o for o in pending if o > reached]
     return holding
+
+
+def routed_ledger(
+    bootstrap_servers: str,
+    input_topic: str,
+    history_topic: str,
+    dlq_topic: str,
+    cipher: history.Cipher | None,
+) -> list[LedgerEntry]:
+    """What the router made of each input offset, read from its committed outputs.
+
+    A history record names its input position in its provenance; a dead letter in
+    its `dlq.source.*` headers. Read these after the router group's committed
+    offsets (as `reconcile` does): a routing transaction commits its outputs and
+    its offsets together. An offset named twice would mean a record routed twice.
+    """
+    entries: list[LedgerEntry] = []
+    for record in _committed_records(bootstrap_servers, history_topic):
+        try:
+            routed, _ = history.decode(record.value, cipher)
+        except history.UnreadableHistoryRecord:
+            continue  # the store writers dead-letter it; it names no input offset
+        origin = routed.provenance
+        if origin.get("topic") == input_topic:
+            entries.append(LedgerEntry(f"{input_topic}:{origin['partition']}",
+                                       int(origin["offset"]), "forwarded"))
+    for record in _committed_records(bootstrap_servers, dlq_topic):
+        headers = {name: value for name, value in record.headers or ()}
+        if headers.get("dlq.source.topic", b"").decode() == input_topic:
+            entries.append(LedgerEntry(
+                f"{input_topic}:{headers['dlq.source.partition'].decode()}",
+                int(headers["dlq.source.offset"]), "dead_lettered",
+                headers.get("dlq.reason", b"").decode() or None,
+            ))
+    return entries
+
+
+def _committed_records(bootstrap_servers: str, topic: str) -> list[Any]:
+    """Every record a `read_committed` reader sees in the topic, up to its current end."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False,
+                             isolation_level="read_committed", max_poll_records=2000)
+    try:
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        records: list[Any] = []
+        deadline = time.monotonic() + SCAN_TIMEOUT
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            for tp, batch in consumer.poll(timeout_ms=500).items():
+                records.extend(r for r in batch if r.offset < ends[tp])
+                deadline = time.monotonic() + SCAN_TIMEOUT
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{topic}: no answer reading to the end")
+        return records
+    finally:
+        consumer.close()

@@ -69,6 +69,7 @@ class Router:
         *,
         max_poll_records: int = 2000,
         session_timeout_ms: int = 10_000,
+        transaction_timeout_ms: int = 15_000,
         backoff: Backoff | None = None,
         cipher: history.Cipher | None = None,
     ) -> None:
@@ -94,10 +95,13 @@ class Router:
         )
         self.consumer.subscribe([input_topic])
         # One transactional id per member: the group metadata passed with the offsets
-        # (KIP-447) is what fences a member that lost its partitions.
+        # (KIP-447) is what fences a member that lost its partitions. A member that dies
+        # mid-transaction holds back `read_committed` readers of its partitions until the
+        # broker aborts that transaction: after `transaction_timeout_ms`.
         self.producer = KafkaProducer(
             bootstrap_servers=bootstrap_servers,
             transactional_id=f"casehistory-router-{group_id}-{member}",
+            transaction_timeout_ms=transaction_timeout_ms,
             reconnect_backoff_max_ms=5000,
         )
         self.producer.init_transactions()

@@ -30,7 +30,7 @@ from casehistory.settings import Settings
 from consumers.deadletter import DeadLetterList
 from consumers.kafka_ingest import KafkaDeadLetters, KafkaIngestConsumer
 from consumers.publisher import Publisher
-from consumers.reconcile import reconcile
+from consumers.reconcile import reconcile, routed_ledger
 from consumers.topics import CHANGELOG_TOPIC, ensure_topics
 from projections.queries import durations_records
 from schemas import wire
@@ -351,6 +351,50 @@ def test_router_and_store_writers_equal_the_embedded_ingest_and_replay_from_hist
     finally:
         original.close()
         recovered.close()
+
+
+def test_a_killed_router_and_store_writer_leave_every_input_offset_accounted_for_once(
+    kafka_bootstrap: str,
+    published: tuple[dict[str, str], str],
+    population: tuple[Path, dict[str, dict]],
+) -> None:
+    """Issue #14 items 3 and 6: SIGKILL a router and a store writer mid-stream, restart them;
+    each input offset is forwarded or dead-lettered exactly once, each history offset stored,
+    duplicate or dead-lettered, and the store equals the embedded ingest."""
+    env, topic = published
+    with KafkaProducer(bootstrap_servers=kafka_bootstrap) as producer:  # an undecodable one
+        producer.send(topic, b"not a contract record").get(timeout=30)
+    slow = ("--max-poll-records", "50")
+    router, writer = router_process(env, *slow), consumer_process(env, "--from-history", *slow)
+    engine = build(Settings.load(env))
+    try:
+        ledger = engine.app.recorder.ledger  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not any(ledger(topic + ".history:")):
+            time.sleep(0.1)
+        assert any(ledger(topic + ".history:")), "no progress"
+        for victim in (router, writer):
+            victim.send_signal(signal.SIGKILL)
+            victim.wait()
+        # The restarted members wait out the dead ones' sessions and open transaction.
+        finish([router_process(env, "--idle-exit", "30"),
+                consumer_process(env, "--from-history", "--idle-exit", "40")])
+        assert per_citizen(engine) == population[1]
+        routed = routed_ledger(kafka_bootstrap, topic, topic + ".history", topic + ".dlq",
+                               engine.app.mapper.cipher)
+        positions = [(entry.source, entry.position) for entry in routed]
+        assert len(positions) == len(set(positions))  # no input record routed twice
+        inputs = reconcile(kafka_bootstrap, topic, topic + ".router", lambda: routed)
+        stored = reconcile(kafka_bootstrap, topic + ".history", topic + ".store",
+                           lambda: ledger(topic + ".history:"))
+    finally:
+        engine.close()
+    assert inputs.unaccounted == 0 and inputs.not_yet_consumed == 0
+    assert inputs.outcomes["forwarded"] > 0 and inputs.outcomes["dead_lettered"] == 1
+    assert sum(inputs.outcomes.values()) == sum(p.end - p.log_start - p.no_record
+                                                for p in inputs.partitions)
+    assert stored.unaccounted == 0 and stored.not_yet_consumed == 0
+    assert sum(stored.outcomes.values()) == inputs.outcomes["forwarded"]
 
 
 def test_project_changelog_publishes_current_rows_to_a_compacted_topic(
