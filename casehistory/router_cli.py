@@ -35,7 +35,7 @@ def cmd_route(args: argparse.Namespace) -> int:
     Uses the pseudonym key, the key store (it seals CPRs) and the store key (the
     history topic's values are encrypted with it); it appends no event.
     """
-    from consumers.router import Router
+    from consumers.router import Router, RouterFenced
 
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -69,6 +69,9 @@ def cmd_route(args: argparse.Namespace) -> int:
         )
     except Stopped:
         return 0
+    except RouterFenced as fenced:  # a newer router took over: this one must not write
+        console.print(f"stopped: {fenced}")
+        return 2
     finally:
         if router is not None:
             router.close()

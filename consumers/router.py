@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import ProducerFencedError
 from kafka.structs import OffsetAndMetadata
 
 from casehistory.identity import IdentityVault
@@ -42,6 +43,10 @@ from schemas.contract import ContractEvent, Rejection
 log = logging.getLogger(__name__)
 
 _ENVELOPE = 4096
+
+
+class RouterFenced(Exception):
+    """Another producer took this router's transactional id: it must stop (not a retry)."""
 
 
 @dataclass
@@ -144,6 +149,8 @@ class Router:
                     )
             self.producer.send_offsets_to_transaction(offsets, self.consumer.group_metadata())
             self.producer.commit_transaction()
+        except ProducerFencedError as error:
+            raise RouterFenced(f"the router's producer was fenced: {error}") from error
         except Exception:
             self._abort(polled)
             raise
@@ -172,7 +179,8 @@ class Router:
     ) -> RouterCounters:
         """Route until `stop` is set (or, if given, after that long without records).
 
-        A batch whose transaction failed is waited out with backoff and read again.
+        A batch whose transaction failed is waited out with backoff and read again;
+        a fenced producer (`RouterFenced`) ends the run, as no retry can succeed.
         """
         last_record = time.monotonic()
         while not stop.is_set():
