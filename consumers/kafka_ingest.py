@@ -71,7 +71,7 @@ class ConsumerCounters(IngestReport):
 
 SMALL_COPY = 64 * 1024
 """Bytes of the original kept when the broker refuses even a copy that fits the producer."""
-_ENVELOPE = 4096
+ENVELOPE = 4096
 """Room left in a request for the record's framing and the `dlq.*` headers."""
 
 
@@ -104,7 +104,7 @@ class KafkaDeadLetters:
     def put(self, letters: list[DeadLetter]) -> None:
         if not letters:
             return
-        limit = int(self.producer.config["max_request_size"]) - _ENVELOPE
+        limit = int(self.producer.config["max_request_size"]) - ENVELOPE
         pending = [(letter, self._send(letter, limit)) for letter in letters]
         self.producer.flush(timeout=self.ack_timeout)
         failed: list[str] = []

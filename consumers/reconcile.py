@@ -171,7 +171,7 @@ def routed_ledger(
     its offsets together. An offset named twice would mean a record routed twice.
     """
     entries: list[LedgerEntry] = []
-    for record in _committed_records(bootstrap_servers, history_topic):
+    for record in committed_records(bootstrap_servers, history_topic):
         try:
             routed, _ = history.decode(record.value, cipher)
         except history.UnreadableHistoryRecord:
@@ -180,7 +180,7 @@ def routed_ledger(
         if origin.get("topic") == input_topic:
             entries.append(LedgerEntry(f"{input_topic}:{origin['partition']}",
                                        int(origin["offset"]), "forwarded"))
-    for record in _committed_records(bootstrap_servers, dlq_topic):
+    for record in committed_records(bootstrap_servers, dlq_topic):
         headers = {name: value for name, value in record.headers or ()}
         if headers.get("dlq.source.topic", b"").decode() == input_topic:
             entries.append(LedgerEntry(
@@ -191,7 +191,7 @@ def routed_ledger(
     return entries
 
 
-def _committed_records(bootstrap_servers: str, topic: str) -> list[Any]:
+def committed_records(bootstrap_servers: str, topic: str) -> list[Any]:
     """Every record a `read_committed` reader sees in the topic, up to its current end."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False,
                              isolation_level="read_committed", max_poll_records=2000)

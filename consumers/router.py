@@ -35,14 +35,12 @@ from kafka.structs import OffsetAndMetadata
 
 from casehistory.identity import IdentityVault
 from consumers.ingest import check, letter_for, route
-from consumers.kafka_ingest import dead_letter_record, to_incoming
+from consumers.kafka_ingest import ENVELOPE, dead_letter_record, to_incoming
 from consumers.retry import Backoff, Stopped
 from schemas import history
 from schemas.contract import ContractEvent, Rejection
 
 log = logging.getLogger(__name__)
-
-_ENVELOPE = 4096
 
 
 class RouterFenced(Exception):
@@ -110,7 +108,7 @@ class Router:
             reconnect_backoff_max_ms=5000,
         )
         self.producer.init_transactions()
-        self._limit = int(self.producer.config["max_request_size"]) - _ENVELOPE
+        self._limit = int(self.producer.config["max_request_size"]) - ENVELOPE
 
     def poll_once(self, timeout_ms: int = 500, stop: threading.Event | None = None) -> int:
         """Route one poll's records in one transaction; returns how many were consumed."""

@@ -18,7 +18,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType
 
 from casehistory import generator
@@ -30,7 +30,7 @@ from casehistory.settings import Settings
 from consumers.deadletter import DeadLetterList
 from consumers.kafka_ingest import KafkaDeadLetters, KafkaIngestConsumer
 from consumers.publisher import Publisher
-from consumers.reconcile import reconcile, routed_ledger
+from consumers.reconcile import committed_records, reconcile, routed_ledger
 from consumers.topics import CHANGELOG_TOPIC, ensure_topics
 from projections.queries import durations_records
 from schemas import wire
@@ -85,20 +85,7 @@ def router_process(env: dict[str, str], *extra: str) -> subprocess.Popen[bytes]:
 
 def history_values(bootstrap: str, topic: str) -> list[bytes]:
     """Every committed record value of a topic, from offset 0 to its current end."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                             isolation_level="read_committed")
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        ends = consumer.end_offsets(partitions)
-        values: list[bytes] = []
-        while any(consumer.position(tp) < ends[tp] for tp in partitions):
-            for batch in consumer.poll(timeout_ms=1000).values():
-                values.extend(r.value for r in batch)
-        return values
-    finally:
-        consumer.close()
+    return [record.value for record in committed_records(bootstrap, topic)]
 
 
 def publish_file(env: dict[str, str], path: Path) -> None:
