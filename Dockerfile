@@ -2,10 +2,6 @@
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
-COPY domain domain
-COPY schemas schemas
-COPY consumers consumers
-COPY projections projections
 COPY casehistory casehistory
 RUN pip install --no-cache-dir . && mkdir -p /var/lib/casehistory && chown nobody /var/lib/casehistory
 USER nobody

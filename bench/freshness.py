@@ -23,10 +23,10 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from bench.common import CASEHISTORY, PSEUDONYM_KEY, REPO, env_for, percentile
-from consumers.publisher import Publisher
-from domain.cpr import citizen_key
-from schemas import wire
-from schemas.contract import ContractEvent, validate
+from casehistory.consumers.publisher import Publisher
+from casehistory.domain.cpr import citizen_key
+from casehistory.schemas import wire
+from casehistory.schemas.contract import ContractEvent, validate
 
 
 def _visible(db: Path, key: str) -> bool:
@@ -50,7 +50,7 @@ def measure(
     rate: float,
     topic: str,
 ) -> dict[str, Any]:
-    from consumers.topics import ensure_topics
+    from casehistory.consumers.topics import ensure_topics
 
     shutil.rmtree(data_dir, ignore_errors=True)
     data_dir.mkdir(parents=True)

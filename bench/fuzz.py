@@ -28,8 +28,8 @@ from functools import cache
 from typing import Any
 
 from casehistory import generator
-from schemas import wire
-from schemas.contract import REJECTION_REASONS, ContractEvent, Rejection, validate
+from casehistory.schemas import wire
+from casehistory.schemas.contract import REJECTION_REASONS, ContractEvent, Rejection, validate
 
 Input = bytes | dict[str, Any]
 """Wire bytes (the Kafka path) or a decoded JSON record (the file path)."""

@@ -19,8 +19,8 @@ from pathlib import Path
 from bench.common import peak_rss_mb
 from casehistory.bootstrap import build, tune_garbage_collector
 from casehistory.cli_common import ingest_files
+from casehistory.consumers.deadletter import DeadLetterFile
 from casehistory.report import headline_from
-from consumers.deadletter import DeadLetterFile
 
 AS_OF = date(2026, 11, 1)
 

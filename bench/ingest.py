@@ -23,15 +23,15 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from bench.common import PYTHON, REPO, env_for, settings_for
-from schemas import wire
+from casehistory.schemas import wire
 
 FETCH = {"max_poll_records": 2000, "fetch_max_bytes": 32 * 1024 * 1024}
 
 
 def publish(bootstrap: str, topic: str, records: list[dict[str, Any]], partitions: int) -> int:
     """Create the topic and publish the valid records with the engine's validating publisher."""
-    from consumers.publisher import Publisher
-    from consumers.topics import ensure_topics
+    from casehistory.consumers.publisher import Publisher
+    from casehistory.consumers.topics import ensure_topics
 
     ensure_topics(bootstrap, topic, topic + ".dlq", partitions)
     with Publisher(bootstrap, topic, bytes.fromhex("5eed" * 16)) as publisher:
@@ -66,7 +66,7 @@ def raw_consume(bootstrap: str, topic: str) -> dict[str, float]:
 def engine_consume(bootstrap: str, topic: str, data_dir: Path) -> dict[str, float]:
     """KafkaIngestConsumer into a fresh SQLite store, with a live projection worker."""
     from casehistory.bootstrap import build
-    from consumers.kafka_ingest import KafkaDeadLetters, KafkaIngestConsumer
+    from casehistory.consumers.kafka_ingest import KafkaDeadLetters, KafkaIngestConsumer
 
     shutil.rmtree(data_dir, ignore_errors=True)
     engine = build(settings_for(data_dir))

@@ -30,10 +30,10 @@ from rich.table import Table
 from casehistory import generator
 from casehistory.bootstrap import build
 from casehistory.cli_common import batched
+from casehistory.consumers import files
+from casehistory.consumers.deadletter import DeadLetterList
 from casehistory.devservices.postgres import create_database, start, stop
 from casehistory.settings import Settings
-from consumers import files
-from consumers.deadletter import DeadLetterList
 
 WRITERS = (1, 2, 4)
 BATCHES = (2000, 200)

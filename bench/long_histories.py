@@ -26,8 +26,8 @@ from typing import Any
 
 from bench.common import settings_for
 from casehistory.bootstrap import build, tune_garbage_collector
-from consumers.deadletter import DeadLetterList
-from consumers.files import Incoming
+from casehistory.consumers.deadletter import DeadLetterList
+from casehistory.consumers.files import Incoming
 
 
 def _cpr(n: int) -> str:

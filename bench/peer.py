@@ -19,8 +19,8 @@ from typing import Any
 import duckdb
 
 from bench.common import percentile
-from consumers.deadletter import DeadLetterList
-from consumers.files import Incoming
+from casehistory.consumers.deadletter import DeadLetterList
+from casehistory.consumers.files import Incoming
 
 SQL = (Path(__file__).with_name("spells.sql")).read_text()
 RETRACTION_DEPTH_SQL = """
@@ -109,7 +109,7 @@ def duck_spells(connection: duckdb.DuckDBPyConnection, as_of: date) -> dict[str,
 def engine_spells(
     engine: Any, as_of: date, keys: list[str] | None = None
 ) -> dict[str, tuple[date, int]]:
-    from projections.queries import durations_of, durations_records
+    from casehistory.projections.queries import durations_of, durations_records
 
     found = {}
     store = engine.read_model()

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import percentile
+from casehistory.projections.queries import durations_of
 from casehistory.report import headline_from
-from projections.queries import durations_of
 
 
 def per_citizen(engine: Any, keys: list[str], rounds: int = 3) -> dict[str, Any]:
@@ -38,7 +38,7 @@ def per_citizen(engine: Any, keys: list[str], rounds: int = 3) -> dict[str, Any]
             engine.app.forget_cached([key])
             started = time.perf_counter()
             citizen = engine.app.find(key)
-            from domain.durations import durations_on
+            from casehistory.domain.durations import durations_on
 
             durations_on(citizen.timeline(), day, citizen.birth_date)
             aggregate_s.append(time.perf_counter() - started)

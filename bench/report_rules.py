@@ -16,16 +16,16 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
+from casehistory.domain.cadence import cadence_on
+from casehistory.domain.caseload import caseload_entry, continuity
+from casehistory.domain.cpr import birth_date
+from casehistory.domain.durations import durations_on
+from casehistory.domain.exits import exits_on, follow_up
+from casehistory.domain.facts import Fact
+from casehistory.domain.priorities import in_clarification_pool, long_duration
+from casehistory.domain.timeline import Timeline, build_timeline
 from casehistory.generator import generate_population
-from domain.cadence import cadence_on
-from domain.caseload import caseload_entry, continuity
-from domain.cpr import birth_date
-from domain.durations import durations_on
-from domain.exits import exits_on, follow_up
-from domain.facts import Fact
-from domain.priorities import in_clarification_pool, long_duration
-from domain.timeline import Timeline, build_timeline
-from schemas.contract import ContractEvent, validate
+from casehistory.schemas.contract import ContractEvent, validate
 
 AS_OF = date(2025, 10, 1)
 

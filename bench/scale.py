@@ -45,12 +45,12 @@ def measure(size: int, seed: int = 1) -> dict[str, Any]:
     from casehistory import generator
     from casehistory.bootstrap import build
     from casehistory.cli_common import ingest_files
+    from casehistory.consumers.deadletter import DeadLetterFile
     from casehistory.parallel import default_workers
+    from casehistory.projections.follower import PARALLEL_FROM
+    from casehistory.projections.queries import durations_records
     from casehistory.report import headline_from
     from casehistory.settings import Settings
-    from consumers.deadletter import DeadLetterFile
-    from projections.follower import PARALLEL_FROM
-    from projections.queries import durations_records
 
     work = Path(tempfile.mkdtemp(prefix=f"scale-{size}-"))
     population = work / "population.jsonl"
@@ -140,8 +140,8 @@ def read_decode(engine: Any, until: int, workers: int) -> float:
 
 def _read_decode_shard(job: tuple[Any, int, tuple[int, int]]) -> int:
     from casehistory.bootstrap import build
-    from projections.history import HistoryDecoder
-    from projections.source import EventStoreSource
+    from casehistory.projections.history import HistoryDecoder
+    from casehistory.projections.source import EventStoreSource
 
     settings, until, shard = job
     engine = build(settings)

@@ -11,8 +11,8 @@ import orjson
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import JSONTranscoder, Recording, Transcoder
 
+from casehistory.domain.citizen import Citizen, Head, citizen_id
 from casehistory.recorders import IndexEntry
-from domain.citizen import Citizen, Head, citizen_id
 
 
 class OrjsonTranscoder(JSONTranscoder):

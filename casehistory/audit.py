@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from casehistory.application import CaseHistory
+from casehistory.domain.citizen import Citizen
+from casehistory.domain.coordination import coordination_on
+from casehistory.domain.durations import durations_on
+from casehistory.domain.facts import Fact
+from casehistory.domain.timeline import build_timeline
 from casehistory.identity import KeyStore
-from domain.citizen import Citizen
-from domain.coordination import coordination_on
-from domain.durations import durations_on
-from domain.facts import Fact
-from domain.timeline import build_timeline
 
 if TYPE_CHECKING:
     from casehistory.bootstrap import Engine

@@ -30,10 +30,10 @@ from casehistory.cli_common import (
     on_citizen,
     progress_bar,
 )
+from casehistory.domain.citizen import Citizen
 from casehistory.replay import checksum, rebuild, replay_from_kafka, replay_target
 from casehistory.settings import Settings
 from casehistory.verify import verify_store
-from domain.citizen import Citizen
 
 
 def _checksum_table(engine: Engine, title: str) -> Table:

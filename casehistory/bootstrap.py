@@ -26,18 +26,23 @@ from urllib.parse import unquote, urlsplit
 
 from casehistory.access import LookupLog
 from casehistory.application import CaseHistory
+from casehistory.consumers.deadletter import DeadLetterSink
+from casehistory.consumers.ingest import IngestService
+from casehistory.domain.citizen import Citizen
 from casehistory.identity import IdentityVault, KeyStore, PostgresKeyStore, SQLiteKeyStore
+from casehistory.projections.follower import Follower
+from casehistory.projections.history import HistoryDecoder
+from casehistory.projections.lease import Lease, file_lease, postgres_lease
+from casehistory.projections.rows import TABLES
+from casehistory.projections.source import EventStoreSource
+from casehistory.projections.store import (
+    TRACKING_TABLE,
+    PostgresReadModel,
+    ReadModelStore,
+    SQLiteReadModel,
+)
 from casehistory.recorders import HEADS_TABLE, INDEX_TABLE
 from casehistory.settings import Settings, private_dir
-from consumers.deadletter import DeadLetterSink
-from consumers.ingest import IngestService
-from domain.citizen import Citizen
-from projections.follower import Follower
-from projections.history import HistoryDecoder
-from projections.lease import Lease, file_lease, postgres_lease
-from projections.rows import TABLES
-from projections.source import EventStoreSource
-from projections.store import TRACKING_TABLE, PostgresReadModel, ReadModelStore, SQLiteReadModel
 
 READ_MODEL = "history"
 """The read model: every table of `projections.rows.TABLES`, with one tracked position."""

@@ -13,10 +13,10 @@ from rich.console import Console
 from rich.table import Table
 
 from casehistory.application import CaseHistory
-from domain.citizen import Citizen
-from domain.durations import benefit_spells, durations_on
-from domain.spells import Spell
-from domain.timeline import Timeline, build_timeline, effective_facts
+from casehistory.domain.citizen import Citizen
+from casehistory.domain.durations import benefit_spells, durations_on
+from casehistory.domain.spells import Spell
+from casehistory.domain.timeline import Timeline, build_timeline, effective_facts
 
 
 def recorded_facts(app: CaseHistory, citizen: Citizen) -> list[Citizen.FactRecorded]:

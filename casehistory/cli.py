@@ -57,18 +57,18 @@ from casehistory.cli_common import (
     project,
     reveal_cpr,
 )
+from casehistory.consumers import files
+from casehistory.consumers.deadletter import DeadLetter, DeadLetterFile
+from casehistory.consumers.ingest import IngestReport
+from casehistory.consumers.retry import Backoff, Stopped
+from casehistory.domain.citizen import Citizen
+from casehistory.domain.durations import COHORT_YEARS
+from casehistory.domain.facts import BreakKind
+from casehistory.projections.queries import durations_records
 from casehistory.report import DURATION_BUCKETS, Headline
 from casehistory.router_cli import ensure_pipeline_topics
+from casehistory.schemas.contract import ContractEvent, validate
 from casehistory.settings import Settings
-from consumers import files
-from consumers.deadletter import DeadLetter, DeadLetterFile
-from consumers.ingest import IngestReport
-from consumers.retry import Backoff, Stopped
-from domain.citizen import Citizen
-from domain.durations import COHORT_YEARS
-from domain.facts import BreakKind
-from projections.queries import durations_records
-from schemas.contract import ContractEvent, validate
 
 DEMO_AS_OF = date(2026, 11, 1)
 
@@ -188,7 +188,7 @@ def cmd_project(args: argparse.Namespace) -> int:
         signal.signal(signum, lambda *_: stop.set())
     changelog = None
     if args.changelog:
-        from projections.changelog import DurationsChangelog
+        from casehistory.projections.changelog import DurationsChangelog
 
         changelog = DurationsChangelog(kafka_bootstrap(engine.settings), engine.read_model())
     try:
@@ -286,7 +286,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     """Validate and publish contract files; non-zero exit if anything was not published."""
-    from consumers.publisher import Publisher
+    from casehistory.consumers.publisher import Publisher
 
     settings = Settings.load()
     bootstrap = kafka_bootstrap(settings)
@@ -321,7 +321,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from consumers.kafka_ingest import (
+    from casehistory.consumers.kafka_ingest import (
         KafkaDeadLetters,
         KafkaIngestConsumer,
         dead_letter_producer,
@@ -385,7 +385,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
 def cmd_reconcile(args: argparse.Namespace) -> int:
     """Prove every offset of the input topic is accounted for (with `--routed`: through the
     router's outputs, and every offset of the history topic through the store's ledger)."""
-    from consumers.reconcile import reconcile, routed_ledger
+    from casehistory.consumers.reconcile import reconcile, routed_ledger
 
     engine = build()
     try:

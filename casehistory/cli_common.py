@@ -31,12 +31,12 @@ from casehistory.bootstrap import (
     Engine,
     build,
 )
+from casehistory.consumers import files
+from casehistory.consumers.deadletter import DeadLetterSink
+from casehistory.consumers.ingest import IngestReport
+from casehistory.consumers.retry import Backoff
+from casehistory.domain.citizen import Citizen
 from casehistory.settings import Settings
-from consumers import files
-from consumers.deadletter import DeadLetterSink
-from consumers.ingest import IngestReport
-from consumers.retry import Backoff
-from domain.citizen import Citizen
 
 DURATION_FIELDS = [
     "citizen_key",
@@ -146,7 +146,7 @@ def read_cpr(args: argparse.Namespace) -> str:
     """The CPR number from --cpr-file, standard input, or a prompt that does not echo."""
     import getpass
 
-    from domain.cpr import InvalidCpr, birth_date
+    from casehistory.domain.cpr import InvalidCpr, birth_date
 
     if args.cpr_file is not None:
         text = args.cpr_file.read_text()

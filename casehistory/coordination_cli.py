@@ -25,8 +25,8 @@ from casehistory.coordination_report import (
     yearly_table,
 )
 from casehistory.output import FORMATS, write_rows
-from projections.queries import coordination_records
-from projections.rows import LONG_SPELL_YEARS
+from casehistory.projections.queries import coordination_records
+from casehistory.projections.rows import LONG_SPELL_YEARS
 
 COORDINATION_FIELDS = [
     "citizen_key",

@@ -16,8 +16,8 @@ from typing import Any
 from rich.table import Table
 
 from casehistory.access import Identity, is_suppressed, shown_count
-from domain import reference
-from domain.coordination import (
+from casehistory.domain import reference
+from casehistory.domain.coordination import (
     AWAITING_FLEXJOB_BENEFIT,
     INFLOW_BENEFITS,
     MONTHS_FOR_YEARLY,
@@ -29,16 +29,16 @@ from domain.coordination import (
     inflows,
     yearly_faellesborger,
 )
-from domain.spells import first_of_next_month
-from domain.timeline import Timeline
-from projections.queries import (
+from casehistory.domain.spells import first_of_next_month
+from casehistory.domain.timeline import Timeline
+from casehistory.projections.queries import (
     Dialect,
     awaiting_flexjob_sql,
     coordination_records,
     inflow_sql,
     yearly_sql,
 )
-from projections.store import ReadModelStore
+from casehistory.projections.store import ReadModelStore
 
 NO_TARGET_GROUP = "(none)"
 EDGE_OF_LABOUR_MARKET = "edge_of_labour_market"

@@ -16,9 +16,9 @@ from typing import Any
 from rich.table import Table
 
 from casehistory.access import Identity, shown_count
-from domain.cadence import CadenceStatus
-from domain.caseload import CASELOAD_TARGET, CASELOAD_TYPICAL, CASELOAD_UNFUNDED
-from domain.durations import at_least_years
+from casehistory.domain.cadence import CadenceStatus
+from casehistory.domain.caseload import CASELOAD_TARGET, CASELOAD_TYPICAL, CASELOAD_UNFUNDED
+from casehistory.domain.durations import at_least_years
 
 NO_UNIT = "(none)"
 BANDS = (

@@ -25,9 +25,9 @@ from casehistory.council_report import (
     distribution_table,
     exit_tables,
 )
+from casehistory.domain.caseload import CONTINUITY_MONTHS
+from casehistory.domain.exits import DEFAULT_HORIZONS
 from casehistory.output import FORMATS, write_rows
-from domain.caseload import CONTINUITY_MONTHS
-from domain.exits import DEFAULT_HORIZONS
 
 CADENCE_FIELDS = [
     "citizen_key", "cpr", "status", "days_left", "deadline", "last_meeting", "visitation",

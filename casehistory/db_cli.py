@@ -16,10 +16,10 @@ from casehistory.anchors import ANCHORS_TABLE
 from casehistory.application import CaseHistory
 from casehistory.bootstrap import build
 from casehistory.cli_common import console
+from casehistory.projections.rows import TABLES
+from casehistory.projections.store import OUTBOX_TABLE, TRACKING_TABLE
 from casehistory.recorders import HEADS_TABLE, INDEX_TABLE, LEDGER_TABLE
 from casehistory.settings import Settings
-from projections.rows import TABLES
-from projections.store import OUTBOX_TABLE, TRACKING_TABLE
 
 INGEST = "casehistory_ingest"
 PROJECTION = "casehistory_projection"

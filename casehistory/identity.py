@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from domain.cpr import citizen_key
+from casehistory.domain.cpr import citizen_key
 
 if TYPE_CHECKING:
     import psycopg

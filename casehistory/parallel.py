@@ -24,12 +24,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from casehistory.projections.follower import citizen_rows, counted
+from casehistory.projections.history import HistoryDecoder
+from casehistory.projections.rows import CitizenRows
+from casehistory.projections.source import EventStoreSource
+from casehistory.projections.store import ReadModelStore, SQLiteReadModel
 from casehistory.settings import Settings
-from projections.follower import citizen_rows, counted
-from projections.history import HistoryDecoder
-from projections.rows import CitizenRows
-from projections.source import EventStoreSource
-from projections.store import ReadModelStore, SQLiteReadModel
 
 CHUNK = 500
 """Citizens per message from a worker (rows sent to the parent)."""

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from casehistory.bootstrap import READ_MODEL, Engine
+from casehistory.consumers.ingest import IngestReport
+from casehistory.projections.store import PositionMoved, ReadModelStore
 from casehistory.settings import Settings
-from consumers.ingest import IngestReport
-from projections.store import PositionMoved, ReadModelStore
 
 
 @dataclass(frozen=True)
@@ -107,8 +107,8 @@ def replay_from_kafka(
     """
     from kafka import KafkaConsumer, TopicPartition
 
-    from consumers.deadletter import DeadLetterList
-    from consumers.kafka_ingest import history_incoming
+    from casehistory.consumers.deadletter import DeadLetterList
+    from casehistory.consumers.kafka_ingest import history_incoming
 
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap_servers, enable_auto_commit=False, max_poll_records=2000,

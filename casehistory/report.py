@@ -13,10 +13,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from domain.durations import COHORT_YEARS, DURATION_BUCKETS, Durations, duration_bucket, over_years
-from domain.facts import BREAK_KIND_OF_REASON, BreakKind
-from projections.queries import Dialect, date_params, headline_sql
-from projections.store import ReadModelStore
+from casehistory.domain.durations import (
+    COHORT_YEARS,
+    DURATION_BUCKETS,
+    Durations,
+    duration_bucket,
+    over_years,
+)
+from casehistory.domain.facts import BREAK_KIND_OF_REASON, BreakKind
+from casehistory.projections.queries import Dialect, date_params, headline_sql
+from casehistory.projections.store import ReadModelStore
 
 
 @dataclass

@@ -11,15 +11,15 @@ from typing import Any
 
 from casehistory.bootstrap import build
 from casehistory.cli_common import console, kafka_bootstrap
+from casehistory.consumers.retry import Backoff, Stopped
 from casehistory.settings import Settings
-from consumers.retry import Backoff, Stopped
 
 log = logging.getLogger("casehistory")
 
 
 def ensure_pipeline_topics(settings: Settings, partitions: int) -> None:
     """Create the input, history, dead-letter and changelog topics; check the history topic."""
-    from consumers import topics
+    from casehistory.consumers import topics
 
     topics.ensure_pipeline_topics(
         kafka_bootstrap(settings), settings.kafka_topic, settings.kafka_history_topic,
@@ -35,7 +35,7 @@ def cmd_route(args: argparse.Namespace) -> int:
     Uses the pseudonym key, the key store (it seals CPRs) and the store key (the
     history topic's values are encrypted with it); it appends no event.
     """
-    from consumers.router import Router, RouterFenced
+    from casehistory.consumers.router import Router, RouterFenced
 
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -23,23 +23,23 @@ from casehistory.council_report import (
     CohortCriteria,
     caseload_report,
 )
+from casehistory.domain.cadence import CadenceStatus
+from casehistory.domain.caseload import CONTINUITY_MONTHS
+from casehistory.domain.coordination import Coordination, coordination_on
+from casehistory.domain.durations import Durations, benefit_spells, durations_on, over_years
+from casehistory.domain.exits import DEFAULT_HORIZONS
+from casehistory.domain.facts import Fact
+from casehistory.domain.spells import Spell, gap_breaks_spell, months_later, years_before
+from casehistory.domain.timeline import Period, Timeline, build_timeline, effective_facts
+from casehistory.projections import council_queries, queries
+from casehistory.projections.council_queries import cadence_records, caseload_counts
+from casehistory.projections.queries import coordination_records, durations_records
+from casehistory.projections.rows import LONG_SPELL_YEARS
+from casehistory.projections.trend import trend_counts
 from casehistory.report import Headline, break_kinds
-from domain.cadence import CadenceStatus
-from domain.caseload import CONTINUITY_MONTHS
-from domain.coordination import Coordination, coordination_on
-from domain.durations import Durations, benefit_spells, durations_on, over_years
-from domain.exits import DEFAULT_HORIZONS
-from domain.facts import Fact
-from domain.spells import Spell, gap_breaks_spell, months_later, years_before
-from domain.timeline import Period, Timeline, build_timeline, effective_facts
-from projections import council_queries, queries
-from projections.council_queries import cadence_records, caseload_counts
-from projections.queries import coordination_records, durations_records
-from projections.rows import LONG_SPELL_YEARS
-from projections.trend import trend_counts
 
 if TYPE_CHECKING:
-    from consumers.reconcile import Reconciliation
+    from casehistory.consumers.reconcile import Reconciliation
 
 DURATION_ORDERS = ("citizen_key", "longest")
 
@@ -439,7 +439,7 @@ def read_model_status(engine: Engine) -> tuple[int, list[ReadModelStatus]]:
 def reconciliation(engine: Engine) -> Reconciliation | None:
     """`casehistory reconcile`: every offset of the input topic stored, duplicate or
     dead-lettered (None when Kafka is not configured)."""
-    from consumers.reconcile import reconcile
+    from casehistory.consumers.reconcile import reconcile
 
     settings = engine.settings
     if not settings.kafka_bootstrap:

@@ -15,7 +15,7 @@ from typing import Any
 from uuid import UUID
 
 from casehistory.application import CaseHistory
-from domain.citizen import CHAINED_FIELDS, chain_hash_of
+from casehistory.domain.citizen import CHAINED_FIELDS, chain_hash_of
 
 
 @dataclass(frozen=True)

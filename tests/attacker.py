@@ -23,7 +23,7 @@ from typing import Any
 import psycopg
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from domain.canonical import canonical_ascii_json
+from casehistory.domain.canonical import canonical_ascii_json
 
 _DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 _TEN_DIGITS = re.compile(rb"(?<!\d)\d{10}(?!\d)")

@@ -6,8 +6,8 @@ import itertools
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from domain.citizen import FACT_FIELDS
-from domain.facts import EventType, Fact
+from casehistory.domain.citizen import FACT_FIELDS
+from casehistory.domain.facts import EventType, Fact
 
 _ids = itertools.count(1)
 

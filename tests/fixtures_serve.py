@@ -28,9 +28,9 @@ from casehistory import generator
 from casehistory.access import REFUSED, LookupLog, Role
 from casehistory.api.identity import USERS_FILE, LocalUsers
 from casehistory.bootstrap import build
+from casehistory.consumers.deadletter import DeadLetterFile
+from casehistory.consumers.ingest import IngestReport
 from casehistory.settings import Settings
-from consumers.deadletter import DeadLetterFile
-from consumers.ingest import IngestReport
 
 AS_OF = date(2026, 11, 1)
 CITIZENS = 600

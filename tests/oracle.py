@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections import Counter
 from datetime import date, timedelta
 
-from domain import reference
-from domain.facts import EventType, Fact
-from domain.timeline import effective_facts
+from casehistory.domain import reference
+from casehistory.domain.facts import EventType, Fact
+from casehistory.domain.timeline import effective_facts
 
 DAY = timedelta(days=1)
 

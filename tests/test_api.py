@@ -14,8 +14,8 @@ import pytest
 from openpyxl import load_workbook
 
 from casehistory.bootstrap import build
+from casehistory.domain.durations import COHORT_YEARS, over_years
 from casehistory.settings import Settings
-from domain.durations import COHORT_YEARS, over_years
 from tests.fixtures_serve import AS_OF, Served, populate, start_server, stop_server
 
 EARLIER = date(2015, 3, 1)
@@ -225,7 +225,7 @@ def test_serve_projects_what_arrives_while_it_runs(tmp_path) -> None:  # type: i
         more = tmp_path / "more.jsonl"
         from casehistory import generator
         from casehistory.cli_common import ingest_files
-        from consumers.deadletter import DeadLetterFile
+        from casehistory.consumers.deadletter import DeadLetterFile
 
         generator.write_jsonl(generator.generate_population(40, 99, until=AS_OF), more)
         engine = build(Settings.load(env))

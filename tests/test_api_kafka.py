@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from casehistory import generator
+from casehistory.consumers.publisher import Publisher
+from casehistory.consumers.topics import ensure_topics
 from casehistory.settings import Settings
-from consumers.publisher import Publisher
-from consumers.topics import ensure_topics
 from tests.fixtures_serve import AS_OF, Served, populate, start_server, stop_server
 
 pytestmark = pytest.mark.kafka

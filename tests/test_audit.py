@@ -15,14 +15,14 @@ from casehistory import generator
 from casehistory.audit import audit_entries, forget
 from casehistory.bootstrap import Engine
 from casehistory.cli_common import ingest_files
+from casehistory.consumers.deadletter import DeadLetterList
+from casehistory.consumers.files import Incoming
+from casehistory.domain.durations import durations_on
+from casehistory.domain.timeline import build_timeline
+from casehistory.projections.queries import durations_records
 from casehistory.replay import checksum, rebuild
+from casehistory.schemas.contract import ContractEvent, validate
 from casehistory.verify import verify_store
-from consumers.deadletter import DeadLetterList
-from consumers.files import Incoming
-from domain.durations import durations_on
-from domain.timeline import build_timeline
-from projections.queries import durations_records
-from schemas.contract import ContractEvent, validate
 from tests.factories import record, retraction, started, stopped
 
 AS_OF = date(2026, 11, 1)

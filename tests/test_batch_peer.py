@@ -17,10 +17,10 @@ import pytest
 
 from bench import peer
 from casehistory.bootstrap import build
+from casehistory.consumers.deadletter import DeadLetterList
+from casehistory.consumers.files import Incoming
 from casehistory.generator import generate_population
 from casehistory.settings import Settings
-from consumers.deadletter import DeadLetterList
-from consumers.files import Incoming
 from tests.conftest import PSEUDONYM_KEY
 
 AS_OF_DATES = (date(2026, 11, 1), date(2015, 6, 30), date(2008, 2, 29))

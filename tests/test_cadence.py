@@ -6,10 +6,10 @@ from datetime import date
 
 import pytest
 
-from domain.cadence import Cadence, cadence_on
-from domain.caseload import caseload_entry
-from domain.facts import Fact
-from domain.timeline import build_timeline
+from casehistory.domain.cadence import Cadence, cadence_on
+from casehistory.domain.caseload import caseload_entry
+from casehistory.domain.facts import Fact
+from casehistory.domain.timeline import build_timeline
 from tests.factories import assigned, meeting, regrouped, retraction, started, stopped
 
 VISITATION = date(2020, 3, 2)

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from casehistory.application import CaseHistory, OrjsonTranscoder
-from domain.canonical import canonical_ascii_json, canonical_json
+from casehistory.domain.canonical import canonical_ascii_json, canonical_json
 
 text = st.text(st.characters(exclude_categories=["Cs"]))  # no lone surrogates
 json_values = st.recursive(

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from domain.caseload import (
+from casehistory.domain.caseload import (
     caseload_entry,
     caseloads,
     caseworkers_in_last_months,
@@ -14,8 +14,8 @@ from domain.caseload import (
     responsibilities,
     responsible_on,
 )
-from domain.facts import Fact
-from domain.timeline import build_timeline
+from casehistory.domain.facts import Fact
+from casehistory.domain.timeline import build_timeline
 from tests.factories import assigned, retraction, started, stopped
 
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from casehistory.domain.facts import EventType, Fact
 from casehistory.generator import generate_population
-from domain.facts import EventType, Fact
-from schemas.contract import (
+from casehistory.schemas.contract import (
     OPTIONAL_FIELDS,
     REJECTION_REASONS,
     REQUIRED_FIELDS,
@@ -230,7 +230,7 @@ def test_canonical_content_and_fact_equal_the_model_dump_form() -> None:
 
 def test_a_field_of_the_wrong_type_has_a_listed_reason() -> None:
     """`invalid_field` (e.g. a migration batch that is not a string) is one of the reasons."""
-    from schemas.contract import REJECTION_REASONS, Rejection
+    from casehistory.schemas.contract import REJECTION_REASONS, Rejection
     from tests.factories import record, started
 
     checked = validate({**record(started(date(2020, 1, 1))), "migration_batch": 5})

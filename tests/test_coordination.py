@@ -10,8 +10,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain import reference
-from domain.coordination import (
+from casehistory.domain import reference
+from casehistory.domain.coordination import (
     Coordination,
     Flag,
     Inflow,
@@ -22,8 +22,8 @@ from domain.coordination import (
     inflows,
     yearly_faellesborger,
 )
-from domain.facts import EventType, Fact
-from domain.timeline import build_timeline
+from casehistory.domain.facts import EventType, Fact
+from casehistory.domain.timeline import build_timeline
 from tests.factories import fact, started, stopped
 
 BORN = date(1980, 6, 15)

@@ -13,8 +13,8 @@ from casehistory.coordination_report import (
     summarise,
     yearly_mapping,
 )
-from domain.coordination import Coordination, Flag
-from domain.timeline import build_timeline
+from casehistory.domain.coordination import Coordination, Flag
+from casehistory.domain.timeline import build_timeline
 from tests.factories import started, stopped
 from tests.test_coordination import began
 

@@ -15,14 +15,19 @@ from typing import Any
 from casehistory import generator
 from casehistory.bootstrap import Engine
 from casehistory.cli_common import ingest_files
+from casehistory.consumers.deadletter import DeadLetterList
 from casehistory.coordination_cli import COORDINATION_FIELDS
-from consumers.deadletter import DeadLetterList
-from domain.coordination import INFLOW_BENEFITS, awaiting_flexjob, coordination_on, inflows
-from domain.cpr import birth_date
-from domain.facts import Fact
-from domain.timeline import Timeline, build_timeline
-from projections.queries import coordination_of
-from schemas.contract import ContractEvent, validate
+from casehistory.domain.coordination import (
+    INFLOW_BENEFITS,
+    awaiting_flexjob,
+    coordination_on,
+    inflows,
+)
+from casehistory.domain.cpr import birth_date
+from casehistory.domain.facts import Fact
+from casehistory.domain.timeline import Timeline, build_timeline
+from casehistory.projections.queries import coordination_of
+from casehistory.schemas.contract import ContractEvent, validate
 from tests.factories import record, started
 from tests.test_coordination import began, ended
 from tests.test_end_to_end import casehistory

@@ -15,15 +15,15 @@ import pytest
 from casehistory import services
 from casehistory.bootstrap import build
 from casehistory.council_report import CohortCriteria, band
+from casehistory.domain.cadence import cadence_on
+from casehistory.domain.caseload import caseloads, caseworkers_in_last_months
+from casehistory.domain.coordination import half_year
+from casehistory.domain.cpr import birth_date, citizen_key
+from casehistory.domain.durations import durations_on
+from casehistory.domain.exits import CohortDefinition, exits_on, follow_up, in_cohort
+from casehistory.domain.priorities import in_clarification_pool, long_duration
+from casehistory.projections.rows import staff_pseudonym
 from casehistory.settings import Settings
-from domain.cadence import cadence_on
-from domain.caseload import caseloads, caseworkers_in_last_months
-from domain.coordination import half_year
-from domain.cpr import birth_date, citizen_key
-from domain.durations import durations_on
-from domain.exits import CohortDefinition, exits_on, follow_up, in_cohort
-from domain.priorities import in_clarification_pool, long_duration
-from projections.rows import staff_pseudonym
 from tests.test_coordination_view import AS_OF, population, timelines_by_cpr
 from tests.test_kafka_ingest import (
     PSEUDONYM_KEY,

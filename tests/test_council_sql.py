@@ -16,13 +16,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from casehistory.council_report import CohortCriteria
-from domain.cadence import cadence_on
-from domain.caseload import caseload_entry, caseloads, caseworkers_in_last_months
-from domain.exits import CohortDefinition, exits_on, follow_up, in_cohort
-from domain.facts import EventType, Fact
-from domain.spells import months_later
-from domain.timeline import build_timeline
-from projections.council_queries import (
+from casehistory.domain.cadence import cadence_on
+from casehistory.domain.caseload import caseload_entry, caseloads, caseworkers_in_last_months
+from casehistory.domain.exits import CohortDefinition, exits_on, follow_up, in_cohort
+from casehistory.domain.facts import EventType, Fact
+from casehistory.domain.spells import months_later
+from casehistory.domain.timeline import build_timeline
+from casehistory.projections.council_queries import (
     cadence_records,
     caseload_counts,
     caseload_records,
@@ -31,9 +31,9 @@ from projections.council_queries import (
     outcome_records,
     paying_municipalities,
 )
-from projections.queries import durations_records
-from projections.rows import rows_for, staff_pseudonym
-from projections.store import ReadModelStore
+from casehistory.projections.queries import durations_records
+from casehistory.projections.rows import rows_for, staff_pseudonym
+from casehistory.projections.store import ReadModelStore
 from tests.factories import assigned, fact, meeting, retraction
 from tests.test_properties import ORIGIN
 from tests.test_read_model_sql import STAFF_KEY, citizen_facts, read_store  # noqa: F401

@@ -4,7 +4,7 @@ from datetime import date
 
 import pytest
 
-from domain.cpr import InvalidCpr, age_on, birth_date, citizen_key
+from casehistory.domain.cpr import InvalidCpr, age_on, birth_date, citizen_key
 
 
 @pytest.mark.parametrize(

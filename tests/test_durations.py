@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from domain.durations import (
+from casehistory.domain.durations import (
     at_least_years,
     duration_bucket,
     durations_on,
     over_years,
 )
-from domain.facts import EventType
-from domain.timeline import FindingKind, build_timeline
+from casehistory.domain.facts import EventType
+from casehistory.domain.timeline import FindingKind, build_timeline
 from tests.factories import fact, retraction, started, stopped
 
 BORN = date(1980, 6, 15)

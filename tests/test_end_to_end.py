@@ -15,8 +15,8 @@ from datetime import date
 from pathlib import Path
 
 from casehistory import generator
-from domain.cpr import age_on, birth_date
-from schemas.contract import ContractEvent, validate
+from casehistory.domain.cpr import age_on, birth_date
+from casehistory.schemas.contract import ContractEvent, validate
 from tests import oracle
 
 AS_OF = date(2026, 11, 1)

@@ -9,10 +9,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.exits import CohortDefinition, Exit, FollowUp, exits_on, follow_up, in_cohort
-from domain.facts import Fact
-from domain.spells import first_of_next_month
-from domain.timeline import build_timeline
+from casehistory.domain.exits import (
+    CohortDefinition,
+    Exit,
+    FollowUp,
+    exits_on,
+    follow_up,
+    in_cohort,
+)
+from casehistory.domain.facts import Fact
+from casehistory.domain.spells import first_of_next_month
+from casehistory.domain.timeline import build_timeline
 from tests import oracle
 from tests.factories import regrouped, retraction, started, stopped
 

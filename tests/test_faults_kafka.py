@@ -20,13 +20,17 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 
 from casehistory.bootstrap import Engine, build
+from casehistory.consumers.deadletter import DeadLetterList
+from casehistory.consumers.kafka_ingest import (
+    KafkaDeadLetters,
+    KafkaIngestConsumer,
+    dead_letter_producer,
+)
+from casehistory.consumers.reconcile import reconcile
+from casehistory.consumers.retry import Backoff, DeadLetterNotSent
+from casehistory.schemas import wire
+from casehistory.schemas.contract import ContractEvent, validate
 from casehistory.settings import Settings
-from consumers.deadletter import DeadLetterList
-from consumers.kafka_ingest import KafkaDeadLetters, KafkaIngestConsumer, dead_letter_producer
-from consumers.reconcile import reconcile
-from consumers.retry import Backoff, DeadLetterNotSent
-from schemas import wire
-from schemas.contract import ContractEvent, validate
 from tests.factories import record, started, stopped
 
 pytestmark = pytest.mark.kafka

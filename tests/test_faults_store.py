@@ -21,15 +21,14 @@ import fastavro
 import psycopg
 import pytest
 
-import schemas
-from casehistory import generator
+from casehistory import generator, schemas
 from casehistory.bootstrap import Engine, build
 from casehistory.cli_common import ingest_files
+from casehistory.consumers.deadletter import DeadLetterList
+from casehistory.consumers.files import read_records
+from casehistory.schemas.contract import ContractEvent, validate
 from casehistory.settings import Settings
 from casehistory.verify import verify_store
-from consumers.deadletter import DeadLetterList
-from consumers.files import read_records
-from schemas.contract import ContractEvent, validate
 from tests.factories import record, started
 from tests.test_ingest import incoming, overtaken_by
 

@@ -31,17 +31,17 @@ from kafka import KafkaConsumer, KafkaProducer
 from casehistory import generator
 from casehistory.bootstrap import READ_MODEL, Engine, build
 from casehistory.cli_common import ingest_files
+from casehistory.consumers.deadletter import DeadLetterList
+from casehistory.consumers.publisher import Publisher
+from casehistory.consumers.reconcile import Reconciliation, reconcile
+from casehistory.consumers.topics import ensure_topics
 from casehistory.devservices import kafka as devkafka
 from casehistory.devservices import postgres as devpostgres
+from casehistory.projections.queries import durations_records
 from casehistory.replay import checksum
+from casehistory.schemas import wire
+from casehistory.schemas.contract import REJECTION_REASONS, ContractEvent, validate
 from casehistory.settings import Settings
-from consumers.deadletter import DeadLetterList
-from consumers.publisher import Publisher
-from consumers.reconcile import Reconciliation, reconcile
-from consumers.topics import ensure_topics
-from projections.queries import durations_records
-from schemas import wire
-from schemas.contract import REJECTION_REASONS, ContractEvent, validate
 from tests.factories import record, started, stopped
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]

@@ -18,11 +18,11 @@ from casehistory.audit import carry_forgetting, forget, purge_dead_letters
 from casehistory.bootstrap import Engine, build
 from casehistory.cli import main
 from casehistory.cli_common import ingest_files
+from casehistory.consumers.deadletter import DeadLetterFile
+from casehistory.domain.citizen import Citizen
 from casehistory.replay import checksum, replay_target
+from casehistory.schemas.history import decode
 from casehistory.settings import Settings
-from consumers.deadletter import DeadLetterFile
-from domain.citizen import Citizen
-from schemas.history import decode
 from tests.factories import record, started, stopped
 from tests.test_privacy import CPRS
 from tests.test_privacy import privacy_env as privacy_env  # a fixture
@@ -139,7 +139,7 @@ def test_the_forget_is_recorded_before_the_key_is_destroyed(privacy_env: dict[st
 def test_expired_dead_letters_go_and_the_file_is_owner_only(tmp_path: Path) -> None:
     path = tmp_path / "dl" / "dead-letters.jsonl"
     letters = DeadLetterFile(path)
-    from consumers.deadletter import DeadLetter
+    from casehistory.consumers.deadletter import DeadLetter
 
     letters.put([DeadLetter(b'{"cpr": "6101901234"}', "bad", "bad", {"n": 1})])
     assert path.stat().st_mode & 0o777 == 0o600
@@ -154,7 +154,7 @@ def test_a_new_dead_letter_topic_gets_the_operators_retention(kafka_bootstrap: s
     from kafka import KafkaAdminClient
     from kafka.admin import ConfigResource, ConfigResourceType
 
-    from consumers.topics import ensure_topics
+    from casehistory.consumers.topics import ensure_topics
 
     topic = f"retention-{uuid.uuid4().hex[:8]}"
     ensure_topics(kafka_bootstrap, topic, topic + ".dlq", 1, dlq_retention_days=30)

@@ -19,11 +19,11 @@ from hypothesis import strategies as st
 
 from bench import fuzz
 from casehistory.bootstrap import Engine
-from consumers.deadletter import DeadLetterList
-from consumers.files import Incoming
-from consumers.ingest import IngestReport
-from consumers.kafka_ingest import to_incoming
-from domain.facts import EventType
+from casehistory.consumers.deadletter import DeadLetterList
+from casehistory.consumers.files import Incoming
+from casehistory.consumers.ingest import IngestReport
+from casehistory.consumers.kafka_ingest import to_incoming
+from casehistory.domain.facts import EventType
 
 PER_SEED = 1000
 

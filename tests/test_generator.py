@@ -10,19 +10,19 @@ from pathlib import Path
 
 import pytest
 
+from casehistory.domain.cadence import cadence_on
+from casehistory.domain.caseload import caseloads, continuity
+from casehistory.domain.timeline import Timeline, build_timeline
 from casehistory.generator import generate_population, write_jsonl
 from casehistory.population.calibration import facts_by_citizen
 from casehistory.population.casework import CASEWORK_FROM
-from domain.cadence import cadence_on
-from domain.caseload import caseloads, continuity
-from domain.timeline import Timeline, build_timeline
 
 Event = dict[str, object]
 UNTIL = date(2026, 11, 1)
 
 
 def _table(name: str) -> list[dict[str, str]]:
-    text = (files("domain") / "data" / f"{name}.csv").read_text(encoding="utf-8")
+    text = (files("casehistory.domain") / "data" / f"{name}.csv").read_text(encoding="utf-8")
     return list(csv.DictReader(text.splitlines()))
 
 

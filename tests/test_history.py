@@ -13,13 +13,13 @@ import pytest
 
 from casehistory.bootstrap import Engine
 from casehistory.cli_common import ingest_files
+from casehistory.consumers.deadletter import DeadLetterList
+from casehistory.domain.citizen import citizen_id
 from casehistory.parallel import ShardedRows
-from consumers.deadletter import DeadLetterList
-from domain.citizen import citizen_id
-from projections.follower import Follower
-from projections.history import HistoryDecoder
-from projections.source import EventStoreSource
-from projections.store import PositionMoved, SQLiteReadModel
+from casehistory.projections.follower import Follower
+from casehistory.projections.history import HistoryDecoder
+from casehistory.projections.source import EventStoreSource
+from casehistory.projections.store import PositionMoved, SQLiteReadModel
 from tests.factories import record, started, stopped
 from tests.test_coordination_view import population
 from tests.test_ingest import CPR, incoming

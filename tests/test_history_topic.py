@@ -12,12 +12,12 @@ from eventsourcing.utils import Environment
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
+from casehistory.consumers.files import Incoming
+from casehistory.consumers.ingest import route
+from casehistory.consumers.topics import TopicMisconfigured, ensure_pipeline_topics
 from casehistory.identity import IdentityVault
-from consumers.files import Incoming
-from consumers.ingest import route
-from consumers.topics import TopicMisconfigured, ensure_pipeline_topics
-from schemas import history
-from schemas.contract import ContractEvent, validate
+from casehistory.schemas import history
+from casehistory.schemas.contract import ContractEvent, validate
 from tests.factories import record, started
 
 CPR = "6101901234"

@@ -11,12 +11,12 @@ import pytest
 from casehistory.application import CaseHistory
 from casehistory.audit import forget
 from casehistory.bootstrap import Engine, build
+from casehistory.consumers.deadletter import DeadLetterList
+from casehistory.consumers.files import Incoming
+from casehistory.domain.citizen import Head, citizen_id
+from casehistory.projections.history import HistoryDecoder
+from casehistory.projections.queries import durations_of
 from casehistory.settings import Settings
-from consumers.deadletter import DeadLetterList
-from consumers.files import Incoming
-from domain.citizen import Head, citizen_id
-from projections.history import HistoryDecoder
-from projections.queries import durations_of
 from tests.factories import record, retraction, started, stopped
 
 CPR = "6101901234"

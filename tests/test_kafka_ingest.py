@@ -25,16 +25,16 @@ from casehistory import generator
 from casehistory.bootstrap import Engine, build
 from casehistory.citizen_view import recorded_facts
 from casehistory.cli_common import ingest_files
+from casehistory.consumers.deadletter import DeadLetterList
+from casehistory.consumers.kafka_ingest import KafkaDeadLetters, KafkaIngestConsumer
+from casehistory.consumers.publisher import Publisher
+from casehistory.consumers.reconcile import committed_records, reconcile, routed_ledger
+from casehistory.consumers.topics import CHANGELOG_TOPIC, ensure_topics
+from casehistory.projections.queries import durations_records
 from casehistory.replay import checksum, replay_from_kafka, replay_target
+from casehistory.schemas import wire
+from casehistory.schemas.contract import ContractEvent, validate
 from casehistory.settings import Settings
-from consumers.deadletter import DeadLetterList
-from consumers.kafka_ingest import KafkaDeadLetters, KafkaIngestConsumer
-from consumers.publisher import Publisher
-from consumers.reconcile import committed_records, reconcile, routed_ledger
-from consumers.topics import CHANGELOG_TOPIC, ensure_topics
-from projections.queries import durations_records
-from schemas import wire
-from schemas.contract import ContractEvent, validate
 from tests.factories import meeting, record, started
 
 pytestmark = pytest.mark.kafka

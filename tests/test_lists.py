@@ -10,9 +10,9 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from domain.cpr import birth_date, citizen_key
-from domain.durations import durations_on
-from domain.priorities import in_clarification_pool, long_duration, longest_first
+from casehistory.domain.cpr import birth_date, citizen_key
+from casehistory.domain.durations import durations_on
+from casehistory.domain.priorities import in_clarification_pool, long_duration, longest_first
 from tests.conftest import PSEUDONYM_KEY
 from tests.test_coordination_view import DPO, population, timelines_by_cpr
 from tests.test_end_to_end import casehistory

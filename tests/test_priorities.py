@@ -6,15 +6,15 @@ from datetime import date, timedelta
 
 import pytest
 
-from domain.durations import durations_on
-from domain.facts import Fact
-from domain.priorities import (
+from casehistory.domain.durations import durations_on
+from casehistory.domain.facts import Fact
+from casehistory.domain.priorities import (
     LongDuration,
     in_clarification_pool,
     long_duration,
     longest_first,
 )
-from domain.timeline import build_timeline
+from casehistory.domain.timeline import build_timeline
 from tests.factories import started, stopped
 
 

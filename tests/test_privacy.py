@@ -23,10 +23,10 @@ import psycopg
 import pytest
 
 from casehistory.bootstrap import READ_MODEL, Engine, build
+from casehistory.consumers.deadletter import DeadLetterList
+from casehistory.consumers.files import Incoming
 from casehistory.identity import IdentityVault, SQLiteKeyStore
 from casehistory.settings import Settings
-from consumers.deadletter import DeadLetterList
-from consumers.files import Incoming
 from tests.attacker import postgres_rows, recovered_cprs, sqlite_rows
 from tests.conftest import PSEUDONYM_KEY
 from tests.factories import record, started, stopped

@@ -17,9 +17,9 @@ import orjson
 from casehistory.anchors import verify_anchors
 from casehistory.bootstrap import Engine, build
 from casehistory.cli import main
+from casehistory.consumers.deadletter import DeadLetterList
+from casehistory.domain.citizen import CHAINED_FIELDS, chain_hash_of, citizen_id
 from casehistory.verify import verify_store
-from consumers.deadletter import DeadLetterList
-from domain.citizen import CHAINED_FIELDS, chain_hash_of, citizen_id
 from tests.factories import record, started, stopped
 from tests.test_privacy import CPRS, incoming
 

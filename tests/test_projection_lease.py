@@ -11,8 +11,8 @@ import pytest
 
 from casehistory.bootstrap import Engine, build
 from casehistory.cli_common import ingest_files
+from casehistory.consumers.deadletter import DeadLetterList
 from casehistory.settings import Settings
-from consumers.deadletter import DeadLetterList
 from tests.test_coordination_view import population
 
 
@@ -72,7 +72,7 @@ def test_a_restart_republishes_what_a_crash_left_in_the_outbox(
 ) -> None:
     from kafka import KafkaConsumer, TopicPartition
 
-    from consumers.topics import CHANGELOG_TOPIC
+    from casehistory.consumers.topics import CHANGELOG_TOPIC
     from tests.test_end_to_end import casehistory
     from tests.test_kafka_ingest import kafka_env
 

@@ -14,8 +14,8 @@ import pytest
 from casehistory import generator
 from casehistory.bootstrap import Engine, build
 from casehistory.cli_common import ingest_files
+from casehistory.consumers.deadletter import DeadLetterList
 from casehistory.settings import Settings
-from consumers.deadletter import DeadLetterList
 
 
 def worker(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:

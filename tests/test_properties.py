@@ -9,10 +9,10 @@ from datetime import date, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.durations import Durations, durations_on
-from domain.facts import Fact
-from domain.spells import first_of_next_month
-from domain.timeline import build_timeline
+from casehistory.domain.durations import Durations, durations_on
+from casehistory.domain.facts import Fact
+from casehistory.domain.spells import first_of_next_month
+from casehistory.domain.timeline import build_timeline
 from tests import oracle
 from tests.factories import retraction, started, stopped
 

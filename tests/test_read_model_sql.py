@@ -21,20 +21,24 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from casehistory.coordination_report import yearly_from
-from casehistory.report import headline, headline_from
-from domain.coordination import benefit_months_in_year, coordination_on, yearly_faellesborger
-from domain.durations import durations_on
-from domain.facts import EventType, Fact
-from domain.priorities import in_clarification_pool, long_duration, longest_first
-from domain.timeline import build_timeline
-from projections.queries import (
+from casehistory.domain.coordination import (
+    benefit_months_in_year,
+    coordination_on,
+    yearly_faellesborger,
+)
+from casehistory.domain.durations import durations_on
+from casehistory.domain.facts import EventType, Fact
+from casehistory.domain.priorities import in_clarification_pool, long_duration, longest_first
+from casehistory.domain.timeline import build_timeline
+from casehistory.projections.queries import (
     clarification_pool,
     coordination_records,
     durations_records,
     long_durations,
 )
-from projections.rows import rows_for
-from projections.store import PostgresReadModel, ReadModelStore, SQLiteReadModel
+from casehistory.projections.rows import rows_for
+from casehistory.projections.store import PostgresReadModel, ReadModelStore, SQLiteReadModel
+from casehistory.report import headline, headline_from
 from tests.factories import fact, retraction
 from tests.test_properties import ORIGIN, histories
 

@@ -15,12 +15,12 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.cadence import cadence_on
-from domain.caseload import caseload_entry, caseworkers_in_last_months, responsibilities
-from domain.exits import exits_on, follow_up
-from domain.facts import EventType, Fact
-from domain.priorities import long_duration
-from domain.timeline import build_timeline
+from casehistory.domain.cadence import cadence_on
+from casehistory.domain.caseload import caseload_entry, caseworkers_in_last_months, responsibilities
+from casehistory.domain.exits import exits_on, follow_up
+from casehistory.domain.facts import EventType, Fact
+from casehistory.domain.priorities import long_duration
+from casehistory.domain.timeline import build_timeline
 from tests.factories import assigned, meeting, regrouped, retraction, started, stopped
 from tests.test_properties import ORIGIN, histories
 

@@ -15,10 +15,10 @@ from casehistory import generator
 from casehistory.bootstrap import build
 from casehistory.cli import main
 from casehistory.cli_common import batched
+from casehistory.consumers import files
+from casehistory.consumers.deadletter import DeadLetterList
 from casehistory.db_cli import DASHBOARD, INGEST, PROJECTION
 from casehistory.settings import Settings
-from consumers import files
-from consumers.deadletter import DeadLetterList
 from tests.conftest import PSEUDONYM_KEY
 
 CITIZENS = 60

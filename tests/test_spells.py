@@ -4,7 +4,7 @@ from datetime import date
 
 import pytest
 
-from domain.spells import Run, gap_breaks_spell, spells, union, years_before
+from casehistory.domain.spells import Run, gap_breaks_spell, spells, union, years_before
 
 
 @pytest.mark.parametrize(

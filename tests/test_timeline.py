@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from domain.citizen import Citizen, Outcome
-from domain.timeline import CaseworkerAssignment, FindingKind, Meeting, build_timeline
+from casehistory.domain.citizen import Citizen, Outcome
+from casehistory.domain.timeline import CaseworkerAssignment, FindingKind, Meeting, build_timeline
 from tests.factories import assigned, meeting, regrouped, retraction, started, stopped
 
 

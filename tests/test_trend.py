@@ -8,10 +8,10 @@ from pathlib import Path
 from casehistory import generator, services
 from casehistory.bootstrap import Engine
 from casehistory.cli_common import ingest_files
+from casehistory.consumers.deadletter import DeadLetterList
 from casehistory.coordination_report import months
+from casehistory.domain.durations import COHORT_YEARS
 from casehistory.report import headline_from
-from consumers.deadletter import DeadLetterList
-from domain.durations import COHORT_YEARS
 
 UNTIL = date(2026, 11, 1)
 

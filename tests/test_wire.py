@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-import schemas
-from schemas import wire
-from schemas.contract import ContractEvent, validate
+from casehistory import schemas
+from casehistory.schemas import wire
+from casehistory.schemas.contract import ContractEvent, validate
 from tests.test_contract import valid
 
 ASSIGNED = valid(event_type="CaseworkerAssigned", caseworker="jc-4711", unit="Team Nord")

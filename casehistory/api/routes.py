@@ -17,8 +17,8 @@ from casehistory.api import tables
 from casehistory.api.app import Surfaces, require, surfaces
 from casehistory.api.tables import Table
 from casehistory.council_report import COHORT_FIELDS
-from domain.cpr import InvalidCpr, birth_date
-from domain.durations import COHORT_YEARS
+from casehistory.domain.cpr import InvalidCpr, birth_date
+from casehistory.domain.durations import COHORT_YEARS
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
 

@@ -38,12 +38,12 @@ from casehistory.council_report import (
     CaseloadReport,
     caseload_rows,
 )
+from casehistory.domain import reference
+from casehistory.domain.coordination import INFLOW_BENEFITS
+from casehistory.domain.durations import COHORT_YEARS, Durations
+from casehistory.domain.facts import BreakKind
 from casehistory.report import DURATION_BUCKETS, Headline
 from casehistory.services import CoordinationPage, DurationsPage, TrendPoint
-from domain import reference
-from domain.coordination import INFLOW_BENEFITS
-from domain.durations import COHORT_YEARS, Durations
-from domain.facts import BreakKind
 
 BOM = "\ufeff"
 

@@ -15,21 +15,21 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 
-from domain import reference
-from domain.cadence import cadence_on
-from domain.caseload import caseload_entry
-from domain.coordination import (
+from casehistory.domain import reference
+from casehistory.domain.cadence import cadence_on
+from casehistory.domain.caseload import caseload_entry
+from casehistory.domain.coordination import (
     awaiting_flexjob,
     benefits_covering,
     coordination_on,
     inflows,
     yearly_faellesborger,
 )
-from domain.cpr import birth_date
-from domain.durations import at_least_years, durations_on, over_years
-from domain.facts import Fact
-from domain.timeline import build_timeline
-from schemas.contract import ContractEvent, validate
+from casehistory.domain.cpr import birth_date
+from casehistory.domain.durations import at_least_years, durations_on, over_years
+from casehistory.domain.facts import Fact
+from casehistory.domain.timeline import build_timeline
+from casehistory.schemas.contract import ContractEvent, validate
 
 EDGE = "edge_of_labour_market"
 CASELOAD = 70

@@ -194,7 +194,7 @@ MERGER_2007 = date(2007, 1, 1)  # the structural reform: merged municipalities m
 @cache
 def _reference(name: str) -> tuple[dict[str, str], ...]:
     """Rows of a reference table in ``domain/data``."""
-    text = (files("domain") / "data" / f"{name}.csv").read_text(encoding="utf-8")
+    text = (files("casehistory.domain") / "data" / f"{name}.csv").read_text(encoding="utf-8")
     return tuple(csv.DictReader(text.splitlines()))
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from domain import reference
+from casehistory.domain import reference
 
 LANGUAGES = ("da", "en")
 

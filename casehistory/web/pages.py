@@ -22,12 +22,12 @@ from casehistory.api import tables
 from casehistory.api.app import Surfaces, identity, require, surfaces
 from casehistory.api.routes import show_citizen
 from casehistory.api.tables import Table
+from casehistory.domain.caseload import CONTINUITY_MONTHS
+from casehistory.domain.cpr import InvalidCpr, birth_date
+from casehistory.domain.durations import COHORT_YEARS
+from casehistory.domain.exits import DEFAULT_HORIZONS
+from casehistory.domain.spells import years_before
 from casehistory.web import i18n, timeline_svg
-from domain.caseload import CONTINUITY_MONTHS
-from domain.cpr import InvalidCpr, birth_date
-from domain.durations import COHORT_YEARS
-from domain.exits import DEFAULT_HORIZONS
-from domain.spells import years_before
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")

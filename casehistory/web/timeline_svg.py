@@ -14,9 +14,9 @@ from collections.abc import Callable
 from datetime import date
 from html import escape
 
+from casehistory.domain.spells import union
 from casehistory.services import CitizenStory, StorySpell
 from casehistory.web.i18n import day, label, text
-from domain.spells import union
 
 WIDTH = 1000
 LEFT = 230

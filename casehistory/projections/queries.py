@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from domain.coordination import (
+from casehistory.domain.coordination import (
     AWAITING_FLEXJOB_BENEFIT,
     LONG_SPELL_MIN_STEP,
     MASSIVE_STEP,
@@ -24,14 +24,14 @@ from domain.coordination import (
     SHELTER,
     YOUTH_AGE_LIMIT,
 )
-from domain.durations import COHORT_YEARS, WEEKS_26
-from domain.facts import BREAK_KIND_OF_REASON, BreakKind
-from domain.priorities import (
+from casehistory.domain.durations import COHORT_YEARS, WEEKS_26
+from casehistory.domain.facts import BREAK_KIND_OF_REASON, BreakKind
+from casehistory.domain.priorities import (
     CLARIFICATION_POOL_GROUPS,
     CLARIFICATION_POOL_MIN_AGE,
     CLARIFICATION_POOL_MIN_SHARE,
 )
-from domain.spells import years_before
+from casehistory.domain.spells import years_before
 
 ONE_DAY = timedelta(days=1)
 

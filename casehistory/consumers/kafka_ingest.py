@@ -36,11 +36,11 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, Topic
 from kafka.errors import KafkaError, MessageSizeTooLargeError
 from kafka.structs import OffsetAndMetadata
 
-from consumers.deadletter import DeadLetter
-from consumers.files import Incoming
-from consumers.ingest import IngestReport, IngestService
-from consumers.retry import REBALANCED, Backoff, DeadLetterNotSent, Stopped
-from schemas import wire
+from casehistory.consumers.deadletter import DeadLetter
+from casehistory.consumers.files import Incoming
+from casehistory.consumers.ingest import IngestReport, IngestService
+from casehistory.consumers.retry import REBALANCED, Backoff, DeadLetterNotSent, Stopped
+from casehistory.schemas import wire
 
 log = logging.getLogger(__name__)
 

@@ -25,11 +25,11 @@ from datetime import date
 from fractions import Fraction
 from types import MappingProxyType
 
-from domain import reference
-from domain.cpr import age_on
-from domain.durations import at_least_years, benefit_spells, current_spell
-from domain.spells import first_of_next_month, paid_days_between, union
-from domain.timeline import GroupAssignment, Period, Timeline
+from casehistory.domain import reference
+from casehistory.domain.cpr import age_on
+from casehistory.domain.durations import at_least_years, benefit_spells, current_spell
+from casehistory.domain.spells import first_of_next_month, paid_days_between, union
+from casehistory.domain.timeline import GroupAssignment, Period, Timeline
 
 READY_FOR_JOB_OR_EDUCATION = "ready_for_job_or_education"
 SHELTER = "sel_110_shelter"

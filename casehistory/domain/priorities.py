@@ -16,15 +16,15 @@ from dataclasses import dataclass, field
 from datetime import date
 from types import MappingProxyType
 
-from domain import reference
-from domain.durations import (
+from casehistory.domain import reference
+from casehistory.domain.durations import (
     Durations,
     benefit_spells,
     breaks_bridged,
     current_spell,
     over_years,
 )
-from domain.timeline import Timeline
+from casehistory.domain.timeline import Timeline
 
 CLARIFICATION_POOL_GROUPS = frozenset({"aktivitetsparat_voksen", "aktivitetsparat_ung"})
 CLARIFICATION_POOL_MIN_AGE = 30

@@ -60,7 +60,8 @@ class Intervention:
 
 
 def _rows(name: str) -> list[dict[str, str]]:
-    text = resources.files("domain").joinpath("data", f"{name}.csv").read_text(encoding="utf-8")
+    data = resources.files("casehistory.domain").joinpath("data", f"{name}.csv")
+    text = data.read_text(encoding="utf-8")
     return list(csv.DictReader(text.splitlines()))
 
 

@@ -33,12 +33,12 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import ProducerFencedError
 from kafka.structs import OffsetAndMetadata
 
+from casehistory.consumers.ingest import check, letter_for, route
+from casehistory.consumers.kafka_ingest import ENVELOPE, dead_letter_record, to_incoming
+from casehistory.consumers.retry import Backoff, Stopped
 from casehistory.identity import IdentityVault
-from consumers.ingest import check, letter_for, route
-from consumers.kafka_ingest import ENVELOPE, dead_letter_record, to_incoming
-from consumers.retry import Backoff, Stopped
-from schemas import history
-from schemas.contract import ContractEvent, Rejection
+from casehistory.schemas import history
+from casehistory.schemas.contract import ContractEvent, Rejection
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
 
-from domain import reference
-from domain.coordination import assignment_on, benefits_covering
-from domain.facts import GroupChangeReason, MeetingKind
-from domain.timeline import GroupAssignment, Timeline
+from casehistory.domain import reference
+from casehistory.domain.coordination import assignment_on, benefits_covering
+from casehistory.domain.facts import GroupChangeReason, MeetingKind
+from casehistory.domain.timeline import GroupAssignment, Timeline
 
 FIRST_MEETING_DAYS = 14
 BETWEEN_MEETINGS_DAYS = 28

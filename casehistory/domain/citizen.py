@@ -13,6 +13,7 @@ reordered record breaks the chain (see `chain_hash_of`).
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -21,10 +22,11 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
+from eventsourcing.utils import register_topic
 
-from domain.canonical import canonical_json
-from domain.facts import EventType, Fact
-from domain.timeline import Timeline, build_timeline
+from casehistory.domain.canonical import canonical_json
+from casehistory.domain.facts import EventType, Fact
+from casehistory.domain.timeline import Timeline, build_timeline
 
 FACT_FIELDS = (
     "benefit",
@@ -277,3 +279,9 @@ Citizen.EVENT_CLASSES.update(
     {event_type: getattr(Citizen, event_type.value) for event_type in EventType}
 )
 _EVENT_TYPE_OF = {cls: event_type for event_type, cls in Citizen.EVENT_CLASSES.items()}
+
+TOPIC_BEFORE_THE_MOVE = "domain.citizen"
+"""This module's name before the namespace move (`casehistory.domain` was the top-level
+`domain`): stores written then name their events' classes by it
+(`domain.citizen:Citizen.BenefitStarted`), so it resolves to this module."""
+register_topic(TOPIC_BEFORE_THE_MOVE, sys.modules[__name__])

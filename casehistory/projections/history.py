@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import date
+from functools import cache
 from typing import Any, Protocol
 
 import orjson
@@ -21,14 +22,27 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eventsourcing.cryptography import AESCipher
 from eventsourcing.persistence import Mapper
-from eventsourcing.utils import get_topic
+from eventsourcing.utils import resolve_topic
 
-from domain.citizen import Citizen, recorded_fact
-from domain.facts import Fact
-from domain.timeline import Timeline, build_timeline
+from casehistory.domain.citizen import Citizen, recorded_fact
+from casehistory.domain.facts import EventType, Fact
+from casehistory.domain.timeline import Timeline, build_timeline
 
-_FACT_KINDS = {get_topic(cls): kind for kind, cls in Citizen.EVENT_CLASSES.items()}
-_REGISTERED = get_topic(Citizen.Registered)
+_KINDS = {cls: kind for kind, cls in Citizen.EVENT_CLASSES.items()}
+
+
+@cache
+def _kind(topic: str) -> EventType | None:
+    """The fact kind a stored event's topic names (None for a registration or another event).
+
+    Resolved by eventsourcing, so topics written before the namespace move (`domain.citizen:`)
+    name the same classes (`casehistory.domain.citizen` registers its old name)."""
+    return _KINDS.get(resolve_topic(topic))
+
+
+@cache
+def _registers(topic: str) -> bool:
+    return resolve_topic(topic) is Citizen.Registered
 
 
 class StoredCitizenEvent(Protocol):
@@ -79,14 +93,14 @@ class HistoryDecoder:
         """`history` (None before the registration) moved forward by `stored`, in order."""
         for event in stored:
             state = self.state(event)
-            if event.topic == _REGISTERED:
+            if _registers(event.topic):
                 history = CitizenHistory(
                     state["citizen_key"], date.fromisoformat(state["birth_date"])
                 )
             elif history is None:
                 raise ValueError(f"stored {event.topic} before the citizen's registration")
             else:
-                kind = _FACT_KINDS.get(event.topic)
+                kind = _kind(event.topic)
                 if kind is not None:
                     history.facts.append(recorded_fact(kind, state))
                 history._changed()

@@ -28,7 +28,7 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 
 from casehistory.recorders import LedgerEntry
-from schemas import history
+from casehistory.schemas import history
 
 SCAN_TIMEOUT = 60.0
 """Seconds to wait for the broker while looking at the offsets the ledger lacks."""

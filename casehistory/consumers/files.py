@@ -19,7 +19,7 @@ from uuid import UUID
 import fastavro
 from fastavro.read import HEADER_SCHEMA
 
-import schemas
+from casehistory import schemas
 
 AVRO_MAGIC = b"Obj\x01"
 

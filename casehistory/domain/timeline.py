@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 
-from domain import reference
-from domain.facts import EventType, Fact
+from casehistory.domain import reference
+from casehistory.domain.facts import EventType, Fact
 
 
 class FindingKind(StrEnum):

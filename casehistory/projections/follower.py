@@ -20,10 +20,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
-from projections.history import HistoryDecoder
-from projections.rows import CitizenRows, rows_for
-from projections.source import EventStoreSource
-from projections.store import PositionMoved, ReadModelStore
+from casehistory.projections.history import HistoryDecoder
+from casehistory.projections.rows import CitizenRows, rows_for
+from casehistory.projections.source import EventStoreSource
+from casehistory.projections.store import PositionMoved, ReadModelStore
 
 PARALLEL_FROM = 50_000
 """Notifications from which a rebuild from zero uses `fresh_rows` (worker processes)."""

@@ -16,9 +16,9 @@ from collections.abc import Iterator, Mapping
 from datetime import date
 from typing import Any
 
-from domain.cadence import BETWEEN_MEETINGS_DAYS, FIRST_MEETING_DAYS, cadence_status
-from domain.spells import ONE_DAY, months_later
-from projections.queries import Dialect, covers
+from casehistory.domain.cadence import BETWEEN_MEETINGS_DAYS, FIRST_MEETING_DAYS, cadence_status
+from casehistory.domain.spells import ONE_DAY, months_later
+from casehistory.projections.queries import Dialect, covers
 
 
 def _spell_ends_between(after: str, until: str) -> str:

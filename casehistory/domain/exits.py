@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
-from domain.durations import at_least_years, benefit_spells, durations_on
-from domain.spells import ONE_DAY, end_of_first_whole_month, months_later
-from domain.timeline import Period, Timeline
+from casehistory.domain.durations import at_least_years, benefit_spells, durations_on
+from casehistory.domain.spells import ONE_DAY, end_of_first_whole_month, months_later
+from casehistory.domain.timeline import Period, Timeline
 
 
 class Destination(StrEnum):

@@ -20,7 +20,7 @@ def schema_versions() -> dict[int, dict[str, Any]]:
     import fastavro
 
     versions: dict[int, dict[str, Any]] = {}
-    for entry in resources.files("schemas").iterdir():
+    for entry in resources.files("casehistory.schemas").iterdir():
         name = entry.name
         if name.startswith("event.v") and name.endswith(".avsc"):
             version = int(name.removeprefix("event.v").removesuffix(".avsc"))

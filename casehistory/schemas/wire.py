@@ -16,7 +16,7 @@ from typing import Any
 import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
-import schemas
+from casehistory import schemas
 
 MAGIC = b"\xc3\x01"
 HEADER_SIZE = len(MAGIC) + 8

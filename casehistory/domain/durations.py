@@ -13,10 +13,18 @@ from dataclasses import dataclass, field
 from datetime import date
 from types import MappingProxyType
 
-from domain import reference
-from domain.cpr import age_on
-from domain.spells import ONE_DAY, Run, Spell, paid_days_between, spells, union, years_before
-from domain.timeline import Period, Timeline
+from casehistory.domain import reference
+from casehistory.domain.cpr import age_on
+from casehistory.domain.spells import (
+    ONE_DAY,
+    Run,
+    Spell,
+    paid_days_between,
+    spells,
+    union,
+    years_before,
+)
+from casehistory.domain.timeline import Period, Timeline
 
 COHORT_YEARS = (2, 3, 6, 10, 15)
 WEEKS_26 = 182

@@ -19,10 +19,10 @@ from typing import Any
 
 from kafka import KafkaProducer
 
-import schemas
-from domain.cpr import citizen_key
-from schemas import wire
-from schemas.contract import ContractEvent, Rejection, validate
+from casehistory import schemas
+from casehistory.domain.cpr import citizen_key
+from casehistory.schemas import wire
+from casehistory.schemas.contract import ContractEvent, Rejection, validate
 
 CONTENT_TYPE = b"application/vnd.casehistory.event+avro"
 

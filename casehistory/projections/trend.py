@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from domain.durations import COHORT_YEARS
-from domain.spells import years_before
-from projections.queries import Dialect
+from casehistory.domain.durations import COHORT_YEARS
+from casehistory.domain.spells import years_before
+from casehistory.projections.queries import Dialect
 
 
 def trend_sql(days: int) -> str:

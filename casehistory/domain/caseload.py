@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from datetime import date
 from types import MappingProxyType
 
-from domain.coordination import benefits_covering
-from domain.durations import benefit_spells
-from domain.spells import ONE_DAY, months_later
-from domain.timeline import Timeline
+from casehistory.domain.coordination import benefits_covering
+from casehistory.domain.durations import benefit_spells
+from casehistory.domain.spells import ONE_DAY, months_later
+from casehistory.domain.timeline import Timeline
 
 CASELOAD_TARGET = 50
 CASELOAD_TYPICAL = 70

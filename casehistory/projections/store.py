@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from projections.rows import TABLES, CitizenRows
+from casehistory.projections.rows import TABLES, CitizenRows
 
 TRACKING_TABLE = "history_tracking"
 OUTBOX_TABLE = "changelog_outbox"

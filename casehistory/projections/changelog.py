@@ -15,9 +15,9 @@ import json
 
 from kafka import KafkaProducer
 
-from consumers.topics import CHANGELOG_TOPIC, ensure_changelog
-from projections.rows import TABLES
-from projections.store import ReadModelStore
+from casehistory.consumers.topics import CHANGELOG_TOPIC, ensure_changelog
+from casehistory.projections.rows import TABLES
+from casehistory.projections.store import ReadModelStore
 
 COLUMNS = TABLES["durations_citizen"]
 

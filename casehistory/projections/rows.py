@@ -24,18 +24,18 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from domain import reference
-from domain.cadence import COUNTING_MEETINGS, is_visitation
-from domain.coordination import (
+from casehistory.domain import reference
+from casehistory.domain.cadence import COUNTING_MEETINGS, is_visitation
+from casehistory.domain.coordination import (
     CHILD_MEASURES,
     MONTHS_FOR_YEARLY,
     benefit_months_in_year,
     coordination_on,
     inflows,
 )
-from domain.exits import exits_on
-from domain.spells import ONE_DAY, Run, Spell, spells, union
-from domain.timeline import Period, Timeline
+from casehistory.domain.exits import exits_on
+from casehistory.domain.spells import ONE_DAY, Run, Spell, spells, union
+from casehistory.domain.timeline import Period, Timeline
 
 SURELY_TWO_MONTHS = 31 * MONTHS_FOR_YEARLY
 PERHAPS_TWO_MONTHS = 28 * MONTHS_FOR_YEARLY

@@ -25,10 +25,10 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from domain import reference
-from domain.canonical import canonical_ascii_json
-from domain.cpr import InvalidCpr, birth_date
-from domain.facts import EventType, Fact, GroupChangeReason, MeetingKind, StopReason
+from casehistory.domain import reference
+from casehistory.domain.canonical import canonical_ascii_json
+from casehistory.domain.cpr import InvalidCpr, birth_date
+from casehistory.domain.facts import EventType, Fact, GroupChangeReason, MeetingKind, StopReason
 
 REQUIRED_FIELDS: dict[EventType, tuple[str, ...]] = {
     EventType.BENEFIT_STARTED: ("benefit",),

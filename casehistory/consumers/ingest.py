@@ -22,16 +22,16 @@ from typing import Any
 from eventsourcing.persistence import IntegrityError
 
 from casehistory.application import CaseHistory
+from casehistory.consumers.deadletter import DeadLetter, DeadLetterSink
+from casehistory.consumers.files import Incoming
+from casehistory.consumers.retry import Backoff
+from casehistory.domain.citizen import Citizen, Head, Outcome, outcome_of
+from casehistory.domain.cpr import birth_date
 from casehistory.identity import IdentityVault
 from casehistory.recorders import LedgerEntry
-from consumers.deadletter import DeadLetter, DeadLetterSink
-from consumers.files import Incoming
-from consumers.retry import Backoff
-from domain.citizen import Citizen, Head, Outcome, outcome_of
-from domain.cpr import birth_date
-from schemas import history
-from schemas.contract import ContractEvent, Rejection, validate
-from schemas.history import Routed
+from casehistory.schemas import history
+from casehistory.schemas.contract import ContractEvent, Rejection, validate
+from casehistory.schemas.history import Routed
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from typing import Any, Protocol
 
 import orjson
 
-from domain.citizen import fact_content, recorded_fact
-from domain.facts import EventType, Fact
+from casehistory.domain.citizen import fact_content, recorded_fact
+from casehistory.domain.facts import EventType, Fact
 
 VERSION = 1
 
