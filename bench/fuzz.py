@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
-from casehistory import generator
+from casehistory.population import generator
 from casehistory.schemas import wire
 from casehistory.schemas.contract import REJECTION_REASONS, ContractEvent, Rejection, validate
 

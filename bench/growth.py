@@ -18,9 +18,9 @@ from pathlib import Path
 
 from bench.common import peak_rss_mb
 from casehistory.bootstrap import build, tune_garbage_collector
-from casehistory.cli_common import ingest_files
 from casehistory.consumers.deadletter import DeadLetterFile
-from casehistory.report import headline_from
+from casehistory.entrypoints.cli.common import ingest_files
+from casehistory.services.report import headline_from
 
 AS_OF = date(2026, 11, 1)
 

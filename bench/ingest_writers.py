@@ -27,12 +27,12 @@ import psycopg
 from rich.console import Console
 from rich.table import Table
 
-from casehistory import generator
 from casehistory.bootstrap import build
-from casehistory.cli_common import batched
 from casehistory.consumers import files
 from casehistory.consumers.deadletter import DeadLetterList
 from casehistory.devservices.postgres import create_database, start, stop
+from casehistory.entrypoints.cli.common import batched
+from casehistory.population import generator
 from casehistory.settings import Settings
 
 WRITERS = (1, 2, 4)

@@ -53,7 +53,7 @@ def publish_file(bootstrap: str, topic: str, path: Path, chunk: int = 50_000) ->
 
 def probe_events(count: int) -> list[Any]:
     """The first benefit start of `count` citizens from another seed (not in the population)."""
-    from casehistory import generator
+    from casehistory.population import generator
 
     firsts: dict[str, dict[str, Any]] = {}
     for record in generator.generate_population(count * 2, common.SEED + 1, invalid_share=0):
@@ -63,9 +63,9 @@ def probe_events(count: int) -> list[Any]:
 
 
 def run(size: int, repeats: int, rate: float, label: str, skip: set[str]) -> dict[str, Any]:
-    from casehistory import generator
     from casehistory.bootstrap import READ_MODEL, build
     from casehistory.devservices import kafka as devkafka
+    from casehistory.population import generator
 
     work = WORK / str(size)
     shutil.rmtree(work, ignore_errors=True)

@@ -2,7 +2,7 @@
 
 Per citizen: the per-citizen durations SQL for one citizen as of a date. Raw limit:
 the bare SQLite lookup of the citizen's current-state row by key. Cohort report:
-`casehistory.report.headline_from` (SQL over the read model) for the whole
+`casehistory.services.report.headline_from` (SQL over the read model) for the whole
 population; raw limit: a bare `SELECT *` of the durations_citizen table.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 
 from bench.common import percentile
 from casehistory.projections.queries import durations_of
-from casehistory.report import headline_from
+from casehistory.services.report import headline_from
 
 
 def per_citizen(engine: Any, keys: list[str], rounds: int = 3) -> dict[str, Any]:

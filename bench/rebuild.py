@@ -4,7 +4,7 @@ The raw limit is `app.recorder.select_notifications` in pages of the follower's 
 size over the same store (rows fetched, nothing decoded). For reference the run also
 times read + decode (`app.mapper.to_domain_event` per notification). A rebuild is
 `Engine.follower(name, engine.replay_view(name)).catch_up()`: a fresh copy beside the
-live view, which is exactly what `casehistory.replay.rebuild` does before comparing
+live view, which is exactly what `casehistory.services.replay.rebuild` does before comparing
 checksums. `rebuild_all` feeds fresh copies of every read model from one pass, as
 `casehistory project` and the projection workers do.
 """

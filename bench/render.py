@@ -390,7 +390,7 @@ def render(paths: list[Path]) -> str:
         "engine = load the durations row + `row.durations(as_of)`; raw = the bare SQLite "
         "lookup of that row. *From the aggregate* is the `casehistory citizen` command's "
         "path (aggregate loaded from the event store, uncached, timeline, measures). "
-        "*Cohort report*: `casehistory.report.headline` over `all_durations` for the "
+        "*Cohort report*: `casehistory.services.report.headline` over `all_durations` for the "
         "whole population; raw = a bare `SELECT *` of the durations table.",
         "",
     ]

@@ -24,7 +24,7 @@ from casehistory.domain.exits import exits_on, follow_up
 from casehistory.domain.facts import Fact
 from casehistory.domain.priorities import in_clarification_pool, long_duration
 from casehistory.domain.timeline import Timeline, build_timeline
-from casehistory.generator import generate_population
+from casehistory.population.generator import generate_population
 from casehistory.schemas.contract import ContractEvent, validate
 
 AS_OF = date(2025, 10, 1)

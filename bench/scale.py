@@ -42,14 +42,14 @@ console = Console(stderr=True)
 
 
 def measure(size: int, seed: int = 1) -> dict[str, Any]:
-    from casehistory import generator
     from casehistory.bootstrap import build
-    from casehistory.cli_common import ingest_files
     from casehistory.consumers.deadletter import DeadLetterFile
+    from casehistory.entrypoints.cli.common import ingest_files
     from casehistory.parallel import default_workers
+    from casehistory.population import generator
     from casehistory.projections.follower import PARALLEL_FROM
     from casehistory.projections.queries import durations_records
-    from casehistory.report import headline_from
+    from casehistory.services.report import headline_from
     from casehistory.settings import Settings
 
     work = Path(tempfile.mkdtemp(prefix=f"scale-{size}-"))

@@ -24,12 +24,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from casehistory.access import LookupLog
 from casehistory.application import CaseHistory
 from casehistory.consumers.deadletter import DeadLetterSink
 from casehistory.consumers.ingest import IngestService
 from casehistory.domain.citizen import Citizen
-from casehistory.identity import IdentityVault, KeyStore, PostgresKeyStore, SQLiteKeyStore
 from casehistory.projections.follower import Follower
 from casehistory.projections.history import HistoryDecoder
 from casehistory.projections.lease import Lease, file_lease, postgres_lease
@@ -42,6 +40,8 @@ from casehistory.projections.store import (
     SQLiteReadModel,
 )
 from casehistory.recorders import HEADS_TABLE, INDEX_TABLE
+from casehistory.services.access import LookupLog
+from casehistory.services.identity import IdentityVault, KeyStore, PostgresKeyStore, SQLiteKeyStore
 from casehistory.settings import Settings, private_dir
 
 READ_MODEL = "history"
@@ -241,12 +241,12 @@ def event_store_env(settings: Settings) -> dict[str, str]:
     if settings.uses_postgres:
         return {
             **postgres_env(settings.store, settings.create_tables),
-            "APPLICATION_RECORDER_TOPIC": "casehistory.anchors:PostgresAnchoredRecorder",
+            "APPLICATION_RECORDER_TOPIC": "casehistory.services.anchors:PostgresAnchoredRecorder",
             **cipher,
         }
     return {
         **sqlite_env(settings.data_dir / "events.db"),
-        "APPLICATION_RECORDER_TOPIC": "casehistory.anchors:SQLiteAnchoredRecorder",
+        "APPLICATION_RECORDER_TOPIC": "casehistory.services.anchors:SQLiteAnchoredRecorder",
         **cipher,
     }
 

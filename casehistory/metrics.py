@@ -95,7 +95,7 @@ class StoreCollector(Collector):
         self._kafka = _Cached(KAFKA_TTL)
 
     def collect(self) -> Iterator[Metric]:
-        from casehistory.services import read_model_status
+        from casehistory.services.reports import read_model_status
 
         with self._lock:
             head, statuses = read_model_status(self.engine)

@@ -76,7 +76,7 @@ class LedgerMixin:
     heads_table = HEADS_TABLE
     index_table = INDEX_TABLE
     notification_ids_contiguous = True
-    """Whether a skipped notification id means a removed record (see `casehistory.verify`)."""
+    """Whether a skipped notification id means a removed record (see `services.verify`)."""
 
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Any:
         result = super()._insert_events(c, stored_events, **kwargs)  # type: ignore[misc]

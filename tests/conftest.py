@@ -24,7 +24,7 @@ settings.load_profile("ci" if os.environ.get("CI") == "true" else "dev")
 
 PSEUDONYM_KEY = "cd" * 32
 
-# The CLI's caller (casehistory.access) unless a test names another: the data-protection
+# The CLI's caller (casehistory.services.access) unless a test names another: the data-protection
 # officer, whose reports show every count (no "<5") and rows per citizen; tests of refusals and
 # of what other roles see set their own.
 os.environ.setdefault("CASEHISTORY_USER", "test-dpo")

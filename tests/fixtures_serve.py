@@ -24,12 +24,12 @@ from typing import Any
 
 import pytest
 
-from casehistory import generator
-from casehistory.access import REFUSED, LookupLog, Role
-from casehistory.api.identity import USERS_FILE, LocalUsers
 from casehistory.bootstrap import build
 from casehistory.consumers.deadletter import DeadLetterFile
 from casehistory.consumers.ingest import IngestReport
+from casehistory.entrypoints.api.identity import USERS_FILE, LocalUsers
+from casehistory.population import generator
+from casehistory.services.access import REFUSED, LookupLog, Role
 from casehistory.settings import Settings
 
 AS_OF = date(2026, 11, 1)
@@ -99,7 +99,7 @@ class Served:
 
 def populate(env: dict[str, str], citizens: int = CITIZENS) -> tuple[Path, IngestReport]:
     """Generate, ingest and project a municipality into the store `env` names."""
-    from casehistory.cli_common import ingest_files
+    from casehistory.entrypoints.cli.common import ingest_files
 
     settings = Settings.load(env)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -123,7 +123,7 @@ def start_server(env: dict[str, str], data_dir: Path, extra: list[str] | None = 
     port = free_port()
     log = (data_dir / "serve.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "casehistory.cli", "serve", "--port", str(port),
+        [sys.executable, "-m", "casehistory.entrypoints.cli", "serve", "--port", str(port),
          "--log-level", "warning", *(extra or [])],
         env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
     )

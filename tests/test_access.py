@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
-from casehistory.access import (
+from casehistory.bootstrap import Engine
+from casehistory.entrypoints.cli.main import main
+from casehistory.services.access import (
     REFUSED,
     Action,
     Identity,
@@ -21,8 +23,6 @@ from casehistory.access import (
     identity_from_env,
     shown_count,
 )
-from casehistory.bootstrap import Engine
-from casehistory.cli import main
 from casehistory.settings import Settings
 from tests.test_privacy import CPRS, populate
 from tests.test_privacy import privacy_env as privacy_env  # a fixture the CLI test uses

@@ -24,7 +24,8 @@ EARLIER = date(2015, 3, 1)
 def cli_rows(served: Served, as_of: date) -> list[dict[str, object]]:
     """The CLI's own per-citizen export, the numbers every surface must agree with."""
     out = subprocess.run(
-        [sys.executable, "-m", "casehistory.cli", "durations", "--as-of", as_of.isoformat(),
+        [sys.executable, "-m", "casehistory.entrypoints.cli",
+         "durations", "--as-of", as_of.isoformat(),
          "--per-citizen", "--format", "jsonl"],
         env={**__import__("os").environ, **served.env}, capture_output=True, check=True,
     ).stdout
@@ -223,9 +224,9 @@ def test_serve_projects_what_arrives_while_it_runs(tmp_path) -> None:  # type: i
         served = Served(url, tmp_path, env, population, None, process)  # type: ignore[arg-type]
         before = served.json("/api/v1/operations", role="operator")
         more = tmp_path / "more.jsonl"
-        from casehistory import generator
-        from casehistory.cli_common import ingest_files
         from casehistory.consumers.deadletter import DeadLetterFile
+        from casehistory.entrypoints.cli.common import ingest_files
+        from casehistory.population import generator
 
         generator.write_jsonl(generator.generate_population(40, 99, until=AS_OF), more)
         engine = build(Settings.load(env))
@@ -300,7 +301,8 @@ def test_a_citizen_as_known_at_an_earlier_moment(served: Served) -> None:
 
 def test_per_citizen_coordination_equals_the_cli_export(served: Served) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "casehistory.cli", "coordination", "--as-of", AS_OF.isoformat(),
+        [sys.executable, "-m", "casehistory.entrypoints.cli",
+         "coordination", "--as-of", AS_OF.isoformat(),
          "--per-citizen", "--format", "jsonl"],
         env={**__import__("os").environ, **served.env}, capture_output=True, check=True,
     ).stdout
@@ -316,7 +318,8 @@ def test_per_citizen_coordination_equals_the_cli_export(served: Served) -> None:
 @pytest.mark.parametrize("listing", [["long-durations", "--years", "10"], ["clarification-pool"]])
 def test_prioritisation_lists_equal_the_cli(served: Served, listing: list[str]) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "casehistory.cli", "lists", *listing, "--as-of", AS_OF.isoformat(),
+        [sys.executable, "-m", "casehistory.entrypoints.cli",
+         "lists", *listing, "--as-of", AS_OF.isoformat(),
          "--format", "jsonl"],
         env={**__import__("os").environ, **served.env}, capture_output=True, check=True,
     ).stdout
@@ -336,7 +339,7 @@ def test_the_api_and_the_cli_share_one_lookup_log(served: Served) -> None:
     key = story["citizen_key"]
     served.request(f"/api/v1/coordination?as_of={AS_OF}", role="operator")  # refused
     out = subprocess.run(
-        [sys.executable, "-m", "casehistory.cli", "lookups", "--citizen-key", key],
+        [sys.executable, "-m", "casehistory.entrypoints.cli", "lookups", "--citizen-key", key],
         env={**__import__("os").environ, **served.env, "CASEHISTORY_USER": "au-1",
              "CASEHISTORY_ROLE": "auditor", "COLUMNS": "300"},
         capture_output=True, text=True, check=True,

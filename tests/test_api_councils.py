@@ -25,7 +25,7 @@ AUDITOR = "auditor"
 def cli(served: Served, *args: str, role: str = AUDITOR) -> list[dict[str, Any]]:
     """The CLI's own JSON Lines export of a report (the numbers the API must agree with)."""
     out = subprocess.run(
-        [sys.executable, "-m", "casehistory.cli", *args, "--format", "jsonl"],
+        [sys.executable, "-m", "casehistory.entrypoints.cli", *args, "--format", "jsonl"],
         env={**os.environ, **served.env, "CASEHISTORY_USER": role, "CASEHISTORY_ROLE": role},
         capture_output=True, check=True,
     ).stdout

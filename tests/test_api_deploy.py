@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from casehistory.cli import parser
+from casehistory.entrypoints.cli.main import parser
 from tests.fixtures_serve import Served
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from casehistory import generator
 from casehistory.consumers.publisher import Publisher
 from casehistory.consumers.topics import ensure_topics
+from casehistory.population import generator
 from casehistory.settings import Settings
 from tests.fixtures_serve import AS_OF, Served, populate, start_server, stop_server
 
@@ -44,7 +44,7 @@ def test_consumer_lag_per_partition_and_reconciliation(kafka_bootstrap: str, tmp
         assert sum(lag.values()) == sent
 
         consumer = subprocess.run(
-            [sys.executable, "-m", "casehistory.cli", "consume", "--idle-exit", "3",
+            [sys.executable, "-m", "casehistory.entrypoints.cli", "consume", "--idle-exit", "3",
              "--partitions", str(PARTITIONS)],
             env={**os.environ, **env}, capture_output=True, timeout=300,
         )

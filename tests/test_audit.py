@@ -11,18 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from casehistory import generator
-from casehistory.audit import audit_entries, forget
 from casehistory.bootstrap import Engine
-from casehistory.cli_common import ingest_files
 from casehistory.consumers.deadletter import DeadLetterList
 from casehistory.consumers.files import Incoming
 from casehistory.domain.durations import durations_on
 from casehistory.domain.timeline import build_timeline
+from casehistory.entrypoints.cli.common import ingest_files
+from casehistory.population import generator
 from casehistory.projections.queries import durations_records
-from casehistory.replay import checksum, rebuild
 from casehistory.schemas.contract import ContractEvent, validate
-from casehistory.verify import verify_store
+from casehistory.services.audit import audit_entries, forget
+from casehistory.services.replay import checksum, rebuild
+from casehistory.services.verify import verify_store
 from tests.factories import record, retraction, started, stopped
 
 AS_OF = date(2026, 11, 1)
@@ -201,7 +201,7 @@ def run(
     env: dict[str, str], cwd: Path, *args: str, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "casehistory.cli", *args],
+        [sys.executable, "-m", "casehistory.entrypoints.cli", *args],
         cwd=cwd,
         env={**os.environ, **env},
         capture_output=True,

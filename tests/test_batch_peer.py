@@ -19,7 +19,7 @@ from bench import peer
 from casehistory.bootstrap import build
 from casehistory.consumers.deadletter import DeadLetterList
 from casehistory.consumers.files import Incoming
-from casehistory.generator import generate_population
+from casehistory.population.generator import generate_population
 from casehistory.settings import Settings
 from tests.conftest import PSEUDONYM_KEY
 

@@ -12,8 +12,8 @@ from datetime import date
 
 import pytest
 
-from casehistory.generator import generate_population
 from casehistory.population.calibration import Figure, measure, table
+from casehistory.population.generator import generate_population
 
 CITIZENS = 6000
 SEED = 7

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from casehistory.cli import parser
 from casehistory.devservices.kafka import KAFKA_VERSION
+from casehistory.entrypoints.cli.main import parser
 from casehistory.settings import PREFIX, Settings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from casehistory.domain.facts import EventType, Fact
-from casehistory.generator import generate_population
+from casehistory.population.generator import generate_population
 from casehistory.schemas.contract import (
     OPTIONAL_FIELDS,
     REJECTION_REASONS,

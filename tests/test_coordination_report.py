@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import date
 
-from casehistory.coordination_report import (
+from casehistory.domain.coordination import Coordination, Flag
+from casehistory.domain.timeline import build_timeline
+from casehistory.services.coordination_report import (
     NO_TARGET_GROUP,
     flow_records,
     flows,
@@ -13,8 +15,6 @@ from casehistory.coordination_report import (
     summarise,
     yearly_mapping,
 )
-from casehistory.domain.coordination import Coordination, Flag
-from casehistory.domain.timeline import build_timeline
 from tests.factories import started, stopped
 from tests.test_coordination import began
 

@@ -12,11 +12,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from casehistory import generator
 from casehistory.bootstrap import Engine
-from casehistory.cli_common import ingest_files
 from casehistory.consumers.deadletter import DeadLetterList
-from casehistory.coordination_cli import COORDINATION_FIELDS
 from casehistory.domain.coordination import (
     INFLOW_BENEFITS,
     awaiting_flexjob,
@@ -26,6 +23,9 @@ from casehistory.domain.coordination import (
 from casehistory.domain.cpr import birth_date
 from casehistory.domain.facts import Fact
 from casehistory.domain.timeline import Timeline, build_timeline
+from casehistory.entrypoints.cli.common import ingest_files
+from casehistory.entrypoints.cli.coordination import COORDINATION_FIELDS
+from casehistory.population import generator
 from casehistory.projections.queries import coordination_of
 from casehistory.schemas.contract import ContractEvent, validate
 from tests.factories import record, started
@@ -165,7 +165,7 @@ def test_demo_prints_the_coordination_section(tmp_path: Path) -> None:
     """The demo always runs on its own SQLite store, so one backend is enough here."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CASEHISTORY_")}
     done = subprocess.run(
-        [sys.executable, "-m", "casehistory.cli", "demo", "--citizens", "200"],
+        [sys.executable, "-m", "casehistory.entrypoints.cli", "demo", "--citizens", "200"],
         cwd=tmp_path, env={**env, "COLUMNS": "200"},
         capture_output=True, text=True, timeout=300,
     )

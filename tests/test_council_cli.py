@@ -10,14 +10,14 @@ from datetime import date
 from pathlib import Path
 
 from casehistory.bootstrap import build
-from casehistory.council_report import band
-from casehistory.councils_cli import CADENCE_FIELDS
 from casehistory.domain.cadence import cadence_on
 from casehistory.domain.caseload import caseloads, caseworkers_in_last_months
 from casehistory.domain.coordination import half_year
 from casehistory.domain.cpr import birth_date
 from casehistory.domain.exits import CohortDefinition, exits_on, follow_up, in_cohort
+from casehistory.entrypoints.cli.councils import CADENCE_FIELDS
 from casehistory.projections.rows import TABLES, staff_pseudonym
+from casehistory.services.council_report import band
 from casehistory.settings import Settings
 from tests.test_coordination_view import AS_OF, DPO, population, timelines_by_cpr
 from tests.test_end_to_end import casehistory

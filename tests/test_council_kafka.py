@@ -12,9 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from casehistory import services
 from casehistory.bootstrap import build
-from casehistory.council_report import CohortCriteria, band
 from casehistory.domain.cadence import cadence_on
 from casehistory.domain.caseload import caseloads, caseworkers_in_last_months
 from casehistory.domain.coordination import half_year
@@ -23,6 +21,8 @@ from casehistory.domain.durations import durations_on
 from casehistory.domain.exits import CohortDefinition, exits_on, follow_up, in_cohort
 from casehistory.domain.priorities import in_clarification_pool, long_duration
 from casehistory.projections.rows import staff_pseudonym
+from casehistory.services import reports as services
+from casehistory.services.council_report import CohortCriteria, band
 from casehistory.settings import Settings
 from tests.test_coordination_view import AS_OF, population, timelines_by_cpr
 from tests.test_kafka_ingest import (

@@ -8,7 +8,7 @@ from datetime import date
 
 import pytest
 
-from casehistory.council_report import band, caseload_report, cohort_rows, exit_rows
+from casehistory.services.council_report import band, caseload_report, cohort_rows, exit_rows
 
 
 @pytest.mark.parametrize(("citizens", "expected"), [

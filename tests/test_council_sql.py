@@ -15,7 +15,6 @@ from datetime import date, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from casehistory.council_report import CohortCriteria
 from casehistory.domain.cadence import cadence_on
 from casehistory.domain.caseload import caseload_entry, caseloads, caseworkers_in_last_months
 from casehistory.domain.exits import CohortDefinition, exits_on, follow_up, in_cohort
@@ -34,6 +33,7 @@ from casehistory.projections.council_queries import (
 from casehistory.projections.queries import durations_records
 from casehistory.projections.rows import rows_for, staff_pseudonym
 from casehistory.projections.store import ReadModelStore
+from casehistory.services.council_report import CohortCriteria
 from tests.factories import assigned, fact, meeting, retraction
 from tests.test_properties import ORIGIN
 from tests.test_read_model_sql import STAFF_KEY, citizen_facts, read_store  # noqa: F401

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from casehistory.access import Identity, Role, suppressed_rows
+from casehistory.services.access import Identity, Role, suppressed_rows
 from tests.conftest import PSEUDONYM_KEY
 from tests.test_coordination_view import AS_OF, population
 from tests.test_end_to_end import casehistory

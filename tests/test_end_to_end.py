@@ -14,8 +14,8 @@ from collections import defaultdict
 from datetime import date
 from pathlib import Path
 
-from casehistory import generator
 from casehistory.domain.cpr import age_on, birth_date
+from casehistory.population import generator
 from casehistory.schemas.contract import ContractEvent, validate
 from tests import oracle
 
@@ -39,7 +39,7 @@ EXPORT_FIELDS = [
 
 def casehistory(env: dict[str, str], *args: str) -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "casehistory.cli", *args],
+        [sys.executable, "-m", "casehistory.entrypoints.cli", *args],
         env={**os.environ, **env},
         capture_output=True,
         text=True,
@@ -118,7 +118,7 @@ def test_demo_on_the_store_setting(store_env: dict[str, str], tmp_path: Path) ->
             [
                 sys.executable,
                 "-m",
-                "casehistory.cli",
+                "casehistory.entrypoints.cli",
                 "demo",
                 "--citizens",
                 "120",
@@ -145,7 +145,7 @@ def test_an_as_of_date_outside_the_contract_range_is_refused(
 ) -> None:
     for day in ("9999-12-31", "0001-01-01", "2015-03-01T00:00:00Z"):
         done = subprocess.run(
-            [sys.executable, "-m", "casehistory.cli", "durations", "--as-of", day],
+            [sys.executable, "-m", "casehistory.entrypoints.cli", "durations", "--as-of", day],
             env={**os.environ, **store_env}, capture_output=True, text=True, timeout=120,
         )
         assert done.returncode == 2 and "--as-of" in done.stderr, done.stderr[-500:]

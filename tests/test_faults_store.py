@@ -23,12 +23,12 @@ import pytest
 
 from casehistory import generator, schemas
 from casehistory.bootstrap import Engine, build
-from casehistory.cli_common import ingest_files
 from casehistory.consumers.deadletter import DeadLetterList
 from casehistory.consumers.files import read_records
+from casehistory.entrypoints.cli.common import ingest_files
 from casehistory.schemas.contract import ContractEvent, validate
+from casehistory.services.verify import verify_store
 from casehistory.settings import Settings
-from casehistory.verify import verify_store
 from tests.factories import record, started
 from tests.test_ingest import incoming, overtaken_by
 
@@ -64,7 +64,7 @@ def test_a_corrupt_avro_block_is_dead_lettered_and_ingest_goes_on(tmp_path: Path
     env = {**os.environ, "CASEHISTORY_DATA_DIR": str(tmp_path / "store"),
            "CASEHISTORY_PSEUDONYM_KEY": "cd" * 32}
     done = subprocess.run(
-        [sys.executable, "-m", "casehistory.cli", "ingest", str(corrupt), str(other),
+        [sys.executable, "-m", "casehistory.entrypoints.cli", "ingest", str(corrupt), str(other),
          "--dead-letters", str(letters)],
         env=env, capture_output=True, text=True, timeout=300,
     )

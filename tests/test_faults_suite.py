@@ -28,19 +28,19 @@ import psycopg
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
-from casehistory import generator
 from casehistory.bootstrap import READ_MODEL, Engine, build
-from casehistory.cli_common import ingest_files
 from casehistory.consumers.deadletter import DeadLetterList
 from casehistory.consumers.publisher import Publisher
 from casehistory.consumers.reconcile import Reconciliation, reconcile
 from casehistory.consumers.topics import ensure_topics
 from casehistory.devservices import kafka as devkafka
 from casehistory.devservices import postgres as devpostgres
+from casehistory.entrypoints.cli.common import ingest_files
+from casehistory.population import generator
 from casehistory.projections.queries import durations_records
-from casehistory.replay import checksum
 from casehistory.schemas import wire
 from casehistory.schemas.contract import REJECTION_REASONS, ContractEvent, validate
+from casehistory.services.replay import checksum
 from casehistory.settings import Settings
 from tests.factories import record, started, stopped
 
@@ -113,7 +113,7 @@ def settings_env(bootstrap: str, store: str, data_dir: Path) -> dict[str, str]:
 def consumer(env: dict[str, str], log: Path, *extra: str) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "casehistory.cli", "consume", "--partitions", "3",
+            [sys.executable, "-m", "casehistory.entrypoints.cli", "consume", "--partitions", "3",
              "--max-poll-records", "40", "--session-timeout-ms", "6000", *extra],
             env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
         )
@@ -381,7 +381,7 @@ def test_bad_input_of_every_kind_through_files_is_dead_lettered_with_its_reason(
             out.write((item if isinstance(item, bytes) else json.dumps(item).encode()) + b"\n")
     letters = tmp_path / "dead-letters.jsonl"
     done = subprocess.run(
-        [sys.executable, "-m", "casehistory.cli", "ingest", str(path), "--dead-letters",
+        [sys.executable, "-m", "casehistory.entrypoints.cli", "ingest", str(path), "--dead-letters",
          str(letters)],
         env={**os.environ, **store_env}, capture_output=True, text=True, timeout=300,
     )

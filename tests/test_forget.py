@@ -14,14 +14,14 @@ import pytest
 from eventsourcing.cryptography import AESCipher
 from eventsourcing.utils import Environment
 
-from casehistory.audit import carry_forgetting, forget, purge_dead_letters
 from casehistory.bootstrap import Engine, build
-from casehistory.cli import main
-from casehistory.cli_common import ingest_files
 from casehistory.consumers.deadletter import DeadLetterFile
 from casehistory.domain.citizen import Citizen
-from casehistory.replay import checksum, replay_target
+from casehistory.entrypoints.cli.common import ingest_files
+from casehistory.entrypoints.cli.main import main
 from casehistory.schemas.history import decode
+from casehistory.services.audit import carry_forgetting, forget, purge_dead_letters
+from casehistory.services.replay import checksum, replay_target
 from casehistory.settings import Settings
 from tests.factories import record, started, stopped
 from tests.test_privacy import CPRS

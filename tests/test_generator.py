@@ -13,9 +13,9 @@ import pytest
 from casehistory.domain.cadence import cadence_on
 from casehistory.domain.caseload import caseloads, continuity
 from casehistory.domain.timeline import Timeline, build_timeline
-from casehistory.generator import generate_population, write_jsonl
 from casehistory.population.calibration import facts_by_citizen
 from casehistory.population.casework import CASEWORK_FROM
+from casehistory.population.generator import generate_population, write_jsonl
 
 Event = dict[str, object]
 UNTIL = date(2026, 11, 1)

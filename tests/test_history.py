@@ -12,9 +12,9 @@ import orjson
 import pytest
 
 from casehistory.bootstrap import Engine
-from casehistory.cli_common import ingest_files
 from casehistory.consumers.deadletter import DeadLetterList
 from casehistory.domain.citizen import citizen_id
+from casehistory.entrypoints.cli.common import ingest_files
 from casehistory.parallel import ShardedRows
 from casehistory.projections.follower import Follower
 from casehistory.projections.history import HistoryDecoder

@@ -15,9 +15,9 @@ from kafka.admin import NewTopic
 from casehistory.consumers.files import Incoming
 from casehistory.consumers.ingest import route
 from casehistory.consumers.topics import TopicMisconfigured, ensure_pipeline_topics
-from casehistory.identity import IdentityVault
 from casehistory.schemas import history
 from casehistory.schemas.contract import ContractEvent, validate
+from casehistory.services.identity import IdentityVault
 from tests.factories import record, started
 
 CPR = "6101901234"

@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 
 from casehistory.application import CaseHistory
-from casehistory.audit import forget
 from casehistory.bootstrap import Engine, build
 from casehistory.consumers.deadletter import DeadLetterList
 from casehistory.consumers.files import Incoming
 from casehistory.domain.citizen import Head, citizen_id
 from casehistory.projections.history import HistoryDecoder
 from casehistory.projections.queries import durations_of
+from casehistory.services.audit import forget
 from casehistory.settings import Settings
 from tests.factories import record, retraction, started, stopped
 

@@ -21,19 +21,19 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType
 
-from casehistory import generator
 from casehistory.bootstrap import Engine, build
-from casehistory.citizen_view import recorded_facts
-from casehistory.cli_common import ingest_files
 from casehistory.consumers.deadletter import DeadLetterList
 from casehistory.consumers.kafka_ingest import KafkaDeadLetters, KafkaIngestConsumer
 from casehistory.consumers.publisher import Publisher
 from casehistory.consumers.reconcile import committed_records, reconcile, routed_ledger
 from casehistory.consumers.topics import CHANGELOG_TOPIC, ensure_topics
+from casehistory.entrypoints.cli.citizen_view import recorded_facts
+from casehistory.entrypoints.cli.common import ingest_files
+from casehistory.population import generator
 from casehistory.projections.queries import durations_records
-from casehistory.replay import checksum, replay_from_kafka, replay_target
 from casehistory.schemas import wire
 from casehistory.schemas.contract import ContractEvent, validate
+from casehistory.services.replay import checksum, replay_from_kafka, replay_target
 from casehistory.settings import Settings
 from tests.factories import meeting, record, started
 
@@ -67,7 +67,8 @@ def per_citizen(engine: Engine) -> dict[str, dict]:
 
 def consumer_process(env: dict[str, str], *extra: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "casehistory.cli", "consume", "--partitions", "3", *extra],
+        [sys.executable, "-m", "casehistory.entrypoints.cli",
+         "consume", "--partitions", "3", *extra],
         env={**os.environ, **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -76,7 +77,7 @@ def consumer_process(env: dict[str, str], *extra: str) -> subprocess.Popen[bytes
 
 def router_process(env: dict[str, str], *extra: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "casehistory.cli", "route", "--partitions", "3", *extra],
+        [sys.executable, "-m", "casehistory.entrypoints.cli", "route", "--partitions", "3", *extra],
         env={**os.environ, **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -395,7 +396,7 @@ def test_project_changelog_publishes_current_rows_to_a_compacted_topic(
     finally:
         engine.close()
     done = subprocess.run(
-        [sys.executable, "-m", "casehistory.cli", "project", "--changelog"],
+        [sys.executable, "-m", "casehistory.entrypoints.cli", "project", "--changelog"],
         env={**os.environ, **env},
         capture_output=True,
         text=True,

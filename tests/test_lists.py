@@ -59,7 +59,7 @@ def test_lists_equal_the_rules(store_env: dict[str, str], tmp_path: Path) -> Non
         "--format", "jsonl", "--reveal-cpr", "--purpose", "pool").splitlines()]
     assert sorted(citizen_key(cpr, key) for cpr in pool_cprs) == pool
     analyst = {"CASEHISTORY_USER": "an-3", "CASEHISTORY_ROLE": "analyst"}
-    refused = subprocess.run([sys.executable, "-m", "casehistory.cli", *args],
+    refused = subprocess.run([sys.executable, "-m", "casehistory.entrypoints.cli", *args],
                              env={**os.environ, **store_env, **analyst}, capture_output=True,
                              text=True, timeout=300)
     assert refused.returncode != 0 and not refused.stdout

@@ -6,10 +6,10 @@ import sqlite3
 from datetime import date
 from pathlib import Path
 
-from casehistory import generator
 from casehistory.bootstrap import Engine, build
-from casehistory.cli import ingest_files
 from casehistory.consumers.deadletter import DeadLetterList
+from casehistory.entrypoints.cli.main import ingest_files
+from casehistory.population import generator
 from casehistory.projections.queries import durations_records
 from casehistory.settings import Settings
 

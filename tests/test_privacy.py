@@ -25,7 +25,7 @@ import pytest
 from casehistory.bootstrap import READ_MODEL, Engine, build
 from casehistory.consumers.deadletter import DeadLetterList
 from casehistory.consumers.files import Incoming
-from casehistory.identity import IdentityVault, SQLiteKeyStore
+from casehistory.services.identity import IdentityVault, SQLiteKeyStore
 from casehistory.settings import Settings
 from tests.attacker import postgres_rows, recovered_cprs, sqlite_rows
 from tests.conftest import PSEUDONYM_KEY
@@ -139,8 +139,8 @@ def test_the_event_store_keeps_no_birth_date_or_fact_in_clear(private_engine: En
 def test_each_database_role_recovers_no_cpr(
     postgres_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from casehistory.cli import main
-    from casehistory.db_cli import DASHBOARD, INGEST, PROJECTION
+    from casehistory.entrypoints.cli.db import DASHBOARD, INGEST, PROJECTION
+    from casehistory.entrypoints.cli.main import main
 
     dsn = postgres_env["CASEHISTORY_STORE"]
     for name, value in postgres_env.items():

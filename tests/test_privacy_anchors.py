@@ -14,12 +14,12 @@ from typing import Any
 
 import orjson
 
-from casehistory.anchors import verify_anchors
 from casehistory.bootstrap import Engine, build
-from casehistory.cli import main
 from casehistory.consumers.deadletter import DeadLetterList
 from casehistory.domain.citizen import CHAINED_FIELDS, chain_hash_of, citizen_id
-from casehistory.verify import verify_store
+from casehistory.entrypoints.cli.main import main
+from casehistory.services.anchors import verify_anchors
+from casehistory.services.verify import verify_store
 from tests.factories import record, started, stopped
 from tests.test_privacy import CPRS, incoming
 

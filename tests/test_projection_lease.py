@@ -10,8 +10,8 @@ import psycopg
 import pytest
 
 from casehistory.bootstrap import Engine, build
-from casehistory.cli_common import ingest_files
 from casehistory.consumers.deadletter import DeadLetterList
+from casehistory.entrypoints.cli.common import ingest_files
 from casehistory.settings import Settings
 from tests.test_coordination_view import population
 

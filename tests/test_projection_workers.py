@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from casehistory import generator
 from casehistory.bootstrap import Engine, build
-from casehistory.cli_common import ingest_files
 from casehistory.consumers.deadletter import DeadLetterList
+from casehistory.entrypoints.cli.common import ingest_files
+from casehistory.population import generator
 from casehistory.settings import Settings
 
 
 def worker(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "casehistory.cli", "project", *args],
+        [sys.executable, "-m", "casehistory.entrypoints.cli", "project", *args],
         env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
 

@@ -5,7 +5,7 @@ assignments, interventions, retractions) are written as the read model's rows, t
 every per-citizen durations and coordination answer that SQL gives for many dates
 (month boundaries, 29 February, every period edge) is held equal to
 `domain.durations.durations_on` and `domain.coordination.coordination_on`, and the
-headline report to `casehistory.report.headline` over the domain's values. Runs on
+headline report to `casehistory.services.report.headline` over the domain's values. Runs on
 SQLite and on a real PostgreSQL server.
 """
 
@@ -20,7 +20,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from casehistory.coordination_report import yearly_from
 from casehistory.domain.coordination import (
     benefit_months_in_year,
     coordination_on,
@@ -38,7 +37,8 @@ from casehistory.projections.queries import (
 )
 from casehistory.projections.rows import rows_for
 from casehistory.projections.store import PostgresReadModel, ReadModelStore, SQLiteReadModel
-from casehistory.report import headline, headline_from
+from casehistory.services.coordination_report import yearly_from
+from casehistory.services.report import headline, headline_from
 from tests.factories import fact, retraction
 from tests.test_properties import ORIGIN, histories
 

@@ -11,13 +11,13 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from casehistory import generator
 from casehistory.bootstrap import build
-from casehistory.cli import main
-from casehistory.cli_common import batched
 from casehistory.consumers import files
 from casehistory.consumers.deadletter import DeadLetterList
-from casehistory.db_cli import DASHBOARD, INGEST, PROJECTION
+from casehistory.entrypoints.cli.common import batched
+from casehistory.entrypoints.cli.db import DASHBOARD, INGEST, PROJECTION
+from casehistory.entrypoints.cli.main import main
+from casehistory.population import generator
 from casehistory.settings import Settings
 from tests.conftest import PSEUDONYM_KEY
 

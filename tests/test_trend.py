@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from casehistory import generator, services
 from casehistory.bootstrap import Engine
-from casehistory.cli_common import ingest_files
 from casehistory.consumers.deadletter import DeadLetterList
-from casehistory.coordination_report import months
 from casehistory.domain.durations import COHORT_YEARS
-from casehistory.report import headline_from
+from casehistory.entrypoints.cli.common import ingest_files
+from casehistory.population import generator
+from casehistory.services import reports as services
+from casehistory.services.coordination_report import months
+from casehistory.services.report import headline_from
 
 UNTIL = date(2026, 11, 1)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import date
 
-from casehistory.api.identity import basic_credentials
-from casehistory.api.tables import Table, to_csv
-from casehistory.web.i18n import day, label, number, percent
+from casehistory.entrypoints.api.identity import basic_credentials
+from casehistory.entrypoints.api.tables import Table, to_csv
+from casehistory.entrypoints.web.i18n import day, label, number, percent
 
 
 def test_danish_numbers_dates_and_shares() -> None:

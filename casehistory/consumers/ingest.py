@@ -27,11 +27,11 @@ from casehistory.consumers.files import Incoming
 from casehistory.consumers.retry import Backoff
 from casehistory.domain.citizen import Citizen, Head, Outcome, outcome_of
 from casehistory.domain.cpr import birth_date
-from casehistory.identity import IdentityVault
 from casehistory.recorders import LedgerEntry
 from casehistory.schemas import history
 from casehistory.schemas.contract import ContractEvent, Rejection, validate
 from casehistory.schemas.history import Routed
+from casehistory.services.identity import IdentityVault
 
 log = logging.getLogger(__name__)
 

@@ -36,9 +36,9 @@ from kafka.structs import OffsetAndMetadata
 from casehistory.consumers.ingest import check, letter_for, route
 from casehistory.consumers.kafka_ingest import ENVELOPE, dead_letter_record, to_incoming
 from casehistory.consumers.retry import Backoff, Stopped
-from casehistory.identity import IdentityVault
 from casehistory.schemas import history
 from casehistory.schemas.contract import ContractEvent, Rejection
+from casehistory.services.identity import IdentityVault
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The synthetic municipality behind ``casehistory.generator``.
+"""The synthetic municipality behind ``casehistory.population.generator``.
 
 ``citizen`` draws one citizen's history, ``casework`` its caseworkers and meetings,
 ``delivery`` the noise upstream adds, ``arrival`` the topic's arrival order in bounded memory;

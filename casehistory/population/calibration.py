@@ -314,7 +314,7 @@ def _shown(value: float, share: bool) -> str:
 
 
 def main() -> None:
-    from casehistory.generator import generate_population
+    from casehistory.population.generator import generate_population
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("citizens", type=int)

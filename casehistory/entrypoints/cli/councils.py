@@ -11,11 +11,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from casehistory import services
-from casehistory.access import Action, shown_count, suppressed_rows
 from casehistory.bootstrap import Engine, build
-from casehistory.cli_common import as_of_date, caller, reveal_cpr
-from casehistory.council_report import (
+from casehistory.domain.caseload import CONTINUITY_MONTHS
+from casehistory.domain.exits import DEFAULT_HORIZONS
+from casehistory.entrypoints.cli.common import as_of_date, caller, reveal_cpr
+from casehistory.entrypoints.cli.output import FORMATS, write_rows
+from casehistory.services import reports as services
+from casehistory.services.access import Action, shown_count, suppressed_rows
+from casehistory.services.council_report import (
     CASELOAD_FIELDS,
     COHORT_FIELDS,
     EXIT_FIELDS,
@@ -25,9 +28,6 @@ from casehistory.council_report import (
     distribution_table,
     exit_tables,
 )
-from casehistory.domain.caseload import CONTINUITY_MONTHS
-from casehistory.domain.exits import DEFAULT_HORIZONS
-from casehistory.output import FORMATS, write_rows
 
 CADENCE_FIELDS = [
     "citizen_key", "cpr", "status", "days_left", "deadline", "last_meeting", "visitation",

@@ -10,8 +10,8 @@ import threading
 from typing import Any
 
 from casehistory.bootstrap import build
-from casehistory.cli_common import console, kafka_bootstrap
 from casehistory.consumers.retry import Backoff, Stopped
+from casehistory.entrypoints.cli.common import console, kafka_bootstrap
 from casehistory.settings import Settings
 
 log = logging.getLogger("casehistory")

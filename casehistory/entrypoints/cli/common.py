@@ -19,13 +19,6 @@ from typing import TypeVar
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from casehistory.access import (
-    Action,
-    Identity,
-    PermissionDenied,
-    check,
-    identity_from_env,
-)
 from casehistory.bootstrap import (
     READ_MODEL,
     Engine,
@@ -36,6 +29,13 @@ from casehistory.consumers.deadletter import DeadLetterSink
 from casehistory.consumers.ingest import IngestReport
 from casehistory.consumers.retry import Backoff
 from casehistory.domain.citizen import Citizen
+from casehistory.services.access import (
+    Action,
+    Identity,
+    PermissionDenied,
+    check,
+    identity_from_env,
+)
 from casehistory.settings import Settings
 
 DURATION_FIELDS = [

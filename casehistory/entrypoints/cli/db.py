@@ -12,13 +12,13 @@ import argparse
 from dataclasses import dataclass, replace
 from typing import Any
 
-from casehistory.anchors import ANCHORS_TABLE
 from casehistory.application import CaseHistory
 from casehistory.bootstrap import build
-from casehistory.cli_common import console
+from casehistory.entrypoints.cli.common import console
 from casehistory.projections.rows import TABLES
 from casehistory.projections.store import OUTBOX_TABLE, TRACKING_TABLE
 from casehistory.recorders import HEADS_TABLE, INDEX_TABLE, LEDGER_TABLE
+from casehistory.services.anchors import ANCHORS_TABLE
 from casehistory.settings import Settings
 
 INGEST = "casehistory_ingest"

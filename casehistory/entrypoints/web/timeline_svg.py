@@ -15,8 +15,8 @@ from datetime import date
 from html import escape
 
 from casehistory.domain.spells import union
-from casehistory.services import CitizenStory, StorySpell
-from casehistory.web.i18n import day, label, text
+from casehistory.entrypoints.web.i18n import day, label, text
+from casehistory.services.reports import CitizenStory, StorySpell
 
 WIDTH = 1000
 LEFT = 230

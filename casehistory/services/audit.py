@@ -23,7 +23,7 @@ from casehistory.domain.coordination import coordination_on
 from casehistory.domain.durations import durations_on
 from casehistory.domain.facts import Fact
 from casehistory.domain.timeline import build_timeline
-from casehistory.identity import KeyStore
+from casehistory.services.identity import KeyStore
 
 if TYPE_CHECKING:
     from casehistory.bootstrap import Engine

@@ -15,10 +15,10 @@ from typing import Any
 
 from rich.table import Table
 
-from casehistory.access import Identity, shown_count
 from casehistory.domain.cadence import CadenceStatus
 from casehistory.domain.caseload import CASELOAD_TARGET, CASELOAD_TYPICAL, CASELOAD_UNFUNDED
 from casehistory.domain.durations import at_least_years
+from casehistory.services.access import Identity, shown_count
 
 NO_UNIT = "(none)"
 BANDS = (

@@ -12,17 +12,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from casehistory.access import (
-    Action,
-    LookupLog,
-    LookupRecord,
-    check,
-    identity_from_env,
-)
-from casehistory.anchors import verify_anchors
-from casehistory.audit import audit_entries, carry_forgetting, forget, purge_dead_letters
 from casehistory.bootstrap import READ_MODEL, Engine, build
-from casehistory.cli_common import (
+from casehistory.domain.citizen import Citizen
+from casehistory.entrypoints.cli.common import (
     add_citizen_arguments,
     as_of_date,
     console,
@@ -30,10 +22,18 @@ from casehistory.cli_common import (
     on_citizen,
     progress_bar,
 )
-from casehistory.domain.citizen import Citizen
-from casehistory.replay import checksum, rebuild, replay_from_kafka, replay_target
+from casehistory.services.access import (
+    Action,
+    LookupLog,
+    LookupRecord,
+    check,
+    identity_from_env,
+)
+from casehistory.services.anchors import verify_anchors
+from casehistory.services.audit import audit_entries, carry_forgetting, forget, purge_dead_letters
+from casehistory.services.replay import checksum, rebuild, replay_from_kafka, replay_target
+from casehistory.services.verify import verify_store
 from casehistory.settings import Settings
-from casehistory.verify import verify_store
 
 
 def _checksum_table(engine: Engine, title: str) -> Table:

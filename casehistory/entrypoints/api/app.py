@@ -2,7 +2,7 @@
 
 Every request gets an identity first (`Identity`, from a bearer token or the
 local user file) or a 401; each route then asks for one action of
-`casehistory.access`, and a refusal is answered 403 and written to the lookup log.
+`casehistory.services.access`, and a refusal is answered 403 and written to the lookup log.
 Reports are computed by `casehistory.services` and cached per arguments until a
 read model moves on.
 Nothing is loaded from outside: the API docs, the design system, the chart
@@ -25,19 +25,19 @@ from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from casehistory import services
-from casehistory.access import Action, Identity, LookupLog
-from casehistory.api.identity import (
+from casehistory.bootstrap import Engine
+from casehistory.entrypoints.api.identity import (
     USERS_FILE,
     LocalUsers,
     OidcSettings,
     OidcVerifier,
     basic_credentials,
 )
-from casehistory.bootstrap import Engine
 from casehistory.metrics import EngineMetrics
+from casehistory.services import reports as services
+from casehistory.services.access import Action, Identity, LookupLog
 
-log = logging.getLogger("casehistory.access")
+log = logging.getLogger("casehistory.services.access")
 STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
@@ -122,8 +122,8 @@ def create_app(
 
     Pages opened without a date show `default_as_of` (today when not given).
     """
-    from casehistory.api import routes
-    from casehistory.web import pages
+    from casehistory.entrypoints.api import routes
+    from casehistory.entrypoints.web import pages
 
     folder = data_dir or engine.settings.data_dir
     oidc = OidcSettings.load()

@@ -2,7 +2,7 @@
 
 Roles live here once, for the command line and the read API alike: the CLI
 takes its caller from `CASEHISTORY_USER` and `CASEHISTORY_ROLE`, the API from
-the request (`casehistory.api.identity`: a local user file or OIDC bearer
+the request (`casehistory.entrypoints.api.identity`: a local user file or OIDC bearer
 tokens); both call `check(identity, action)` before acting, log a refusal with
 `LookupLog.log_refusal(...)`, and call `LookupLog.log_lookup(...)` before
 showing anything about a citizen.

@@ -20,8 +20,8 @@ import time
 from datetime import date
 from typing import Any
 
-from casehistory.access import Role
-from casehistory.api.identity import USERS_FILE, LocalUsers, create_initial_users
+from casehistory.entrypoints.api.identity import USERS_FILE, LocalUsers, create_initial_users
+from casehistory.services.access import Role
 
 log = logging.getLogger("casehistory.serve")
 INITIAL_PASSWORDS = "initial-passwords.txt"
@@ -60,8 +60,8 @@ def _stored_at(engine: Any, position: int) -> Any:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from casehistory.api.app import create_app
     from casehistory.bootstrap import build
+    from casehistory.entrypoints.api.app import create_app
 
     # Pages read citizens through the aggregate cache: bring cached ones up to date.
     os.environ.setdefault("CASEHISTORY_AGGREGATE_CACHE_FASTFORWARD", "y")

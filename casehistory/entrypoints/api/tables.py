@@ -20,15 +20,19 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from casehistory.access import SUPPRESSED, Identity, is_suppressed, small_counts_hidden
-from casehistory.coordination_report import (
+from casehistory.domain import reference
+from casehistory.domain.coordination import INFLOW_BENEFITS
+from casehistory.domain.durations import COHORT_YEARS, Durations
+from casehistory.domain.facts import BreakKind
+from casehistory.services.access import SUPPRESSED, Identity, is_suppressed, small_counts_hidden
+from casehistory.services.coordination_report import (
     FLAGS,
     NO_TARGET_GROUP,
     STEPS,
     CoordinationSummary,
     Flows,
 )
-from casehistory.council_report import (
+from casehistory.services.council_report import (
     BANDS,
     CASELOAD_FIELDS,
     COHORT_FIELDS,
@@ -38,12 +42,8 @@ from casehistory.council_report import (
     CaseloadReport,
     caseload_rows,
 )
-from casehistory.domain import reference
-from casehistory.domain.coordination import INFLOW_BENEFITS
-from casehistory.domain.durations import COHORT_YEARS, Durations
-from casehistory.domain.facts import BreakKind
-from casehistory.report import DURATION_BUCKETS, Headline
-from casehistory.services import CoordinationPage, DurationsPage, TrendPoint
+from casehistory.services.report import DURATION_BUCKETS, Headline
+from casehistory.services.reports import CoordinationPage, DurationsPage, TrendPoint
 
 BOM = "\ufeff"
 

@@ -15,7 +15,6 @@ from typing import Any
 
 from rich.table import Table
 
-from casehistory.access import Identity, is_suppressed, shown_count
 from casehistory.domain import reference
 from casehistory.domain.coordination import (
     AWAITING_FLEXJOB_BENEFIT,
@@ -39,6 +38,7 @@ from casehistory.projections.queries import (
     yearly_sql,
 )
 from casehistory.projections.store import ReadModelStore
+from casehistory.services.access import Identity, is_suppressed, shown_count
 
 NO_TARGET_GROUP = "(none)"
 EDGE_OF_LABOUR_MARKET = "edge_of_labour_market"

@@ -12,11 +12,11 @@ from typing import Any
 
 from rich.console import Console
 
-from casehistory import services
-from casehistory.access import Action, check, identity_from_env
 from casehistory.bootstrap import Engine, build
-from casehistory.cli_common import DURATION_FIELDS, as_of_date, reveal_cpr
-from casehistory.output import FORMATS, write_rows
+from casehistory.entrypoints.cli.common import DURATION_FIELDS, as_of_date, reveal_cpr
+from casehistory.entrypoints.cli.output import FORMATS, write_rows
+from casehistory.services import reports as services
+from casehistory.services.access import Action, check, identity_from_env
 
 LONG_DURATION_FIELDS = ["citizen_key", "spell_start", "spell_days", "breaks_bridged", "naive_days"]
 

@@ -2,7 +2,7 @@
 
 Entrypoints parse input, call one function here and render what it returns. The
 signatures are the stable part: today the functions compute from the per-citizen
-read models in Python (`casehistory.report`, `casehistory.coordination_report`);
+read models in Python (`casehistory.services.report`, `casehistory.services.coordination_report`);
 the read side will answer the same calls from SQL read models.
 """
 
@@ -14,15 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from casehistory import coordination_report, council_report, report
 from casehistory.bootstrap import READ_MODEL, Engine
-from casehistory.coordination_report import CoordinationSummary, Flows, YearlyMapping
-from casehistory.council_report import (
-    CadenceSummary,
-    CaseloadReport,
-    CohortCriteria,
-    caseload_report,
-)
 from casehistory.domain.cadence import CadenceStatus
 from casehistory.domain.caseload import CONTINUITY_MONTHS
 from casehistory.domain.coordination import Coordination, coordination_on
@@ -36,7 +28,15 @@ from casehistory.projections.council_queries import cadence_records, caseload_co
 from casehistory.projections.queries import coordination_records, durations_records
 from casehistory.projections.rows import LONG_SPELL_YEARS
 from casehistory.projections.trend import trend_counts
-from casehistory.report import Headline, break_kinds
+from casehistory.services import coordination_report, council_report, report
+from casehistory.services.coordination_report import CoordinationSummary, Flows, YearlyMapping
+from casehistory.services.council_report import (
+    CadenceSummary,
+    CaseloadReport,
+    CohortCriteria,
+    caseload_report,
+)
+from casehistory.services.report import Headline, break_kinds
 
 if TYPE_CHECKING:
     from casehistory.consumers.reconcile import Reconciliation

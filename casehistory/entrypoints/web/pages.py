@@ -1,7 +1,7 @@
 """The dashboard's pages, rendered on the server, Danish by default (`?lang=en`).
 
 Each page asks `casehistory.services` (through the shared report cache), turns
-the report into `casehistory.api.tables` tables and shows every chart beside a
+the report into `casehistory.entrypoints.api.tables` tables and shows every chart beside a
 "vis som tabel" table holding the same numbers.
 """
 
@@ -16,18 +16,18 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
-from casehistory import services
-from casehistory.access import Action, Identity
-from casehistory.api import tables
-from casehistory.api.app import Surfaces, identity, require, surfaces
-from casehistory.api.routes import show_citizen
-from casehistory.api.tables import Table
 from casehistory.domain.caseload import CONTINUITY_MONTHS
 from casehistory.domain.cpr import InvalidCpr, birth_date
 from casehistory.domain.durations import COHORT_YEARS
 from casehistory.domain.exits import DEFAULT_HORIZONS
 from casehistory.domain.spells import years_before
-from casehistory.web import i18n, timeline_svg
+from casehistory.entrypoints.api import tables
+from casehistory.entrypoints.api.app import Surfaces, identity, require, surfaces
+from casehistory.entrypoints.api.routes import show_citizen
+from casehistory.entrypoints.api.tables import Table
+from casehistory.entrypoints.web import i18n, timeline_svg
+from casehistory.services import reports as services
+from casehistory.services.access import Action, Identity
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")

@@ -23,7 +23,7 @@ from eventsourcing.persistence import StoredEvent
 
 from casehistory.application import CaseHistory
 from casehistory.recorders import PostgresLedgerRecorder, SQLiteLedgerRecorder
-from casehistory.verify import ChainProblem
+from casehistory.services.verify import ChainProblem
 
 ANCHORS_TABLE = "chain_anchors"
 

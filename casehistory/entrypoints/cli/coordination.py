@@ -10,11 +10,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from casehistory import services
-from casehistory.access import suppressed_rows
 from casehistory.bootstrap import Engine, build
-from casehistory.cli_common import as_of_date, caller, reveal_cpr
-from casehistory.coordination_report import (
+from casehistory.entrypoints.cli.common import as_of_date, caller, reveal_cpr
+from casehistory.entrypoints.cli.output import FORMATS, write_rows
+from casehistory.projections.queries import coordination_records
+from casehistory.projections.rows import LONG_SPELL_YEARS
+from casehistory.services import reports as services
+from casehistory.services.access import suppressed_rows
+from casehistory.services.coordination_report import (
     FLOW_FIELDS,
     flag_table,
     flow_records,
@@ -24,9 +27,6 @@ from casehistory.coordination_report import (
     step_table,
     yearly_table,
 )
-from casehistory.output import FORMATS, write_rows
-from casehistory.projections.queries import coordination_records
-from casehistory.projections.rows import LONG_SPELL_YEARS
 
 COORDINATION_FIELDS = [
     "citizen_key",

@@ -6,7 +6,6 @@ import argparse
 import logging
 import os
 import shutil
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import date
@@ -16,26 +15,6 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from casehistory import (
-    audit_cli,
-    coordination_cli,
-    councils_cli,
-    db_cli,
-    generator,
-    lists_cli,
-    router_cli,
-    services,
-)
-from casehistory.access import (
-    Action,
-    Identity,
-    LookupLog,
-    PermissionDenied,
-    check,
-    identity_from_env,
-    shown_count,
-)
-from casehistory.api import server
 from casehistory.bootstrap import (
     READ_MODEL,
     Engine,
@@ -43,7 +22,16 @@ from casehistory.bootstrap import (
     drop_engine_tables,
     tune_garbage_collector,
 )
-from casehistory.cli_common import (
+from casehistory.consumers import files
+from casehistory.consumers.deadletter import DeadLetter, DeadLetterFile
+from casehistory.consumers.ingest import IngestReport
+from casehistory.consumers.retry import Backoff, Stopped
+from casehistory.domain.citizen import Citizen
+from casehistory.domain.durations import COHORT_YEARS
+from casehistory.domain.facts import BreakKind
+from casehistory.entrypoints.api import server
+from casehistory.entrypoints.cli import audit, coordination, councils, db, lists, router
+from casehistory.entrypoints.cli.common import (
     DURATION_FIELDS,
     add_citizen_arguments,
     as_of_date,
@@ -57,17 +45,21 @@ from casehistory.cli_common import (
     project,
     reveal_cpr,
 )
-from casehistory.consumers import files
-from casehistory.consumers.deadletter import DeadLetter, DeadLetterFile
-from casehistory.consumers.ingest import IngestReport
-from casehistory.consumers.retry import Backoff, Stopped
-from casehistory.domain.citizen import Citizen
-from casehistory.domain.durations import COHORT_YEARS
-from casehistory.domain.facts import BreakKind
+from casehistory.entrypoints.cli.router import ensure_pipeline_topics
+from casehistory.population import generator
 from casehistory.projections.queries import durations_records
-from casehistory.report import DURATION_BUCKETS, Headline
-from casehistory.router_cli import ensure_pipeline_topics
 from casehistory.schemas.contract import ContractEvent, validate
+from casehistory.services import reports as services
+from casehistory.services.access import (
+    Action,
+    Identity,
+    LookupLog,
+    PermissionDenied,
+    check,
+    identity_from_env,
+    shown_count,
+)
+from casehistory.services.report import DURATION_BUCKETS, Headline
 from casehistory.settings import Settings
 
 DEMO_AS_OF = date(2026, 11, 1)
@@ -151,9 +143,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         summary = services.headline(engine, args.as_of)
         for table in _headline_tables(summary):
             console.print(table)
-        for table in coordination_cli.demo_tables(engine, args.as_of):
+        for table in coordination.demo_tables(engine, args.as_of):
             console.print(table)
-        for table in councils_cli.demo_tables(engine, args.as_of):
+        for table in councils.demo_tables(engine, args.as_of):
             console.print(table)
         console.print(f"explore further with CASEHISTORY_DATA_DIR={demo_dir}"
                       + (f" CASEHISTORY_STORE={args.store}" if settings.uses_postgres else ""))
@@ -218,7 +210,7 @@ def cmd_project(args: argparse.Namespace) -> int:
 
 
 def cmd_durations(args: argparse.Namespace) -> int:
-    from casehistory.output import write_rows
+    from casehistory.entrypoints.cli.output import write_rows
 
     if args.reveal_cpr:
         check(identity_from_env(), Action.EXPORT_CPR)
@@ -248,7 +240,7 @@ def cmd_durations(args: argparse.Namespace) -> int:
 
 
 def cmd_citizen(args: argparse.Namespace) -> int:
-    from casehistory.citizen_view import render_citizen
+    from casehistory.entrypoints.cli.citizen_view import render_citizen
 
     def show(engine: Engine, citizen: Citizen) -> bool:
         render_citizen(engine.app, citizen, args.as_of, args.as_known_at, Console())
@@ -521,7 +513,7 @@ def parser() -> argparse.ArgumentParser:
 
     # The other commands register themselves on the same subcommands.
     for commands in (
-        coordination_cli, lists_cli, councils_cli, audit_cli, db_cli, router_cli, server
+        coordination, lists, councils, audit, db, router, server
     ):
         commands.add_parsers(sub)
     return p
@@ -559,7 +551,7 @@ REPORT_NEEDS = {
     "continuity": Action.PER_CITIZEN_ROWS,
     "lists": Action.PER_CITIZEN_ROWS,
 }
-"""What each report command asks of its caller's role (`casehistory.access`); with
+"""What each report command asks of its caller's role (`casehistory.services.access`); with
 `--per-citizen` a report needs per-citizen rows (`cadence` lists its citizens only to a role
 that may see them). The commands about one citizen check their own action (`on_citizen`)."""
 
@@ -571,6 +563,3 @@ def needs(args: argparse.Namespace) -> Action | None:
         return Action.PER_CITIZEN_ROWS
     return needed
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -4,7 +4,7 @@ Two ways, one shape: HTTP Basic against a local user file for the embedded
 default (`<data dir>/users.json`, scrypt password hashes), and OIDC bearer
 tokens for deployments (signature checked against the issuer's JWKS, issuer and
 audience checked, roles read from a claim). The roles and what they may do are
-`casehistory.access`'s, shared with the CLI.
+`casehistory.services.access`'s, shared with the CLI.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from casehistory.access import Identity, Role
+from casehistory.services.access import Identity, Role
 
 USERS_FILE = "users.json"
 

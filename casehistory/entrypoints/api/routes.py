@@ -11,14 +11,14 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from casehistory import services
-from casehistory.access import Action, Identity
-from casehistory.api import tables
-from casehistory.api.app import Surfaces, require, surfaces
-from casehistory.api.tables import Table
-from casehistory.council_report import COHORT_FIELDS
 from casehistory.domain.cpr import InvalidCpr, birth_date
 from casehistory.domain.durations import COHORT_YEARS
+from casehistory.entrypoints.api import tables
+from casehistory.entrypoints.api.app import Surfaces, require, surfaces
+from casehistory.entrypoints.api.tables import Table
+from casehistory.services import reports as services
+from casehistory.services.access import Action, Identity
+from casehistory.services.council_report import COHORT_FIELDS
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
 

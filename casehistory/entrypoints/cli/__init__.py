@@ -1,0 +1,1 @@
+"""The `casehistory` command line (`main`), one module per group of commands."""
