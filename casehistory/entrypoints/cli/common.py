@@ -1,8 +1,8 @@
 """What the CLI's commands share: the caller, progress, argument types, one citizen by CPR
 or pseudonym (logged), and ingesting files with progress.
 
-The command modules (`cli.py` and the `*_cli.py` it registers) import from here, never from
-each other, so `cli.py` imports them and nothing imports `cli.py` back.
+The command modules (`main.py` and the modules beside it that it registers) import from
+here, never from each other, so `main.py` imports them and nothing imports `main.py` back.
 """
 
 from __future__ import annotations
