@@ -21,11 +21,12 @@ import fastavro
 import psycopg
 import pytest
 
-from casehistory import generator, schemas
+from casehistory import schemas
 from casehistory.bootstrap import Engine, build
 from casehistory.consumers.deadletter import DeadLetterList
 from casehistory.consumers.files import read_records
 from casehistory.entrypoints.cli.common import ingest_files
+from casehistory.population import generator
 from casehistory.schemas.contract import ContractEvent, validate
 from casehistory.services.verify import verify_store
 from casehistory.settings import Settings
