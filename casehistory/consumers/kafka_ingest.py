@@ -335,21 +335,33 @@ class KafkaIngestConsumer:
         on_batch: Callable[[ConsumerCounters], None] | None = None,
     ) -> ConsumerCounters:
         """Consume until `stop` is set (or, if given, after that long without records)."""
-        last_record = time.monotonic()
-        while not stop.is_set():
-            try:
-                consumed = self.poll_once(stop=stop)
-            except Stopped:
-                break
-            if consumed:
-                last_record = time.monotonic()
-                if on_batch is not None:
-                    on_batch(self.counters)
-            elif idle_exit_seconds is not None and (
-                time.monotonic() - last_record > idle_exit_seconds
-            ):
-                break
+        run_batches(lambda: self.poll_once(stop=stop), stop, idle_exit_seconds,
+                    None if on_batch is None else lambda: on_batch(self.counters))
         return self.counters
 
     def close(self) -> None:
         self.consumer.close()
+
+
+def run_batches(
+    poll: Callable[[], int],
+    stop: threading.Event,
+    idle_exit_seconds: float | None,
+    after_batch: Callable[[], None] | None,
+) -> None:
+    """Call `poll` (records handled) until `stop` is set, it raises `Stopped`, or, if given,
+    `idle_exit_seconds` pass without records; `after_batch` follows each batch with records."""
+    last_record = time.monotonic()
+    while not stop.is_set():
+        try:
+            consumed = poll()
+        except Stopped:
+            return
+        if consumed:
+            last_record = time.monotonic()
+            if after_batch is not None:
+                after_batch()
+        elif idle_exit_seconds is not None and (
+            time.monotonic() - last_record > idle_exit_seconds
+        ):
+            return

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,8 +33,13 @@ from kafka.errors import ProducerFencedError
 from kafka.structs import OffsetAndMetadata
 
 from casehistory.consumers.ingest import check, letter_for, route
-from casehistory.consumers.kafka_ingest import ENVELOPE, dead_letter_record, to_incoming
-from casehistory.consumers.retry import Backoff, Stopped
+from casehistory.consumers.kafka_ingest import (
+    ENVELOPE,
+    dead_letter_record,
+    run_batches,
+    to_incoming,
+)
+from casehistory.consumers.retry import Backoff
 from casehistory.schemas import history
 from casehistory.schemas.contract import ContractEvent, Rejection
 from casehistory.services.identity import IdentityVault
@@ -180,22 +184,11 @@ class Router:
         A batch whose transaction failed is waited out with backoff and read again;
         a fenced producer (`RouterFenced`) ends the run, as no retry can succeed.
         """
-        last_record = time.monotonic()
-        while not stop.is_set():
-            try:
-                consumed = self.backoff.retry(
-                    lambda: self.poll_once(stop=stop), "routing a batch", stop
-                )
-            except Stopped:
-                break
-            if consumed:
-                last_record = time.monotonic()
-                if on_batch is not None:
-                    on_batch(self.counters)
-            elif idle_exit_seconds is not None and (
-                time.monotonic() - last_record > idle_exit_seconds
-            ):
-                break
+        run_batches(
+            lambda: self.backoff.retry(lambda: self.poll_once(stop=stop), "routing a batch", stop),
+            stop, idle_exit_seconds,
+            None if on_batch is None else lambda: on_batch(self.counters),
+        )  # fmt: skip
         return self.counters
 
     def close(self) -> None:

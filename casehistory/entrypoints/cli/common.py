@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from functools import partial
@@ -221,3 +223,11 @@ def moment(text: str) -> datetime:
     if moment.tzinfo is None:
         raise argparse.ArgumentTypeError("give the timestamp with Z or an explicit offset")
     return moment
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGINT: long-running commands stop at their next batch."""
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop

@@ -44,6 +44,7 @@ from casehistory.entrypoints.cli.common import (
     on_citizen,
     project,
     reveal_cpr,
+    stop_on_signals,
 )
 from casehistory.entrypoints.cli.router import ensure_pipeline_topics
 from casehistory.population import generator
@@ -172,12 +173,8 @@ def cmd_project(args: argparse.Namespace) -> int:
     The worker first takes each read model's lease, so two workers never both
     apply events to one read model; a second worker waits as a hot standby.
     """
-    import signal
-    import threading
     engine = build()
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    stop = stop_on_signals()
     changelog = None
     if args.changelog:
         from casehistory.projections.changelog import DurationsChangelog
@@ -310,8 +307,6 @@ def cmd_consume(args: argparse.Namespace) -> int:
     A store or broker that is down, at start or later, is waited for (with
     backoff, logged and counted); the member never exits on a transient fault.
     """
-    import signal
-    import threading
 
     from casehistory.consumers.kafka_ingest import (
         KafkaDeadLetters,
@@ -319,9 +314,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
         dead_letter_producer,
     )
 
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    stop = stop_on_signals()
     settings = Settings.load()
     bootstrap = kafka_bootstrap(settings)
     backoff = Backoff()

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
-import threading
 from typing import Any
 
 from casehistory.bootstrap import build
 from casehistory.consumers.retry import Backoff, Stopped
-from casehistory.entrypoints.cli.common import console, kafka_bootstrap
+from casehistory.entrypoints.cli.common import console, kafka_bootstrap, stop_on_signals
 from casehistory.settings import Settings
 
 log = logging.getLogger("casehistory")
@@ -37,9 +35,7 @@ def cmd_route(args: argparse.Namespace) -> int:
     """
     from casehistory.consumers.router import Router, RouterFenced
 
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    stop = stop_on_signals()
     settings = Settings.load()
     bootstrap = kafka_bootstrap(settings)
     backoff = Backoff()
