@@ -14,6 +14,7 @@ from casehistory.bootstrap import Engine
 from casehistory.entrypoints.cli.main import main
 from casehistory.services.access import (
     REFUSED,
+    ROWS_SHOWN,
     Action,
     Identity,
     LookupLog,
@@ -37,8 +38,9 @@ OPERATOR = Identity("op-9", frozenset({Role.OPERATOR}))
 @pytest.mark.parametrize(
     ("identity", "allowed"),
     [
-        (CASEWORKER, {Action.VIEW_CITIZEN, Action.AGGREGATES, Action.API_DOCS}),
-        (ANALYST, {Action.AGGREGATES, Action.PER_CITIZEN_ROWS, Action.API_DOCS}),
+        (CASEWORKER, {Action.VIEW_CITIZEN, Action.PER_CITIZEN_ROWS, Action.AGGREGATES,
+                      Action.API_DOCS}),
+        (ANALYST, {Action.AGGREGATES, Action.API_DOCS}),
         (AUDITOR, {Action.VIEW_CITIZEN, Action.AUDIT, Action.LOOKUP_LOG, Action.INSIGHT,
                    Action.AGGREGATES, Action.OPERATE, Action.API_DOCS}),
         (DPO, set(Action) - {Action.OPERATE}),
@@ -221,28 +223,52 @@ def test_report_commands_check_the_role_and_refusals_are_logged(
     finally:
         engine.close()
     day = date(2020, 6, 1).isoformat()
+    rows = ["durations", "--as-of", day, "--per-citizen", "--format", "jsonl"]
     _as(monkeypatch, privacy_env, OPERATOR)  # runs the engine, sees no personal data
     assert main(["durations", "--as-of", day]) == 3
-    assert main(["lists", "clarification-pool", "--as-of", day]) == 3
-    _as(monkeypatch, privacy_env, CASEWORKER)  # aggregates, but never rows per citizen
+    assert main(["lists", "clarification-pool", "--as-of", day, "--purpose", "x"]) == 3
+    _as(monkeypatch, privacy_env, ANALYST)  # aggregates only, never rows per citizen
     assert main(["durations", "--as-of", day]) == 0
-    assert main(["durations", "--as-of", day, "--per-citizen", "--format", "jsonl"]) == 3
-    _as(monkeypatch, privacy_env, ANALYST)
     capsys.readouterr()
-    assert main(["durations", "--as-of", day, "--per-citizen", "--format", "jsonl"]) == 0
+    for refused_rows in (
+        [*rows, "--purpose", "study 4"],
+        ["lists", "long-durations", "--as-of", day, "--purpose", "study 4"],
+        ["cadence", "--as-of", day, "--per-citizen", "--purpose", "study 4"],
+        ["continuity", "--as-of", day, "--purpose", "study 4"],
+        ["coordination", "--as-of", day, "--per-citizen", "--purpose", "study 4"],
+    ):
+        assert main(refused_rows) == 3
+        assert "permission denied" in capsys.readouterr().err
+    _as(monkeypatch, privacy_env, CASEWORKER)  # the lists a caseworker works, with a purpose
+    assert main(rows) == 3  # no purpose: refused before anything is shown
+    assert capsys.readouterr().err.startswith("permission denied: a lookup needs a purpose")
+    assert main([*rows, "--purpose", "sag 2026-0007 opfølgning"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == len(CPRS)
+    assert main(["cadence", "--as-of", day, "--per-citizen", "--all", "--purpose", "besøg"]) == 0
     monkeypatch.delenv("CASEHISTORY_ROLE")
     assert main(["durations", "--as-of", day]) == 3  # nobody named: refused, nobody to log
 
     log = LookupLog(Settings.load(privacy_env))
     try:
-        refused = [(r.who, r.role, r.shown, r.criterion) for r in log.records()
-                   if r.kind == REFUSED]
+        records = log.records()
+        refused = [(r.who, r.role, r.shown, r.criterion) for r in records if r.kind == REFUSED]
+        listed = [(r.who, r.role, r.purpose, r.criterion, r.shown, r.citizen_key)
+                  for r in records if r.kind != REFUSED]
         assert list(log.problems()) == []
     finally:
         log.close()
     assert refused == [
         ("op-9", "operator", "aggregates", "casehistory durations"),
         ("op-9", "operator", "per_citizen_rows", "casehistory lists"),
-        ("cw-17", "caseworker", "per_citizen_rows", "casehistory durations"),
+        ("an-3", "analyst", "per_citizen_rows", "casehistory durations"),
+        ("an-3", "analyst", "per_citizen_rows", "casehistory lists"),
+        ("an-3", "analyst", "per_citizen_rows", "casehistory cadence"),
+        ("an-3", "analyst", "per_citizen_rows", "casehistory continuity"),
+        ("an-3", "analyst", "per_citizen_rows", "casehistory coordination"),
+    ]
+    assert listed == [
+        ("cw-17", "caseworker", "sag 2026-0007 opfølgning",
+         f"casehistory durations --as-of {day} --per-citizen", ROWS_SHOWN, None),
+        ("cw-17", "caseworker", "besøg",
+         f"casehistory cadence --as-of {day} --per-citizen --all", ROWS_SHOWN, None),
     ]

@@ -15,10 +15,14 @@ from openpyxl import load_workbook
 
 from casehistory.bootstrap import build
 from casehistory.domain.durations import COHORT_YEARS, over_years
+from casehistory.services.access import ROWS_SHOWN
 from casehistory.settings import Settings
 from tests.fixtures_serve import AS_OF, Served, populate, start_server, stop_server
 
 EARLIER = date(2015, 3, 1)
+CASEWORKER = "caseworker"
+"""Rows per citizen are the caseworker's (and the DPO's), each read with a purpose."""
+ROWS = "&purpose=sag+2026-0001"
 
 
 def cli_rows(served: Served, as_of: date) -> list[dict[str, object]]:
@@ -26,7 +30,7 @@ def cli_rows(served: Served, as_of: date) -> list[dict[str, object]]:
     out = subprocess.run(
         [sys.executable, "-m", "casehistory.entrypoints.cli",
          "durations", "--as-of", as_of.isoformat(),
-         "--per-citizen", "--format", "jsonl"],
+         "--per-citizen", "--format", "jsonl", "--purpose", "test"],
         env={**__import__("os").environ, **served.env}, capture_output=True, check=True,
     ).stdout
     return [json.loads(line) for line in out.splitlines()]
@@ -112,26 +116,30 @@ def test_xlsx_has_every_table_with_its_numbers(served: Served) -> None:
 
 
 def test_durations_pages_and_filters(served: Served) -> None:
-    everyone = served.json(f"/api/v1/durations?as_of={AS_OF}&limit=10000")
+    everyone = served.json(f"/api/v1/durations?as_of={AS_OF}&limit=10000{ROWS}", CASEWORKER)
     cli = {r["citizen_key"]: r for r in cli_rows(served, AS_OF)}
     assert everyone["total"] == len(everyone["rows"]) == len(cli)
     pages = [
-        served.json(f"/api/v1/durations?as_of={AS_OF}&offset={o}&limit=250")["rows"]
+        served.json(f"/api/v1/durations?as_of={AS_OF}&offset={o}&limit=250{ROWS}",
+                    CASEWORKER)["rows"]
         for o in range(0, everyone["total"], 250)
     ]
     assert [r for page in pages for r in page] == everyone["rows"]
     assert all(row == {k: cli[row["citizen_key"]][k] for k in row} for row in everyone["rows"])
 
-    long = served.json(f"/api/v1/durations?as_of={AS_OF}&over_years=10&order=longest&limit=10000")
+    long = served.json(
+        f"/api/v1/durations?as_of={AS_OF}&over_years=10&order=longest&limit=10000{ROWS}",
+        CASEWORKER)
     expected = [r for r in everyone["rows"] if r["all_benefits_spell_start"] and over_years(
         date.fromisoformat(r["all_benefits_spell_start"]), AS_OF, 10)]
     assert long["total"] == len(expected) > 0
     days = [r["all_benefits_spell_days"] for r in long["rows"]]
     assert days == sorted(days, reverse=True)
-    moved = served.json(f"/api/v1/durations?as_of={AS_OF}&break_kind=move&on_benefit=true")
+    moved = served.json(f"/api/v1/durations?as_of={AS_OF}&break_kind=move&on_benefit=true{ROWS}",
+                        CASEWORKER)
     assert all(r["on_benefit"] and "moved_municipality" in r["breaks_bridged"]
                for r in moved["rows"])
-    status, _, _ = served.request(f"/api/v1/durations?as_of={AS_OF}&limit=0")
+    status, _, _ = served.request(f"/api/v1/durations?as_of={AS_OF}&limit=0{ROWS}", CASEWORKER)
     assert status == 422
 
 
@@ -149,12 +157,21 @@ def test_flows_and_trend_for_a_range(served: Served) -> None:
 def test_a_role_that_may_not_see_a_report_gets_403_and_is_logged(served: Served) -> None:
     status, _, _ = served.request(f"/api/v1/headline?as_of={AS_OF}", role="operator")
     assert status == 403
-    status, _, _ = served.request(f"/api/v1/durations?as_of={AS_OF}", role="caseworker")
-    assert status == 403
+    status, _, _ = served.request(f"/api/v1/durations?as_of={AS_OF}{ROWS}", role="analyst")
+    assert status == 403  # aggregates only
     refused = [r for r in served.access_log() if r["kind"] == "refused"]
     assert {"who": "operator", "permission": "aggregates", "path": "/api/v1/headline"} in [
         {k: r[k] for k in ("who", "permission", "path")} for r in refused]
-    assert "caseworker" in {r["who"] for r in refused}
+    assert {"who": "analyst", "permission": "per_citizen_rows", "path": "/api/v1/durations"} in [
+        {k: r[k] for k in ("who", "permission", "path")} for r in refused]
+    status, _, _ = served.request(f"/api/v1/durations?as_of={AS_OF}", CASEWORKER)
+    assert status == 422  # rows per citizen need a purpose
+    served.json(f"/api/v1/durations?as_of={AS_OF}&limit=5&purpose=sag+2026-0099", CASEWORKER)
+    read = served.access_log()[-1]
+    assert (read["kind"], read["who"], read["purpose"], read["criterion"], read["shown"],
+            read["citizen_key"]) == ("lookup", "caseworker", "sag 2026-0099",
+                                     f"/api/v1/durations?as_of={AS_OF}&limit=5",
+                                     ROWS_SHOWN, None)
     log = served.json("/api/v1/access-log", role="auditor")
     assert log["intact"] is True
     assert len([r for r in log["records"] if r["kind"] == "refused"]) >= 2
@@ -184,7 +201,7 @@ def test_a_citizen_by_cpr_in_the_body_is_logged_without_the_cpr(served: Served) 
     assert cpr not in (served.data_dir / "serve.log").read_text("utf-8")
     assert cpr.encode() not in (served.data_dir / "lookups.db").read_bytes()
 
-    row = served.json(f"/api/v1/durations?as_of={AS_OF}&limit=10000")["rows"]
+    row = served.json(f"/api/v1/durations?as_of={AS_OF}&limit=10000{ROWS}", CASEWORKER)["rows"]
     mine = next(r for r in row if r["citizen_key"] == story["citizen_key"])
     assert story["measures"] == mine
     by_key = served.json(
@@ -303,14 +320,16 @@ def test_per_citizen_coordination_equals_the_cli_export(served: Served) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "casehistory.entrypoints.cli",
          "coordination", "--as-of", AS_OF.isoformat(),
-         "--per-citizen", "--format", "jsonl"],
+         "--per-citizen", "--format", "jsonl", "--purpose", "test"],
         env={**__import__("os").environ, **served.env}, capture_output=True, check=True,
     ).stdout
     cli = {r["citizen_key"]: r for r in map(json.loads, out.splitlines())}
-    everyone = served.json(f"/api/v1/coordination/citizens?as_of={AS_OF}&limit=10000")
+    everyone = served.json(f"/api/v1/coordination/citizens?as_of={AS_OF}&limit=10000{ROWS}",
+                           CASEWORKER)
     assert everyone["total"] == len(cli)
     assert {r["citizen_key"]: r for r in everyone["rows"]} == cli
-    shared = served.json(f"/api/v1/coordination/citizens?as_of={AS_OF}&faellesborger=true")
+    shared = served.json(f"/api/v1/coordination/citizens?as_of={AS_OF}&faellesborger=true{ROWS}",
+                         CASEWORKER)
     assert shared["total"] == sum(r["is_faellesborger"] for r in cli.values()) > 0
     assert served.request(f"/api/v1/coordination/citizens?as_of={AS_OF}", role="operator")[0] == 403
 
@@ -320,16 +339,17 @@ def test_prioritisation_lists_equal_the_cli(served: Served, listing: list[str]) 
     out = subprocess.run(
         [sys.executable, "-m", "casehistory.entrypoints.cli",
          "lists", *listing, "--as-of", AS_OF.isoformat(),
-         "--format", "jsonl"],
+         "--format", "jsonl", "--purpose", "test"],
         env={**__import__("os").environ, **served.env}, capture_output=True, check=True,
     ).stdout
     cli = [json.loads(line) for line in out.splitlines()]
     query = "&years=10" if "--years" in listing else ""
     assert cli or not query  # a 600-citizen municipality has spells over 10 years
-    api = served.json(f"/api/v1/lists/{listing[0]}?as_of={AS_OF}{query}")
+    api = served.json(f"/api/v1/lists/{listing[0]}?as_of={AS_OF}{query}{ROWS}", CASEWORKER)
     assert api["total"] == len(cli)
     assert [{k: r[k] for k in c} for r, c in zip(api["rows"], cli, strict=True)] == cli
-    status, _, body = served.request(f"/api/v1/lists/{listing[0]}?as_of={AS_OF}{query}&format=csv")
+    status, _, body = served.request(
+        f"/api/v1/lists/{listing[0]}?as_of={AS_OF}{query}&format=csv{ROWS}", CASEWORKER)
     assert status == 200 and body.startswith("\ufeff".encode())
 
 

@@ -18,6 +18,9 @@ FIRST, LAST = "2019-01-01", "2026-06-30"
 COHORT_DATE = "2024-11-01"
 
 
+CASEWORKER = "caseworker"
+"""Rows per citizen: the caseworker's, each read with a purpose."""
+ROWS = "&purpose=opf%C3%B8lgning"
 AUDITOR = "auditor"
 """Aggregates unsuppressed: the CLI and the API asked by an auditor must agree to the unit."""
 
@@ -101,27 +104,31 @@ def test_caseload_equals_the_cli_as_xlsx_too(served: Served) -> None:
 
 def test_cadence_and_continuity_equal_the_cli(served: Served) -> None:
     clocks = cli(served, "cadence", "--as-of", str(AS_OF), "--per-citizen", "--all",
-                 role="analyst")
+                 "--purpose", "besøg", role=CASEWORKER)
     summary = served.json(f"/api/v1/cadence?as_of={AS_OF}", AUDITOR)["tables"]["by_status"]
     statuses = summary["columns"][1:]
     total = dict(zip(statuses, summary["rows"][-1][1:], strict=True))
     assert total == {s: sum(c["status"] == s for c in clocks) for s in statuses}
     assert sum(total.values()) > 0
-    attention = served.json(f"/api/v1/cadence/citizens?as_of={AS_OF}")["rows"]
-    expected = cli(served, "cadence", "--as-of", str(AS_OF), "--per-citizen", role="analyst")
+    attention = served.json(f"/api/v1/cadence/citizens?as_of={AS_OF}{ROWS}", CASEWORKER)["rows"]
+    expected = cli(served, "cadence", "--as-of", str(AS_OF), "--per-citizen", "--purpose", "besøg",
+                   role=CASEWORKER)
     assert [{k: r[k] for k in expected[0]} for r in attention] == expected
 
-    per_citizen = served.json(f"/api/v1/continuity/citizens?as_of={AS_OF}")["rows"]
-    assert per_citizen == cli(served, "continuity", "--as-of", str(AS_OF), role="analyst")
+    per_citizen = served.json(f"/api/v1/continuity/citizens?as_of={AS_OF}{ROWS}",
+                              CASEWORKER)["rows"]
+    assert per_citizen == cli(served, "continuity", "--as-of", str(AS_OF), "--purpose", "besøg",
+                              role=CASEWORKER)
     by_count = dict(served.json(f"/api/v1/continuity?as_of={AS_OF}", AUDITOR)["tables"]
                     ["by_caseworkers"]["rows"])
     assert by_count == Counter(r["caseworkers"] for r in per_citizen)
 
 
 def test_lists_equal_the_cli(served: Served) -> None:
-    long = served.json(f"/api/v1/lists/long-durations?as_of={AS_OF}&years=5")["rows"]
+    long = served.json(f"/api/v1/lists/long-durations?as_of={AS_OF}&years=5{ROWS}",
+                       CASEWORKER)["rows"]
     assert long == cli(served, "lists", "long-durations", "--as-of", str(AS_OF), "--years", "5",
-                       role="analyst")
+                       "--purpose", "besøg", role=CASEWORKER)
     assert long
 
 
@@ -130,12 +137,14 @@ def test_the_councils_reports_are_role_checked(served: Served) -> None:
                  f"/api/v1/caseload?as_of={AS_OF}", f"/api/v1/cadence?as_of={AS_OF}"):
         status, _, _ = served.request(path, role="operator")
         assert status == 403
-    status, _, _ = served.request(f"/api/v1/continuity/citizens?as_of={AS_OF}",
-                                  role="caseworker")
-    assert status == 403
+    for path in ("continuity/citizens", "cadence/citizens", "lists/long-durations",
+                 "lists/clarification-pool", "coordination/citizens"):
+        status, _, _ = served.request(f"/api/v1/{path}?as_of={AS_OF}{ROWS}", role="analyst")
+        assert status == 403  # aggregates only
     refused = [(r["who"], r["path"]) for r in served.access_log() if r["kind"] == "refused"]
     assert ("operator", "/api/v1/caseload") in refused
-    assert ("caseworker", "/api/v1/continuity/citizens") in refused
+    assert ("analyst", "/api/v1/continuity/citizens") in refused
+    assert ("analyst", "/api/v1/lists/clarification-pool") in refused
 
 
 def test_analysts_see_small_counts_as_under_5(served: Served) -> None:

@@ -126,7 +126,7 @@ def test_per_citizen_export_gives_the_rules_values(
     assert any(r["is_faellesborger"] for r in seen) and any(r["flags"] for r in seen)
 
     hidden = casehistory(store_env, "coordination", "--as-of", AS_OF.isoformat(),
-                         "--per-citizen", "--format", "jsonl")
+                         "--per-citizen", "--format", "jsonl", "--purpose", "test")
     assert "cpr" not in json.loads(hidden.splitlines()[0])
     assert not any(cpr in hidden for cpr in expected)
 

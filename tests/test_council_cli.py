@@ -61,7 +61,8 @@ def test_caseload_and_cadence_exports_give_the_rules_values(
                 c.last_meeting and c.last_meeting.isoformat())
     assert expected and Counter(r["status"] for r in rows)["ok"] < len(rows)
 
-    out = casehistory(store_env, "continuity", "--as-of", AS_OF.isoformat(), "--format", "jsonl")
+    out = casehistory(store_env, "continuity", "--as-of", AS_OF.isoformat(), "--format", "jsonl",
+                      "--purpose", "test of the export")
     workers = {r["citizen_key"]: r["caseworker_ids"] for r in map(json.loads, out.splitlines())}
     expected_workers = [sorted(map(pseudonym, caseworkers_in_last_months(t, AS_OF)))
                         for t in timelines.values()]

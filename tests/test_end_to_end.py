@@ -98,7 +98,8 @@ def test_export_without_reveal_has_no_cpr(store_env: dict[str, str], tmp_path: P
     generator.write_jsonl(generator.generate_population(30, seed=6, until=AS_OF), source)
     casehistory(store_env, "ingest", str(source))
     out = casehistory(
-        store_env, "durations", "--as-of", AS_OF.isoformat(), "--per-citizen", "--format", "jsonl"
+        store_env, "durations", "--as-of", AS_OF.isoformat(), "--per-citizen", "--format", "jsonl",
+        "--purpose", "test of the export"
     )
     cprs = {
         json.loads(line)["cpr"]

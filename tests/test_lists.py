@@ -27,7 +27,7 @@ def test_lists_equal_the_rules(store_env: dict[str, str], tmp_path: Path) -> Non
     key = bytes.fromhex(PSEUDONYM_KEY)
     for years, cash in ((2, False), (10, True)):
         args = ["lists", "long-durations", "--as-of", AS_OF.isoformat(), "--years", str(years),
-                "--format", "jsonl", *(["--cash-system"] if cash else [])]
+                "--format", "jsonl", "--purpose", "test", *(["--cash-system"] if cash else [])]
         got = [json.loads(line) for line in casehistory(store_env, *args).splitlines()]
         expected = {
             citizen_key(cpr, key): entry
@@ -38,7 +38,7 @@ def test_lists_equal_the_rules(store_env: dict[str, str], tmp_path: Path) -> Non
         assert [r["citizen_key"] for r in got] == longest_first(expected)
         assert all(r["spell_days"] == expected[r["citizen_key"]].spell_days for r in got)
     out = casehistory(store_env, "lists", "clarification-pool", "--as-of", AS_OF.isoformat(),
-                      "--format", "jsonl")
+                      "--format", "jsonl", "--purpose", "test")
     pool = [json.loads(line)["citizen_key"] for line in out.splitlines()]
     assert pool == sorted(
         citizen_key(cpr, key) for cpr, timeline in timelines.items()

@@ -265,12 +265,21 @@ def test_casework_page(visit: Any, served: Served) -> None:
 
 
 def test_lists_page(visit: Any, served: Served) -> None:
-    v = visit("analyst")
-    assert v.open(f"/lister?as_of={AS_OF}&years=5") == 200
+    v = visit("caseworker")
+    assert v.open(f"/lister?as_of={AS_OF}&years=5") == 200  # no purpose: the form, no rows
+    assert v.page.query_selector("#long-durations-table") is None
+    v.page.fill("#purpose", "opfølgning team 3")
+    v.page.click("form.as-of-form button[type=submit]")
+    v.page.wait_for_selector("#long-durations-table")
     v.check("lists")
-    long = served.json(f"/api/v1/lists/long-durations?as_of={AS_OF}&years=5")["rows"]
+    long = served.json(f"/api/v1/lists/long-durations?as_of={AS_OF}&years=5&purpose=test",
+                       "caseworker")["rows"]
     cells = _cells(v, "long-durations-table")
     assert [r[0] for r in cells] == [r["citizen_key"] for r in long]
     first = long[0]["spell_start"]
     assert cells[0][1] == ".".join(reversed(first.split("-")))
-    assert visit("operator").open("/lister") == 403
+    read = [r for r in served.access_log() if r["purpose"] == "opfølgning team 3"]
+    assert [(r["who"], r["criterion"]) for r in read] == [
+        ("caseworker", f"/lister?lang=da&as_of={AS_OF}&years=5")]
+    for role in ("analyst", "operator"):  # aggregates only; no personal data
+        assert visit(role).open("/lister?purpose=studie") == 403

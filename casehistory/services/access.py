@@ -32,10 +32,11 @@ from casehistory.settings import Settings, private_dir
 
 class Role(StrEnum):
     CASEWORKER = "caseworker"
-    """One citizen at a time, with a purpose; every lookup is logged."""
+    """One citizen at a time, and the lists of citizens they work (rows by pseudonym), each
+    with a purpose; every lookup and every list is logged."""
     ANALYST = "analyst"
-    """Aggregates (counts under 5 shown as "<5" in exports) and pseudonymous per-citizen rows;
-    never a CPR, a history or a name."""
+    """Aggregates only (counts under 5 shown as "<5" in exports): never a row per citizen,
+    a CPR, a history or a name."""
     AUDITOR = "auditor"
     """Audit trails, the lookup log, insight."""
     DATA_PROTECTION_OFFICER = "dpo"
@@ -52,7 +53,8 @@ class Action(StrEnum):
     AGGREGATES = "aggregates"
     """Counts over citizens: reports, cohorts, flows, caseloads."""
     PER_CITIZEN_ROWS = "per_citizen_rows"
-    """Rows per citizen by pseudonym (durations, lists, clocks), without a CPR."""
+    """Rows per citizen by pseudonym (durations, lists, clocks), without a CPR; with a purpose,
+    each read logged with its search criterion (`log_rows`)."""
     LOOKUP_LOG = "lookup_log"
     INSIGHT = "insight"
     SEE_EMPLOYEES = "see_employees"
@@ -64,8 +66,10 @@ class Action(StrEnum):
 
 
 PERMISSIONS: dict[Role, frozenset[Action]] = {
-    Role.CASEWORKER: frozenset({Action.VIEW_CITIZEN, Action.AGGREGATES, Action.API_DOCS}),
-    Role.ANALYST: frozenset({Action.AGGREGATES, Action.PER_CITIZEN_ROWS, Action.API_DOCS}),
+    Role.CASEWORKER: frozenset(
+        {Action.VIEW_CITIZEN, Action.PER_CITIZEN_ROWS, Action.AGGREGATES, Action.API_DOCS}
+    ),
+    Role.ANALYST: frozenset({Action.AGGREGATES, Action.API_DOCS}),
     Role.AUDITOR: frozenset(
         {Action.VIEW_CITIZEN, Action.AUDIT, Action.LOOKUP_LOG, Action.INSIGHT, Action.AGGREGATES,
          Action.OPERATE, Action.API_DOCS}
@@ -180,6 +184,8 @@ def small_counts_hidden(identity: Identity) -> bool:
 
 LOOKUP = "lookup"
 REFUSED = "refused"
+ROWS_SHOWN = "rows per citizen by pseudonym"
+"""What a lookup record of a per-citizen listing says was shown."""
 
 
 @dataclass(frozen=True)
@@ -251,6 +257,11 @@ class LookupLog:
         if (citizen_key is None) == (criterion is None):
             raise ValueError("a lookup names one citizen (its pseudonym) or a search criterion")
         return self._append(identity, purpose.strip(), citizen_key, criterion, shown, LOOKUP, at)
+
+    def log_rows(self, identity: Identity, purpose: str, criterion: str) -> LookupRecord:
+        """Record a read of rows per citizen (a list, a per-citizen export) by its search
+        criterion, before the rows are shown; the purpose is required."""
+        return self.log_lookup(identity, purpose, criterion=criterion, shown=ROWS_SHOWN)
 
     def log_refusal(
         self, identity: Identity, refused: str, where: str, at: datetime | None = None

@@ -19,9 +19,9 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -113,6 +113,25 @@ def require(action: Action) -> Callable[[Request], Identity]:
         return who
 
     return check
+
+
+def per_citizen_rows(
+    request: Request,
+    who: Annotated[Identity, Depends(require(Action.PER_CITIZEN_ROWS))],
+    purpose: Annotated[str, Query(min_length=3, description="why: a purpose or case "
+                                  "reference (written to the lookup log)")],
+) -> Identity:
+    """A dependency: a caller whose roles allow rows per citizen, with the read logged first
+    (its purpose, and as search criterion the path and query without the purpose)."""
+    log_rows(request, who, purpose)
+    return who
+
+
+def log_rows(request: Request, who: Identity, purpose: str) -> None:
+    """Log a read of rows per citizen by its path and query (the purpose apart)."""
+    query = "&".join(f"{k}={v}" for k, v in request.query_params.multi_items()
+                     if k != "purpose")
+    lookup_log(request).log_rows(who, purpose, request.url.path + (f"?{query}" if query else ""))
 
 
 def create_app(

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from casehistory.domain.cpr import InvalidCpr, birth_date
 from casehistory.domain.durations import COHORT_YEARS
 from casehistory.entrypoints.api import tables
-from casehistory.entrypoints.api.app import Surfaces, require, surfaces
+from casehistory.entrypoints.api.app import Surfaces, per_citizen_rows, require, surfaces
 from casehistory.entrypoints.api.tables import Table
 from casehistory.services import reports as services
 from casehistory.services.access import Action, Identity
@@ -80,10 +80,11 @@ def cohorts(
     return respond("cohorts", found, format, table, {"as_of": as_of.isoformat()}, who)
 
 
-@router.get("/durations", summary="Per-citizen measures by pseudonym, paged and filtered")
+@router.get("/durations",
+            summary="Per-citizen measures by pseudonym, paged, filtered (logged, with a purpose)")
 def durations(
     request: Request, shared: Shared, as_of: AsOf,
-    who: Annotated[Identity, Depends(require(Action.PER_CITIZEN_ROWS))],
+    who: Annotated[Identity, Depends(per_citizen_rows)],
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     on_benefit: bool | None = None,
@@ -123,10 +124,10 @@ def coordination(
 
 
 @router.get("/coordination/citizens",
-            summary="Per-citizen coordination by pseudonym, paged and filtered")
+            summary="Per-citizen coordination by pseudonym (logged, with a purpose)")
 def coordination_citizens(
     shared: Shared, as_of: AsOf,
-    _: Annotated[Identity, Depends(require(Action.PER_CITIZEN_ROWS))],
+    _: Annotated[Identity, Depends(per_citizen_rows)],
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     faellesborger: bool | None = None, flag: str | None = None, target_group: str | None = None,
@@ -201,10 +202,10 @@ def _list_response(name: str, rows: list[dict[str, Any]], as_of: date, fmt: Form
 
 
 @router.get("/lists/long-durations", tags=["lists"],
-            summary="Prioritisation: on benefit with a spell over N years, longest first")
+            summary="Prioritisation: a spell over N years, longest first (logged, with a purpose)")
 def long_durations(
     shared: Shared, as_of: AsOf,
-    _: Annotated[Identity, Depends(require(Action.PER_CITIZEN_ROWS))],
+    _: Annotated[Identity, Depends(per_citizen_rows)],
     years: Annotated[int, Query(ge=0, le=100)] = 15, cash_system: bool = False,
     format: FormatQuery = Format.json,
 ) -> Response:
@@ -214,10 +215,10 @@ def long_durations(
 
 
 @router.get("/lists/clarification-pool", tags=["lists"],
-            summary="Prioritisation: the clarification pool (Afklaringspuljen)")
+            summary="Prioritisation: the clarification pool (logged, with a purpose)")
 def clarification_pool(
     shared: Shared, as_of: AsOf,
-    _: Annotated[Identity, Depends(require(Action.PER_CITIZEN_ROWS))],
+    _: Annotated[Identity, Depends(per_citizen_rows)],
     format: FormatQuery = Format.json,
 ) -> Response:
     rows = shared.report("clarification_pool", (as_of,), lambda: list(
@@ -316,10 +317,10 @@ def cadence(
 
 
 @router.get("/cadence/citizens", tags=["councils"],
-            summary="Per-citizen contact clocks by pseudonym (overdue and due soon, or all)")
+            summary="Per-citizen contact clocks by pseudonym (logged, with a purpose)")
 def cadence_citizens(
     shared: Shared, as_of: AsOf,
-    _: Annotated[Identity, Depends(require(Action.PER_CITIZEN_ROWS))],
+    _: Annotated[Identity, Depends(per_citizen_rows)],
     all: bool = False, format: FormatQuery = Format.json,
 ) -> Response:
     rows = shared.report("cadence_clocks", (as_of, all), lambda: [
@@ -342,10 +343,10 @@ def continuity(
 
 
 @router.get("/continuity/citizens", tags=["councils"],
-            summary="Per citizen by pseudonym: the caseworkers in the last N months")
+            summary="Per citizen by pseudonym: caseworkers in N months (logged, with a purpose)")
 def continuity_citizens(
     shared: Shared, as_of: AsOf,
-    _: Annotated[Identity, Depends(require(Action.PER_CITIZEN_ROWS))],
+    _: Annotated[Identity, Depends(per_citizen_rows)],
     months: Annotated[int, Query(ge=1, le=120)] = 12, format: FormatQuery = Format.json,
 ) -> Response:
     rows = shared.report("continuity", (as_of, months),

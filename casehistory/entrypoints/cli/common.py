@@ -134,6 +134,10 @@ def reveal_cpr(engine: Engine, citizen_key: str, args: argparse.Namespace) -> st
     return engine.vault.unseal(citizen_key, citizen.sealed_cpr) if citizen else None
 
 
+PURPOSE_HELP = ("purpose or case reference, written to the lookup log: required for rows per "
+                "citizen and for --reveal-cpr")
+
+
 def add_citizen_arguments(parser: argparse.ArgumentParser) -> None:
     """Which citizen, never as a CPR on the command line, and why they are looked up."""
     which = parser.add_mutually_exclusive_group()

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from casehistory.bootstrap import Engine, build
-from casehistory.entrypoints.cli.common import as_of_date, caller, reveal_cpr
+from casehistory.entrypoints.cli.common import PURPOSE_HELP, as_of_date, caller, reveal_cpr
 from casehistory.entrypoints.cli.output import FORMATS, write_rows
 from casehistory.projections.queries import coordination_records
 from casehistory.projections.rows import LONG_SPELL_YEARS
@@ -104,7 +104,7 @@ def add_parsers(sub: Any) -> None:
     coord.add_argument("--format", choices=FORMATS, default="table")
     coord.add_argument("--reveal-cpr", action="store_true",
                        help="add CPR numbers (data-protection role; each citizen is logged)")
-    coord.add_argument("--purpose", help="with --reveal-cpr: purpose or case reference")
+    coord.add_argument("--purpose", help=PURPOSE_HELP)
     coord.set_defaults(func=cmd_coordination)
 
     flow = sub.add_parser("flows", help="inflow per half-year and citizens awaiting a flexjob")

@@ -14,10 +14,10 @@ from rich.table import Table
 from casehistory.bootstrap import Engine, build
 from casehistory.domain.caseload import CONTINUITY_MONTHS
 from casehistory.domain.exits import DEFAULT_HORIZONS
-from casehistory.entrypoints.cli.common import as_of_date, caller, reveal_cpr
+from casehistory.entrypoints.cli.common import PURPOSE_HELP, as_of_date, caller, reveal_cpr
 from casehistory.entrypoints.cli.output import FORMATS, write_rows
 from casehistory.services import reports as services
-from casehistory.services.access import Action, shown_count, suppressed_rows
+from casehistory.services.access import shown_count, suppressed_rows
 from casehistory.services.council_report import (
     CASELOAD_FIELDS,
     COHORT_FIELDS,
@@ -75,12 +75,14 @@ def cmd_caseload(args: argparse.Namespace) -> int:
 
 
 def cmd_cadence(args: argparse.Namespace) -> int:
+    """The summary by status (aggregates), or with --per-citizen the citizens' clocks."""
     engine = build()
     try:
         engine.project()
         console = Console()
         if not args.per_citizen:
             console.print(cadence_table(services.cadence_summary(engine, args.as_of), caller()))
+            return 0
         columns = [c for c in CADENCE_FIELDS if c != "cpr" or args.reveal_cpr]
 
         def rows() -> Iterator[dict[str, Any]]:
@@ -90,10 +92,8 @@ def cmd_cadence(args: argparse.Namespace) -> int:
                         record["cpr"] = reveal_cpr(engine, record["citizen_key"], args)
                     yield record
 
-        who = caller()
-        if args.per_citizen or (who is not None and who.may(Action.PER_CITIZEN_ROWS)):
-            write_rows(rows(), columns, args.format, console,
-                       title=f"Overdue and due soon on {args.as_of}")
+        write_rows(rows(), columns, args.format, console,
+                   title=f"Overdue and due soon on {args.as_of}")
     finally:
         engine.close()
     return 0
@@ -178,12 +178,13 @@ def add_parsers(sub: Any) -> None:
     cadence = sub.add_parser("cadence", help="contact cadence: overdue and due soon on a date")
     cadence.add_argument("--as-of", type=as_of_date, default=date.today())
     cadence.add_argument("--per-citizen", action="store_true",
-                         help="only the per-citizen rows, without the summary")
+                         help="the citizens' clocks by pseudonym instead of the summary "
+                              "(with --purpose)")
     cadence.add_argument("--all", action="store_true", help="also the citizens whose clock is ok")
     cadence.add_argument("--format", choices=FORMATS, default="table")
     cadence.add_argument("--reveal-cpr", action="store_true",
                          help="add CPR numbers (data-protection role; each citizen is logged)")
-    cadence.add_argument("--purpose", help="with --reveal-cpr: purpose or case reference")
+    cadence.add_argument("--purpose", help=PURPOSE_HELP)
     cadence.set_defaults(func=cmd_cadence)
 
     out = sub.add_parser("exits", help="exits from the cash-benefit system per half-year")
@@ -217,4 +218,5 @@ def add_parsers(sub: Any) -> None:
     cont.add_argument("--as-of", type=as_of_date, default=date.today())
     cont.add_argument("--months", type=int, default=CONTINUITY_MONTHS)
     cont.add_argument("--format", choices=FORMATS, default="table")
+    cont.add_argument("--purpose", help=PURPOSE_HELP)
     cont.set_defaults(func=cmd_continuity)

@@ -13,7 +13,12 @@ from typing import Any
 from rich.console import Console
 
 from casehistory.bootstrap import Engine, build
-from casehistory.entrypoints.cli.common import DURATION_FIELDS, as_of_date, reveal_cpr
+from casehistory.entrypoints.cli.common import (
+    DURATION_FIELDS,
+    PURPOSE_HELP,
+    as_of_date,
+    reveal_cpr,
+)
 from casehistory.entrypoints.cli.output import FORMATS, write_rows
 from casehistory.services import reports as services
 from casehistory.services.access import Action, check, identity_from_env
@@ -93,4 +98,4 @@ def add_parsers(sub: Any) -> None:
 def _reveal_arguments(parser: Any) -> None:
     parser.add_argument("--reveal-cpr", action="store_true",
                         help="add CPR numbers (data-protection role; each citizen is logged)")
-    parser.add_argument("--purpose", help="with --reveal-cpr: purpose or case reference")
+    parser.add_argument("--purpose", help=PURPOSE_HELP)

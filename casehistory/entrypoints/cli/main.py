@@ -33,6 +33,7 @@ from casehistory.entrypoints.api import server
 from casehistory.entrypoints.cli import audit, coordination, councils, db, lists, router
 from casehistory.entrypoints.cli.common import (
     DURATION_FIELDS,
+    PURPOSE_HELP,
     add_citizen_arguments,
     as_of_date,
     caller,
@@ -483,7 +484,7 @@ def parser() -> argparse.ArgumentParser:
     dur.add_argument("--format", choices=["table", "csv", "jsonl"], default="table")
     dur.add_argument("--reveal-cpr", action="store_true",
                      help="add CPR numbers (data-protection role; each citizen is logged)")
-    dur.add_argument("--purpose", help="with --reveal-cpr: purpose or case reference")
+    dur.add_argument("--purpose", help=PURPOSE_HELP)
     dur.set_defaults(func=cmd_durations)
 
     cit = sub.add_parser("citizen", help="one citizen's timeline with provenance and spells")
@@ -520,7 +521,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         needed = needs(args)
         if needed is not None:
-            check(identity_from_env(), needed)
+            identity = identity_from_env()
+            check(identity, needed)
+            if needed is Action.PER_CITIZEN_ROWS:
+                log_rows(identity, args)
         return int(args.func(args))
     except PermissionDenied as denied:
         console.print(f"permission denied: {denied}")
@@ -531,6 +535,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             finally:
                 log.close()
         return 3
+
+
+def log_rows(identity: Identity, args: argparse.Namespace) -> None:
+    """Log a read of rows per citizen, with its purpose and search criterion, before it runs."""
+    log = LookupLog(Settings.load())
+    try:
+        log.log_rows(identity, getattr(args, "purpose", None) or "", search_criterion(args))
+    finally:
+        log.close()
+
+
+def search_criterion(args: argparse.Namespace) -> str:
+    """The command line that selects the rows (no purpose, no output format): the lookup
+    record's "search criterion"."""
+    words = ["casehistory", args.command]
+    for name, value in vars(args).items():
+        if name in {"func", "command", "purpose", "format"} or value in (None, False):
+            continue
+        if name == "list":
+            words.append(str(value))
+        else:
+            flag = "--" + name.replace("_", "-")
+            words.append(flag if value is True else f"{flag} {value}")
+    return " ".join(words)
 
 
 REPORT_NEEDS = {
@@ -545,8 +573,9 @@ REPORT_NEEDS = {
     "lists": Action.PER_CITIZEN_ROWS,
 }
 """What each report command asks of its caller's role (`casehistory.services.access`); with
-`--per-citizen` a report needs per-citizen rows (`cadence` lists its citizens only to a role
-that may see them). The commands about one citizen check their own action (`on_citizen`)."""
+`--per-citizen` a report needs per-citizen rows, and a read of rows per citizen needs
+`--purpose` and is logged with its search criterion. The commands about one citizen check their
+own action (`on_citizen`)."""
 
 
 def needs(args: argparse.Namespace) -> Action | None:

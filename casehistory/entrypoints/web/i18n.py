@@ -257,6 +257,9 @@ TEXTS: dict[str, dict[str, str]] = {
               "Borgere vises med pseudonym.",
         "en": "Citizens on benefit with a spell over N years (longest first), and the "
               "clarification pool. Citizens are shown by pseudonym."},
+    "lists_purpose": {
+        "da": "Angiv formål eller sagsnummer for at se listerne. Opslaget logges.",
+        "en": "Give a purpose or case reference to see the lists. The lookup is logged."},
     "years": {"da": "År", "en": "Years"},
     "long_durations": {"da": "Forløb over N år", "en": "Spells over N years"},
     "clarification_pool": {"da": "Afklaringspuljen", "en": "Clarification pool"},

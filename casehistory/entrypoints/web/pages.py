@@ -22,7 +22,7 @@ from casehistory.domain.durations import COHORT_YEARS
 from casehistory.domain.exits import DEFAULT_HORIZONS
 from casehistory.domain.spells import years_before
 from casehistory.entrypoints.api import tables
-from casehistory.entrypoints.api.app import Surfaces, identity, require, surfaces
+from casehistory.entrypoints.api.app import Surfaces, identity, log_rows, require, surfaces
 from casehistory.entrypoints.api.routes import show_citizen
 from casehistory.entrypoints.api.tables import Table
 from casehistory.entrypoints.web import i18n, timeline_svg
@@ -303,11 +303,20 @@ def casework(
 @router.get("/lister", response_class=HTMLResponse)
 def lists(
     request: Request, shared: Shared,
-    _: Annotated[Identity, Depends(require(Action.PER_CITIZEN_ROWS))],
+    who: Annotated[Identity, Depends(require(Action.PER_CITIZEN_ROWS))],
     as_of: date | None = None, years: Annotated[int, Query(ge=0, le=100)] = 15,
-    lang: Lang = "da",
+    purpose: str = "", lang: Lang = "da",
 ) -> HTMLResponse:
+    """The prioritisation lists, shown once a purpose is given (the read is logged first)."""
     day = as_of or _today(request)
+    fields = [_field("as_of", "as_of", day), _field("years", "years", years, "number"),
+              _field("purpose", "purpose", purpose.strip(), "text")]
+    if len(purpose.strip()) < 3:
+        return page(request, "report.html", lang, blocks=[],
+                    title=i18n.text("lists_title", lang), action="/lister",
+                    lead=i18n.text("lists_lead", lang), fields=fields,
+                    shown=i18n.text("lists_purpose", lang))
+    log_rows(request, who, purpose.strip())
     long = shared.report("long_durations", (day, years, False), lambda: list(
         services.long_durations(shared.engine, day, years, False)))
     pool = shared.report("clarification_pool", (day,), lambda: list(
@@ -329,8 +338,7 @@ def lists(
     ]
     return page(request, "report.html", lang, blocks=blocks,
                 title=i18n.text("lists_title", lang), action="/lister",
-                lead=i18n.text("lists_lead", lang),
-                fields=[_field("as_of", "as_of", day), _field("years", "years", years, "number")],
+                lead=i18n.text("lists_lead", lang), fields=fields,
                 shown=f"{i18n.text('as_of', lang)} {i18n.day(day, lang)}: "
                       f"{i18n.number(len(long), lang)} / {i18n.number(len(pool), lang)}")
 
