@@ -30,6 +30,8 @@ def env_for(data_dir: Path, **extra: str) -> dict[str, str]:
         CASEHISTORY_DATA_DIR=str(data_dir),
         CASEHISTORY_STORE="sqlite",
         CASEHISTORY_PSEUDONYM_KEY=PSEUDONYM_KEY,
+        CASEHISTORY_USER="bench",
+        CASEHISTORY_ROLE="operator",  # the engine's commands are the operator's
         **extra,
     )
     return env

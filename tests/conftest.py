@@ -25,10 +25,11 @@ settings.load_profile("ci" if os.environ.get("CI") == "true" else "dev")
 PSEUDONYM_KEY = "cd" * 32
 
 # The CLI's caller (casehistory.services.access) unless a test names another: the data-protection
-# officer, whose reports show every count (no "<5") and rows per citizen; tests of refusals and
-# of what other roles see set their own.
+# officer, whose reports show every count (no "<5") and rows per citizen, and an operator, who
+# runs the engine (ingest, project, serve, ...); tests of refusals and of what other roles see
+# set their own.
 os.environ.setdefault("CASEHISTORY_USER", "test-dpo")
-os.environ.setdefault("CASEHISTORY_ROLE", "dpo")
+os.environ.setdefault("CASEHISTORY_ROLE", "dpo,operator")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -272,3 +272,99 @@ def test_report_commands_check_the_role_and_refusals_are_logged(
         ("cw-17", "caseworker", "besøg",
          f"casehistory cadence --as-of {day} --per-citizen --all", ROWS_SHOWN, None),
     ]
+
+
+def test_the_cli_caller_may_hold_several_roles() -> None:
+    both = identity_from_env({"CASEHISTORY_USER": "kim", "CASEHISTORY_ROLE": "dpo, operator"})
+    assert both.roles == {Role.DATA_PROTECTION_OFFICER, Role.OPERATOR}
+    assert both.may(Action.OPERATE) and both.may(Action.FORGET)
+    for roles in (" , ", "dpo,boss"):
+        with pytest.raises(PermissionDenied):
+            identity_from_env({"CASEHISTORY_USER": "kim", "CASEHISTORY_ROLE": roles})
+
+
+ENGINE_ARGV = [
+    ["ingest", "x.jsonl"], ["project"], ["publish", "x.jsonl"], ["consume"], ["route"],
+    ["reconcile"], ["replay"], ["checksum"], ["verify"], ["purge"], ["db", "init"],
+    ["db", "roles"], ["serve"], ["users", "add", "kim", "--role", "analyst"],
+]
+SELF_CHECKED = {"citizen", "audit", "forget", "insight", "lookups"}
+"""Commands about one citizen or the lookup log: they check their own action (`on_citizen`)."""
+NO_ROLE = {"demo", "generate", "convert"}
+"""A synthetic municipality in its own data dir, and file conversions: no store is read."""
+
+
+def test_every_command_asks_for_an_action_or_is_known_not_to() -> None:
+    from casehistory.entrypoints.cli.main import COMMAND_NEEDS, ENGINE_COMMANDS, parser
+
+    [commands] = [a.choices for a in parser()._actions if a.dest == "command"]
+    assert set(commands) == set(COMMAND_NEEDS) | SELF_CHECKED | NO_ROLE
+    assert not set(COMMAND_NEEDS) & (SELF_CHECKED | NO_ROLE)
+    assert {argv[0] for argv in ENGINE_ARGV} == set(ENGINE_COMMANDS)
+    assert all(COMMAND_NEEDS[c] is Action.OPERATE for c in ENGINE_COMMANDS)
+
+
+def test_engine_commands_are_the_operators_and_refusals_are_logged(
+    privacy_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from casehistory.bootstrap import build
+    from tests.factories import record, started
+
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps(record(started(date(2020, 1, 1)), cpr)) + "\n"
+                              for cpr in CPRS))
+
+    def ingest(role: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "casehistory.entrypoints.cli", "ingest", str(source)],
+            env={**os.environ, **privacy_env, "CASEHISTORY_USER": f"{role}-1",
+                 "CASEHISTORY_ROLE": role},
+            capture_output=True, text=True, timeout=300,
+        )
+
+    refused = ingest("analyst")
+    assert refused.returncode == 3
+    assert refused.stderr.strip() == (
+        "permission denied: role analyst may not operate (roles that may: auditor, operator)")
+    engine = build(Settings.load(privacy_env))
+    try:
+        assert engine.follower().lag() == 0  # nothing was ingested
+    finally:
+        engine.close()
+    done = ingest("operator")
+    assert done.returncode == 0, done.stderr[-2000:]
+    engine = build(Settings.load(privacy_env))
+    try:
+        assert all(engine.app.find(engine.vault.citizen_key(cpr)) for cpr in CPRS)
+    finally:
+        engine.close()
+
+    for name, value in privacy_env.items():
+        monkeypatch.setenv(name, value)
+    for role in ("analyst", "caseworker", "dpo"):
+        monkeypatch.setenv("CASEHISTORY_USER", f"{role}-1")
+        monkeypatch.setenv("CASEHISTORY_ROLE", role)
+        for argv in ENGINE_ARGV:
+            assert main(argv) == 3, (role, argv)
+    monkeypatch.delenv("CASEHISTORY_ROLE")
+    assert main(["project"]) == 3
+    assert "set CASEHISTORY_USER and CASEHISTORY_ROLE" in capsys.readouterr().err
+
+    log = LookupLog(Settings.load(privacy_env))
+    try:
+        logged = [(r.who, r.shown, r.criterion) for r in log.records() if r.kind == REFUSED]
+        assert list(log.problems()) == []
+    finally:
+        log.close()
+    assert logged[0] == ("analyst-1", "operate", "casehistory ingest")
+    assert logged[1:] == [(f"{role}-1", "operate", f"casehistory {argv[0]}")
+                          for role in ("analyst", "caseworker", "dpo") for argv in ENGINE_ARGV]
+

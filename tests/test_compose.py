@@ -9,13 +9,16 @@ from pathlib import Path
 import yaml
 
 from casehistory.devservices.kafka import KAFKA_VERSION
-from casehistory.entrypoints.cli.main import parser
+from casehistory.entrypoints.cli.main import needs, parser
+from casehistory.services.access import Action, Role, check, identity_from_env
 from casehistory.settings import PREFIX, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 ENGINE_SERVICES = ("router", "ingest", "projections", "serve")
 KEYS = tuple(f.name for f in fields(Settings) if f.name.endswith("_key"))
 KEY_FILES = {PREFIX + key.upper() + "_FILE" for key in KEYS}
+CALLER = {PREFIX + "USER", PREFIX + "ROLE"}
+"""Who runs a container's command (casehistory.services.access.identity_from_env)."""
 
 
 def compose() -> dict:
@@ -31,11 +34,12 @@ def test_the_stack_has_kafka_postgres_ingest_and_projection_workers() -> None:
 
 def test_engine_settings_in_the_stack_are_settings_the_code_reads() -> None:
     services = compose()["services"]
-    known = {PREFIX + f.name.upper() for f in fields(Settings)} | KEY_FILES
+    known = {PREFIX + f.name.upper() for f in fields(Settings)} | KEY_FILES | CALLER
     for name in ("router", "ingest", "projections"):
         env = services[name]["environment"]
         assert set(env) <= known, set(env) - known
-        settings = Settings.load({k: str(v) for k, v in env.items() if k not in KEY_FILES})
+        settings = Settings.load({k: str(v) for k, v in env.items()
+                                  if k not in KEY_FILES | CALLER})
         assert settings.uses_postgres
         assert settings.kafka_bootstrap == "kafka:9092"
         defaults = Settings.load({PREFIX + "PSEUDONYM_KEY": "00"})
@@ -60,13 +64,17 @@ def test_every_engine_container_reads_every_key_from_the_same_secret() -> None:
             assert PREFIX + key.upper() not in env, (name, key)  # no key in clear in the file
 
 
-def test_service_commands_are_real_cli_commands() -> None:
+def test_service_commands_are_real_cli_commands_their_callers_may_run() -> None:
     services = compose()["services"]
-    for name in ("router", "ingest", "projections"):
+    for name in ENGINE_SERVICES:
         command = services[name]["command"]
         argv = command if isinstance(command, list) else shlex.split(command)
         assert argv[0] == "casehistory"
-        parser().parse_args(argv[1:])  # raises SystemExit on an unknown command or flag
+        args = parser().parse_args(argv[1:])  # raises SystemExit on an unknown command or flag
+        caller = identity_from_env({k: str(v) for k, v in services[name]["environment"].items()})
+        assert caller.roles == {Role.OPERATOR}, name  # runs the engine, sees no personal data
+        assert needs(args) is Action.OPERATE, name
+        check(caller, Action.OPERATE)
 
 
 def test_the_image_the_stack_builds_exists() -> None:

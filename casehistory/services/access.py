@@ -61,7 +61,8 @@ class Action(StrEnum):
     """Who looked (employees' identities) in a citizen's insight."""
     FORGET = "forget"
     OPERATE = "operate"
-    """The engine's own state: positions, lag, metrics, reconciliation."""
+    """Run and set up the engine (ingest, project, route, replay, verify, serve, ...) and see
+    its own state: positions, lag, metrics, reconciliation."""
     API_DOCS = "api_docs"
 
 
@@ -126,23 +127,26 @@ class Identity:
 def check(identity: Identity, action: Action) -> None:
     """Raise `PermissionDenied` unless one of the identity's roles allows `action`."""
     if not identity.may(action):
+        allowed = ", ".join(r.value for r in Role if action in PERMISSIONS[r])
         raise PermissionDenied(
-            f"role {identity.role_names or '(none)'} may not {action.value}", identity, action
+            f"role {identity.role_names or '(none)'} may not {action.value} "
+            f"(roles that may: {allowed})", identity, action
         )
 
 
 def identity_from_env(environ: Mapping[str, str] | None = None) -> Identity:
-    """The CLI's caller: `CASEHISTORY_USER` and `CASEHISTORY_ROLE`."""
+    """The CLI's caller: `CASEHISTORY_USER` and `CASEHISTORY_ROLE` (one role, or several
+    separated by commas, as a token's roles claim may carry several)."""
     env = os.environ if environ is None else environ
     who = env.get("CASEHISTORY_USER", "").strip()
-    role = env.get("CASEHISTORY_ROLE", "").strip()
-    if not who or not role:
+    names = [name.strip() for name in env.get("CASEHISTORY_ROLE", "").split(",") if name.strip()]
+    if not who or not names:
         raise PermissionDenied("set CASEHISTORY_USER and CASEHISTORY_ROLE to say who is asking")
     try:
-        return Identity(who, frozenset({Role(role)}))
+        return Identity(who, frozenset(Role(name) for name in names))
     except ValueError:
         raise PermissionDenied(
-            f"unknown role {role!r}; one of {', '.join(r.value for r in Role)}"
+            f"unknown role in {','.join(names)!r}; roles are {', '.join(r.value for r in Role)}"
         ) from None
 
 

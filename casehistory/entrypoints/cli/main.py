@@ -527,7 +527,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 log_rows(identity, args)
         return int(args.func(args))
     except PermissionDenied as denied:
-        console.print(f"permission denied: {denied}")
+        console.print(f"permission denied: {denied}", soft_wrap=True, markup=False)
         if denied.identity is not None and denied.action is not None:
             log = LookupLog(Settings.load())
             try:
@@ -561,7 +561,16 @@ def search_criterion(args: argparse.Namespace) -> str:
     return " ".join(words)
 
 
-REPORT_NEEDS = {
+ENGINE_COMMANDS = (
+    "ingest", "project", "publish", "consume", "route", "reconcile", "replay", "checksum",
+    "verify", "purge", "db", "serve", "users",
+)
+"""The commands that run, set up or check the engine: the `operate` action (no personal data
+is shown). `demo` (a synthetic municipality in its own data dir), `generate` and `convert`
+(files only) ask for no role."""
+
+COMMAND_NEEDS = {
+    **dict.fromkeys(ENGINE_COMMANDS, Action.OPERATE),
     "durations": Action.AGGREGATES,
     "coordination": Action.AGGREGATES,
     "flows": Action.AGGREGATES,
@@ -572,7 +581,7 @@ REPORT_NEEDS = {
     "continuity": Action.PER_CITIZEN_ROWS,
     "lists": Action.PER_CITIZEN_ROWS,
 }
-"""What each report command asks of its caller's role (`casehistory.services.access`); with
+"""What each command asks of its caller's role (`casehistory.services.access`); with
 `--per-citizen` a report needs per-citizen rows, and a read of rows per citizen needs
 `--purpose` and is logged with its search criterion. The commands about one citizen check their
 own action (`on_citizen`)."""
@@ -580,7 +589,7 @@ own action (`on_citizen`)."""
 
 def needs(args: argparse.Namespace) -> Action | None:
     """The action a command's caller must be allowed, checked before it runs."""
-    needed = REPORT_NEEDS.get(args.command)
+    needed = COMMAND_NEEDS.get(args.command)
     if needed is not None and getattr(args, "per_citizen", False):
         return Action.PER_CITIZEN_ROWS
     return needed
