@@ -71,6 +71,22 @@ def _read_side(scale: list[dict[str, Any]]) -> list[str]:
          "µs/event", "peak RSS", "code", "date"],
         rows,
     )  # fmt: skip
+    steps = [r for r in scale if "cpu_us_per_event" in r]
+    if steps:
+        out += [
+            "",
+            "Where a rebuild's time goes: CPU µs per event of each step, in one process over "
+            "a sample of about 10,000 citizens (`bench.scale.components`). The rebuild's "
+            "workers do all of these; the parent then copies their rows in and indexes them.",
+            "",
+        ]
+        names = list(steps[0]["cpu_us_per_event"])
+        out += _table(
+            ["citizens", *names, "total", "code", "date"],
+            [[f"{r['size']:,}", *(f"{r['cpu_us_per_event'][n]:.1f}" for n in names),
+              f"{sum(r['cpu_us_per_event'].values()):.1f}", r["commit"], r["date"]]
+             for r in sorted(steps, key=lambda r: (r["date"], r["size"]))],
+        )  # fmt: skip
     return out
 
 

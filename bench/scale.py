@@ -1,6 +1,10 @@
 """Read side at scale: one-pass rebuild and any-date reports against a DuckDB batch.
 
-    .venv/bin/python -m bench.scale SIZE [SIZE ...]
+    .venv/bin/python -m bench.scale SIZE [SIZE ...] [--work DIR]
+
+`--work DIR` keeps the generated population and its ingested store in DIR and, when DIR
+already holds them (from an earlier run of the same size), measures on them again without
+generating or ingesting: the read side can be re-measured after a change in minutes.
 
 For each size: generate an arrival-ordered population (the generator's default
 shape: decades interleaved, late corrections, migration batches, long histories),
@@ -15,13 +19,16 @@ ingest it into an embedded store without projecting, then measure in one run:
   written as JSON Lines, against the same DuckDB query;
 - the headline report (SQL) on that date;
 - time per event and the driver's peak RSS after ingest and after the rebuild, so sizes
-  can be compared.
+  can be compared;
+- where a rebuild's time goes: CPU per event of reading, decoding, the timeline, the
+  rows and writing them, in one process over a sample of about 10,000 citizens.
 
 Ratios come first; results go to bench/results/scale-SIZE.json.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import tempfile
@@ -41,7 +48,7 @@ RESULTS = Path(__file__).with_name("results")
 console = Console(stderr=True)
 
 
-def measure(size: int, seed: int = 1) -> dict[str, Any]:
+def measure(size: int, seed: int = 1, work: Path | None = None) -> dict[str, Any]:
     from casehistory.bootstrap import build
     from casehistory.consumers.deadletter import DeadLetterFile
     from casehistory.entrypoints.cli.common import ingest_files
@@ -52,22 +59,31 @@ def measure(size: int, seed: int = 1) -> dict[str, Any]:
     from casehistory.services.report import headline_from
     from casehistory.settings import Settings
 
-    work = Path(tempfile.mkdtemp(prefix=f"scale-{size}-"))
-    population = work / "population.jsonl"
-    with console.status(f"generating {size:,} citizens"):
-        events = generator.write_jsonl(generator.generate_population(size, seed), population)
+    work = work or Path(tempfile.mkdtemp(prefix=f"scale-{size}-"))
+    work.mkdir(parents=True, exist_ok=True)
+    population, ingested = work / "population.jsonl", work / "ingested.json"
     settings = Settings.load({"CASEHISTORY_DATA_DIR": str(work / "store"),
                               "CASEHISTORY_PSEUDONYM_KEY": "ab" * 32})
-    engine = build(settings)
-    result: dict[str, Any] = {"size": size, "events_generated": events,
+    result: dict[str, Any] = {"size": size,
                               "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
                               "commit": code_version()}
-    try:
+    if ingested.exists():
+        earlier = json.loads(ingested.read_text())
+        if earlier["size"] != size or earlier["seed"] != seed:
+            raise SystemExit(f"{work} holds {earlier['size']:,} citizens (seed {earlier['seed']})")
+        console.log(f"reusing the store ingested in {work} on {earlier['date']}")
+        result.update({k: v for k, v in earlier.items() if k not in ("size", "seed", "date")})
+        engine = build(settings)
+    else:
+        with console.status(f"generating {size:,} citizens"):
+            events = generator.write_jsonl(generator.generate_population(size, seed), population)
+        engine = build(settings)
         started = time.perf_counter()
         report = ingest_files(engine, [population], DeadLetterFile(work / "dead.jsonl"))
-        result["ingest_s"] = time.perf_counter() - started
-        result["stored"] = report.stored
-        result["rss_after_ingest_mb"] = peak_rss_mb()
+        result.update(events_generated=events, ingest_s=time.perf_counter() - started,
+                      stored=report.stored, rss_after_ingest_mb=peak_rss_mb())
+        ingested.write_text(json.dumps({**result, "seed": seed}, indent=2) + "\n")
+    try:
         stored = engine.app.recorder.max_notification_id() or 0
 
         fresh = engine.replay_read_model()
@@ -81,6 +97,8 @@ def measure(size: int, seed: int = 1) -> dict[str, Any]:
         console.log("reading and decoding every event (the raw limit)")
         result["workers"] = default_workers() if stored >= PARALLEL_FROM else 1
         result["read_decode_parallel_s"] = read_decode(engine, stored, result["workers"])
+        console.log("where the time goes (one process, a sample of citizens)")
+        result["cpu_us_per_event"] = components(engine, stored, fresh.count())
 
         console.log(f"rebuilt in {result['rebuild_s']:.1f} s; DuckDB batch")
         with console.status("DuckDB batch over the same facts"):
@@ -118,6 +136,51 @@ def measure(size: int, seed: int = 1) -> dict[str, Any]:
     finally:
         engine.close()
     return result
+
+
+def components(engine: Any, until: int, citizens: int, sample: int = 10_000) -> dict[str, float]:
+    """CPU time per event of each step of a rebuild, in this process, over one shard of
+    about `sample` citizens: reading the stored events in citizen order, decoding them,
+    building the timeline, computing the rows, and writing them into an empty copy.
+
+    Each pass streams one citizen at a time, as the rebuild does, and does one step more
+    than the one before; a step's time is the difference."""
+    from casehistory.projections.follower import citizen_rows
+    from casehistory.projections.history import HistoryDecoder
+    from casehistory.projections.source import EventStoreSource
+    from casehistory.projections.store import SQLiteReadModel
+
+    source, decoder = EventStoreSource(engine.app), HistoryDecoder(engine.app.mapper)
+    shard = (0, max(1, citizens // sample))
+    staff_key = engine.settings.staff_key
+
+    def histories() -> Any:
+        return source.histories(until, shard=shard)
+
+    def cpu(run: Any) -> float:
+        started = time.process_time()
+        run()
+        return time.process_time() - started
+
+    events = sum(len(stored) for _key, stored in histories())
+    with tempfile.TemporaryDirectory() as folder:
+        copy = SQLiteReadModel(Path(folder) / "sample.db", "sample")
+        copy.create()
+        passes = [
+            cpu(lambda: sum(len(stored) for _key, stored in histories())),
+            cpu(lambda: [decoder.advance(None, stored) and None for _key, stored in histories()]),
+            cpu(lambda: [decoder.advance(None, stored).timeline() and None
+                         for _key, stored in histories()]),
+            cpu(lambda: [None for _rows in citizen_rows(decoder, histories(), staff_key)]),
+            cpu(lambda: copy.write(citizen_rows(decoder, histories(), staff_key),
+                                   since=0, until=until, replace=False)),
+        ]  # fmt: skip
+        copy.close()
+    steps = ["read", "decode", "timeline", "rows", "write"]
+    return {
+        step: (seconds - (passes[n - 1] if n else 0.0)) / events * 1e6
+        for n, (step, seconds) in enumerate(zip(steps, passes, strict=True))
+    }
 
 
 def read_decode(engine: Any, until: int, workers: int) -> float:
@@ -158,9 +221,15 @@ def _read_decode_shard(job: tuple[Any, int, tuple[int, int]]) -> int:
 
 
 def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.scale")
+    parser.add_argument("sizes", type=int, nargs="*", default=[10_000])
+    parser.add_argument("--work", type=Path, help="keep (or reuse) the population and store here")
+    args = parser.parse_args(argv)
+    if args.work and len(args.sizes) > 1:
+        parser.error("--work takes one size")
     RESULTS.mkdir(exist_ok=True)
-    for size in [int(a) for a in argv] or [10_000]:
-        result = measure(size)
+    for size in args.sizes:
+        result = measure(size, work=args.work)
         (RESULTS / f"scale-{size}.json").write_text(json.dumps(result, indent=2) + "\n")
         console.print(
             f"{size:,} citizens, {result['notifications']:,} events: "
@@ -171,6 +240,9 @@ def main(argv: list[str]) -> int:
             f"rebuild {result['rebuild_us_per_event']:.1f} us/event, "
             f"peak RSS {result['rss_after_rebuild_mb']:.0f} MB"
         )
+        console.print("CPU per event: " + ", ".join(
+            f"{name} {us:.1f} us" for name, us in result["cpu_us_per_event"].items()
+        ))
     return 0
 
 
