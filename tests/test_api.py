@@ -284,6 +284,22 @@ def test_serve_on_postgresql(postgres_dsn: str, tmp_path) -> None:  # type: igno
             engine.close()
         metrics = served.request("/metrics", role="operator")[2].decode()
         assert f"casehistory_events_stored {float(head)}" in metrics
+
+        # Roles and the lookup log in PostgreSQL: refusals, rows per citizen, one citizen.
+        assert served.request(f"/api/v1/durations?as_of={AS_OF}{ROWS}", "analyst")[0] == 403
+        assert served.request(f"/api/v1/headline?as_of={AS_OF}", "operator")[0] == 403
+        listed = served.json(f"/api/v1/durations?as_of={AS_OF}&limit=10000{ROWS}", CASEWORKER)
+        assert listed["total"] == len(rows)
+        story = served.json("/api/v1/citizens/lookup", role=CASEWORKER, body={
+            "cpr": _long_history_cpr(served), "purpose": "sag 2026-0500"})
+        log = served.access_log()
+        assert [(r["kind"], r["who"], r.get("permission") or r["purpose"]) for r in log] == [
+            ("lookup", "test-dpo", "test"),  # the CLI's rows above, in the same log
+            ("refused", "analyst", "per_citizen_rows"), ("refused", "operator", "aggregates"),
+            ("lookup", "caseworker", "sag 2026-0001"), ("lookup", "caseworker", "sag 2026-0500")]
+        assert (log[3]["criterion"], log[4]["citizen_key"]) == (
+            f"/api/v1/durations?as_of={AS_OF}&limit=10000", story["citizen_key"])
+        assert served.json("/api/v1/access-log", "auditor")["intact"] is True
     finally:
         stop_server(process)
 

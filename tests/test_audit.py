@@ -23,6 +23,7 @@ from casehistory.schemas.contract import ContractEvent, validate
 from casehistory.services.audit import audit_entries, forget
 from casehistory.services.replay import checksum, rebuild
 from casehistory.services.verify import verify_store
+from tests.attacker import postgres_rows
 from tests.factories import record, retraction, started, stopped
 
 AS_OF = date(2026, 11, 1)
@@ -211,10 +212,18 @@ def run(
     )
 
 
-def test_no_cpr_in_clear_anywhere_after_a_demo_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend",
+                         ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_no_cpr_in_clear_anywhere_after_a_demo_run(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    """The demo's files, stores (every row of every PostgreSQL table too), output and the
+    audit commands' output hold no CPR, but for its input and its dead letters."""
+    store = request.getfixturevalue("postgres_dsn") if backend == "postgres" else "sqlite"
     env = {"CASEHISTORY_DATA_DIR": str(tmp_path / "data")}
     nobody = {"CASEHISTORY_USER": "", "CASEHISTORY_ROLE": ""}  # the demo asks for no role
-    demo = run({**env, **nobody}, tmp_path, "demo", "--citizens", "150", "--seed", "4")
+    demo = run({**env, **nobody}, tmp_path, "demo", "--citizens", "150", "--seed", "4",
+               "--store", store)
     assert demo.returncode == 0, demo.stderr[-2000:]
     demo_dir = tmp_path / "data" / "demo"
     cprs = {
@@ -224,9 +233,7 @@ def test_no_cpr_in_clear_anywhere_after_a_demo_run(tmp_path: Path) -> None:
     }
     assert len(cprs) >= 150
     quarantined = {"population.jsonl", "dead-letters.jsonl"}  # the input itself, kept whole
-    scanned = [p for p in demo_dir.rglob("*") if p.is_file() and p.name not in quarantined]
-    assert any(p.suffix == ".db" for p in scanned)
-    texts = [demo.stdout, demo.stderr] + [p.read_bytes().decode("latin-1") for p in scanned]
+    texts = [demo.stdout, demo.stderr]
     stored_cpr = next(
         r["cpr"]
         for r in map(json.loads, (demo_dir / "population.jsonl").read_text().splitlines())
@@ -234,8 +241,8 @@ def test_no_cpr_in_clear_anywhere_after_a_demo_run(tmp_path: Path) -> None:
     )
     for audit in ("audit", "verify", "checksum"):
         result = run(
-            {"CASEHISTORY_DATA_DIR": str(demo_dir), "CASEHISTORY_USER": "auditor-1",
-             "CASEHISTORY_ROLE": "auditor"},
+            {"CASEHISTORY_DATA_DIR": str(demo_dir), "CASEHISTORY_STORE": store,
+             "CASEHISTORY_USER": "auditor-1", "CASEHISTORY_ROLE": "auditor"},
             tmp_path,
             audit,
             *(["--purpose", "complaint 2026-17"] if audit == "audit" else []),
@@ -243,6 +250,15 @@ def test_no_cpr_in_clear_anywhere_after_a_demo_run(tmp_path: Path) -> None:
         )
         assert result.returncode == 0, result.stderr[-2000:]
         texts += [result.stdout, result.stderr]
+    # Files and rows after the audit commands, whose lookups are logged there too.
+    scanned = [p for p in demo_dir.rglob("*") if p.is_file() and p.name not in quarantined]
+    assert backend == "postgres" or any(p.name == "lookups.db" for p in scanned)
+    texts += [p.read_bytes().decode("latin-1") for p in scanned]
+    if backend == "postgres":
+        rows = list(postgres_rows(store))
+        assert {"casehistory_events", "citizen_keys", "lookup_log"} <= {r["_table"] for r in rows}
+        texts += [(bytes(v).decode("latin-1") if isinstance(v, bytes | memoryview) else str(v))
+                  for row in rows for v in row.values()]
     letters = (demo_dir / "dead-letters.jsonl").read_text().splitlines()
     texts += [json.loads(line)["message"] for line in letters]
     leaks = [cpr for cpr in cprs if any(cpr in text for text in texts)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from base64 import b64encode
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -23,6 +24,7 @@ from casehistory.schemas.history import decode
 from casehistory.services.audit import carry_forgetting, forget, purge_dead_letters
 from casehistory.services.replay import checksum, replay_target
 from casehistory.settings import Settings
+from tests.attacker import postgres_rows
 from tests.factories import record, started, stopped
 from tests.test_privacy import CPRS
 from tests.test_privacy import privacy_env as privacy_env  # a fixture
@@ -40,6 +42,14 @@ def _input(tmp_path: Path) -> Path:
     path.parent.mkdir()
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     return path
+
+
+def _database_values(settings: Settings) -> Iterator[bytes]:
+    """Every value of every row of the PostgreSQL store and key store, as bytes."""
+    for dsn in {settings.store, settings.key_store or settings.store}:
+        for row in postgres_rows(dsn):
+            for value in row.values():
+                yield bytes(value) if isinstance(value, bytes | memoryview) else str(value).encode()
 
 
 def _checksums(engine: Engine) -> str:
@@ -63,6 +73,8 @@ def test_forget_reaches_every_place_and_reports_stay(
         before = _checksums(engine)
         secret = _key_bytes(engine, FORGOTTEN)
         key = engine.vault.citizen_key(FORGOTTEN)
+        if engine.settings.uses_postgres:  # the scan below can find the key while it exists
+            assert [b for b in _database_values(engine.settings) if secret in b]
     finally:
         engine.close()
     assert FORGOTTEN in letters.read_text()
@@ -82,11 +94,14 @@ def test_forget_reaches_every_place_and_reports_stay(
         assert _checksums(engine) == before  # reports stay unchanged
         assert all(c in letters.read_text() for c in CPRS[1:])  # only the forgotten one went
         assert FORGOTTEN not in letters.read_text()
-        if not engine.settings.uses_postgres:
-            data = engine.settings.data_dir
-            files = [p for p in data.rglob("*") if p.is_file() and p.parent != source.parent]
-            assert [p for p in files if secret in p.read_bytes()] == []
-            assert [p for p in files if FORGOTTEN.encode() in p.read_bytes()] == []
+        data = engine.settings.data_dir
+        files = [p for p in data.rglob("*") if p.is_file() and p.parent != source.parent]
+        assert [p for p in files if secret in p.read_bytes()] == []
+        assert [p for p in files if FORGOTTEN.encode() in p.read_bytes()] == []
+        if engine.settings.uses_postgres:  # every row of the store and of the key store
+            values = list(_database_values(engine.settings))
+            assert [b for b in values if secret in b] == []
+            assert [b for b in values if FORGOTTEN.encode() in b] == []
 
         # A rebuild from the same input (as a replay from the topic) keeps them forgotten.
         target = build(replace(engine.settings, data_dir=tmp_path / "rebuilt", store="sqlite",
