@@ -203,8 +203,10 @@ def test_a_replay_from_the_history_topic_keeps_a_forgotten_citizen_forgotten(
     env = {**kafka_env(kafka_bootstrap, privacy_env, topic),
            "CASEHISTORY_PSEUDONYM_KEY": privacy_env["CASEHISTORY_PSEUDONYM_KEY"]}
     publish_file(env, _input(tmp_path))
-    finish([router_process(env, "--idle-exit", "20")])
-    finish([consumer_process(env, "--from-history", "--idle-exit", "20")])
+    logs = finish([router_process(env, "--idle-exit", "20")])
+    logs += finish([consumer_process(env, "--from-history", "--idle-exit", "20")])
+    assert "dead" in logs[0].lower()  # the router logged the bad records it dead-lettered ...
+    assert [c for c in CPRS if any(c in log for log in logs)] == []  # ... without their CPRs
     for name, value in {**env, "CASEHISTORY_USER": "dpo-1", "CASEHISTORY_ROLE": "dpo"}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr("sys.stdin", io.StringIO(FORGOTTEN + "\n"))
