@@ -53,7 +53,6 @@ def measure(size: int, seed: int = 1, work: Path | None = None) -> dict[str, Any
     from casehistory.consumers.deadletter import DeadLetterFile
     from casehistory.entrypoints.cli.common import ingest_files
     from casehistory.parallel import default_workers
-    from casehistory.population import generator
     from casehistory.projections.follower import PARALLEL_FROM
     from casehistory.projections.queries import durations_records
     from casehistory.services.report import headline_from
@@ -76,7 +75,7 @@ def measure(size: int, seed: int = 1, work: Path | None = None) -> dict[str, Any
         engine = build(settings)
     else:
         with console.status(f"generating {size:,} citizens"):
-            events = generator.write_jsonl(generator.generate_population(size, seed), population)
+            events = generate(size, seed, population)
         engine = build(settings)
         started = time.perf_counter()
         report = ingest_files(engine, [population], DeadLetterFile(work / "dead.jsonl"))
@@ -136,6 +135,22 @@ def measure(size: int, seed: int = 1, work: Path | None = None) -> dict[str, Any
     finally:
         engine.close()
     return result
+
+
+def generate(size: int, seed: int, path: Path) -> int:
+    """Write the population in a process of its own, so that the generator's buffer
+    (up to 400,000 events) does not count in this process's peak RSS."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+        return pool.submit(_write_population, size, seed, path).result()
+
+
+def _write_population(size: int, seed: int, path: Path) -> int:
+    from casehistory.population import generator
+
+    return generator.write_jsonl(generator.generate_population(size, seed), path)
 
 
 def components(engine: Any, until: int, citizens: int, sample: int = 10_000) -> dict[str, float]:
