@@ -232,7 +232,7 @@ def postgres_env(url: str, create_tables: bool = True) -> dict[str, str]:
 def event_store_env(settings: Settings) -> dict[str, str]:
     cipher = (
         {
-            "CIPHER_TOPIC": "eventsourcing.cryptography:AESCipher",
+            "CIPHER_TOPIC": "casehistory.store_cipher:StoreCipher",
             "CIPHER_KEY": base64.b64encode(settings.store_key).decode("ascii"),
         }
         if settings.store_key

@@ -18,9 +18,6 @@ from functools import cache
 from typing import Any, Protocol
 
 import orjson
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from eventsourcing.cryptography import AESCipher
 from eventsourcing.persistence import Mapper
 from eventsourcing.utils import resolve_topic
 
@@ -117,27 +114,9 @@ class HistoryDecoder:
 
 
 def _opener(mapper: Mapper[Any]) -> Callable[[bytes], bytes]:
-    """Stored state to JSON bytes: the mapper's cipher and compressor, undone.
-
-    eventsourcing's `AESCipher` builds its AES-GCM key schedule for every event; a
-    rebuild decrypts every event once, so the schedule is built here once instead,
-    for the same layout (nonce, tag, ciphertext) and the same authentication.
-    """
+    """Stored state to JSON bytes: the mapper's cipher and compressor, undone."""
     cipher, compressor = mapper.cipher, mapper.compressor
-    decrypt: Callable[[bytes], bytes] | None = None
-    if isinstance(cipher, AESCipher):
-        aesgcm = AESGCM(cipher.key)
-
-        def decrypt(data: bytes) -> bytes:
-            if len(data) < 28:
-                raise ValueError("Damaged cipher text: too short")
-            try:
-                return aesgcm.decrypt(data[:12], data[28:] + data[12:28], None)
-            except InvalidTag as error:
-                raise ValueError("Invalid cipher tag") from error
-
-    elif cipher is not None:
-        decrypt = cipher.decrypt
+    decrypt = cipher.decrypt if cipher is not None else None
     if compressor is None:
         return decrypt or _unchanged
     decompress = compressor.decompress
