@@ -6,6 +6,10 @@ file, as `eventsourcing`'s SQLite tables have fixed names). A `postgresql://`
 URL puts all of them in that database, in their own tables, except the key
 store when `CASEHISTORY_KEY_STORE` names a database of its own. The event
 store's records are encrypted with the store key (docs/privacy.md).
+
+With `CASEHISTORY_STORE_GROUPS=G` there are G event stores, one per partition
+group of the history topic (`Settings.group_store`): each its own application,
+tables, notification sequence and lock, in its own schema, file or server.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from casehistory.projections.store import (
     ReadModelStore,
     SQLiteReadModel,
 )
-from casehistory.recorders import HEADS_TABLE, INDEX_TABLE
+from casehistory.recorders import HEADS_TABLE, INDEX_TABLE, LedgerEntry
 from casehistory.services.access import LookupLog
 from casehistory.services.identity import IdentityVault, KeyStore, PostgresKeyStore, SQLiteKeyStore
 from casehistory.settings import Settings, private_dir
@@ -54,7 +58,11 @@ SCHEMA_LOCK_ID = 0x0CA5E  # advisory lock key held while creating tables
 class Engine:
     settings: Settings
     app: CaseHistory
+    """The event store of the first group opened (with one group, the event store)."""
     vault: IdentityVault
+    stores: dict[int, CaseHistory] = field(default_factory=dict)
+    """The partition groups' event stores this engine opened, by group (all, unless
+    built for one group's store writer)."""
     _read_model: ReadModelStore | None = None
     _opened: list[ReadModelStore] = field(default_factory=list)
     _lookup_log: LookupLog | None = None
@@ -112,10 +120,28 @@ class Engine:
 
     def citizen(self, cpr: str) -> Citizen | None:
         """The citizen with this CPR number, found through its keyed pseudonym."""
-        return self.app.find(self.vault.citizen_key(cpr))
+        return self.find(self.vault.citizen_key(cpr))
 
-    def ingest_service(self, dead_letters: DeadLetterSink) -> IngestService:
-        return IngestService(self.app, self.vault, dead_letters)
+    def find(self, citizen_key: str) -> Citizen | None:
+        """The citizen with this pseudonym, from the store that holds it (any group)."""
+        return self.store_of(citizen_key).find(citizen_key)
+
+    def store_of(self, citizen_key: str) -> CaseHistory:
+        """The event store holding this citizen (by its head), else group 0's."""
+        for store in self.stores.values():
+            if store is not self.app and store.heads([citizen_key]):
+                return store
+        return self.app
+
+    def ledger(self, source_prefix: str = "") -> Iterator[LedgerEntry]:
+        """The ingest ledgers of every partition group's store (see `recorders`)."""
+        for store in self.stores.values():
+            recorder: Any = store.recorder
+            yield from recorder.ledger(source_prefix)
+
+    def ingest_service(self, dead_letters: DeadLetterSink, group: int = 0) -> IngestService:
+        """The ingest into partition group `group`'s event store."""
+        return IngestService(self.stores[group], self.vault, dead_letters)
 
     def projection_lease(
         self, stop: threading.Event, *, wait: bool = True
@@ -146,7 +172,8 @@ class Engine:
         return 0
 
     def close(self) -> None:
-        self.app.close()
+        for app in self.stores.values():
+            app.close()
         self.vault.keys.close()
         if self._lookup_log is not None:
             self._lookup_log.close()
@@ -179,17 +206,19 @@ def drop_engine_tables(url: str) -> None:
 
 
 @contextmanager
-def schema_lock(settings: Settings) -> Iterator[None]:
+def schema_lock(settings: Settings, url: str | None = None) -> Iterator[None]:
     """Serialise table creation between processes starting at once.
 
     `eventsourcing` creates its tables on construction; two processes doing that
     concurrently can collide (PostgreSQL: "tuple concurrently updated"; SQLite:
-    the tracking-table migration), so construction happens under a lock.
+    the tracking-table migration), so construction happens under a lock (on the
+    server of `url`, default the store's).
     """
-    if settings.uses_postgres:
+    url = url or settings.store
+    if url.startswith(("postgresql://", "postgres://")):
         import psycopg
 
-        with psycopg.connect(settings.store, autocommit=True) as connection:
+        with psycopg.connect(url, autocommit=True) as connection:
             connection.execute("SELECT pg_advisory_lock(%s)", [SCHEMA_LOCK_ID])
             try:
                 yield
@@ -229,7 +258,9 @@ def postgres_env(url: str, create_tables: bool = True) -> dict[str, str]:
     }
 
 
-def event_store_env(settings: Settings) -> dict[str, str]:
+def event_store_env(settings: Settings, group: int = 0) -> dict[str, str]:
+    """`eventsourcing`'s settings for partition group `group`'s event store."""
+    location = settings.group_store(group)
     cipher = (
         {
             "CIPHER_TOPIC": "casehistory.store_cipher:StoreCipher",
@@ -238,14 +269,15 @@ def event_store_env(settings: Settings) -> dict[str, str]:
         if settings.store_key
         else {}
     )
-    if settings.uses_postgres:
+    if location.uses_postgres:
         return {
-            **postgres_env(settings.store, settings.create_tables),
+            **postgres_env(location.url, settings.create_tables),
+            "POSTGRES_SCHEMA": location.schema,
             "APPLICATION_RECORDER_TOPIC": "casehistory.services.anchors:PostgresAnchoredRecorder",
             **cipher,
         }
     return {
-        **sqlite_env(settings.data_dir / "events.db"),
+        **sqlite_env(settings.data_dir / location.schema),
         "APPLICATION_RECORDER_TOPIC": "casehistory.services.anchors:SQLiteAnchoredRecorder",
         **cipher,
     }
@@ -265,19 +297,41 @@ def index_key(settings: Settings) -> bytes:
     return hmac.new(settings.pseudonym_key, b"casehistory event index", hashlib.sha256).digest()
 
 
-def build(settings: Settings | None = None) -> Engine:
-    """The engine on the configured store (SQLite under the data dir by default)."""
+def build(settings: Settings | None = None, group: int | None = None) -> Engine:
+    """The engine on the configured store (SQLite under the data dir by default).
+
+    With `group`, only that partition group's event store is opened (a store
+    writer touches no other group's tables, not even to create them).
+    """
     settings = settings or Settings.load()
     private_dir(settings.data_dir)
-    with schema_lock(settings):
-        app = CaseHistory(env=event_store_env(settings))
+    stores: dict[int, CaseHistory] = {}
+    try:
+        for g in range(settings.store_groups) if group is None else [group]:
+            stores[g] = open_store(settings, g)
+    except BaseException:
+        for store in stores.values():
+            store.close()
+        raise
+    vault = IdentityVault(settings.pseudonym_key, key_store(settings))
+    return Engine(settings, next(iter(stores.values())), vault, stores=stores)
+
+
+def open_store(settings: Settings, group: int) -> CaseHistory:
+    """Partition group `group`'s event store (its schema and tables created if allowed)."""
+    location = settings.group_store(group)
+    lock_url = location.url if location.uses_postgres else None
+    with schema_lock(settings, lock_url):
+        if location.uses_postgres and settings.create_tables and location.schema != "public":
+            _create_schema(location.url, location.schema)
+        app = CaseHistory(env=event_store_env(settings, group))
     app.recorder.anchor_key = settings.integrity_key or None  # type: ignore[attr-defined]
     app.index_key = index_key(settings)
     recorder: Any = app.recorder
     # A store older than the heads gets them from the process that owns its tables
     # (with `create_tables` off, `casehistory db init` is that process).
     if settings.create_tables and recorder.max_notification_id() and not recorder.has_heads():
-        with schema_lock(settings):
+        with schema_lock(settings, lock_url):
             if not recorder.has_heads():
                 app.backfill_heads()
-    return Engine(settings, app, IdentityVault(settings.pseudonym_key, key_store(settings)))
+    return app

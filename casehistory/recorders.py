@@ -11,6 +11,14 @@ content, both as keyed digests) are written in that transaction too, so
 appending to a citizen never reads its history (see `CaseHistory.heads`).
 A second writer storing the same event id, under any citizen, fails on the
 index's primary key and retries into a duplicate or a conflict.
+
+The writer fence (`writer_fence`: a generation per source, i.e. per Kafka
+partition) stops a zombie: a writer that takes a partition over bumps its
+generation (`take_over`) before reading where to resume, and every append that
+names the partition checks, in its own transaction, that the generation is
+still the one it took (`WriterFenced` otherwise). On PostgreSQL the check
+holds the fence row (`FOR SHARE`), so a take-over waits for an append in flight
+and the append after it is refused.
 """
 
 from __future__ import annotations
@@ -27,6 +35,11 @@ from psycopg.sql import SQL, Identifier
 LEDGER_TABLE = "ingest_ledger"
 HEADS_TABLE = "citizen_heads"
 INDEX_TABLE = "event_index"
+FENCE_TABLE = "writer_fence"
+
+
+class WriterFenced(Exception):
+    """A newer writer took these partitions over: this one's append is refused."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +70,13 @@ def _heads_ddl(heads: str, index: str) -> list[str]:
     ]
 
 
+def _fence_ddl(table: str) -> str:
+    return (
+        f"CREATE TABLE IF NOT EXISTS {table} "
+        "(source TEXT PRIMARY KEY, generation BIGINT NOT NULL)"
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class IndexEntry:
     """Who holds an event id, and with which content (keyed digests of id and content)."""
@@ -75,10 +95,16 @@ class LedgerMixin:
     """The table's name as written in SQL (on PostgreSQL, in the store's schema)."""
     heads_table = HEADS_TABLE
     index_table = INDEX_TABLE
+    fence_table = FENCE_TABLE
+    hold_row = ""
+    """Appended to the fence check's SELECT to hold the rows until commit."""
     notification_ids_contiguous = True
     """Whether a skipped notification id means a removed record (see `services.verify`)."""
 
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Any:
+        fence: dict[str, int] | None = kwargs.get("fence")
+        if fence:
+            self._check_fence(c, fence)
         result = super()._insert_events(c, stored_events, **kwargs)  # type: ignore[misc]
         entries: list[LedgerEntry] = kwargs.get("ledger") or []
         if entries:
@@ -90,6 +116,48 @@ class LedgerMixin:
             )
         self._write_heads(c, kwargs.get("heads") or {}, kwargs.get("index") or [])
         return result
+
+    def _check_fence(self, c: Any, fence: dict[str, int]) -> None:
+        m = self.ledger_marker
+        marks = ", ".join([m] * len(fence))
+        c.execute(
+            f"SELECT source, generation FROM {self.fence_table} "
+            f"WHERE source IN ({marks}){self.hold_row}",
+            list(fence),
+        )
+        held = {
+            source: int(generation)
+            for source, generation in (
+                tuple(row.values()) if isinstance(row, dict) else tuple(row)
+                for row in c.fetchall()
+            )
+        }
+        lost = sorted(source for source, generation in fence.items()
+                      if held.get(source) != generation)
+        if lost:
+            raise WriterFenced(f"a newer writer took over {', '.join(lost)}")
+
+    def take_over(self, sources: Sequence[str]) -> dict[str, int]:
+        """Become these sources' writer: bump and return each one's generation."""
+        m = self.ledger_marker
+        with self.datastore.transaction(commit=True) as c:
+            for source in sources:
+                c.execute(
+                    f"INSERT INTO {self.fence_table} (source, generation) VALUES ({m}, 0) "
+                    "ON CONFLICT (source) DO NOTHING",
+                    (source,),
+                )
+                c.execute(
+                    f"UPDATE {self.fence_table} SET generation = generation + 1 "
+                    f"WHERE source = {m}",
+                    (source,),
+                )
+        return {
+            source: int(generation)
+            for source, generation in self._select_in(
+                f"SELECT source, generation FROM {self.fence_table}", "source", sources
+            )
+        }
 
     def ledger_ends(self, sources: Sequence[str]) -> dict[str, int]:
         """The last position the ledger holds for each of these sources that has any."""
@@ -192,23 +260,31 @@ class SQLiteLedgerRecorder(LedgerMixin, SQLiteApplicationRecorder):
             *super().construct_create_table_statements(),
             _ledger_ddl(LEDGER_TABLE),
             *_heads_ddl(HEADS_TABLE, INDEX_TABLE),
+            _fence_ddl(FENCE_TABLE),
         ]
 
 
 class PostgresLedgerRecorder(LedgerMixin, PostgresApplicationRecorder):  # type: ignore[misc]
     ledger_marker = "%s"
+    hold_row = " FOR SHARE"
     notification_ids_contiguous = False  # a rolled-back append spends sequence values
+
+    def _notify_channel(self, curs: Any) -> None:
+        """Send no NOTIFY: nothing LISTENs (read models poll the store), and every
+        notifying transaction takes one instance-wide lock at commit, which the
+        writers of different partition groups' stores would otherwise queue on."""
 
     def __init__(self, datastore: Any, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
         # In the schema POSTGRES_SCHEMA names, beside the events table.
-        self.ledger_table, self.heads_table, self.index_table = (
+        self.ledger_table, self.heads_table, self.index_table, self.fence_table = (
             SQL("{}.{}").format(Identifier(datastore.schema), Identifier(name)).as_string(None)
-            for name in (LEDGER_TABLE, HEADS_TABLE, INDEX_TABLE)
+            for name in (LEDGER_TABLE, HEADS_TABLE, INDEX_TABLE, FENCE_TABLE)
         )
         self.sql_create_statements.extend(
             SQL(statement)  # type: ignore[misc]
             for statement in [
-                _ledger_ddl(self.ledger_table), *_heads_ddl(self.heads_table, self.index_table)
+                _ledger_ddl(self.ledger_table), *_heads_ddl(self.heads_table, self.index_table),
+                _fence_ddl(self.fence_table),
             ]
         )

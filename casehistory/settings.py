@@ -61,10 +61,39 @@ class Settings:
     """How long lookup records are kept (the national agency asks 5 to 10 years)."""
     dead_letter_retention_days: int | None = None
     """How long dead letters are kept in files and the dead-letter topic (None: forever)."""
+    store_groups: int = 1
+    """Partition groups of the history topic: group g holds the partitions p with
+    p % store_groups == g, in an event store of its own with one writer."""
+    group_stores: tuple[str, ...] = ()
+    """Per group, the database URL of its event store ("" or missing: `store`)."""
+    group_schemas: tuple[str, ...] = ()
+    """Per group, its PostgreSQL schema ("" or missing: `group_schema`'s default)."""
 
     @property
     def uses_postgres(self) -> bool:
-        return self.store.startswith(("postgresql://", "postgres://"))
+        return _is_postgres(self.store)
+
+    def group_store(self, group: int) -> StoreLocation:
+        """Where partition group `group`'s event store lives.
+
+        One group: the store as ever (SQLite `events.db`, or the `public` schema).
+        Several: SQLite `events-g<g>.db` under the data dir, or, on PostgreSQL, the
+        schema `casehistory_g<g>` of the group's database (`CASEHISTORY_GROUP_<g>_STORE`
+        and `CASEHISTORY_GROUP_<g>_SCHEMA` override either, e.g. to put a group on a
+        server of its own).
+        """
+        if not 0 <= group < self.store_groups:
+            raise ValueError(f"store group {group} is not one of 0..{self.store_groups - 1}")
+        url = _nth(self.group_stores, group) or self.store
+        if _is_postgres(url):
+            default = "public" if self.store_groups == 1 else f"casehistory_g{group}"
+            return StoreLocation(url, _nth(self.group_schemas, group) or default)
+        name = "events.db" if self.store_groups == 1 else f"events-g{group}.db"
+        return StoreLocation("sqlite", name)
+
+    def group_of(self, partition: int) -> int:
+        """The partition group (event store) of a history-topic partition."""
+        return partition % self.store_groups
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -80,6 +109,9 @@ class Settings:
             return _key(name, get(name), get(name + "_file"), data_dir)
 
         retention = get("dead_letter_retention_days")
+        groups = int(get("store_groups", "1") or 1)
+        if groups < 1:
+            raise ValueError(f"{PREFIX}STORE_GROUPS must be at least 1, not {groups}")
         return cls(
             data_dir=data_dir,
             store=get("store", "sqlite") or "sqlite",
@@ -100,7 +132,31 @@ class Settings:
             kafka_store_group=get("kafka_store_group", "casehistory-store") or "",
             input_retention_hours=int(get("input_retention_hours", "168") or 168),
             create_tables=strtobool(get("create_tables", "yes") or "yes"),
+            store_groups=groups,
+            group_stores=tuple(get(f"group_{g}_store", "") or "" for g in range(groups)),
+            group_schemas=tuple(get(f"group_{g}_schema", "") or "" for g in range(groups)),
         )
+
+
+@dataclass(frozen=True)
+class StoreLocation:
+    """An event store's database (`sqlite` or a PostgreSQL URL) and, within it, its
+    schema (PostgreSQL) or file name under the data dir (SQLite)."""
+
+    url: str
+    schema: str
+
+    @property
+    def uses_postgres(self) -> bool:
+        return _is_postgres(self.url)
+
+
+def _is_postgres(url: str) -> bool:
+    return url.startswith(("postgresql://", "postgres://"))
+
+
+def _nth(values: tuple[str, ...], n: int) -> str:
+    return values[n] if n < len(values) else ""
 
 
 def _file_values(env: Mapping[str, str]) -> dict[str, str]:

@@ -68,6 +68,19 @@ class IngestService:
         self.vault = vault
         self.dead_letters = dead_letters
         self.max_attempts = max_attempts
+        self.fence: dict[str, int] | None = None
+        """The generations of the sources (partitions) this writer took over (`take_over`);
+        once set, every append is fenced on those of its batch (`recorders.WriterFenced`)."""
+
+    def take_over(self, sources: list[str]) -> None:
+        """Become these sources' writer: a writer that held them before can no longer append."""
+        recorder: Any = self.app.recorder
+        self.fence = {**(self.fence or {}), **recorder.take_over(sources)}
+
+    def release(self, sources: list[str]) -> None:
+        """Stop writing these sources (their partitions were revoked)."""
+        for source in sources:
+            (self.fence or {}).pop(source, None)
 
     def ingest(
         self,
@@ -178,7 +191,10 @@ class IngestService:
                     for n, incoming in enumerate(batch)
                     if (position := ledger_position(incoming.provenance)) is not None
                 ]
-                self.app.append(appended, ledger=ledger)
+                fence = None if self.fence is None else {
+                    entry.source: self.fence.get(entry.source, 0) for entry in ledger
+                }
+                self.app.append(appended, ledger=ledger, fence=fence)
                 break
             except IntegrityError:
                 # Another writer appended to one of these citizens, or stored one of

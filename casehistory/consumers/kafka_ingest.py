@@ -11,9 +11,9 @@ Error policy, per record and per batch:
   the batch and its events and ledger are committed to the event store; on
   assignment a member resumes after the last offset the store's ledger holds
   (`ResumeFromStore`), so the group's committed offsets are an optimisation and a
-  stored batch is not read again; a batch written twice (a member that lost its
-  partitions mid-batch) changes nothing, as event ids and ledger positions are
-  unique in the store;
+  stored batch is not read again; a member that lost its partitions mid-batch
+  is fenced: taking a partition over bumps its writer generation in the store,
+  and an append under an older generation is refused (`recorders.WriterFenced`);
 - a transient fault (store, broker or DLQ down, restarting or refusing) is
   waited out with backoff, logged and counted (`consumers.retry`), and the batch
   retried; nothing is committed meanwhile;
@@ -40,6 +40,7 @@ from casehistory.consumers.deadletter import DeadLetter
 from casehistory.consumers.files import Incoming
 from casehistory.consumers.ingest import IngestReport, IngestService
 from casehistory.consumers.retry import REBALANCED, Backoff, DeadLetterNotSent, Stopped
+from casehistory.recorders import WriterFenced
 from casehistory.schemas import wire
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,8 @@ class ConsumerCounters(IngestReport):
     """Faults waited out (each retry of a batch, poll or commit counts once)."""
     commits_refused: int = 0
     """Batches whose offsets the group refused after a rebalance (re-read as duplicates)."""
+    batches_fenced: int = 0
+    """Batches refused by the store because a newer member took their partitions over."""
 
     @property
     def consumed(self) -> int:
@@ -202,26 +205,37 @@ def _origin(record: Any) -> tuple[dict[str, Any], bytes, tuple[tuple[str, bytes 
 
 
 class ResumeFromStore(ConsumerRebalanceListener):  # type: ignore[misc]
-    """On assignment, seek each partition to the offset after the last one the store holds.
+    """On assignment, take the partitions over in the store (fencing their previous
+    writer), then seek each to the offset after the last one the store holds.
 
     The ledger rows are committed with the events, so the store, not the group's
     committed offsets, says where to go on: a batch stored but not yet committed
     to Kafka is not read again.
     """
 
-    def __init__(self, consumer: KafkaConsumer, service: IngestService) -> None:
+    def __init__(self, consumer: KafkaConsumer, service: IngestService, backoff: Backoff) -> None:
         self.consumer = consumer
         self.service = service
+        self.backoff = backoff
 
     def on_partitions_revoked(self, revoked: Any) -> None:
-        pass
+        self.service.release([f"{tp.topic}:{tp.partition}" for tp in revoked])
 
     def on_partitions_assigned(self, assigned: Any) -> None:
-        ends = self.service.stored_ends([f"{tp.topic}:{tp.partition}" for tp in assigned])
+        sources = [f"{tp.topic}:{tp.partition}" for tp in assigned]
+        # A store away now is waited for: without the take-over every append is refused.
+        self.backoff.retry(lambda: self.service.take_over(sources), "taking partitions over")
+        ends = self.backoff.retry(lambda: self.service.stored_ends(sources),
+                                  "reading where the store stands")
         for tp in assigned:
             end = ends.get(f"{tp.topic}:{tp.partition}")
             if end is not None:
                 self.consumer.seek(tp, end + 1)
+
+
+def group_partitions(partitions: Any, group: int, groups: int) -> list[int]:
+    """The partitions of partition group `group` of `groups` (see `Settings.group_of`)."""
+    return sorted(p for p in partitions if p % groups == group)
 
 
 class KafkaIngestConsumer:
@@ -229,7 +243,9 @@ class KafkaIngestConsumer:
 
     With `history`, the topic is the router's history topic and its records are
     stored as routed (the store writer); otherwise contract records are ingested
-    directly.
+    directly. With `store_group` (group, groups), the member is assigned that
+    partition group's partitions (its one store writer) instead of joining the
+    group's rebalancing; it still commits its offsets under `group_id`.
     """
 
     def __init__(
@@ -245,10 +261,12 @@ class KafkaIngestConsumer:
         session_timeout_ms: int = 10_000,
         backoff: Backoff | None = None,
         history: bool = False,
+        store_group: tuple[int, int] | None = None,
     ) -> None:
         self.service = service
         self.topic = topic
         self.history = history
+        self.store_group = store_group
         self.counters = ConsumerCounters()
         self.backoff = backoff or Backoff()
         self.consumer = KafkaConsumer(
@@ -268,7 +286,16 @@ class KafkaIngestConsumer:
             # After a broker restart, try again within seconds rather than half a minute.
             reconnect_backoff_max_ms=5000,
         )
-        self.consumer.subscribe([topic], listener=ResumeFromStore(self.consumer, service))
+        resume = ResumeFromStore(self.consumer, service, self.backoff)
+        if store_group is None:
+            self.consumer.subscribe([topic], listener=resume)
+        else:  # a partition group's one store writer: no rebalancing, offsets under group_id
+            partitions = group_partitions(self.consumer.partitions_for_topic(topic), *store_group)
+            if not partitions:
+                raise ValueError(f"{topic} has no partition in store group {store_group[0]}")
+            assigned = [TopicPartition(topic, p) for p in partitions]
+            self.consumer.assign(assigned)
+            resume.on_partitions_assigned(assigned)
 
     def poll_once(self, timeout_ms: int = 500, stop: threading.Event | None = None) -> int:
         """Process one poll's records as one batch; returns how many were consumed.
@@ -288,6 +315,18 @@ class KafkaIngestConsumer:
                 )
             else:
                 report = self.service.ingest([to_incoming(r) for r in records], self.backoff, stop)
+        except WriterFenced:
+            if self.store_group is not None:
+                raise  # another writer runs this group: this one must stop
+            # This member lost partitions of the batch in a rebalance it has not seen yet;
+            # their new owner stores them. Read again whatever is still assigned here.
+            self.counters.batches_fenced += 1
+            log.warning("batch refused: a newer member took over its partitions")
+            assigned = self.consumer.assignment()
+            for tp, batch in polled.items():
+                if batch and tp in assigned:
+                    self.consumer.seek(tp, batch[0].offset)
+            return 0
         finally:
             self.counters.transient_faults = self.backoff.faults
         self.counters.add(report)

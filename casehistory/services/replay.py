@@ -100,8 +100,9 @@ def replay_from_kafka(
 ) -> IngestReport:
     """Rebuild an event store from the history topic read from offset 0 to its current end.
 
-    Records go through the store writers' path (`IngestService.store`), so
-    duplicates come out the same way; dead letters are only counted. Partitions
+    Records go through the store writers' path (`IngestService.store`), each into
+    its partition group's store, so duplicates come out the same way; dead letters
+    are only counted. Partitions
     are assigned, not subscribed, so no consumer group's offsets are touched.
     Only committed routing transactions are read.
     """
@@ -120,16 +121,22 @@ def replay_from_kafka(
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         ends: dict[Any, int] = consumer.end_offsets(partitions)
-        service = target.ingest_service(DeadLetterList())
+        services = {group: target.ingest_service(DeadLetterList(), group)
+                    for group in target.stores}
         while any(consumer.position(tp) < ends[tp] for tp in partitions):
             polled = consumer.poll(timeout_ms=1000)
-            records = [r for tp, batch in polled.items() for r in batch if r.offset < ends[tp]]
-            if not records:
-                continue
-            report = service.store([history_incoming(r) for r in records])
-            total.add(report)
-            if on_batch is not None:
-                on_batch(report.received)
+            by_group: dict[int, list[Any]] = {}
+            for tp, batch in polled.items():
+                by_group.setdefault(target.settings.group_of(tp.partition), []).extend(
+                    r for r in batch if r.offset < ends[tp]
+                )
+            for group, records in by_group.items():
+                if not records:
+                    continue
+                report = services[group].store([history_incoming(r) for r in records])
+                total.add(report)
+                if on_batch is not None:
+                    on_batch(report.received)
     finally:
         consumer.close()
     return total

@@ -376,7 +376,7 @@ def citizen_story(
     engine: Engine, citizen_key: str, as_of: date, known_at: datetime | None = None
 ) -> CitizenStory | None:
     """One citizen's history, spells and measures on `as_of` as known at `known_at`."""
-    citizen = engine.app.find(citizen_key)
+    citizen = engine.find(citizen_key)
     if citizen is None:
         return None
     standing = {f.event_id for f in effective_facts(citizen.facts, known_at)}

@@ -85,7 +85,16 @@ def progress_bar() -> Progress:
 def ingest_files(
     engine: Engine, paths: Sequence[Path], dead_letters: DeadLetterSink, batch_size: int = 2000
 ) -> IngestReport:
-    """Ingest contract files through the same path the Kafka consumer uses."""
+    """Ingest contract files through the same path the Kafka consumer uses.
+
+    With several store groups, a citizen's store is its history-topic partition's
+    group: contract records then enter through the router, not from files.
+    """
+    if engine.settings.store_groups > 1:
+        raise SystemExit(
+            f"with {engine.settings.store_groups} store groups, publish files to the input "
+            "topic (`casehistory publish`); the router and store writers store them"
+        )
     total = IngestReport()
     service = engine.ingest_service(dead_letters)
     backoff = Backoff()  # a store that goes away mid-file is waited for
@@ -130,7 +139,7 @@ def reveal_cpr(engine: Engine, citizen_key: str, args: argparse.Namespace) -> st
     engine.lookup_log.log_lookup(
         identity, args.purpose or "", citizen_key=citizen_key, shown=f"CPR in {args.command} export"
     )
-    citizen = engine.app.find(citizen_key)
+    citizen = engine.find(citizen_key)
     return engine.vault.unseal(citizen_key, citizen.sealed_cpr) if citizen else None
 
 
@@ -193,7 +202,7 @@ def on_citizen(
     engine = build()
     try:
         key = citizen_key_of(engine, args)
-        citizen = engine.app.find(key)
+        citizen = engine.find(key)
         engine.lookup_log.log_lookup(
             identity, args.purpose, citizen_key=key, shown=shown if citizen else "no such citizen"
         )

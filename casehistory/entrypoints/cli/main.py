@@ -241,7 +241,8 @@ def cmd_citizen(args: argparse.Namespace) -> int:
     from casehistory.entrypoints.cli.citizen_view import render_citizen
 
     def show(engine: Engine, citizen: Citizen) -> bool:
-        render_citizen(engine.app, citizen, args.as_of, args.as_known_at, Console())
+        render_citizen(engine.store_of(citizen.id.hex), citizen, args.as_of, args.as_known_at,
+                       Console())
         return True
 
     shown = on_citizen(args, Action.VIEW_CITIZEN, "timeline, provenance and spells", show)
@@ -303,7 +304,10 @@ def cmd_consume(args: argparse.Namespace) -> int:
     """Run one member of the ingest consumer group until SIGTERM/SIGINT.
 
     With `--from-history`, a store writer: a member of the store group on the
-    router's history topic (`casehistory route` fills it).
+    router's history topic (`casehistory route` fills it); with `--store-group G`,
+    partition group G's one writer, into its own event store (required when
+    `CASEHISTORY_STORE_GROUPS` is above 1). A writer fenced by a newer one of its
+    group stops with exit code 2.
 
     A store or broker that is down, at start or later, is waited for (with
     backoff, logged and counted); the member never exits on a transient fault.
@@ -314,17 +318,26 @@ def cmd_consume(args: argparse.Namespace) -> int:
         KafkaIngestConsumer,
         dead_letter_producer,
     )
+    from casehistory.recorders import WriterFenced
 
     stop = stop_on_signals()
     settings = Settings.load()
     bootstrap = kafka_bootstrap(settings)
+    group = args.store_group
+    if settings.store_groups > 1 and (group is None or not args.from_history):
+        console.print(f"with {settings.store_groups} store groups, run one "
+                      "`consume --from-history --store-group G` per group")
+        return 2
+    if group is not None and not 0 <= group < settings.store_groups:
+        console.print(f"--store-group must be one of 0..{settings.store_groups - 1}")
+        return 2
     backoff = Backoff()
     try:
-        engine = backoff.retry(build, "opening the store", stop)
+        engine = backoff.retry(lambda: build(settings, group), "opening the store", stop)
     except Stopped:
         return 0
     closing: list[Callable[[], None]] = [engine.close]
-    topic, group = (
+    topic, group_id = (
         (settings.kafka_history_topic, settings.kafka_store_group)
         if args.from_history
         else (settings.kafka_topic, settings.kafka_group)
@@ -334,13 +347,16 @@ def cmd_consume(args: argparse.Namespace) -> int:
                       "creating topics", stop)
         dlq = backoff.retry(lambda: dead_letter_producer(bootstrap), "connecting", stop)
         closing.insert(0, dlq.close)
-        service = engine.ingest_service(KafkaDeadLetters(dlq, settings.kafka_dlq_topic))
+        service = engine.ingest_service(
+            KafkaDeadLetters(dlq, settings.kafka_dlq_topic), group or 0
+        )
         consumer = backoff.retry(
             lambda: KafkaIngestConsumer(
-                service, bootstrap, topic, group,
+                service, bootstrap, topic, group_id,
                 max_poll_records=args.max_poll_records,
                 session_timeout_ms=args.session_timeout_ms, backoff=backoff,
                 history=args.from_history,
+                store_group=None if group is None else (group, settings.store_groups),
             ),
             "joining the group", stop,
         )
@@ -356,6 +372,9 @@ def cmd_consume(args: argparse.Namespace) -> int:
         )
     except Stopped:
         return 0
+    except WriterFenced as fenced:  # a newer writer of this group took over
+        console.print(f"stopped: {fenced}")
+        return 2
     finally:
         for close in closing:
             close()
@@ -377,7 +396,6 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     try:
         settings = engine.settings
         bootstrap = kafka_bootstrap(settings)
-        recorder: Any = engine.app.recorder
         if args.routed:
             results = [
                 reconcile(
@@ -389,13 +407,13 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
                 ),
                 reconcile(
                     bootstrap, settings.kafka_history_topic, settings.kafka_store_group,
-                    lambda: recorder.ledger(settings.kafka_history_topic + ":"),
+                    lambda: engine.ledger(settings.kafka_history_topic + ":"),
                 ),
             ]
         else:
             results = [reconcile(
                 bootstrap, settings.kafka_topic, settings.kafka_group,
-                lambda: recorder.ledger(settings.kafka_topic + ":"),
+                lambda: engine.ledger(settings.kafka_topic + ":"),
             )]
     finally:
         engine.close()
@@ -471,6 +489,9 @@ def parser() -> argparse.ArgumentParser:
                      help="a member silent this long is dropped and its partitions move")
     con.add_argument("--from-history", action="store_true",
                      help="be a store writer: consume the router's history topic")
+    con.add_argument("--store-group", type=int,
+                     help="with --from-history: be partition group G's one store writer "
+                          "(its partitions assigned, into its own event store)")
     con.set_defaults(func=cmd_consume)
 
     rec = sub.add_parser("reconcile", help="account for every offset of the input topic")

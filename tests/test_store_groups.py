@@ -1,0 +1,274 @@
+"""One event store per partition group of the history topic (issue #14 item 2).
+
+Real Kafka and a real PostgreSQL server: the router fills the history topic, one
+store writer per group appends its partitions to its own store (its own schema,
+or its own database), the writers never wait for a lock, and the stores together
+hold every event of the embedded ingest exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from casehistory.application import CaseHistory
+from casehistory.bootstrap import build
+from casehistory.consumers.deadletter import DeadLetterList
+from casehistory.consumers.files import Incoming
+from casehistory.consumers.reconcile import reconcile
+from casehistory.devservices.postgres import PostgresServer, create_database
+from casehistory.entrypoints.cli.common import ingest_files
+from casehistory.population import generator
+from casehistory.recorders import WriterFenced
+from casehistory.services.replay import replay_from_kafka
+from casehistory.settings import Settings
+from tests.factories import record, started
+from tests.test_kafka_ingest import AS_OF, PSEUDONYM_KEY, finish, kafka_env, publish_file
+
+PARTITIONS = 4
+WAITS = (
+    "SELECT (SELECT string_agg(concat_ws(' ', locktype, mode, relation::regclass, objid), ';') "
+    "FROM pg_locks WHERE NOT granted), "
+    "count(*) FILTER (WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()) "
+    "FROM pg_stat_activity WHERE datname = current_database()"
+)
+"""The lock requests waiting anywhere on the server (none: NULL), and how many of this
+database's sessions are writing (hold a transaction id) right now."""
+
+
+def heads(app: CaseHistory) -> dict[str, tuple[int, str]]:
+    """Every citizen's version (events stored) and chain hash in one store."""
+    recorder: Any = app.recorder
+    with recorder.datastore.transaction(commit=False) as cursor:
+        cursor.execute(f"SELECT citizen_key, version, chain_hash FROM {recorder.heads_table}")
+        rows = [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in cursor.fetchall()]
+    return {key: (int(version), chain) for key, version, chain in rows}
+
+
+def versions(stores: dict[int, CaseHistory]) -> dict[str, int]:
+    """Each citizen's events stored, over all stores; a citizen in two stores fails the test.
+
+    (Chain hashes cover the events' provenance: a file line is not a topic offset.)
+    """
+    together: dict[str, int] = {}
+    for store in stores.values():
+        for key, (version, _chain) in heads(store).items():
+            assert key not in together, "a citizen is in two stores"
+            together[key] = version
+    return together
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, int]]:
+    """A generated municipality and every citizen's version after the embedded ingest."""
+    folder = tmp_path_factory.mktemp("groups")
+    path = folder / "population.jsonl"
+    generator.write_jsonl(generator.generate_population(300, seed=5, until=AS_OF), path)
+    engine = build(Settings.load({"CASEHISTORY_DATA_DIR": str(folder / "store"),
+                                  "CASEHISTORY_PSEUDONYM_KEY": PSEUDONYM_KEY}))
+    try:
+        ingest_files(engine, [path], DeadLetterList())
+        return path, versions(engine.stores)
+    finally:
+        engine.close()
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "casehistory.entrypoints.cli", *args],
+        env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+
+
+class LockSampler(threading.Thread):
+    """Samples the server's lock waits and concurrent writers until stopped."""
+
+    def __init__(self, dsn: str) -> None:
+        super().__init__(daemon=True)
+        self.dsn = dsn
+        self.stopped = threading.Event()
+        self.samples = self.waits = self.both_writing = 0
+        self.kinds: list[str] = []
+
+    def run(self) -> None:
+        with psycopg.connect(self.dsn, autocommit=True) as monitor:
+            while not self.stopped.is_set():
+                row = monitor.execute(WAITS).fetchone()
+                assert row is not None
+                self.samples += 1
+                if row[0]:
+                    self.waits += 1
+                    self.kinds.append(row[0])
+                self.both_writing += int(row[1]) >= 2
+
+
+@pytest.mark.kafka
+@pytest.mark.postgres
+def test_two_store_writers_on_two_groups_never_wait_and_hold_every_event_once(
+    kafka_bootstrap: str,
+    postgres_dsn: str,
+    embedded: tuple[Path, dict[str, int]],
+    tmp_path: Path,
+) -> None:
+    topic = f"groups-{uuid.uuid4().hex[:8]}"
+    env = {**kafka_env(kafka_bootstrap, {"CASEHISTORY_DATA_DIR": str(tmp_path),
+                                         "CASEHISTORY_STORE": postgres_dsn}, topic),
+           "CASEHISTORY_STORE_GROUPS": "2"}
+    publish_file(env, embedded[0])
+    finish([cli(env, "route", "--partitions", str(PARTITIONS), "--idle-exit", "8")])
+    engine = build(Settings.load(env))  # creates both groups' schemas before the writers
+    sampler = LockSampler(postgres_dsn)
+    sampler.start()
+    try:
+        outputs = finish([
+            cli(env, "consume", "--from-history", "--store-group", str(group),
+                "--max-poll-records", "100", "--idle-exit", "6")
+            for group in (0, 1)
+        ])
+    finally:
+        sampler.stopped.set()
+        sampler.join()
+    try:
+        assert all("stored " in out for out in outputs)
+        assert sampler.waits == 0, (
+            f"{sampler.waits} of {sampler.samples} samples saw lock waits: {set(sampler.kinds)}"
+        )
+        assert sampler.both_writing > 0, "the two writers never wrote at the same time"
+        assert versions(engine.stores) == embedded[1]
+        schemas = [s.recorder.datastore.schema for s in engine.stores.values()]  # type: ignore[attr-defined]
+        assert schemas == ["casehistory_g0", "casehistory_g1"]
+        for group, store in engine.stores.items():  # each store holds its partitions only
+            recorder: Any = store.recorder
+            sources = {entry.source for entry in recorder.ledger(topic + ".history:")}
+            assert sources == {f"{topic}.history:{p}" for p in range(PARTITIONS) if p % 2 == group}
+        account = reconcile(kafka_bootstrap, topic + ".history", topic + ".store",
+                            lambda: engine.ledger(topic + ".history:"))
+        assert account.unaccounted == 0 and account.not_yet_consumed == 0
+        assert sum(account.outcomes.values()) == sum(
+            p.committed - p.log_start - p.no_record for p in account.partitions
+        )
+    finally:
+        engine.close()
+
+
+@pytest.mark.kafka
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_replay_from_the_history_topic_fills_each_group_in_its_own_store(
+    backend: str,
+    kafka_bootstrap: str,
+    postgres_server: PostgresServer,
+    embedded: tuple[Path, dict[str, int]],
+    tmp_path: Path,
+) -> None:
+    """Group 1 on a database of its own (PostgreSQL) or in a file of its own (SQLite)."""
+    topic = f"groups-{uuid.uuid4().hex[:8]}"
+    env = kafka_env(kafka_bootstrap, tmp_path / "source", topic)
+    publish_file(env, embedded[0])
+    finish([cli(env, "route", "--partitions", str(PARTITIONS), "--idle-exit", "8")])
+    target = {"CASEHISTORY_DATA_DIR": str(tmp_path / "target"),
+              "CASEHISTORY_PSEUDONYM_KEY": PSEUDONYM_KEY,
+              "CASEHISTORY_KEY_STORE": str(tmp_path / "source" / "keys.db"),
+              "CASEHISTORY_STORE_KEY_FILE": str(tmp_path / "source" / "store.key"),
+              "CASEHISTORY_STORE_GROUPS": "2"}
+    if backend == "postgres":
+        suffix = uuid.uuid4().hex[:8]
+        target["CASEHISTORY_STORE"] = create_database(postgres_server, f"groups_a_{suffix}")
+        target["CASEHISTORY_GROUP_1_STORE"] = create_database(postgres_server, f"groups_b_{suffix}")
+        target["CASEHISTORY_GROUP_1_SCHEMA"] = "public"
+    engine = build(Settings.load(target))
+    try:
+        report = replay_from_kafka(engine, kafka_bootstrap, topic + ".history")
+        assert report.stored > 0
+        assert versions(engine.stores) == embedded[1]
+        assert all(heads(store) for store in engine.stores.values())
+        if backend == "postgres":
+            datastores = [s.recorder.datastore for s in engine.stores.values()]  # type: ignore[attr-defined]
+            assert [d.pool.kwargs["dbname"] for d in datastores] == [
+                f"groups_a_{suffix}", f"groups_b_{suffix}"
+            ]
+            assert [d.schema for d in datastores] == ["casehistory_g0", "public"]
+        else:
+            assert sorted(p.name for p in (tmp_path / "target").glob("events*.db")) == [
+                "events-g0.db", "events-g1.db"
+            ]
+        key = next(iter(embedded[1]))
+        found = engine.find(key)
+        assert found is not None and found.version == embedded[1][key]
+    finally:
+        engine.close()
+
+
+def incoming(fact_record: dict[str, Any], offset: int) -> Incoming:
+    return Incoming(fact_record, b"", {"topic": "history", "partition": 0, "offset": offset})
+
+
+def test_a_writer_whose_partition_was_taken_over_cannot_append(store_env: dict[str, str]) -> None:
+    """Issue #14 item 3, the fence: two writers of one store; the older generation's
+    append is refused and stores nothing, the newer one's goes through."""
+    older, newer = build(Settings.load(store_env)), build(Settings.load(store_env))
+    try:
+        first = older.ingest_service(DeadLetterList())
+        first.take_over(["history:0"])
+        assert first.ingest([incoming(record(started(date(2020, 1, 1))), 0)]).stored == 1
+        second = newer.ingest_service(DeadLetterList())
+        second.take_over(["history:0"])
+        late = incoming(record(started(date(2021, 1, 1)), cpr="0101901234"), 1)
+        with pytest.raises(WriterFenced, match="history:0"):
+            first.ingest([late])
+        assert second.stored_ends(["history:0"]) == {"history:0": 0}
+        assert second.ingest([late]).stored == 1
+        assert second.stored_ends(["history:0"]) == {"history:0": 1}
+        unfenced = older.ingest_service(DeadLetterList())  # files: no partition to fence
+        assert unfenced.ingest([incoming(record(started(date(2022, 1, 1))), 2)]).stored == 1
+    finally:
+        older.close()
+        newer.close()
+
+
+@pytest.mark.kafka
+@pytest.mark.postgres
+def test_a_second_store_writer_of_a_group_fences_the_first_and_nothing_is_lost(
+    kafka_bootstrap: str,
+    postgres_dsn: str,
+    embedded: tuple[Path, dict[str, int]],
+    tmp_path: Path,
+) -> None:
+    """A store writer still running when a newer one of its group starts (a zombie) is
+    refused at its next append and stops; the newer one stores the rest, once."""
+    topic = f"fence-{uuid.uuid4().hex[:8]}"
+    env = {**kafka_env(kafka_bootstrap, {"CASEHISTORY_DATA_DIR": str(tmp_path),
+                                         "CASEHISTORY_STORE": postgres_dsn}, topic),
+           "CASEHISTORY_STORE_GROUPS": "2"}
+    publish_file(env, embedded[0])
+    finish([cli(env, "route", "--partitions", str(PARTITIONS), "--idle-exit", "8")])
+    engine = build(Settings.load(env))
+    slow = ("consume", "--from-history", "--store-group", "0", "--max-poll-records", "20")
+    try:
+        zombie = cli(env, *slow)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not any(engine.ledger(topic)):
+            time.sleep(0.1)
+        newer = cli(env, *slow, "--idle-exit", "6")
+        out, _ = zombie.communicate(timeout=180)
+        assert zombie.returncode == 2, out.decode()[-2000:]
+        assert "stopped: a newer writer took over" in out.decode()
+        finish([newer, cli(env, "consume", "--from-history", "--store-group", "1",
+                           "--idle-exit", "6")])
+        assert versions(engine.stores) == embedded[1]
+        account = reconcile(kafka_bootstrap, topic + ".history", topic + ".store",
+                            lambda: engine.ledger(topic + ".history:"))
+        assert account.unaccounted == 0 and account.not_yet_consumed == 0
+    finally:
+        engine.close()
