@@ -17,7 +17,7 @@ from casehistory.bootstrap import build
 from casehistory.entrypoints.cli.common import console
 from casehistory.projections.rows import TABLES
 from casehistory.projections.store import OUTBOX_TABLE, TRACKING_TABLE
-from casehistory.recorders import HEADS_TABLE, INDEX_TABLE, LEDGER_TABLE
+from casehistory.recorders import FENCE_TABLE, HEADS_TABLE, INDEX_TABLE, LEDGER_TABLE
 from casehistory.services.anchors import ANCHORS_TABLE
 from casehistory.settings import Settings
 
@@ -79,6 +79,8 @@ def roles_sql(t: EngineTables) -> list[str]:
         "-- ingest: append from each citizen's head; idempotency by the event index\n"
         f"GRANT SELECT, INSERT, UPDATE ON {HEADS_TABLE} TO {INGEST}",
         f"GRANT SELECT, INSERT ON {INDEX_TABLE} TO {INGEST}",
+        "-- ingest: take partitions over (bump their writer generation), fencing a zombie\n"
+        f"GRANT SELECT, INSERT, UPDATE ON {FENCE_TABLE} TO {INGEST}",
         "-- eventsourcing takes LOCK TABLE ... IN EXCLUSIVE MODE on the events table on every\n"
         "-- insert, which PostgreSQL allows only with table-level UPDATE, DELETE or TRUNCATE.\n"
         "-- UPDATE is the least of them, and the trigger below refuses every UPDATE.\n"
