@@ -23,6 +23,7 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from bench.common import CASEHISTORY, PSEUDONYM_KEY, REPO, env_for, percentile
+from casehistory.bootstrap import READ_MODEL
 from casehistory.consumers.publisher import Publisher
 from casehistory.domain.cpr import citizen_key
 from casehistory.schemas import wire
@@ -106,7 +107,7 @@ def measure(
     ]
     for thread in threads:
         thread.start()
-    db = data_dir / "durations.db"
+    db = data_dir / f"{READ_MODEL}.db"
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
     latencies, raw_latencies = [], []
     try:
