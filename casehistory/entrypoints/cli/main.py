@@ -587,8 +587,9 @@ ENGINE_COMMANDS = (
     "verify", "purge", "db", "serve", "users",
 )
 """The commands that run, set up or check the engine: the `operate` action (no personal data
-is shown). `demo` (a synthetic municipality in its own data dir), `generate` and `convert`
-(files only) ask for no role."""
+is shown). `demo` (a synthetic municipality in its own data dir; on a PostgreSQL store, whose
+engine tables it resets, it is the operator's), `generate` and `convert` (files only) ask for
+no role."""
 
 COMMAND_NEEDS = {
     **dict.fromkeys(ENGINE_COMMANDS, Action.OPERATE),
@@ -610,6 +611,8 @@ own action (`on_citizen`)."""
 
 def needs(args: argparse.Namespace) -> Action | None:
     """The action a command's caller must be allowed, checked before it runs."""
+    if args.command == "demo" and args.store != "sqlite":
+        return Action.OPERATE  # it resets the engine tables of a PostgreSQL store
     needed = COMMAND_NEEDS.get(args.command)
     if needed is not None and getattr(args, "per_citizen", False):
         return Action.PER_CITIZEN_ROWS
