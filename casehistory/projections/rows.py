@@ -256,10 +256,15 @@ def _years_with_two_months(timeline: Timeline, all_runs: list[Run]) -> list[int]
     last = final.start.year if final.end == OPEN else (final.end - ONE_DAY).year
     paid: dict[int, int] = {}
     for run in all_runs:
-        for year in range(run.start.year, min((run.end - ONE_DAY).year, last) + 1):
-            first_day = max(run.start, date(year, 1, 1))
-            end = min(run.end, date(year + 1, 1, 1))
-            paid[year] = paid.get(year, 0) + (end - first_day).days
+        first, final = run.start.year, min((run.end - ONE_DAY).year, last)
+        if final < first:
+            continue
+        paid[first] = paid.get(first, 0) + (min(run.end, date(first + 1, 1, 1)) - run.start).days
+        for year in range(first + 1, final):
+            paid[year] = 365  # at least: the run pays the whole year
+        if final > first:
+            days = (min(run.end, date(final + 1, 1, 1)) - date(final, 1, 1)).days
+            paid[final] = paid.get(final, 0) + days
     return [
         year
         for year, days in sorted(paid.items())
