@@ -256,15 +256,16 @@ def _years_with_two_months(timeline: Timeline, all_runs: list[Run]) -> list[int]
     last = final.start.year if final.end == OPEN else (final.end - ONE_DAY).year
     paid: dict[int, int] = {}
     for run in all_runs:
-        first, final = run.start.year, min((run.end - ONE_DAY).year, last)
-        if final < first:
+        first_year, last_year = run.start.year, min((run.end - ONE_DAY).year, last)
+        if last_year < first_year:
             continue
-        paid[first] = paid.get(first, 0) + (min(run.end, date(first + 1, 1, 1)) - run.start).days
-        for year in range(first + 1, final):
+        end = min(run.end, date(first_year + 1, 1, 1))
+        paid[first_year] = paid.get(first_year, 0) + (end - run.start).days
+        for year in range(first_year + 1, last_year):
             paid[year] = 365  # at least: the run pays the whole year
-        if final > first:
-            days = (min(run.end, date(final + 1, 1, 1)) - date(final, 1, 1)).days
-            paid[final] = paid.get(final, 0) + days
+        if last_year > first_year:
+            end = min(run.end, date(last_year + 1, 1, 1))
+            paid[last_year] = paid.get(last_year, 0) + (end - date(last_year, 1, 1)).days
     return [
         year
         for year, days in sorted(paid.items())
