@@ -107,7 +107,7 @@ def test_forget_reaches_every_place_and_reports_stay(
         target = build(replace(engine.settings, data_dir=tmp_path / "rebuilt", store="sqlite",
                                key_store=None))
         try:
-            record_forgets = carry_forgetting(engine.vault.keys, engine.app, target)
+            record_forgets = carry_forgetting(engine, target)
             ingest_files(target, [source], DeadLetterFile(tmp_path / "rebuilt" / "dl.jsonl"))
             assert record_forgets() == 1
             replayed = target.app.find(key)
@@ -245,3 +245,68 @@ def test_a_replay_from_the_history_topic_keeps_a_forgotten_citizen_forgotten(
         assert [p for p in files if FORGOTTEN.encode() in p.read_bytes()] == []
     finally:
         target.close()
+
+
+def test_forget_audit_and_verify_reach_a_citizen_in_any_partition_groups_store(
+    privacy_env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """With two partition groups (issue #14) the forgotten citizen lives in group 1's store:
+    the forget is recorded there (nothing lands in group 0's), `audit` reads it there and
+    `verify` walks every group's store."""
+    from casehistory.consumers.deadletter import DeadLetterList
+    from tests.test_privacy import incoming
+
+    env = {**privacy_env, "CASEHISTORY_STORE_GROUPS": "2"}
+    engine = build(Settings.load(env))
+    try:
+        for group, cprs in ((1, [FORGOTTEN]), (0, CPRS[1:])):
+            records = [record(started(date(2020, 1, 1)), c) for c in cprs]
+            records += [record(stopped(date(2021, 3, 1)), c) for c in cprs]
+            engine.ingest_service(DeadLetterList(), group).ingest(incoming(*records))
+        key = engine.vault.citizen_key(FORGOTTEN)
+        assert engine.stores[1].heads([key]) and not engine.stores[0].heads([key])
+    finally:
+        engine.close()
+
+    def as_role(role: str, stdin: str = "") -> None:
+        for name, value in {**env, "CASEHISTORY_USER": f"{role}-1",
+                            "CASEHISTORY_ROLE": role}.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+
+    as_role("dpo", FORGOTTEN + "\n")
+    assert main(["forget", "--purpose", "erasure request 2026-5"]) == 0
+    engine = build(Settings.load(env))
+    try:
+        citizen = engine.find(key)
+        assert citizen is not None and citizen.forgotten_at is not None
+        assert not engine.stores[0].heads([key])  # recorded in the citizen's own store only
+        assert engine.vault.keys.keys_for([key]) == {}
+        as_role("auditor")
+        capsys.readouterr()
+        assert main(["audit", "--citizen-key", key, "--purpose", "klage 9", "--format",
+                     "jsonl"]) == 0
+        shown = [json.loads(line)["event"] for line in capsys.readouterr().out.splitlines()]
+        assert (shown[0], shown[-1], len(shown)) == ("Registered", "Forgotten", 4)
+        as_role("operator")
+        assert main(["verify"]) == 0
+        recorder: Any = engine.stores[1].recorder
+        newest = citizen_id_of(engine, key)
+        m = "%s" if engine.settings.uses_postgres else "?"
+        table = recorder.events_table_name
+        if engine.settings.uses_postgres:
+            table = f"{recorder.datastore.schema}.{table}"  # casehistory_g1
+        with recorder.datastore.transaction(commit=True) as cursor:
+            cursor.execute(f"DELETE FROM {table} WHERE originator_id = {m} "
+                           f"AND originator_version = {m}", [newest, citizen.version])
+        assert main(["verify"]) == 1  # group 1's store lost its newest record
+    finally:
+        engine.close()
+
+
+def citizen_id_of(engine: Engine, key: str) -> Any:
+    from casehistory.domain.citizen import citizen_id
+
+    uid = citizen_id(key)
+    return uid if engine.settings.uses_postgres else uid.hex

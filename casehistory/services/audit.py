@@ -23,7 +23,6 @@ from casehistory.domain.coordination import coordination_on
 from casehistory.domain.durations import durations_on
 from casehistory.domain.facts import Fact
 from casehistory.domain.timeline import build_timeline
-from casehistory.services.identity import KeyStore
 
 if TYPE_CHECKING:
     from casehistory.bootstrap import Engine
@@ -167,27 +166,25 @@ def purge_dead_letters(path: Path, cprs: set[str], before: datetime | None = Non
     return dropped
 
 
-def carry_forgetting(
-    source_keys: KeyStore, source: CaseHistory, target: Engine
-) -> Callable[[], int]:
+def carry_forgetting(source: Engine, target: Engine) -> Callable[[], int]:
     """Make a store rebuilt from the input topic forget whom the source store forgot.
 
     Call before the rebuild: the forgotten citizens' tombstones go to the target's
     key store, so no CPR of theirs is sealed again. Call the returned function after
     it: each of them gets the source's forget recorded again. Returns how many.
     """
-    forgotten = source_keys.forgotten()
+    forgotten = source.vault.keys.forgotten()
     for key in forgotten:
         target.vault.keys.destroy(key)
 
     def record_forgets() -> int:
         done = 0
         for key in sorted(forgotten):
-            replayed = target.app.find(key)
+            replayed = target.find(key)  # in whichever partition group's store holds it
             original = source.find(key)
             if replayed is not None and replayed.forgotten_at is None:
                 at = original.forgotten_at if original is not None else None
-                forget(target.app, target.vault.keys.destroy, replayed, at)
+                forget(target.store_of(key), target.vault.keys.destroy, replayed, at)
                 done += 1
         return done
 

@@ -32,7 +32,7 @@ from casehistory.services.access import (
 from casehistory.services.anchors import verify_anchors
 from casehistory.services.audit import audit_entries, carry_forgetting, forget, purge_dead_letters
 from casehistory.services.replay import checksum, rebuild, replay_from_kafka, replay_target
-from casehistory.services.verify import verify_store
+from casehistory.services.verify import ChainProblem, verify_store
 from casehistory.settings import Settings
 
 
@@ -99,7 +99,7 @@ def _replay_from_kafka(args: argparse.Namespace) -> int:
     original = build(source)
     target = build(replay_target(source, args.into))
     try:
-        record_forgets = carry_forgetting(original.vault.keys, original.app, target)
+        record_forgets = carry_forgetting(original, target)
         with progress_bar() as progress:
             task = progress.add_task(f"replay {source.kafka_history_topic}", total=None, rate="")
             report = replay_from_kafka(
@@ -122,7 +122,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
         args,
         Action.AUDIT,
         "audit trail with provenance and effects",
-        lambda engine, citizen: (citizen, audit_entries(engine.app, citizen, args.as_of)),
+        lambda engine, citizen: (
+            citizen, audit_entries(engine.store_of(citizen.citizen_key), citizen, args.as_of)),
     )
     if found is None:
         return 1
@@ -168,8 +169,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     engine = build()
     try:
-        problems = list(verify_store(engine.app))
-        problems += verify_anchors(engine.app, engine.settings.integrity_key)
+        problems: list[ChainProblem] = []
+        for store in engine.stores.values():  # every partition group's event store
+            problems += verify_store(store)
+            problems += verify_anchors(store, engine.settings.integrity_key)
     finally:
         engine.close()
     if not problems:
@@ -193,7 +196,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
         if cpr is not None:
             for path in _dead_letter_files(engine.settings, args.dead_letters):
                 purged += purge_dead_letters(path, {cpr})
-        forget(engine.app, engine.vault.keys.destroy, citizen)
+        forget(engine.store_of(citizen.citizen_key), engine.vault.keys.destroy, citizen)
         return citizen.citizen_key, purged
 
     done = on_citizen(args, Action.FORGET, "forgotten (CPR key destroyed)", shred)
