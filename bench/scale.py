@@ -86,6 +86,7 @@ def measure(size: int, seed: int = 1, work: Path | None = None) -> dict[str, Any
         stored = engine.app.recorder.max_notification_id() or 0
 
         fresh = engine.replay_read_model()
+        fresh.clear()  # a run that died may have left rows (a reused --work)
         console.log(f"ingested {stored:,} notifications; rebuilding")
         started = time.perf_counter()
         engine.follower(fresh).catch_up()
