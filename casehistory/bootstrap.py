@@ -32,7 +32,7 @@ from casehistory.application import CaseHistory
 from casehistory.consumers.deadletter import DeadLetterSink
 from casehistory.consumers.ingest import IngestService
 from casehistory.domain.citizen import Citizen
-from casehistory.projections.follower import Follower
+from casehistory.projections.follower import Follower, Followers
 from casehistory.projections.history import HistoryDecoder
 from casehistory.projections.lease import Lease, file_lease, postgres_lease
 from casehistory.projections.rows import TABLES
@@ -90,10 +90,12 @@ class Engine:
         store: ReadModelStore
         if self.settings.uses_postgres:
             schema = REPLAY_SCHEMA if replay else "public"
-            store = PostgresReadModel(self.settings.store, self.app.name, schema)
+            store = PostgresReadModel(self.settings.store, self.app.name, schema,
+                                      self.tracking_names())
         else:
             folder = private_dir(self.settings.data_dir / ("replay" if replay else ""))
-            store = SQLiteReadModel(folder / f"{READ_MODEL}.db", self.app.name)
+            store = SQLiteReadModel(folder / f"{READ_MODEL}.db", self.app.name,
+                                    self.tracking_names())
         if replay or self.settings.create_tables:
             with schema_lock(self.settings):
                 store.create()
@@ -102,21 +104,34 @@ class Engine:
         self._opened.append(store)
         return store
 
-    def follower(self, store: ReadModelStore | None = None, workers: int = 0) -> Follower:
-        """A follower that keeps `store` (default: the live read model) up to date.
+    def tracking_names(self) -> list[str]:
+        """Each partition group's event store, by the name read models track it under."""
+        if self.settings.store_groups == 1:
+            return [self.app.name]
+        return [f"{self.app.name}-g{group}" for group in range(self.settings.store_groups)]
 
-        A large rebuild from zero computes rows in `workers` processes (0: one per core).
+    def follower(self, store: ReadModelStore | None = None, workers: int = 0) -> Followers:
+        """The followers that keep `store` (default: the live read model) up to date, one
+        per partition group's event store (every group's store must be open).
+
+        A large rebuild from zero computes rows in `workers` processes (0: one per core),
+        shared between the stores.
         """
         from casehistory.parallel import ShardedRows, default_workers
 
-        workers = workers or default_workers()
-        return Follower(
-            EventStoreSource(self.app),
-            store or self.read_model(),
-            HistoryDecoder(self.app.mapper),
-            self.settings.staff_key,
-            fresh_load=ShardedRows(self.settings, workers) if workers > 1 else None,
-        )
+        store = store or self.read_model()
+        workers = max(1, (workers or default_workers()) // len(self.stores))
+        names = self.tracking_names()
+        return Followers([
+            Follower(
+                EventStoreSource(app), store, HistoryDecoder(app.mapper),
+                self.settings.staff_key,
+                fresh_load=(ShardedRows(self.settings, workers, group, names[group])
+                            if workers > 1 else None),
+                tracking=names[group],
+            )
+            for group, app in self.stores.items()
+        ])  # fmt: skip
 
     def citizen(self, cpr: str) -> Citizen | None:
         """The citizen with this CPR number, found through its keyed pseudonym."""
@@ -163,7 +178,7 @@ class Engine:
         with self.projection_lease(threading.Event(), wait=False) as lease:
             if lease:
                 return follower.catch_up(on_batch)
-        head = follower.source.head()
+        head = follower.head()
         deadline = time.monotonic() + patience
         while follower.position < head:
             if time.monotonic() > deadline:

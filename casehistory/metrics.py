@@ -41,14 +41,18 @@ class LedgerCount:
 
 
 def ledger_counts(engine: Engine) -> list[LedgerCount]:
-    """Input records by source, partition, outcome and reason, from the ingest ledger."""
-    recorder: Any = engine.app.recorder
-    with recorder.datastore.transaction(commit=False) as cursor:
-        cursor.execute(
-            f"SELECT source, outcome, reason, COUNT(*) AS n FROM {recorder.ledger_table} "
-            "GROUP BY source, outcome, reason"
-        )
-        rows = [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in cursor.fetchall()]
+    """Input records by source, partition, outcome and reason, from the ingest ledgers
+    (of every partition group's store)."""
+    rows: list[tuple[Any, ...]] = []
+    for app in engine.stores.values():
+        recorder: Any = app.recorder
+        with recorder.datastore.transaction(commit=False) as cursor:
+            cursor.execute(
+                f"SELECT source, outcome, reason, COUNT(*) AS n FROM {recorder.ledger_table} "
+                "GROUP BY source, outcome, reason"
+            )
+            rows += [tuple(r.values()) if isinstance(r, dict) else tuple(r)
+                     for r in cursor.fetchall()]
     found = []
     for source, outcome, reason, count in rows:
         text = str(source)

@@ -41,11 +41,16 @@ def default_workers() -> int:
 
 
 class ShardedRows:
-    """A `projections.follower.FreshLoad`: every citizen's rows up to a position."""
+    """A `projections.follower.FreshLoad`: every citizen's rows of partition group
+    `group`'s event store up to a position (tracked in the read model as `tracking`)."""
 
-    def __init__(self, settings: Settings, workers: int) -> None:
+    def __init__(
+        self, settings: Settings, workers: int, group: int = 0, tracking: str | None = None
+    ) -> None:
         self.settings = settings
         self.workers = workers
+        self.group = group
+        self.tracking = tracking
 
     def __call__(
         self,
@@ -63,14 +68,16 @@ class ShardedRows:
                 for events in self._run(_rows_into_shard, until, [str(s) for s in shards]):
                     if on_batch is not None:
                         on_batch(events)
-                store.load_shards(shards, since=0, until=until, outbox=outbox)
+                store.load_shards(shards, since=0, until=until, outbox=outbox,
+                                  store=self.tracking)
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
         else:
             chunks = self._run(_rows_to_parent, until, [None] * self.workers)
             citizens = (rows for chunk in chunks for rows in chunk)
             store.write(
-                counted(citizens, on_batch), since=0, until=until, replace=False, outbox=outbox
+                counted(citizens, on_batch), since=0, until=until, replace=False, outbox=outbox,
+                store=self.tracking,
             )
 
     def _run(self, work: Callable[..., None], until: int, targets: list[Any]) -> Iterator[Any]:
@@ -80,7 +87,8 @@ class ShardedRows:
         processes = [
             context.Process(
                 target=_worker,
-                args=(work, self.settings, until, (index, self.workers), target, channel),
+                args=(work, self.settings, self.group, until, (index, self.workers), target,
+                      channel),
                 daemon=True,
             )
             for index, target in enumerate(targets)
@@ -130,6 +138,7 @@ def _alive(pid: int) -> bool:
 def _worker(
     work: Callable[..., None],
     settings: Settings,
+    group: int,
     until: int,
     shard: tuple[int, int],
     target: Any,
@@ -138,7 +147,7 @@ def _worker(
     from casehistory.bootstrap import build, tune_garbage_collector
 
     tune_garbage_collector()
-    engine = build(settings)
+    engine = build(settings, group)
     try:
         histories = EventStoreSource(engine.app).histories(until, shard=shard)
         citizens = citizen_rows(HistoryDecoder(engine.app.mapper), histories, settings.staff_key)

@@ -14,7 +14,7 @@ from casehistory.services.access import Action, Role, check, identity_from_env
 from casehistory.settings import PREFIX, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-ENGINE_SERVICES = ("router", "ingest", "projections", "serve")
+ENGINE_SERVICES = ("router", "store-g0", "store-g1", "projections", "serve")
 KEYS = tuple(f.name for f in fields(Settings) if f.name.endswith("_key"))
 KEY_FILES = {PREFIX + key.upper() + "_FILE" for key in KEYS}
 CALLER = {PREFIX + "USER", PREFIX + "ROLE"}
@@ -27,7 +27,7 @@ def compose() -> dict:
 
 def test_the_stack_has_kafka_postgres_ingest_and_projection_workers() -> None:
     services = compose()["services"]
-    assert {"kafka", "postgres", "router", "ingest", "projections"} <= set(services)
+    assert {"kafka", "postgres", "router", "store-g0", "projections"} <= set(services)
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert services["kafka"]["image"].split(":")[1].split(".")[0] == KAFKA_VERSION.split(".")[0]
 
@@ -35,9 +35,12 @@ def test_the_stack_has_kafka_postgres_ingest_and_projection_workers() -> None:
 def test_engine_settings_in_the_stack_are_settings_the_code_reads() -> None:
     services = compose()["services"]
     known = {PREFIX + f.name.upper() for f in fields(Settings)} | KEY_FILES | CALLER
-    for name in ("router", "ingest", "projections"):
+    for name in ("router", "store-g0", "store-g1", "projections"):
         env = services[name]["environment"]
-        assert set(env) <= known, set(env) - known
+        groups = int(env.get(PREFIX + "STORE_GROUPS", 1))
+        per_group = {f"{PREFIX}GROUP_{g}_{what}"
+                     for g in range(groups) for what in ("STORE", "SCHEMA")}
+        assert set(env) <= known | per_group, set(env) - known - per_group
         settings = Settings.load({k: str(v) for k, v in env.items()
                                   if k not in KEY_FILES | CALLER})
         assert settings.uses_postgres
@@ -62,6 +65,20 @@ def test_every_engine_container_reads_every_key_from_the_same_secret() -> None:
             assert key in service["secrets"], (name, key)
             assert key in stack["secrets"], key
             assert PREFIX + key.upper() not in env, (name, key)  # no key in clear in the file
+
+
+def test_each_partition_group_has_one_store_writer_and_group_1_its_own_server() -> None:
+    services = compose()["services"]
+    settings = Settings.load({k: str(v) for k, v in services["router"]["environment"].items()
+                              if k not in KEY_FILES | CALLER})
+    writers = {name: service["command"] for name, service in services.items()
+               if "--store-group" in service.get("command", [])}
+    groups = sorted(int(command[command.index("--store-group") + 1])
+                    for command in writers.values())
+    assert groups == list(range(settings.store_groups)) and settings.store_groups == 2
+    assert all(services[name].get("deploy", {}).get("replicas", 1) == 1 for name in writers)
+    assert settings.group_store(1).url.split("@")[1].split(":")[0] in services
+    assert settings.group_store(0).url == settings.store
 
 
 def test_service_commands_are_real_cli_commands_their_callers_may_run() -> None:

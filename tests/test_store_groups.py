@@ -14,15 +14,17 @@ import sys
 import threading
 import time
 import uuid
+import zlib
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+import orjson
 import psycopg
 import pytest
 
 from casehistory.application import CaseHistory
-from casehistory.bootstrap import build
+from casehistory.bootstrap import Engine, build
 from casehistory.consumers.deadletter import DeadLetterList
 from casehistory.consumers.files import Incoming
 from casehistory.consumers.reconcile import reconcile
@@ -30,7 +32,7 @@ from casehistory.devservices.postgres import PostgresServer, create_database
 from casehistory.entrypoints.cli.common import ingest_files
 from casehistory.population import generator
 from casehistory.recorders import WriterFenced
-from casehistory.services.replay import replay_from_kafka
+from casehistory.services.replay import rebuild, replay_from_kafka
 from casehistory.settings import Settings
 from tests.factories import record, started
 from tests.test_kafka_ingest import AS_OF, PSEUDONYM_KEY, finish, kafka_env, publish_file
@@ -272,3 +274,66 @@ def test_a_second_store_writer_of_a_group_fences_the_first_and_nothing_is_lost(
         assert account.unaccounted == 0 and account.not_yet_consumed == 0
     finally:
         engine.close()
+
+
+def ingest_split(engine: Engine, path: Path) -> None:
+    """Ingest a contract file into the engine's stores, each citizen into one group
+    (by its CPR, as a history-topic partition would pick it)."""
+    groups = engine.settings.store_groups
+    parts: dict[int, list[Incoming]] = {}
+    for n, line in enumerate(path.read_bytes().splitlines()):
+        payload = orjson.loads(line)
+        group = zlib.crc32(str(payload.get("cpr")).encode()) % groups
+        parts.setdefault(group, []).append(
+            Incoming(payload, line, {"file": path.name, "path": str(path), "line": n})
+        )
+    for group, records in parts.items():
+        engine.ingest_service(DeadLetterList(), group).ingest(records)
+
+
+def test_the_read_model_follows_every_store_and_equals_one_store(
+    request: pytest.FixtureRequest,
+    store_env: dict[str, str],
+    embedded: tuple[Path, dict[str, int]],
+    tmp_path: Path,
+) -> None:
+    """Issue #14 item 5: one position per store, caught up one worker per store; the
+    read model over two stores equals the one over a single store, rebuilt or not."""
+    same_staff = {**store_env, "CASEHISTORY_STAFF_KEY": "5a" * 32}
+    single = build(Settings.load(same_staff))
+    other = {"CASEHISTORY_DATA_DIR": str(tmp_path / "split"), "CASEHISTORY_STORE_GROUPS": "2"}
+    if "CASEHISTORY_STORE" in store_env:  # a database of its own, read model included
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        other["CASEHISTORY_STORE"] = create_database(server, f"split_{uuid.uuid4().hex[:8]}")
+    split = build(Settings.load({**same_staff, **other}))
+    try:
+        ingest_split(single, embedded[0])
+        ingest_split(split, embedded[0])
+        assert all(app.recorder.max_notification_id() for app in split.stores.values())
+        single.project()
+        follower = split.follower()
+        assert follower.lag() == follower.head() > 0
+        assert follower.catch_up() == follower.head()
+        positions = split.read_model().positions()
+        assert positions == {
+            f"casehistory-g{g}": app.recorder.max_notification_id()
+            for g, app in split.stores.items()
+        }
+        assert split.read_model().checksum() == single.read_model().checksum()
+        assert split.read_model().count() == len(embedded[1])
+        rebuilt = rebuild(split, switch=True)
+        assert rebuilt.equal and rebuilt.rebuilt.position == sum(positions.values())
+        assert split.read_model().positions() == positions
+        late = incoming(record(started(date(2026, 10, 1))), 0)
+        group = zlib.crc32(b"6101901234") % 2
+        split.ingest_service(DeadLetterList(), group).ingest([late])
+        single.ingest_service(DeadLetterList()).ingest([late])
+        assert split.project() == 2 and single.project() == 2  # the citizen registered too
+        moved = split.read_model().positions()
+        assert {g: moved[g] - positions[g] for g in moved} == {
+            name: 2 if n == group else 0 for n, name in enumerate(sorted(positions))
+        }
+        assert split.read_model().checksum() == single.read_model().checksum()
+    finally:
+        single.close()
+        split.close()

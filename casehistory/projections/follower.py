@@ -13,11 +13,17 @@ tables. Memory holds one citizen and one write chunk, whatever the backlog.
 A crash loses nothing and applies nothing twice: rows and position commit
 together, and the next run starts from the stored position. A writer that finds
 the position moved under it (another worker, a switched-in rebuild) rereads it.
+
+With several event stores (partition groups), each store has its follower and
+its position in the read model; `Followers` catches them up in parallel, one
+thread per store (a rebuild from zero of a large store adds worker processes).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from casehistory.projections.history import HistoryDecoder
@@ -41,9 +47,12 @@ class Follower:
         after_commit: Callable[[], None] | None = None,
         window: int = 2_000_000,
         fresh_load: FreshLoad | None = None,
+        tracking: str | None = None,
     ) -> None:
         self.source = source
         self.store = store
+        self.tracking = tracking or store.stores[0]
+        """The event store this follower applies, by its tracking name in the read model."""
         self.decoder = decoder
         self.staff_key = staff_key
         """Key of the caseworker pseudonyms in the rows (`projections.rows.staff_pseudonym`)."""
@@ -61,7 +70,7 @@ class Follower:
 
     @property
     def position(self) -> int:
-        return self.store.position()
+        return self.store.position(self.tracking)
 
     def lag(self) -> int:
         """Notifications recorded but not yet applied."""
@@ -77,7 +86,7 @@ class Follower:
         """
         head = self.source.head() if until is None else until
         passed = moved = 0
-        while (position := self.store.position()) < head:
+        while (position := self.store.position(self.tracking)) < head:
             fresh = position == 0 and self.store.count() == 0
             end = head if fresh else min(head, position + self.window)
             try:
@@ -88,7 +97,7 @@ class Follower:
                     citizens = citizen_rows(self.decoder, histories, self.staff_key)
                     self.store.write(
                         counted(citizens, on_batch), since=position, until=end,
-                        replace=not fresh, outbox=self.outbox,
+                        replace=not fresh, outbox=self.outbox, store=self.tracking,
                     )  # fmt: skip
             except PositionMoved:
                 moved += 1
@@ -99,6 +108,76 @@ class Follower:
             if self.after_commit is not None:
                 self.after_commit()
         return passed
+
+
+def _on_every_member(name: str) -> Any:
+    """A setting read from the first member and set on every one."""
+
+    def put(self: Followers, value: Any) -> None:
+        for member in self.members:
+            setattr(member, name, value)
+
+    return property(lambda self: getattr(self.members[0], name), put)
+
+
+class Followers:
+    """The followers of one read model, one per event store, caught up together."""
+
+    window = _on_every_member("window")
+    outbox = _on_every_member("outbox")
+    parallel_from = _on_every_member("parallel_from")
+
+    def __init__(self, members: list[Follower]) -> None:
+        self.members = members
+        self._committed = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        """One thread per store, kept: a read model holds a connection per thread."""
+
+    @property
+    def position(self) -> int:
+        """Notifications applied, over every store."""
+        return sum(member.position for member in self.members)
+
+    def head(self) -> int:
+        """Notifications recorded, over every store."""
+        return sum(member.source.head() for member in self.members)
+
+    def lag(self) -> int:
+        return sum(member.lag() for member in self.members)
+
+    def positions(self) -> dict[str, int]:
+        return {member.tracking: member.position for member in self.members}
+
+    @property
+    def after_commit(self) -> Callable[[], None] | None:
+        return self.members[0].after_commit
+
+    @after_commit.setter
+    def after_commit(self, after_commit: Callable[[], None] | None) -> None:
+        """Called after each store's write, one at a time (the changelog publisher)."""
+        if after_commit is None:
+            serialised = None
+        else:
+            def serialised() -> None:
+                with self._committed:
+                    after_commit()
+        for member in self.members:
+            member.after_commit = serialised
+
+    def catch_up(
+        self, on_batch: Callable[[int], None] | None = None,
+        until: Mapping[str, int] | None = None,
+    ) -> int:
+        """Catch every store up (to `until`'s position for it, default its head), one
+        thread per store; returns notifications passed."""
+        def run(member: Follower) -> int:
+            return member.catch_up(on_batch, None if until is None else until[member.tracking])
+
+        if len(self.members) == 1:
+            return run(self.members[0])
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(len(self.members), thread_name_prefix="follow")
+        return sum(self._pool.map(run, self.members))
 
 
 class FreshLoad(Protocol):

@@ -10,6 +10,10 @@ starts again from the stored position.
 A rebuild writes into an empty copy without secondary indexes and creates them
 at the end (bulk load), then may be switched in: rows and position replace the
 live ones in one fenced transaction, entirely inside the database.
+
+A copy tracks one position per event store (partition group, `stores`): each
+store's follower writes its citizens' rows under its own tracking row, and the
+rows of different stores never meet (a citizen lives in one store).
 """
 
 from __future__ import annotations
@@ -117,8 +121,10 @@ class ReadModelStore:
     paramstyle = "?"
     dialect = "sqlite"
 
-    def __init__(self, application_name: str) -> None:
+    def __init__(self, application_name: str, stores: Sequence[str] = ()) -> None:
         self.application_name = application_name
+        self.stores = list(stores) or [application_name]
+        """The event stores this copy follows, by tracking name (one position each)."""
         self.bulk_indexes = True
         """Whether a bulk load may drop and recreate the indexes (needs owning them)."""
 
@@ -136,7 +142,7 @@ class ReadModelStore:
         raise NotImplementedError
         yield
 
-    def _lock_position(self, cursor: Any) -> int:
+    def _lock_position(self, cursor: Any, store: str) -> int:
         raise NotImplementedError
 
     def _copy_statements(self, source: ReadModelStore) -> Iterator[str]:
@@ -152,25 +158,31 @@ class ReadModelStore:
         with self._write() as cursor:
             for statement in table_statements() + (list(INDEXES) if indexes else []):
                 cursor.execute(statement)
-            cursor.execute(
+            cursor.executemany(
                 f"INSERT INTO {TRACKING_TABLE} (application_name, notification_id) "
                 f"VALUES ({self.paramstyle}, 0) ON CONFLICT (application_name) DO NOTHING",
-                [self.application_name],
+                [[store] for store in self.stores],
             )
 
-    def position(self) -> int:
+    def positions(self) -> dict[str, int]:
+        """Each followed store's last applied notification id."""
         with self.read() as cursor:
             cursor.execute(
-                f"SELECT notification_id FROM {TRACKING_TABLE} "
-                f"WHERE application_name = {self.paramstyle}",
-                [self.application_name],
+                f"SELECT application_name, notification_id FROM {TRACKING_TABLE} WHERE "
+                f"application_name IN ({', '.join([self.paramstyle] * len(self.stores))})",
+                self.stores,
             )
-            found = cursor.fetchone()
-        return int(found[0]) if found else 0
+            found = {str(name): int(position) for name, position in cursor.fetchall()}
+        return {store: found.get(store, 0) for store in self.stores}
+
+    def position(self, store: str | None = None) -> int:
+        """`store`'s position; by default the sum over every store (notifications applied)."""
+        positions = self.positions()
+        return positions.get(store, 0) if store is not None else sum(positions.values())
 
     def max_tracking_id(self, application_name: str) -> int | None:
         """eventsourcing's name for the position (used by followers and benchmarks)."""
-        return self.position() or None
+        return self.position(application_name if application_name in self.stores else None) or None
 
     def write(
         self,
@@ -180,16 +192,19 @@ class ReadModelStore:
         until: int,
         replace: bool = True,
         outbox: bool = False,
+        store: str | None = None,
     ) -> int:
-        """Replace the rows of `citizens` and move the position from `since` to `until`.
+        """Replace the rows of `citizens` and move `store`'s position (default: the first
+        store's) from `since` to `until`.
 
         One transaction. `replace=False` skips deleting earlier rows (a rebuild into an
         empty copy); `outbox` also records the citizens for the changelog publisher.
         Returns how many citizens were written.
         """
+        store = store or self.stores[0]
         written = 0
         with self._write() as cursor:
-            current = self._lock_position(cursor)
+            current = self._lock_position(cursor, store)
             if current != since:
                 raise PositionMoved(f"read model at {current}, writer expected {since}")
             bulk = not replace and self.bulk_indexes
@@ -207,7 +222,7 @@ class ReadModelStore:
                 written += len(chunk)
             if bulk:
                 _create_indexes(cursor)
-            self._set_position(cursor, until)
+            self._set_position(cursor, until, store)
         return written
 
     def _write_chunk(
@@ -235,35 +250,41 @@ class ReadModelStore:
         marks = ", ".join([self.paramstyle] * len(columns))
         cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
 
-    def _set_position(self, cursor: Any, position: int) -> None:
+    def _set_position(self, cursor: Any, position: int, store: str) -> None:
         cursor.execute(
             f"UPDATE {TRACKING_TABLE} SET notification_id = {self.paramstyle} "
             f"WHERE application_name = {self.paramstyle}",
-            [position, self.application_name],
+            [position, store],
         )
 
     def clear(self) -> None:
-        """Forget every row and the position, so the copy rebuilds from zero."""
+        """Forget every row and position, so the copy rebuilds from zero."""
         with self._write() as cursor:
             for table in TABLES:
                 cursor.execute(f"DELETE FROM {table}")
-            self._set_position(cursor, 0)
+            for store in self.stores:
+                self._set_position(cursor, 0, store)
 
     def switch_from(self, source: ReadModelStore) -> int:
-        """Replace every row and the position with `source`'s, in one fenced transaction.
+        """Replace every row and position with `source`'s, in one fenced transaction.
 
-        Refused (`PositionMoved`) when the live copy is already further than `source`:
-        the caller catches `source` up and tries again.
+        Refused (`PositionMoved`) when the live copy is already further than `source`
+        in any store: the caller catches `source` up and tries again.
         """
-        target = source.position()
+        targets = source.positions()
         with self._write() as cursor:
-            current = self._lock_position(cursor)
-            if current > target:
-                raise PositionMoved(f"live read model at {current}, rebuilt copy at {target}")
+            for store in self.stores:
+                current = self._lock_position(cursor, store)
+                if current > targets.get(store, 0):
+                    raise PositionMoved(
+                        f"live read model at {current} of {store}, rebuilt copy at "
+                        f"{targets.get(store, 0)}"
+                    )
             for statement in self._copy_statements(source):
                 cursor.execute(statement)
-            self._set_position(cursor, target)
-        return target
+            for store in self.stores:
+                self._set_position(cursor, targets.get(store, 0), store)
+        return sum(targets.values())
 
     def checksum(self) -> str:
         """SHA-256 over every table's rows in a total order, as canonical JSON."""
@@ -354,8 +375,8 @@ class _PerThread:
 class SQLiteReadModel(ReadModelStore):
     """The read model in one SQLite file (the embedded default)."""
 
-    def __init__(self, path: Path, application_name: str) -> None:
-        super().__init__(application_name)
+    def __init__(self, path: Path, application_name: str, stores: Sequence[str] = ()) -> None:
+        super().__init__(application_name, stores)
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._connections = _PerThread(self._connect)
@@ -393,26 +414,29 @@ class SQLiteReadModel(ReadModelStore):
         finally:
             self.connection.rollback()
 
-    def _lock_position(self, cursor: Any) -> int:  # BEGIN IMMEDIATE holds the write lock
+    def _lock_position(self, cursor: Any, store: str) -> int:  # BEGIN IMMEDIATE: write lock
         cursor.execute(
             f"SELECT notification_id FROM {TRACKING_TABLE} WHERE application_name = ?",
-            [self.application_name],
+            [store],
         )
         found = cursor.fetchone()
         return int(found[0]) if found else 0
 
     def load_shards(
-        self, shards: Sequence[Path], *, since: int, until: int, outbox: bool = False
+        self, shards: Sequence[Path], *, since: int, until: int, outbox: bool = False,
+        store: str | None = None,
     ) -> None:
         """Take every row of the shard files (read models written without indexes, one
-        per rebuild worker) and move the position from `since` to `until`, in one fenced
-        transaction; the copy must be empty. Indexes are built once, at the end."""
+        per rebuild worker) and move `store`'s position from `since` to `until`, in one
+        fenced transaction; the store's citizens must have no rows yet. Indexes are
+        built once, at the end."""
+        store = store or self.stores[0]
         names = [f"shard{index}" for index in range(len(shards))]
         for name, path in zip(names, shards, strict=True):
             self.connection.execute(f"ATTACH DATABASE ? AS {name}", [str(path)])
         try:
             with self._write() as cursor:
-                current = self._lock_position(cursor)
+                current = self._lock_position(cursor, store)
                 if current != since:
                     raise PositionMoved(f"read model at {current}, writer expected {since}")
                 if self.bulk_indexes:
@@ -431,7 +455,7 @@ class SQLiteReadModel(ReadModelStore):
                         )
                 if self.bulk_indexes:
                     _create_indexes(cursor)
-                self._set_position(cursor, until)
+                self._set_position(cursor, until, store)
         finally:
             for name in names:
                 self.connection.execute(f"DETACH DATABASE {name}")
@@ -459,10 +483,12 @@ class PostgresReadModel(ReadModelStore):
     paramstyle = "%s"
     dialect = "postgres"
 
-    def __init__(self, url: str, application_name: str, schema: str = "public") -> None:
+    def __init__(
+        self, url: str, application_name: str, schema: str = "public", stores: Sequence[str] = ()
+    ) -> None:
         import psycopg
 
-        super().__init__(application_name)
+        super().__init__(application_name, stores)
         self.schema = schema
         self.url = url
         if schema != "public":
@@ -495,11 +521,11 @@ class PostgresReadModel(ReadModelStore):
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             yield cursor
 
-    def _lock_position(self, cursor: Any) -> int:
+    def _lock_position(self, cursor: Any, store: str) -> int:
         cursor.execute(
             f"SELECT notification_id FROM {TRACKING_TABLE} WHERE application_name = %s "
             "FOR UPDATE",
-            [self.application_name],
+            [store],
         )
         found = cursor.fetchone()
         return int(found[0]) if found else 0

@@ -60,9 +60,10 @@ def rebuild(
     catches up again first, so the switch never moves the read model backwards.
     """
     live = checksum(engine)
+    positions = engine.read_model().positions()
     fresh = engine.replay_read_model()
     follower = engine.follower(fresh)
-    follower.catch_up(on_batch, until=live.position)
+    follower.catch_up(on_batch, until=positions)
     rebuilt = checksum_of(fresh)
     if switch:
         for _attempt in range(10):

@@ -431,7 +431,7 @@ class ReadModelStatus:
 
 def read_model_status(engine: Engine) -> tuple[int, list[ReadModelStatus]]:
     """The event store's last notification id and how far each read model has come."""
-    head = engine.app.recorder.max_notification_id() or 0
+    head = sum(app.recorder.max_notification_id() or 0 for app in engine.stores.values())
     position = engine.read_model().position()
     return head, [ReadModelStatus(READ_MODEL, position, head - position)]
 
@@ -444,9 +444,8 @@ def reconciliation(engine: Engine) -> Reconciliation | None:
     settings = engine.settings
     if not settings.kafka_bootstrap:
         return None
-    recorder: Any = engine.app.recorder
     return reconcile(settings.kafka_bootstrap, settings.kafka_topic, settings.kafka_group,
-                     lambda: recorder.ledger(settings.kafka_topic + ":"))
+                     lambda: engine.ledger(settings.kafka_topic + ":"))
 
 
 __all__ = [
