@@ -46,6 +46,10 @@ CASE_PREFIX = {
 
 HISTORY_FROM = date(2000, 1, 1)
 EARLY_COHORT_UNTIL = date(2004, 12, 31)
+EARLY_SHARE = 0.38
+"""Share of histories going back to 2000-2004."""
+HEAVY_EARLY_SHARE = 0.40
+"""The same among citizens far from the labour market (they carry the 10-year anchor)."""
 RESSOURCEFORLOEB_FROM = date(2013, 1, 1)
 REFORM_2014 = date(2014, 1, 1)
 JOBAFKLARING_FROM = date(2014, 7, 1)
@@ -120,7 +124,7 @@ EXITS: dict[str, tuple[tuple[float, str, str | None], ...]] = {  # (weight, reas
     ),
     "jobafklaringsydelse": (
         (30, "job", None),
-        (12, "benefit_change", "ressourceforloebsydelse"),
+        (7, "benefit_change", "ressourceforloebsydelse"),
         (2, "benefit_change", "ledighedsydelse"),
         (5, "pension", PENSION),
         (20, "benefit_change", CASH),
@@ -151,40 +155,41 @@ EXITS: dict[str, tuple[tuple[float, str, str | None], ...]] = {  # (weight, reas
     ),
 }
 MEAN_DAYS = {  # (minimum, mean extra) days of a planned benefit period
-    "cash": (30, 150),
+    "cash": (30, 95),
     "cash_heavy": (365, 5500),
     "dagpenge": (30, 320),
     "sygedagpenge": (14, 120),
     "jobafklaringsydelse": (60, 350),
     "ressourceforloebsydelse": (365, 700),
-    "ledighedsydelse": (30, 300),
+    "ledighedsydelse": (30, 450),
     "fleksloentilskud": (730, 4000),
     "revalideringsydelse": (180, 500),
 }
 NEED_RATE = {  # yearly rate of a new social intervention while in the target group
-    "aktivitetsparat_voksen": 0.17,
-    "aktivitetsparat_ung": 0.45,
-    "ressourceforloeb": 0.27,
-    "fleksjobvisiteret": 0.05,
-    "match_2_indsatsklar": 0.1,
-    "match_3_midlertidig_passiv": 0.16,
+    "aktivitetsparat_voksen": 0.14,
+    "aktivitetsparat_ung": 0.29,
+    "ressourceforloeb": 0.26,
+    "fleksjobvisiteret": 0.033,
+    "match_2_indsatsklar": 0.0625,
+    "match_3_midlertidig_passiv": 0.1,
 }
-OTHER_NEED_RATE = 0.008  # any other group, or none
+OTHER_NEED_RATE = 0.006  # any other group, or none
 EDGE_GROUPS = frozenset(
     {"aktivitetsparat_voksen", "aktivitetsparat_ung", "ressourceforloeb", "fleksjobvisiteret"}
     | {"match_2_indsatsklar", "match_3_midlertidig_passiv"}
 )
-STEP_WEIGHT = {  # the kind of intervention a need brings: at the edge of the labour market or not
-    True: {"1": 1.0, "2": 3.0, "3": 2.0, "4": 1.0, "children": 2.0},
-    False: {"1": 6.0, "2": 1.0, "3": 0.3, "4": 0.01, "children": 1.2},
+STEP_WEIGHT = {  # the kind of intervention a need brings, by how far from the labour market
+    "far": {"1": 2.0, "2": 3.0, "3": 2.0, "4": 1.5, "children": 2.0},  # heavy, at the edge
+    "edge": {"1": 2.0, "2": 3.0, "3": 2.0, "4": 0.2, "children": 2.0},  # others at the edge
+    "other": {"1": 12.0, "2": 0.25, "3": 0.1, "4": 0.01, "children": 0.3},
 }
 SOCIAL_ONLY_SHARE = 0.08  # citizens with aids, extra costs or the like (not coordination-relevant)
 INTERVENTION_DAYS = {
-    "1": (60, 500),
-    "2": (120, 900),
-    "3": (60, 900),
+    "1": (180, 1500),
+    "2": (192, 1440),
+    "3": (96, 1440),
     "4": (700, 3000),
-    "children": (180, 1500),
+    "children": (288, 2400),
     "none": (30, 2500),
 }
 BIG_CITIES = {"101": 10, "751": 6, "461": 4, "851": 4}
@@ -324,7 +329,7 @@ class Citizen:
 
     def _first_start(self) -> date:
         """Many histories go back to 2000-2004; the rest start any time up to recently."""
-        if self.rng.random() < 0.45:
+        if self.rng.random() < (HEAVY_EARLY_SHARE if self.heavy else EARLY_SHARE):
             day = day_between(self.rng, HISTORY_FROM, EARLY_COHORT_UNTIL)
         else:
             day = day_between(self.rng, EARLY_COHORT_UNTIL, self.until - timedelta(days=30))
@@ -796,7 +801,8 @@ class Citizen:
 
     def _social_need(self, day: date) -> int:
         """A social intervention starts; its kind depends on how far from the labour market."""
-        weights = STEP_WEIGHT[self.period.group in EDGE_GROUPS]
+        at_edge = self.period.group in EDGE_GROUPS
+        weights = STEP_WEIGHT["far" if at_edge and self.heavy else "edge" if at_edge else "other"]
         step = self.rng.choices(list(weights), weights=list(weights.values()))[0]
         self.needs.append((day, self.rng.choice(_interventions()[step])))
         return 0
