@@ -221,24 +221,31 @@ def drop_engine_tables(url: str) -> None:
 
 
 @contextmanager
-def schema_lock(settings: Settings, url: str | None = None) -> Iterator[None]:
+def schema_lock(
+    settings: Settings, url: str | None = None, schema: str = "public"
+) -> Iterator[None]:
     """Serialise table creation between processes starting at once.
 
     `eventsourcing` creates its tables on construction; two processes doing that
     concurrently can collide (PostgreSQL: "tuple concurrently updated"; SQLite:
     the tracking-table migration), so construction happens under a lock (on the
-    server of `url`, default the store's).
+    server of `url`, default the store's; one lock per schema, so partition groups'
+    writers starting together do not wait for each other).
     """
     url = url or settings.store
     if url.startswith(("postgresql://", "postgres://")):
         import psycopg
 
+        lock = SCHEMA_LOCK_ID if schema == "public" else int.from_bytes(
+            hashlib.sha256(f"casehistory schema {schema}".encode()).digest()[:8], "big",
+            signed=True,
+        )
         with psycopg.connect(url, autocommit=True) as connection:
-            connection.execute("SELECT pg_advisory_lock(%s)", [SCHEMA_LOCK_ID])
+            connection.execute("SELECT pg_advisory_lock(%s)", [lock])
             try:
                 yield
             finally:
-                connection.execute("SELECT pg_advisory_unlock(%s)", [SCHEMA_LOCK_ID])
+                connection.execute("SELECT pg_advisory_unlock(%s)", [lock])
     else:
         with (settings.data_dir / ".schema.lock").open("a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
@@ -336,7 +343,7 @@ def open_store(settings: Settings, group: int) -> CaseHistory:
     """Partition group `group`'s event store (its schema and tables created if allowed)."""
     location = settings.group_store(group)
     lock_url = location.url if location.uses_postgres else None
-    with schema_lock(settings, lock_url):
+    with schema_lock(settings, lock_url, location.schema):
         if location.uses_postgres and settings.create_tables and location.schema != "public":
             _create_schema(location.url, location.schema)
         app = CaseHistory(env=event_store_env(settings, group))
@@ -346,7 +353,7 @@ def open_store(settings: Settings, group: int) -> CaseHistory:
     # A store older than the heads gets them from the process that owns its tables
     # (with `create_tables` off, `casehistory db init` is that process).
     if settings.create_tables and recorder.max_notification_id() and not recorder.has_heads():
-        with schema_lock(settings, lock_url):
+        with schema_lock(settings, lock_url, location.schema):
             if not recorder.has_heads():
                 app.backfill_heads()
     return app
