@@ -29,6 +29,7 @@ from casehistory.consumers.deadletter import DeadLetterList
 from casehistory.consumers.files import Incoming
 from casehistory.consumers.reconcile import reconcile
 from casehistory.devservices.postgres import PostgresServer, create_database
+from casehistory.entrypoints.api.server import stored_at
 from casehistory.entrypoints.cli.common import ingest_files
 from casehistory.population import generator
 from casehistory.recorders import WriterFenced
@@ -337,3 +338,24 @@ def test_the_read_model_follows_every_store_and_equals_one_store(
     finally:
         single.close()
         split.close()
+
+
+def test_freshness_takes_the_newest_stored_event_of_every_store(tmp_path: Path) -> None:
+    """The serve follower's freshness metric reads each store at its own position."""
+    engine = build(Settings.load({"CASEHISTORY_DATA_DIR": str(tmp_path),
+                                  "CASEHISTORY_PSEUDONYM_KEY": PSEUDONYM_KEY,
+                                  "CASEHISTORY_STORE_GROUPS": "2"}))
+    try:
+        engine.ingest_service(DeadLetterList(), 0).ingest(
+            [incoming(record(started(date(2020, 1, 1))), 0)])
+        later = incoming(record(started(date(2021, 1, 1)), cpr="0101901234"), 1)
+        engine.ingest_service(DeadLetterList(), 1).ingest([later])
+        follower = engine.follower()
+        follower.catch_up()
+        last = {g: app.mapper.to_domain_event(app.recorder.select_notifications(
+            start=app.recorder.max_notification_id(), limit=1)[0]).timestamp
+            for g, app in engine.stores.items()}
+        assert follower.positions() == {"casehistory-g0": 2, "casehistory-g1": 2}
+        assert stored_at(engine, follower.positions()) == last[1] > last[0]
+    finally:
+        engine.close()

@@ -47,14 +47,20 @@ def follow(engine: Any, metrics: Any, stop: threading.Event, interval: float = 0
                 continue
             if applied:
                 metrics.record_batch(time.perf_counter() - started, applied,
-                                     _stored_at(engine, follower.position))
+                                     stored_at(engine, follower.positions()))
             stop.wait(interval)
 
 
-def _stored_at(engine: Any, position: int) -> Any:
-    """When the event at `position` was stored (its domain event's timestamp)."""
-    found = engine.app.recorder.select_notifications(start=position, limit=1)
-    return engine.app.mapper.to_domain_event(found[0]).timestamp if found else None
+def stored_at(engine: Any, positions: dict[str, int]) -> Any:
+    """When the newest of the events at these positions (by tracking name, one per
+    partition group's store) was stored: its domain event's timestamp."""
+    names = engine.tracking_names()
+    times = []
+    for group, app in engine.stores.items():
+        found = app.recorder.select_notifications(start=positions.get(names[group], 0), limit=1)
+        if found:
+            times.append(app.mapper.to_domain_event(found[0]).timestamp)
+    return max(times, default=None)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
