@@ -277,6 +277,10 @@ def postgres_env(url: str, create_tables: bool = True) -> dict[str, str]:
         "POSTGRES_PORT": str(parts.port or 5432),
         "POSTGRES_USER": unquote(parts.username or ""),
         "POSTGRES_PASSWORD": unquote(parts.password or ""),
+        # eventsourcing ends a session idle in a transaction after 5 s. A rebuild or catch-up
+        # streams histories through one read transaction while it writes rows between
+        # fetches, which on a busy server can take longer; 5 minutes still ends a stuck one.
+        "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "300",
     }
 
 

@@ -164,3 +164,29 @@ def test_an_event_stored_with_a_class_version_goes_through_the_mapper(
     assert through_mapper == []
     assert decoder.advance(None, versioned).facts == plain.facts
     assert len(through_mapper) == len(events) == 3
+
+
+@pytest.mark.postgres
+def test_a_history_stream_outlasts_a_pause_longer_than_eventsourcings_idle_timeout(
+    postgres_dsn: str, tmp_path: Path
+) -> None:
+    """A rebuild writes rows between fetches of one streaming read transaction; on a busy
+    server that pause can pass eventsourcing's default of 5 s idle in a transaction."""
+    from time import sleep
+
+    from casehistory.bootstrap import build
+    from casehistory.settings import Settings
+    from tests.conftest import PSEUDONYM_KEY
+
+    engine = build(Settings.load({"CASEHISTORY_DATA_DIR": str(tmp_path),
+                                  "CASEHISTORY_PSEUDONYM_KEY": PSEUDONYM_KEY,
+                                  "CASEHISTORY_STORE": postgres_dsn}))  # fmt: skip
+    try:
+        ingest_files(engine, [population(tmp_path, 6, seed=3)], DeadLetterList())
+        source = EventStoreSource(engine.app)
+        citizens = source.histories(source.head())
+        first = next(citizens)
+        sleep(6)
+        assert len([first, *citizens]) == 6
+    finally:
+        engine.close()
