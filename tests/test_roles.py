@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -14,6 +15,7 @@ from psycopg import errors
 from casehistory.bootstrap import build
 from casehistory.consumers import files
 from casehistory.consumers.deadletter import DeadLetterList
+from casehistory.consumers.files import Incoming
 from casehistory.entrypoints.cli.common import batched
 from casehistory.entrypoints.cli.db import DASHBOARD, INGEST, PROJECTION
 from casehistory.entrypoints.cli.main import main
@@ -141,3 +143,42 @@ def test_roles_sql_is_printed_for_a_dba(capsys: pytest.CaptureFixture[str]) -> N
         "target_group_interval, intervention_period, inflow, benefit_year, caseworker_assignment, "
         "visitation, counting_meeting, cash_exit TO casehistory_dashboard;"
     ) in printed
+
+
+@pytest.fixture
+def grouped_users(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
+    """`users`, with two partition groups' stores (schemas) created and granted."""
+    monkeypatch.setenv("CASEHISTORY_STORE_GROUPS", "2")
+    found: dict[str, str] = request.getfixturevalue("users")
+    return found
+
+
+@pytest.mark.postgres
+def test_the_roles_reach_every_partition_groups_store(
+    grouped_users: dict[str, str], tmp_path: Path
+) -> None:
+    source = tmp_path / "population.jsonl"
+    generator.write_jsonl(generator.generate_population(CITIZENS, seed=4), source)
+    engine = build(replace(_settings(grouped_users[INGEST], tmp_path), store_groups=2))
+    try:
+        service = engine.ingest_service(DeadLetterList(), 1)
+        service.take_over(["history:1"])  # the group's writer fences its partitions
+        records = [
+            Incoming(r.payload, r.raw, {"topic": "history", "partition": 1, "offset": n},
+                     r.decode_error)
+            for n, r in enumerate(files.read_records(source))
+        ]
+        stored = sum(service.ingest(batch).stored for batch in batched(iter(records), 200))
+    finally:
+        engine.close()
+    assert stored > CITIZENS
+    engine = build(replace(_settings(grouped_users[PROJECTION], tmp_path), store_groups=2))
+    try:
+        assert engine.project() > 0
+        assert engine.read_model().positions()["casehistory-g1"] > 0
+    finally:
+        engine.close()
+    assert _denied(grouped_users[DASHBOARD], "SELECT 1 FROM casehistory_g1.casehistory_events")
+    assert _denied(grouped_users[PROJECTION], "SELECT 1 FROM casehistory_g1.writer_fence")

@@ -65,14 +65,29 @@ def _create_role(role: str) -> str:
     )
 
 
-def roles_sql(t: EngineTables) -> list[str]:
-    """Idempotent SQL statements for the three roles and their grants (tables must exist)."""
+def roles_sql(t: EngineTables, store: bool = True) -> list[str]:
+    """Idempotent SQL statements for the three roles and their grants (tables must exist).
+
+    Without `store` (partition groups' stores all in schemas of their own, see
+    `group_roles_sql`), only the keys, read models and tracking tables here."""
     guard = f"{t.events}_append_only"
-    return [
+    common = [
         *(_create_role(role) for role in ROLES),
         f"GRANT USAGE ON SCHEMA {SCHEMA} TO {', '.join(ROLES)}",
-        "-- ingest: append events, the ledger and new citizens' keys; read them back\n"
-        f"GRANT SELECT, INSERT ON {', '.join((t.events, t.ledger, *t.keys))} TO {INGEST}",
+        *([f"-- ingest: new citizens' keys\nGRANT SELECT, INSERT ON {', '.join(t.keys)} "
+           f"TO {INGEST}"] if t.keys else []),
+        "-- projection: write read models and their tracking positions\n"
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON {', '.join(t.read_models + t.tracking)} "
+        f"TO {PROJECTION}",
+        "-- dashboard: read the read models, nothing else\n"
+        f"GRANT SELECT ON {', '.join(t.read_models)} TO {DASHBOARD}",
+    ]
+    if not store:
+        return common
+    return [
+        *common,
+        "-- ingest: append events and the ledger; read them back\n"
+        f"GRANT SELECT, INSERT ON {t.events}, {t.ledger} TO {INGEST}",
         f"GRANT USAGE ON SEQUENCE {t.events}_notification_id_seq TO {INGEST}",
         "-- ingest: move each appended citizen's anchored chain head (keyed: it cannot forge one)\n"
         f"GRANT SELECT, INSERT, UPDATE ON {ANCHORS_TABLE} TO {INGEST}",
@@ -90,12 +105,40 @@ def roles_sql(t: EngineTables) -> list[str]:
         f"DROP TRIGGER IF EXISTS {guard} ON {t.events}",
         f"CREATE TRIGGER {guard} BEFORE UPDATE ON {t.events} "
         f"FOR EACH STATEMENT EXECUTE FUNCTION {guard}()",
-        "-- projection: read events; write read models and their tracking positions\n"
+        "-- projection: read events\n"
         f"GRANT SELECT ON {t.events} TO {PROJECTION}",
-        f"GRANT SELECT, INSERT, UPDATE, DELETE ON {', '.join(t.read_models + t.tracking)} "
-        f"TO {PROJECTION}",
-        "-- dashboard: read the read models, nothing else\n"
-        f"GRANT SELECT ON {', '.join(t.read_models)} TO {DASHBOARD}",
+    ]
+
+
+def group_roles_sql(schema: str) -> list[str]:
+    """The grants on a partition group's event store in its own schema (ingest appends,
+    projection reads), with the same append-only trigger; idempotent."""
+    s = f'"{schema}"'
+    events = f"{s}.{CaseHistory.name}_events"
+    guard = f"{s}.{CaseHistory.name}_events_append_only"
+    return [
+        *(_create_role(role) for role in (INGEST, PROJECTION)),
+        f"GRANT USAGE ON SCHEMA {s} TO {INGEST}, {PROJECTION}",
+        f"GRANT SELECT, INSERT ON {events}, {s}.{LEDGER_TABLE}, {s}.{INDEX_TABLE} TO {INGEST}",
+        f"GRANT USAGE ON SEQUENCE {events}_notification_id_seq TO {INGEST}",
+        f"GRANT SELECT, INSERT, UPDATE ON {s}.{ANCHORS_TABLE}, {s}.{HEADS_TABLE}, "
+        f"{s}.{FENCE_TABLE} TO {INGEST}",
+        f"GRANT UPDATE ON {events} TO {INGEST}",  # the table lock (see roles_sql)
+        f"CREATE OR REPLACE FUNCTION {guard}() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END $$",
+        f'DROP TRIGGER IF EXISTS "{CaseHistory.name}_events_append_only" ON {events}',
+        f'CREATE TRIGGER "{CaseHistory.name}_events_append_only" BEFORE UPDATE ON {events} '
+        f"FOR EACH STATEMENT EXECUTE FUNCTION {guard}()",
+        f"GRANT SELECT ON {events} TO {PROJECTION}",
+    ]
+
+
+def group_schemas(settings: Settings) -> list[tuple[str, str]]:
+    """(database URL, schema) of each partition group's store outside `public`."""
+    return [
+        (location.url, location.schema)
+        for location in map(settings.group_store, range(settings.store_groups))
+        if location.uses_postgres and location.schema != SCHEMA
     ]
 
 
@@ -108,13 +151,21 @@ def key_store_roles_sql() -> list[str]:
     ]
 
 
-def apply_roles(url: str, key_store_url: str | None = None) -> None:
-    """Create the roles and grants, each database in one transaction."""
+def apply_roles(
+    url: str, key_store_url: str | None = None, groups: list[tuple[str, str]] | None = None
+) -> None:
+    """Create the roles and grants, each database in one transaction (`groups`: the
+    partition groups' stores, as (URL, schema), each on its own server or not)."""
     import psycopg
 
+    tables = engine_tables(own_key_store=key_store_url is not None)
     with psycopg.connect(url) as connection:
-        for statement in roles_sql(engine_tables(own_key_store=key_store_url is not None)):
+        for statement in roles_sql(tables, store=not groups):
             connection.execute(statement)
+    for group_url, schema in groups or []:
+        with psycopg.connect(group_url) as connection:
+            for statement in group_roles_sql(schema):
+                connection.execute(statement)
     if key_store_url is not None:
         with psycopg.connect(key_store_url) as connection:
             for statement in key_store_roles_sql():
@@ -137,13 +188,18 @@ def cmd_roles(args: argparse.Namespace) -> int:
     settings = Settings.load()
     if not args.apply:
         own = settings.key_store is not None
-        print(";\n".join(roles_sql(engine_tables(own_key_store=own))) + ";")
+        groups = group_schemas(settings)
+        print(";\n".join(roles_sql(engine_tables(own_key_store=own), store=not groups)) + ";")
+        for url, schema in groups:
+            server = url.rsplit("@", 1)[-1]
+            print(f"-- partition group store {schema} (on {server})\n"
+                  + ";\n".join(group_roles_sql(schema)) + ";")
         if own:
             print("-- in the key store's database\n" + ";\n".join(key_store_roles_sql()) + ";")
         return 0
     if not settings.uses_postgres:
         raise SystemExit("db roles --apply needs CASEHISTORY_STORE=postgresql://...")
-    apply_roles(settings.store, settings.key_store)
+    apply_roles(settings.store, settings.key_store, group_schemas(settings))
     console.print(f"roles ready: {', '.join(ROLES)} (grant them to login users)")
     return 0
 
