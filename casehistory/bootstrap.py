@@ -298,7 +298,10 @@ def event_store_env(settings: Settings, group: int = 0) -> dict[str, str]:
     if location.uses_postgres:
         return {
             **postgres_env(location.url, settings.create_tables),
-            "POSTGRES_SCHEMA": location.schema,
+            # One group with no schema of its own keeps eventsourcing's (POSTGRES_SCHEMA).
+            **({"POSTGRES_SCHEMA": location.schema}
+               if settings.store_groups > 1 or any(settings.group_schemas[group : group + 1])
+               else {}),
             "APPLICATION_RECORDER_TOPIC": "casehistory.services.anchors:PostgresAnchoredRecorder",
             **cipher,
         }
