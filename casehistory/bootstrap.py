@@ -43,7 +43,7 @@ from casehistory.projections.store import (
     ReadModelStore,
     SQLiteReadModel,
 )
-from casehistory.recorders import HEADS_TABLE, INDEX_TABLE, LedgerEntry
+from casehistory.recorders import FENCE_TABLE, HEADS_TABLE, INDEX_TABLE, LedgerEntry
 from casehistory.services.access import LookupLog
 from casehistory.services.identity import IdentityVault, KeyStore, PostgresKeyStore, SQLiteKeyStore
 from casehistory.settings import Settings, private_dir
@@ -214,7 +214,7 @@ def drop_engine_tables(url: str) -> None:
     import psycopg
 
     tables = ["casehistory_events", "ingest_ledger", "citizen_keys", "forgotten_citizens",
-              "chain_anchors", HEADS_TABLE, INDEX_TABLE, TRACKING_TABLE, *TABLES]
+              "chain_anchors", HEADS_TABLE, INDEX_TABLE, FENCE_TABLE, TRACKING_TABLE, *TABLES]
     with psycopg.connect(url, autocommit=True) as connection:
         connection.execute(f"DROP TABLE IF EXISTS {', '.join(tables)}")
         connection.execute(f'DROP SCHEMA IF EXISTS "{REPLAY_SCHEMA}" CASCADE')

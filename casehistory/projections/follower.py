@@ -166,10 +166,16 @@ class Followers:
 
     def catch_up(
         self, on_batch: Callable[[int], None] | None = None,
-        until: Mapping[str, int] | None = None,
+        until: Mapping[str, int] | int | None = None,
     ) -> int:
         """Catch every store up (to `until`'s position for it, default its head), one
-        thread per store; returns notifications passed."""
+        thread per store; returns notifications passed. A plain number as `until` is
+        a position of the one store there is."""
+        if isinstance(until, int):
+            if len(self.members) != 1:
+                raise ValueError("with several event stores, give `until` per store")
+            until = {self.members[0].tracking: until}
+
         def run(member: Follower) -> int:
             return member.catch_up(on_batch, None if until is None else until[member.tracking])
 
