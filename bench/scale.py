@@ -71,7 +71,9 @@ def measure(size: int, seed: int = 1, work: Path | None = None) -> dict[str, Any
         if earlier["size"] != size or earlier["seed"] != seed:
             raise SystemExit(f"{work} holds {earlier['size']:,} citizens (seed {earlier['seed']})")
         console.log(f"reusing the store ingested in {work} on {earlier['date']}")
-        result.update({k: v for k, v in earlier.items() if k not in ("size", "seed", "date")})
+        kept = {k: v for k, v in earlier.items() if k not in ("size", "seed", "date", "commit")}
+        result.update(kept)
+        result["ingest_commit"] = earlier["commit"]
         engine = build(settings)
     else:
         with console.status(f"generating {size:,} citizens"):
