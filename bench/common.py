@@ -9,6 +9,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -59,10 +60,48 @@ def percentile(values: list[float], q: float) -> float:
 
 def peak_rss_mb() -> float:
     """This process's peak RSS (VmHWM: unlike ru_maxrss it is not inherited across exec)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
+    status = Path("/proc/self/status")
+    if status.exists():
+        return _hwm_mb(status.read_text())
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _hwm_mb(status: str) -> float:
+    """VmHWM of a /proc/PID/status text, in MB (0 for a process without memory)."""
+    for line in status.splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return 0.0
+
+
+@contextmanager
+def children_peak_rss(every: float = 0.05) -> Iterator[list[float]]:
+    """The largest peak RSS (VmHWM) of this process's child processes (e.g. rebuild
+    workers) while the block runs, sampled every `every` seconds; yields a box that holds
+    it, in MB, when the block ends."""
+    box: list[float] = []
+    peak = [0.0]
+    done = threading.Event()
+    me = str(os.getpid())
+
+    def sample() -> None:
+        while not done.wait(every):
+            for status in Path("/proc").glob("[0-9]*/status"):
+                try:
+                    text = status.read_text()
+                except OSError:
+                    continue  # the process ended
+                if f"\nPPid:\t{me}\n" in text:
+                    peak[0] = max(peak[0], _hwm_mb(text))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield box
+    finally:
+        done.set()
+        sampler.join()
+        box.append(peak[0])
 
 
 @contextmanager

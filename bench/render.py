@@ -63,12 +63,14 @@ def _read_side(scale: list[dict[str, Any]]) -> list[str]:
             _r(r["export_vs_duck_query"]), f"{r['headline_s']:.2f} s",
             f"{r['size']:,}", f"{r['notifications']:,}", f"{r['rebuild_s']:,.1f} s",
             str(r.get("workers", "")), f"{r['rebuild_us_per_event']:.1f}",
-            f"{r['rss_after_rebuild_mb']:,.0f} MB", r["commit"], r["date"],
+            f"{r['rss_after_rebuild_mb']:,.0f} MB"
+            + (f" / {w:,.0f} MB" if (w := r.get("rss_rebuild_workers_mb")) else ""),
+            r["commit"], r["date"],
         ])  # fmt: skip
     out += _table(
         ["rebuild ÷ read+decode", "rebuild ÷ DuckDB query", "rebuild ÷ DuckDB load+query",
          "export ÷ DuckDB query", "headline", "citizens", "events", "rebuild", "workers",
-         "µs/event", "peak RSS", "code", "date"],
+         "µs/event", "peak RSS (driver / each worker)", "code", "date"],
         rows,
     )  # fmt: skip
     steps = [r for r in scale if "cpu_us_per_event" in r]

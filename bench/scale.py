@@ -40,7 +40,7 @@ from typing import Any
 import orjson
 from rich.console import Console
 
-from bench.common import code_version, peak_rss_mb
+from bench.common import children_peak_rss, code_version, peak_rss_mb
 from bench.peer import duck_spells, fact_rows, load_facts
 
 AS_OF = date(2026, 11, 1)
@@ -91,8 +91,10 @@ def measure(size: int, seed: int = 1, work: Path | None = None) -> dict[str, Any
         fresh.clear()  # a run that died may have left rows (a reused --work)
         console.log(f"ingested {stored:,} notifications; rebuilding")
         started = time.perf_counter()
-        engine.follower(fresh).catch_up()
+        with children_peak_rss() as workers_rss:
+            engine.follower(fresh).catch_up()
         result["rebuild_s"] = time.perf_counter() - started
+        result["rss_rebuild_workers_mb"] = workers_rss[0]
         result["notifications"] = stored
         result["rebuild_us_per_event"] = result["rebuild_s"] / stored * 1e6
         result["rss_after_rebuild_mb"] = peak_rss_mb()
@@ -256,7 +258,8 @@ def main(argv: list[str]) -> int:
             f"({result['rebuild_vs_duck_load_query']:.2f}x load+query), "
             f"export {result['export_vs_duck_query']:.2f}x, headline {result['headline_s']:.2f} s, "
             f"rebuild {result['rebuild_us_per_event']:.1f} us/event, "
-            f"peak RSS {result['rss_after_rebuild_mb']:.0f} MB"
+            f"peak RSS {result['rss_after_rebuild_mb']:.0f} MB "
+            f"(each rebuild worker at most {result['rss_rebuild_workers_mb']:.0f} MB)"
         )
         console.print("CPU per event: " + ", ".join(
             f"{name} {us:.1f} us" for name, us in result["cpu_us_per_event"].items()
