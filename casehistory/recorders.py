@@ -77,6 +77,22 @@ def _fence_ddl(table: str) -> str:
     )
 
 
+Columns = tuple[tuple[str, str], ...]
+"""A table's columns written by the writers: name and PostgreSQL type."""
+LEDGER_COLUMNS: Columns = (
+    ("source", "text"), ("position", "bigint"), ("outcome", "text"), ("reason", "text"),
+)
+HEADS_COLUMNS: Columns = (("citizen_key", "text"), ("version", "bigint"), ("chain_hash", "text"))
+INDEX_COLUMNS: Columns = (
+    ("event_key", "text"), ("citizen_key", "text"), ("content_key", "text"),
+)
+
+
+def _tuples(rows: Sequence[Any]) -> Iterator[tuple[Any, ...]]:
+    """Rows as tuples, whether the driver gives tuples or dicts."""
+    return (tuple(row.values()) if isinstance(row, dict) else tuple(row) for row in rows)
+
+
 @dataclass(frozen=True, slots=True)
 class IndexEntry:
     """Who holds an event id, and with which content (keyed digests of id and content)."""
@@ -107,29 +123,20 @@ class LedgerMixin:
             self._check_fence(c, fence)
         result = super()._insert_events(c, stored_events, **kwargs)  # type: ignore[misc]
         entries: list[LedgerEntry] = kwargs.get("ledger") or []
-        if entries:
-            m = self.ledger_marker
-            c.executemany(
-                f"INSERT INTO {self.ledger_table} (source, position, outcome, reason) "
-                f"VALUES ({m}, {m}, {m}, {m}) ON CONFLICT (source, position) DO NOTHING",
-                [(e.source, e.position, e.outcome, e.reason) for e in entries],
-            )
+        self._insert_rows(
+            c, self.ledger_table, LEDGER_COLUMNS,
+            [(e.source, e.position, e.outcome, e.reason) for e in entries],
+            " ON CONFLICT (source, position) DO NOTHING",
+        )
         self._write_heads(c, kwargs.get("heads") or {}, kwargs.get("index") or [])
         return result
 
     def _check_fence(self, c: Any, fence: dict[str, int]) -> None:
-        m = self.ledger_marker
-        marks = ", ".join([m] * len(fence))
-        c.execute(
-            f"SELECT source, generation FROM {self.fence_table} "
-            f"WHERE source IN ({marks}){self.hold_row}",
-            list(fence),
-        )
         held = {
             source: int(generation)
-            for source, generation in (
-                tuple(row.values()) if isinstance(row, dict) else tuple(row)
-                for row in c.fetchall()
+            for source, generation in self._where_in(
+                c, f"SELECT source, generation FROM {self.fence_table}", "source", list(fence),
+                self.hold_row,
             )
         }
         lost = sorted(source for source, generation in fence.items()
@@ -179,22 +186,18 @@ class LedgerMixin:
         self, c: Any, heads: dict[str, tuple[int, str]], index: Sequence[IndexEntry],
         *, backfill: bool = False,
     ) -> None:
-        m = self.ledger_marker
-        if heads:
-            c.executemany(
-                f"INSERT INTO {self.heads_table} (citizen_key, version, chain_hash) "
-                f"VALUES ({m}, {m}, {m}) ON CONFLICT (citizen_key) DO UPDATE SET "
-                "version = excluded.version, chain_hash = excluded.chain_hash",
-                [(key, version, chain) for key, (version, chain) in heads.items()],
-            )
-        if index:
-            # A backfill keeps the first holder of an id that an older store gave twice.
-            tail = " ON CONFLICT (event_key) DO NOTHING" if backfill else ""
-            c.executemany(
-                f"INSERT INTO {self.index_table} (event_key, citizen_key, content_key) "
-                f"VALUES ({m}, {m}, {m}){tail}",
-                [(e.event_key, e.citizen_key, e.content_key) for e in index],
-            )
+        self._insert_rows(
+            c, self.heads_table, HEADS_COLUMNS,
+            [(key, version, chain) for key, (version, chain) in heads.items()],
+            " ON CONFLICT (citizen_key) DO UPDATE SET "
+            "version = excluded.version, chain_hash = excluded.chain_hash",
+        )
+        # A backfill keeps the first holder of an id that an older store gave twice.
+        self._insert_rows(
+            c, self.index_table, INDEX_COLUMNS,
+            [(e.event_key, e.citizen_key, e.content_key) for e in index],
+            " ON CONFLICT (event_key) DO NOTHING" if backfill else "",
+        )
 
     def backfill_heads(
         self, heads: dict[str, tuple[int, str]], index: Sequence[IndexEntry]
@@ -228,18 +231,29 @@ class LedgerMixin:
         ]
 
     def _select_in(self, select: str, column: str, values: Sequence[str]) -> list[tuple[Any, ...]]:
-        rows: list[tuple[Any, ...]] = []
-        unique = list(dict.fromkeys(values))
         with self.datastore.transaction(commit=False) as c:
-            for first in range(0, len(unique), 500):
-                chunk = unique[first : first + 500]
-                marks = ", ".join([self.ledger_marker] * len(chunk))
-                c.execute(f"{select} WHERE {column} IN ({marks})", chunk)
-                rows.extend(
-                    tuple(row.values()) if isinstance(row, dict) else tuple(row)
-                    for row in c.fetchall()
-                )
+            return self._where_in(c, select, column, list(dict.fromkeys(values)))
+
+    def _where_in(
+        self, c: Any, select: str, column: str, values: list[Any], tail: str = ""
+    ) -> list[tuple[Any, ...]]:
+        """The rows of `select` whose `column` is one of `values`, as tuples."""
+        rows: list[tuple[Any, ...]] = []
+        for first in range(0, len(values), 500):
+            chunk = values[first : first + 500]
+            marks = ", ".join([self.ledger_marker] * len(chunk))
+            c.execute(f"{select} WHERE {column} IN ({marks}){tail}", chunk)
+            rows.extend(_tuples(c.fetchall()))
         return rows
+
+    def _insert_rows(
+        self, c: Any, table: str, columns: Columns, rows: list[tuple[Any, ...]], tail: str = ""
+    ) -> None:
+        """INSERT these rows into `table` (`tail`: an ON CONFLICT clause)."""
+        if rows:
+            marks = ", ".join([self.ledger_marker] * len(columns))
+            names = ", ".join(name for name, _ in columns)
+            c.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks}){tail}", rows)
 
     def ledger(self, source_prefix: str = "") -> Iterator[LedgerEntry]:
         with self.datastore.transaction(commit=False) as c:
@@ -269,6 +283,41 @@ class PostgresLedgerRecorder(LedgerMixin, PostgresApplicationRecorder):  # type:
     hold_row = " FOR SHARE"
     notification_ids_contiguous = False  # a rolled-back append spends sequence values
 
+    def _where_in(
+        self, c: Any, select: str, column: str, values: list[Any], tail: str = ""
+    ) -> list[tuple[Any, ...]]:
+        """One statement, whatever the number of values (the same text for every batch)."""
+        if not values:
+            return []
+        c.execute(f"{select} WHERE {column} = ANY(%b){tail}", (values,))
+        return list(_tuples(c.fetchall()))
+
+    def _insert_rows(
+        self, c: Any, table: str, columns: Columns, rows: list[tuple[Any, ...]], tail: str = ""
+    ) -> None:
+        """One INSERT of every row (a column an array), not one statement per row."""
+        if rows:
+            names = ", ".join(name for name, _ in columns)
+            # Binary (%b): psycopg dumps a text array in Python, escaping every value.
+            arrays = ", ".join(f"%b::{kind}[]" for _, kind in columns)
+            c.execute(
+                f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}){tail}",
+                [list(column) for column in zip(*rows, strict=True)],
+            )
+
+    def _insert_stored_events(self, curs: Any, stored_events: Sequence[StoredEvent],
+                              **kwargs: Any) -> None:
+        """eventsourcing's insert (after its table lock), with the events as one array per
+        column: its array of composite values is dumped as text in Python, bytes escaped."""
+        self._lock_table(curs)
+        self._notify_channel(curs)
+        curs.execute(self._insert_columns, [
+            [e.originator_id for e in stored_events],
+            [e.originator_version for e in stored_events],
+            [e.topic for e in stored_events],
+            [e.state for e in stored_events],
+        ])
+
     def _notify_channel(self, curs: Any) -> None:
         """Send no NOTIFY: nothing LISTENs (read models poll the store), and every
         notifying transaction takes one instance-wide lock at commit, which the
@@ -280,6 +329,14 @@ class PostgresLedgerRecorder(LedgerMixin, PostgresApplicationRecorder):  # type:
         self.ledger_table, self.heads_table, self.index_table, self.fence_table = (
             SQL("{}.{}").format(Identifier(datastore.schema), Identifier(name)).as_string(None)
             for name in (LEDGER_TABLE, HEADS_TABLE, INDEX_TABLE, FENCE_TABLE)
+        )
+        self._insert_columns = SQL(
+            "INSERT INTO {}.{} (originator_id, originator_version, topic, state) "
+            "SELECT * FROM unnest(%b::{}[], %b::bigint[], %b::text[], %b::bytea[]) "
+            "RETURNING notification_id"
+        ).format(
+            Identifier(datastore.schema), Identifier(self.events_table_name),
+            Identifier(datastore.originator_id_type),
         )
         self.sql_create_statements.extend(
             SQL(statement)  # type: ignore[misc]

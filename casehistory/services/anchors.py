@@ -26,6 +26,7 @@ from casehistory.recorders import PostgresLedgerRecorder, SQLiteLedgerRecorder
 from casehistory.services.verify import ChainProblem
 
 ANCHORS_TABLE = "chain_anchors"
+ANCHORS_COLUMNS = (("citizen_id", "text"), ("version", "bigint"), ("head", "text"))
 
 
 def _anchors_ddl(table: str) -> str:
@@ -78,29 +79,20 @@ class AnchorMixin:
                     event.topic, event.state,
                 ),
             )
-        m = self.ledger_marker
         touched = {str(e.originator_id) for e in stored_events}
-        c.executemany(
-            f"INSERT INTO {self.anchors_table} (citizen_id, version, head) VALUES ({m}, {m}, {m}) "
-            "ON CONFLICT (citizen_id) DO UPDATE SET version = excluded.version, "
-            "head = excluded.head",
+        self._insert_rows(  # type: ignore[attr-defined]
+            c, self.anchors_table, ANCHORS_COLUMNS,
             [(citizen, *heads[citizen]) for citizen in sorted(touched)],
+            " ON CONFLICT (citizen_id) DO UPDATE SET version = excluded.version, "
+            "head = excluded.head",
         )
 
     def _anchors(self, c: Any, citizens: list[str]) -> dict[str, tuple[int, str]]:
-        found: dict[str, tuple[int, str]] = {}
-        m = self.ledger_marker
-        for first in range(0, len(citizens), 500):
-            chunk = citizens[first : first + 500]
-            c.execute(
-                f"SELECT citizen_id, version, head FROM {self.anchors_table} "
-                f"WHERE citizen_id IN ({', '.join([m] * len(chunk))})",
-                chunk,
-            )
-            for row in c.fetchall():
-                citizen, version, head = tuple(row.values()) if isinstance(row, dict) else row
-                found[citizen] = (int(version), head)
-        return found
+        rows = self._where_in(  # type: ignore[attr-defined]
+            c, f"SELECT citizen_id, version, head FROM {self.anchors_table}", "citizen_id",
+            citizens,
+        )
+        return {citizen: (int(version), head) for citizen, version, head in rows}
 
     def anchors(self) -> dict[str, tuple[int, str]]:
         """Every citizen's anchored (version, head)."""
