@@ -1,10 +1,12 @@
 """The demo population against the field's published figures (domain.md, "Published figures").
 
-Each figure is measured with the pure domain functions on a generated population, as the
-engine would compute it, and held to its anchor: a share within 10% (or, for the smaller
-groups, within two standard errors of the anchor at this sample size), a flow within a factor
-of two, the caseload inside the field's 50..110. The table printed here is the one in
-docs/calibration.md (there measured on 20,000 citizens).
+Each figure is measured with the pure domain functions on a generated population of demo size
+(20,000 citizens, seed 7: the seed-7 column of docs/calibration.md), as the engine would
+compute it, and held to its anchor: a share within 10%, a flow within a factor of two, the
+caseload inside the field's 50..110. A share or flow outside its band still passes when it is
+within the sampling error of all sixteen such figures at once: ``simultaneous_z`` standard
+errors of the anchor at its sample size (Bonferroni at 5% for the whole table, about 2.96;
+docs/calibration.md, "The test's rule").
 """
 
 from collections.abc import Callable
@@ -12,10 +14,10 @@ from datetime import date
 
 import pytest
 
-from casehistory.population.calibration import Figure, measure, table
+from casehistory.population.calibration import Figure, measure, simultaneous_z, table
 from casehistory.population.generator import generate_population
 
-CITIZENS = 6000
+CITIZENS = 20_000
 SEED = 7
 AS_OF = date(2026, 11, 1)
 
@@ -28,34 +30,53 @@ def figures() -> list[Figure]:
 def test_the_demo_meets_every_anchor(
     figures: list[Figure], record_property: Callable[[str, object], None]
 ) -> None:
-    print(f"\n{CITIZENS:,} citizens, seed {SEED}, as of {AS_OF}\n{table(figures)}")
     anchored = [f for f in figures if f.rule != "reported"]
+    assert len(anchored) == 17
+    z = simultaneous_z(sum(f.sampled for f in anchored))
+    strictly = [f.name for f in anchored if f.met]
+    by_chance = [f.name for f in anchored if not f.met and f.within_sampling_error(z)]
+    print(f"\n{CITIZENS:,} citizens, seed {SEED}, as of {AS_OF}\n{table(figures)}")
+    print(f"met strictly: {len(strictly)} of {len(anchored)}; within {z:.2f} standard errors:")
+    print("\n".join(f"- {name}" for name in by_chance) or "- none")
     for figure in anchored:
         record_property(figure.name, f"{figure.measured:.4g} (anchor {figure.anchor:.4g})")
-    assert len(anchored) == 17
+    record_property("met strictly", f"{len(strictly)} of {len(anchored)}")
+    record_property("met within the sampling error", "; ".join(by_chance))
     missed = [
-        f"{f.name}: {f.measured:.3g} against {f.anchor:.3g}"
+        f"{f.name}: {f.measured:.3g} against {f.anchor:.3g} (of {f.sample})"
         for f in anchored
-        if not f.met_at_sample_size
+        if not f.within_sampling_error(z)
     ]
     assert not missed, missed
-    strictly = sum(f.met for f in anchored)
-    record_property("met strictly", f"{strictly} of {len(anchored)}")
 
 
 def test_every_share_and_flow_rests_on_enough_citizens(figures: list[Figure]) -> None:
-    thin = [(f.name, f.sample) for f in figures if f.rule in ("±10%", "×/÷2") and f.sample < 5]
+    # the normal approximation behind the rule wants some 30 citizens under each share
+    thin = [(f.name, f.sample) for f in figures if f.sampled and f.sample < 30]
     assert not thin
 
 
 def test_a_figure_outside_its_band_is_a_miss() -> None:
+    z = simultaneous_z(16)
     share = Figure("share", 0.5, 0.6, 10_000, 0.45, 0.55, "±10%")
-    assert not share.met and not share.met_at_sample_size
-    small = Figure("share", 0.5, 0.6, 40, 0.45, 0.55, "±10%")
-    assert not small.met and small.met_at_sample_size  # 2 standard errors of 40 is 0.16
+    assert not share.met and not share.within_sampling_error(z)
+    small = Figure("share", 0.5, 0.6, 40, 0.45, 0.55, "±10%")  # 1.3 standard errors of 40
+    assert not small.met and small.within_sampling_error(z)
+    chance = Figure("share", 0.5, 0.62, 100, 0.45, 0.55, "±10%")  # 2.4 standard errors
+    assert not chance.within_sampling_error(2) and chance.within_sampling_error(z)
+    beyond = Figure("share", 0.5, 0.66, 100, 0.45, 0.55, "±10%")  # 3.2 standard errors
+    assert not beyond.within_sampling_error(z)
     flow = Figure("flow", 500, 1300, 28_000, 250, 1000, "×/÷2")  # 100 expected, 260 seen
-    assert not flow.met and not flow.met_at_sample_size
-    few = Figure("flow", 500, 2100, 2_800, 250, 1000, "×/÷2")  # 10 expected, 42 seen
-    assert not few.met_at_sample_size
+    assert not flow.met and not flow.within_sampling_error(z)
+    few = Figure("flow", 500, 2500, 2_800, 250, 1000, "×/÷2")  # 10 expected, 50 seen
+    assert not few.within_sampling_error(z)
     noisy = Figure("flow", 500, 150, 2_800, 250, 1000, "×/÷2")  # 10 expected, 3 seen
-    assert not noisy.met and noisy.met_at_sample_size
+    assert not noisy.met and noisy.within_sampling_error(z)
+    caseload = Figure("caseload", 70, 112, 12, 50, 110, "50..110")
+    assert not caseload.sampled and not caseload.within_sampling_error(z)
+
+
+def test_many_figures_at_once_need_more_than_two_standard_errors_each() -> None:
+    assert simultaneous_z(1) == pytest.approx(1.96, abs=0.01)
+    assert simultaneous_z(12) == pytest.approx(2.87, abs=0.01)
+    assert simultaneous_z(16) > simultaneous_z(12) > 2

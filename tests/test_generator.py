@@ -2,9 +2,10 @@
 
 import csv
 import json
+import math
 import re
 from collections import Counter
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from importlib.resources import files
 from pathlib import Path
 
@@ -15,6 +16,14 @@ from casehistory.domain.caseload import caseloads, continuity
 from casehistory.domain.timeline import Timeline, build_timeline
 from casehistory.population.calibration import facts_by_citizen
 from casehistory.population.casework import CASEWORK_FROM
+from casehistory.population.citizen import (
+    BIG_CITIES,
+    EARLY_COHORT_UNTIL,
+    EARLY_SHARE,
+    HEAVY_EARLY_SHARE,
+    HEAVY_SHARE,
+    MERGER_2007,
+)
 from casehistory.population.generator import generate_population, write_jsonl
 
 Event = dict[str, object]
@@ -320,9 +329,12 @@ def test_write_jsonl_round_trips(tmp_path: Path) -> None:
 # --- the shape of a real topic (domain.md, "Scale") --------------------------------------
 
 
+CITY = 4000
+
+
 @pytest.fixture(scope="module")
 def city() -> list[Event]:
-    return list(generate_population(4000, 7))
+    return list(generate_population(CITY, 7))
 
 
 def test_events_per_citizen_are_shaped_like_a_real_topic(city: list[Event]) -> None:
@@ -364,6 +376,15 @@ def test_a_citizens_events_are_spread_over_the_whole_stream(city: list[Event]) -
     assert {str(year) for year in range(2004, 2027)} <= years
 
 
+def _reaching_back_before(day: date) -> float:
+    """Share of histories starting before ``day`` (the two cohorts of ``_first_start``)."""
+    later = (day - EARLY_COHORT_UNTIL) / (UNTIL - timedelta(days=30) - EARLY_COHORT_UNTIL)
+    return sum(
+        share * (early + (1 - early) * later)
+        for share, early in ((HEAVY_SHARE, HEAVY_EARLY_SHARE), (1 - HEAVY_SHARE, EARLY_SHARE))
+    )
+
+
 def test_bulk_migrations_register_many_citizens_within_hours(city: list[Event]) -> None:
     batches: dict[object, list[Event]] = {}
     for event in city:
@@ -372,8 +393,14 @@ def test_bulk_migrations_register_many_citizens_within_hours(city: list[Event]) 
     conversions = [name for name in batches if "conversion-2018" in str(name)]
     mergers = [name for name in batches if str(name).startswith("merger-2007")]
     assert conversions and mergers
-    biggest = max(batches.values(), key=len)
-    assert len({event["cpr"] for event in biggest}) >= 25
+    # A merged municipality's batch carries the history before 2007 of at least every citizen
+    # whose history started there before 2007 (movers bring more): of the city's citizens, its
+    # weight among the municipalities times the share of histories reaching back that far.
+    weight = {code: float(BIG_CITIES.get(code, 1)) for code in MUNICIPALITIES}
+    per_weight = CITY / sum(weight.values()) * _reaching_back_before(MERGER_2007)
+    expected = sum(weight[str(name).removeprefix("merger-2007-")] for name in mergers) * per_weight
+    registered = sum(len({event["cpr"] for event in batches[name]}) for name in mergers)
+    assert registered >= expected - 3 * math.sqrt(expected), (registered, expected)
     for events in batches.values():
         stamps = sorted(str(event["recorded_at"]) for event in events)
         assert stamps[0][:10] == stamps[-1][:10] and stamps[0][11:13] >= "18"

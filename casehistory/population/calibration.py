@@ -14,6 +14,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
+from statistics import NormalDist
 
 from casehistory.domain import reference
 from casehistory.domain.cadence import cadence_on
@@ -77,26 +78,38 @@ class Figure:
         return self.low <= self.measured <= self.high
 
     @property
-    def met_at_sample_size(self) -> bool:
-        """Met, or within two standard errors of the anchor at this sample size.
+    def sampled(self) -> bool:
+        """Whether the figure has a sampling error (a share or a flow, not a fixed range)."""
+        return self.rule in ("±10%", "×/÷2")
+
+    def within_sampling_error(self, z: float) -> bool:
+        """Met, or within ``z`` standard errors of the anchor at this sample size.
 
         A share of a few dozen citizens cannot be held to 10% of its anchor, nor a flow of a
-        dozen citizens to a factor of two: had the anchor been the truth, a sample this size
-        would miss by more one time in twenty. Shares use the binomial error, flows the
-        Poisson error of the count the anchor implies for this many job-centre citizens.
+        dozen citizens to a factor of two. Shares use the binomial error of the anchor at
+        this many citizens; flows the Poisson error of the count the anchor implies for this
+        many job-centre citizens, around the factor-of-two band.
         """
-        if self.met or not self.sample:
+        if self.met or not self.sample or not self.sampled:
             return self.met
         if self.rule == "±10%":
             error = math.sqrt(self.anchor * (1 - self.anchor) / self.sample)
-            return abs(self.measured - self.anchor) <= 2 * error
-        if self.rule == "×/÷2":  # a count per city: Poisson noise of the count in the sample
-            expected = self.anchor * self.sample / CITY_JOB_CENTRE_CITIZENS
-            lowest = max(0.0, expected - 2 * math.sqrt(expected)) / 2
-            highest = (expected + 2 * math.sqrt(expected)) * 2
-            measured = self.measured * self.sample / CITY_JOB_CENTRE_CITIZENS
-            return lowest <= measured <= highest
-        return False
+            return abs(self.measured - self.anchor) <= z * error
+        expected = self.anchor * self.sample / CITY_JOB_CENTRE_CITIZENS
+        lowest = max(0.0, expected - z * math.sqrt(expected)) / 2
+        highest = (expected + z * math.sqrt(expected)) * 2
+        measured = self.measured * self.sample / CITY_JOB_CENTRE_CITIZENS
+        return lowest <= measured <= highest
+
+
+def simultaneous_z(figures: int, family_error: float = 0.05) -> float:
+    """Standard errors each of ``figures`` figures may miss by, all at once (Bonferroni).
+
+    Held to two standard errors each, twelve shares of a population calibrated exactly to
+    every anchor would all pass only 57% of the time; with this ``z`` all pass at least
+    ``1 - family_error`` of the time.
+    """
+    return NormalDist().inv_cdf(1 - family_error / (2 * figures))
 
 
 def share_figure(name: str, anchor: float, hits: int, of: int) -> Figure:

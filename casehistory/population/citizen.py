@@ -48,6 +48,8 @@ HISTORY_FROM = date(2000, 1, 1)
 EARLY_COHORT_UNTIL = date(2004, 12, 31)
 EARLY_SHARE = 0.38
 """Share of histories going back to 2000-2004."""
+HEAVY_SHARE = 0.04
+"""Share of citizens far from the labour market: long, broken spells."""
 HEAVY_EARLY_SHARE = 0.40
 """The same among citizens far from the labour market (they carry the 10-year anchor)."""
 RESSOURCEFORLOEB_FROM = date(2013, 1, 1)
@@ -303,7 +305,7 @@ class Citizen:
         self.casework = Casework(rng, lambda municipality: _staff(population, municipality))
         self.last_stop: date | None = None
         self.until = until
-        self.heavy = rng.random() < 0.04  # far from the labour market: long, broken spells
+        self.heavy = rng.random() < HEAVY_SHARE
         self.data_break_rate = 0.5 if self.heavy else 0.15
         self.comeback = 0.9 if self.heavy else rng.choice((0.88, 0.93, 0.96))
         self.first_start = self._first_start()
