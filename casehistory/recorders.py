@@ -268,7 +268,29 @@ class LedgerMixin:
             yield LedgerEntry(*values)
 
 
+SQLITE_CACHE_KIB = 64 * 1024
+"""Page cache of each connection to a SQLite event store (SQLite's default is 2 MiB).
+
+Appends land at random places of the primary-key, heads and event-index B-trees (keyed
+by pseudonyms and digests), so once a store outgrows the cache nearly every append
+reads its pages from the file again: measured on a 100,000-citizen ingest, system time
+per event doubled between 200,000 and 450,000 stored events with the default cache."""
+
+
 class SQLiteLedgerRecorder(LedgerMixin, SQLiteApplicationRecorder):
+    def __init__(self, datastore: Any, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+        pool = datastore.pool
+        create = pool._create_connection
+
+        def create_with_cache() -> Any:
+            connection = create()
+            connection._sqlite_conn.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+            return connection
+
+        # The datastore opens its connections lazily, after the recorder is made.
+        pool._create_connection = create_with_cache
+
     def construct_create_table_statements(self) -> list[str]:
         return [
             *super().construct_create_table_statements(),

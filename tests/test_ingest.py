@@ -196,3 +196,19 @@ def test_heads_follow_every_save_and_an_older_store_gets_them(
         assert citizen is not None and len(citizen.facts) == 4
     finally:
         older.close()
+
+
+def test_every_connection_to_a_sqlite_store_has_the_larger_page_cache(tmp_path: Any) -> None:
+    from casehistory.recorders import SQLITE_CACHE_KIB
+
+    engine = build(Settings.load({"CASEHISTORY_DATA_DIR": str(tmp_path),
+                                  "CASEHISTORY_PSEUDONYM_KEY": "ab" * 32}))
+    try:
+        engine.ingest_service(DeadLetterList()).ingest(incoming(record(started(date(2020, 1, 1)))))
+        datastore: Any = engine.app.recorder.datastore
+        for commit in (False, True):  # a reader's and the writer's connection
+            with datastore.transaction(commit=commit) as cursor:
+                cursor.execute("PRAGMA cache_size")
+                assert tuple(cursor.fetchone()) == (-SQLITE_CACHE_KIB,)
+    finally:
+        engine.close()
