@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import shlex
 import shutil
 import sys
@@ -77,6 +78,7 @@ def run(size: int, repeats: int, rate: float, label: str, skip: set[str]) -> dic
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "bench/run " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         "commit": common.code_version(),
+        "load_average_start": os.getloadavg()[0],
         "machine": common.machine(),
         "versions": common.versions(devkafka.KAFKA_VERSION),
         "read_models": [READ_MODEL],
@@ -205,6 +207,7 @@ def run(size: int, repeats: int, rate: float, label: str, skip: set[str]) -> dic
     finally:
         devkafka.stop(broker)
     result["total_s"] = time.perf_counter() - started
+    result["load_average_end"] = os.getloadavg()[0]
     return result
 
 

@@ -65,12 +65,13 @@ def _read_side(scale: list[dict[str, Any]]) -> list[str]:
             str(r.get("workers", "")), f"{r['rebuild_us_per_event']:.1f}",
             f"{r['rss_after_rebuild_mb']:,.0f} MB"
             + (f" / {w:,.0f} MB" if (w := r.get("rss_rebuild_workers_mb")) else ""),
-            r["commit"], r["date"],
+            r["commit"], r["date"], _load(r),
         ])  # fmt: skip
     out += _table(
         ["rebuild ÷ read+decode", "rebuild ÷ DuckDB query", "rebuild ÷ DuckDB load+query",
          "export ÷ DuckDB query", "headline", "citizens", "events", "rebuild", "workers",
-         "µs/event", "peak RSS (driver / each worker)", "code", "date"],
+         "µs/event", "peak RSS (driver / each worker)", "code", "date",
+         "load average (start, end)"],
         rows,
     )  # fmt: skip
     steps = [r for r in scale if "cpu_us_per_event" in r]
@@ -90,6 +91,14 @@ def _read_side(scale: list[dict[str, Any]]) -> list[str]:
              for r in sorted(steps, key=lambda r: (r["date"], r["size"]))],
         )  # fmt: skip
     return out
+
+
+def _load(result: dict[str, Any]) -> str:
+    """The machine's 1-minute load average at a run's start and end (2 cores: above 2,
+    processes wait for a core and absolute times stretch)."""
+    if "load_average_start" not in result:
+        return "not recorded"
+    return f"{result['load_average_start']:.1f}, {result['load_average_end']:.1f}"
 
 
 def render(paths: list[Path]) -> str:
@@ -114,14 +123,15 @@ def render(paths: list[Path]) -> str:
         "- store: every run here is on the embedded SQLite store; PostgreSQL ingest with "
         "concurrent writers is measured by `bench/ingest_writers.py` (README, PostgreSQL)",
         "",
-        "| run | citizens | events generated | runs | command | code | date | total time |",
-        "|---|---|---|---|---|---|---|---|",
+        "| run | citizens | events generated | runs | command | code | date | total time "
+        "| load average (start, end) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         out.append(
             f"| {r['label']} | {r['size']:,} | {r['events_generated']:,} | {r['repeats']} | "
             f"`{r['command']}` | {r.get('commit', 'not recorded')} | {r['date']} | "
-            f"{r.get('total_s', 0) / 60:.1f} min |"
+            f"{r.get('total_s', 0) / 60:.1f} min | {_load(r)} |"
         )
     out.append("")
     if NOTES.exists():

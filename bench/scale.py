@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -65,7 +66,8 @@ def measure(size: int, seed: int = 1, work: Path | None = None) -> dict[str, Any
                               "CASEHISTORY_PSEUDONYM_KEY": "ab" * 32})
     result: dict[str, Any] = {"size": size,
                               "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-                              "commit": code_version()}
+                              "commit": code_version(),
+                              "load_average_start": os.getloadavg()[0]}
     if ingested.exists():
         earlier = json.loads(ingested.read_text())
         if earlier["size"] != size or earlier["seed"] != seed:
@@ -136,6 +138,7 @@ def measure(size: int, seed: int = 1, work: Path | None = None) -> dict[str, Any
         )
         result["rebuild_vs_read_decode"] = result["rebuild_s"] / result["read_decode_parallel_s"]
         result["export_vs_duck_query"] = result["export_s"] / result["duck_query_s"]
+        result["load_average_end"] = os.getloadavg()[0]
         fresh.clear()
     finally:
         engine.close()
