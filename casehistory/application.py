@@ -9,9 +9,11 @@ from typing import Any
 
 import orjson
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
-from eventsourcing.persistence import JSONTranscoder, Recording, Transcoder
+from eventsourcing.persistence import JSONTranscoder, Recording, StoredEvent, Transcoder
+from eventsourcing.utils import get_topic
 
 from casehistory.domain.citizen import Citizen, Head, citizen_id
+from casehistory.domain.facts import EventType
 from casehistory.recorders import IndexEntry
 
 
@@ -60,9 +62,9 @@ class CaseHistory(Application[Any]):
             for key, (version, chain) in recorder.heads(list(citizen_keys)).items()
         }
 
-    def known_events(self, event_ids: Iterable[object]) -> dict[str, tuple[str, str]]:
-        """Of these event ids, those stored (by their text): holder and content digest."""
-        by_key = {self.digest(str(event_id)): str(event_id) for event_id in event_ids}
+    def known_events(self, event_keys: dict[str, str]) -> dict[str, tuple[str, str]]:
+        """Of these event ids (id -> its `digest`), those stored: holder and content digest."""
+        by_key = {key: event_id for event_id, key in event_keys.items()}
         recorder: Any = self.recorder
         return {
             by_key[entry.event_key]: (entry.citizen_key, entry.content_key)
@@ -77,18 +79,37 @@ class CaseHistory(Application[Any]):
         """
         return hashlib.blake2b(value.encode(), key=self.index_key, digest_size=16).hexdigest()
 
-    def append(self, events: list[Any], **kwargs: Any) -> list[Recording[Any]]:
-        """Save new events (not aggregates) in one transaction, as `save` would.
+    def stored_fact(
+        self, citizen_key: str, version: int, kind: EventType, content: dict[str, Any],
+        chain_hash: str,
+    ) -> StoredEvent:
+        """The stored record of the fact event `Citizen.record` would trigger as this
+        version, without making the event object.
 
-        `save` checks every object it is given against a runtime protocol, which
-        costs more than the rest of an append; these are known to be events.
+        What the mapper writes for that event: its state (the event's fields but id and
+        version, in the event's order) through the same transcoder, compressor and cipher.
         """
-        processing_event: ProcessingEvent[Any] = ProcessingEvent()
-        processing_event.events.extend(events)
-        processing_event.saved_kwargs.update(kwargs)
-        recordings = self._record(processing_event)
-        self._notify(recordings)
-        return recordings
+        event_class = Citizen.EVENT_CLASSES[kind]
+        state = {"timestamp": event_class.create_timestamp(), **content, "chain_hash": chain_hash}
+        if (class_version := getattr(event_class, "class_version", 1)) > 1:
+            state["class_version"] = class_version
+        mapper = self.mapper
+        data = mapper.transcoder.encode(state)
+        if mapper.compressor:
+            data = mapper.compressor.compress(data)
+        if mapper.cipher:
+            data = mapper.cipher.encrypt(data)
+        return StoredEvent(citizen_id(citizen_key), version, get_topic(event_class), data)
+
+    def append(
+        self, stored: list[StoredEvent], heads: dict[str, tuple[int, str]],
+        index: list[IndexEntry], **kwargs: Any,
+    ) -> None:
+        """Save stored records (`stored_fact`, or `mapper.to_stored_event` of new events)
+        in one transaction with the citizens' new heads and index entries (and the
+        recorder's other arguments: `ledger`, `fence`), as `save` would without the
+        domain events, which the ingest never needs."""
+        self.recorder.insert_events(stored, heads=heads, index=index, **kwargs)
 
     def _record(self, processing_event: ProcessingEvent[Any]) -> list[Recording[Any]]:
         heads, index = self._heads_of(processing_event.events)

@@ -15,6 +15,7 @@ from kafka.admin import NewTopic
 from casehistory.consumers.files import Incoming
 from casehistory.consumers.ingest import route
 from casehistory.consumers.topics import TopicMisconfigured, ensure_pipeline_topics
+from casehistory.domain.citizen import fact_content
 from casehistory.schemas import history
 from casehistory.schemas.contract import ContractEvent, validate
 from casehistory.services.identity import IdentityVault
@@ -40,6 +41,10 @@ def test_a_history_record_carries_the_fact_and_no_cpr_and_opens_only_with_the_ke
     value = history.encode(routed, "sealed-blob", cipher)
     assert CPR.encode() not in value and b"kontanthjaelp" not in value
     assert history.decode(value, cipher) == (routed, "sealed-blob")
+    # The store writer takes the stored fields as the record carries them.
+    assert history.decode(value, cipher)[0].stored == fact_content(
+        routed.fact, routed.content_hash, routed.provenance
+    )
     assert routed.provenance["migration_batch"] == "fasit-2018"
     assert routed.citizen_key == vault.citizen_key(CPR) and CPR not in str(routed)
     plain = history.encode(routed, "")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, date, datetime
 from typing import Any
@@ -12,12 +13,12 @@ from casehistory.application import CaseHistory
 from casehistory.bootstrap import Engine, build
 from casehistory.consumers.deadletter import DeadLetterList
 from casehistory.consumers.files import Incoming
-from casehistory.domain.citizen import Head, citizen_id
+from casehistory.domain.citizen import Citizen, Head, Outcome, citizen_id
 from casehistory.projections.history import HistoryDecoder
 from casehistory.projections.queries import durations_of
 from casehistory.services.audit import forget
 from casehistory.settings import Settings
-from tests.factories import record, retraction, started, stopped
+from tests.factories import assigned, meeting, record, regrouped, retraction, started, stopped
 
 CPR = "6101901234"
 
@@ -212,3 +213,47 @@ def test_every_connection_to_a_sqlite_store_has_the_larger_page_cache(tmp_path: 
                 assert tuple(cursor.fetchone()) == (-SQLITE_CACHE_KIB,)
     finally:
         engine.close()
+
+
+def test_the_ingest_writes_what_the_mapper_writes_for_the_aggregates_own_events(
+    engine: Engine,
+) -> None:
+    """The ingest builds its records without domain-event objects: each record's bytes
+    (deciphered) are the ones eventsourcing's mapper writes for the event that recording
+    the same fact on the aggregate triggers, and the repository reads back that aggregate."""
+    facts = [
+        started(date(2020, 1, 1)),
+        regrouped(date(2020, 2, 1), "aktivitetsparat_ung", "aktivitetsparat_voksen", "age"),
+        assigned(date(2020, 2, 1), "jc-1"), meeting(date(2020, 3, 1), "joint"),
+        stopped(date(2020, 6, 1)),
+    ]
+    facts.append(retraction(facts[-1]))
+    report = engine.ingest_service(DeadLetterList()).ingest(incoming(*map(record, facts)))
+    assert (report.stored, report.rejected) == (len(facts), 0)
+    key = engine.vault.citizen_key(CPR)
+    stored = engine.app.find(key)
+    assert stored is not None
+    records = engine.app.recorder.select_events(citizen_id(key))
+    events = [engine.app.mapper.to_domain_event(r) for r in records]
+
+    twin = Citizen.register(key, stored.birth_date, stored.sealed_cpr)
+    for event in events[1:]:
+        assert twin.record(event.to_fact(), event.content_hash, event.provenance) is Outcome.STORED
+    triggered = twin.collect_events()
+    assert len(triggered) == len(records) == len(facts) + 1
+    mapper = engine.app.mapper
+    assert mapper.compressor is None
+
+    def opened(state: bytes) -> bytes:
+        return state if mapper.cipher is None else mapper.cipher.decrypt(state)
+
+    for own, written, read in zip(triggered, records, events, strict=True):
+        # The aggregate's event, at the time the ingest stamped its record.
+        at_that_time = dataclasses.replace(own, timestamp=read.timestamp)  # type: ignore[type-var]
+        mapped = mapper.to_stored_event(at_that_time)
+        assert (written.topic, written.originator_id, written.originator_version) == (
+            mapped.topic, mapped.originator_id, mapped.originator_version)
+        assert opened(written.state) == opened(mapped.state)
+    assert (stored.version, stored.chain_head, stored.facts, stored.content_hashes) == (
+        twin.version, twin.chain_head, twin.facts, twin.content_hashes)
+    assert stored.facts == facts

@@ -19,15 +19,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from casehistory.application import CaseHistory
 from casehistory.consumers.deadletter import DeadLetter, DeadLetterSink
 from casehistory.consumers.files import Incoming
 from casehistory.consumers.retry import Backoff
-from casehistory.domain.citizen import Citizen, Head, Outcome, outcome_of
+from casehistory.domain.citizen import Citizen, Head, Outcome, fact_content, outcome_of
 from casehistory.domain.cpr import birth_date
-from casehistory.recorders import LedgerEntry
+from casehistory.recorders import IndexEntry, LedgerEntry
 from casehistory.schemas import history
 from casehistory.schemas.contract import ContractEvent, Rejection, validate
 from casehistory.schemas.history import Routed
@@ -173,6 +173,7 @@ class IngestService:
         for attempt in range(1, self.max_attempts + 1):
             try:
                 appended, outcomes = self._record([r for _, r in valid], seal)
+                stored, heads, index = appended
                 conflicts = {
                     n: _conflict(item.fact.event_id)
                     for (n, item), outcome in zip(valid, outcomes, strict=True)
@@ -194,7 +195,7 @@ class IngestService:
                 fence = None if self.fence is None else {
                     entry.source: self.fence.get(entry.source, 0) for entry in ledger
                 }
-                self.app.append(appended, ledger=ledger, fence=fence)
+                self.app.append(stored, heads, index, ledger=ledger, fence=fence)
                 break
             except IntegrityError:
                 # Another writer appended to one of these citizens, or stored one of
@@ -221,40 +222,52 @@ class IngestService:
 
     def _record(
         self, routed: list[Routed], seal: Callable[[dict[str, Routed]], dict[str, str]]
-    ) -> tuple[list[Any], list[Outcome]]:
-        """The events recording these facts (not yet saved), and each fact's outcome.
+    ) -> tuple[Appended, list[Outcome]]:
+        """The records storing these facts (not yet saved), with the citizens' new heads
+        and index entries, and each fact's outcome.
 
         Reads one head per citizen and one index entry per event id, never a history.
         """
-        heads = self.app.heads(item.citizen_key for item in routed)
-        known = self.app.known_events(item.fact.event_id for item in routed)
+        app = self.app
+        heads = app.heads(item.citizen_key for item in routed)
+        event_keys = {item.fact.event_id: app.digest(item.fact.event_id) for item in routed}
+        known = app.known_events(event_keys)
         outcomes: list[Outcome] = []
         new: dict[str, Routed] = {}
+        index: list[IndexEntry] = []
         for item in routed:
-            content = self.app.digest(item.content_hash)
-            outcome = outcome_of(known.get(item.fact.event_id), item.citizen_key, content)
+            event_id, citizen_key = item.fact.event_id, item.citizen_key
+            content = app.digest(item.content_hash)
+            outcome = outcome_of(known.get(event_id), citizen_key, content)
             if outcome is Outcome.STORED:
-                known[item.fact.event_id] = (item.citizen_key, content)
-                if item.citizen_key not in heads:
-                    new.setdefault(item.citizen_key, item)
+                known[event_id] = (citizen_key, content)
+                index.append(IndexEntry(event_keys[event_id], citizen_key, content))
+                if citizen_key not in heads:
+                    new.setdefault(citizen_key, item)
             outcomes.append(outcome)
-        appended: list[Any] = []
+        # Each citizen's records together, in the order the batch first names them.
+        records: dict[str, list[StoredEvent]] = {}
         for key, sealed in seal(new).items():
             registered = Citizen.register(key, new[key].birth_date, sealed)
-            appended.extend(registered.collect_events())
+            records[key] = [app.mapper.to_stored_event(e) for e in registered.collect_events()]
             heads[key] = Head(key, registered.version, registered.chain_head)
+        touched: dict[str, tuple[int, str]] = {}
         for item, outcome in zip(routed, outcomes, strict=True):
             if outcome is Outcome.STORED:
-                recorded, heads[item.citizen_key] = heads[item.citizen_key].append(
-                    item.fact, item.content_hash, item.provenance
+                kind, key = item.fact.event_type, item.citizen_key
+                if (fields := item.stored) is None:
+                    fields = fact_content(item.fact, item.content_hash, item.provenance)
+                head = heads[key] = heads[key].following(kind, fields)
+                records.setdefault(key, []).append(
+                    app.stored_fact(key, head.version, kind, fields, head.chain_hash)
                 )
-                appended.append(recorded)
-        # Each citizen's events together, in the order the batch first names them.
-        first_seen: dict[Any, int] = {}
-        for recorded in appended:
-            first_seen.setdefault(recorded.originator_id, len(first_seen))
-        appended.sort(key=lambda recorded: first_seen[recorded.originator_id])
-        return appended, outcomes
+                touched[key] = (head.version, head.chain_hash)
+        return ([r for rs in records.values() for r in rs], touched, index), outcomes
+
+
+Appended = tuple[list[StoredEvent], dict[str, tuple[int, str]], list[IndexEntry]]
+"""A batch's records, the new heads (version, chain hash) of its citizens, and the index
+entries of its facts."""
 
 
 def check(incoming: Incoming) -> ContractEvent | Rejection:

@@ -190,25 +190,11 @@ class Head:
     version: int
     chain_hash: str
 
-    def append(
-        self, fact: Fact, content_hash: str, provenance: dict[str, Any]
-    ) -> tuple[Citizen.FactRecorded, Head]:
-        """The event recording `fact` as the next in the history, and the new head.
-
-        The event is the one `Citizen.record` would trigger on the whole aggregate.
-        """
-        content = fact_content(fact, content_hash, provenance)
-        event_class = Citizen.EVENT_CLASSES[fact.event_type]
-        chain_hash = chain_hash_of(self.chain_hash, fact.event_type.value, content)
-        fields: dict[str, Any] = {
-            "originator_id": citizen_id(self.citizen_key),
-            "originator_version": self.version + 1,
-            "timestamp": event_class.create_timestamp(),
-            **content,
-            "chain_hash": chain_hash,
-        }
-        recorded = event_class(**fields)
-        return recorded, Head(self.citizen_key, self.version + 1, chain_hash)
+    def following(self, kind: EventType, content: dict[str, Any]) -> Head:
+        """The head after the next fact, of this kind with these stored fields
+        (`fact_content`): the chain hash `Citizen.record` gives that fact's event."""
+        chain_hash = chain_hash_of(self.chain_hash, kind.value, content)
+        return Head(self.citizen_key, self.version + 1, chain_hash)
 
 
 def outcome_of(known: tuple[str, str] | None, citizen_key: str, content_hash: str) -> Outcome:

@@ -14,13 +14,13 @@ pseudonyms, sizes and times); the key: the pseudonym (32 hex digits).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Protocol
 
 import orjson
 
-from casehistory.domain.citizen import fact_content, recorded_fact
+from casehistory.domain.citizen import CHAINED_FIELDS, fact_content, recorded_fact
 from casehistory.domain.facts import EventType, Fact
 
 VERSION = 1
@@ -35,6 +35,9 @@ class Routed:
     fact: Fact
     content_hash: str
     provenance: dict[str, Any]
+    stored: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    """The fact's stored fields (`fact_content`) when the record carried them, as a
+    history record does: the store writer then need not derive them again."""
 
 
 class Cipher(Protocol):
@@ -72,6 +75,8 @@ def decode(value: bytes, cipher: Cipher | None = None) -> tuple[Routed, str]:
             recorded_fact(EventType(data["event_type"]), state),
             state["content_hash"],
             state["provenance"],
+            # Exactly the fields `encode` writes, else they are derived from the fact again.
+            state if tuple(state) == CHAINED_FIELDS["FactRecorded"] else None,
         )
         return routed, str(data["sealed_cpr"])
     except UnreadableHistoryRecord:
