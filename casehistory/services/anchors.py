@@ -41,7 +41,7 @@ def next_link(
 ) -> str:
     """The keyed chain's link for one stored record."""
     message = f"{previous}|{citizen}|{version}|{topic}|".encode() + hashlib.sha256(state).digest()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
+    return hmac.digest(key, message, "sha256").hex()
 
 
 class AnchorMixin:
@@ -68,9 +68,10 @@ class AnchorMixin:
     def _anchor(self, c: Any, stored_events: Sequence[StoredEvent]) -> None:
         if not self.anchor_key or not stored_events:
             return
-        heads = self._anchors(c, sorted({str(e.originator_id) for e in stored_events}))
+        citizens = {e.originator_id: str(e.originator_id) for e in stored_events}
+        heads = self._anchors(c, sorted(citizens.values()))
         for event in stored_events:
-            citizen = str(event.originator_id)
+            citizen = citizens[event.originator_id]
             previous = heads.get(citizen, (0, ""))[1]
             heads[citizen] = (
                 event.originator_version,
@@ -79,10 +80,9 @@ class AnchorMixin:
                     event.topic, event.state,
                 ),
             )
-        touched = {str(e.originator_id) for e in stored_events}
         self._insert_rows(  # type: ignore[attr-defined]
             c, self.anchors_table, ANCHORS_COLUMNS,
-            [(citizen, *heads[citizen]) for citizen in sorted(touched)],
+            [(citizen, *heads[citizen]) for citizen in sorted(citizens.values())],
             " ON CONFLICT (citizen_id) DO UPDATE SET version = excluded.version, "
             "head = excluded.head",
         )
