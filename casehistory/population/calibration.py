@@ -322,6 +322,18 @@ def table(figures: list[Figure]) -> str:
     return "\n".join(lines)
 
 
+def verdict(figures: list[Figure]) -> str:
+    """How many anchors are met strictly, and the misses beside the test's sampling rule."""
+    anchored = [f for f in figures if f.rule != "reported"]
+    z = simultaneous_z(sum(f.sampled for f in anchored))
+    lines = [f"met strictly: {sum(f.met for f in anchored)} of {len(anchored)}"]
+    for f in anchored:
+        if not f.met:
+            within = "within" if f.within_sampling_error(z) else "beyond"
+            lines.append(f"- {f.name}: {within} {z:.2f} standard errors of the anchor")
+    return "\n".join(lines)
+
+
 def _shown(value: float, share: bool) -> str:
     return f"{value:.1%}" if share else f"{value:,.0f}"
 
@@ -335,7 +347,9 @@ def main() -> None:
     parser.add_argument("--as-of", type=date.fromisoformat, default=date(2026, 11, 1))
     args = parser.parse_args()
     population = generate_population(args.citizens, args.seed, until=args.as_of)
-    print(table(measure(population, args.as_of)))
+    figures = measure(population, args.as_of)
+    print(table(figures))
+    print(verdict(figures))
 
 
 if __name__ == "__main__":

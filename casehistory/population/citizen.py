@@ -46,7 +46,7 @@ CASE_PREFIX = {
 
 HISTORY_FROM = date(2000, 1, 1)
 EARLY_COHORT_UNTIL = date(2004, 12, 31)
-EARLY_SHARE = 0.38
+EARLY_SHARE = 0.30
 """Share of histories going back to 2000-2004."""
 HEAVY_SHARE = 0.04
 """Share of citizens far from the labour market: long, broken spells."""
@@ -90,7 +90,7 @@ REASSESSMENT = {
     "uddannelsesparat": ("aktivitetsparat_ung",),
     "aktivitetsparat_ung": ("uddannelsesparat",),
 }
-FOLLOW_UP_RATE = 0.35
+FOLLOW_UP_RATE = 0.65
 """Yearly rate of a follow-up that restates the target group, before casework went live."""
 AGE_30_GROUP = {"uddannelsesparat": "jobparat", "aktivitetsparat_ung": "aktivitetsparat_voksen"}
 
@@ -168,14 +168,14 @@ MEAN_DAYS = {  # (minimum, mean extra) days of a planned benefit period
     "revalideringsydelse": (180, 500),
 }
 NEED_RATE = {  # yearly rate of a new social intervention while in the target group
-    "aktivitetsparat_voksen": 0.14,
-    "aktivitetsparat_ung": 0.29,
+    "aktivitetsparat_voksen": 0.13,
+    "aktivitetsparat_ung": 0.34,
     "ressourceforloeb": 0.26,
-    "fleksjobvisiteret": 0.033,
+    "fleksjobvisiteret": 0.030,
     "match_2_indsatsklar": 0.0625,
     "match_3_midlertidig_passiv": 0.1,
 }
-OTHER_NEED_RATE = 0.006  # any other group, or none
+OTHER_NEED_RATE = 0.0045  # any other group, or none
 EDGE_GROUPS = frozenset(
     {"aktivitetsparat_voksen", "aktivitetsparat_ung", "ressourceforloeb", "fleksjobvisiteret"}
     | {"match_2_indsatsklar", "match_3_midlertidig_passiv"}
