@@ -269,3 +269,16 @@ def test_the_clarification_pool_by_sql_on_hand_made_citizens(read_store: ReadMod
     )
     assert expected == ["a" * 32, "e" * 32]
     assert [r["citizen_key"] for r in clarification_pool(read_store, day)] == expected
+
+
+def test_a_sqlite_read_model_connection_has_the_larger_page_cache(tmp_path: Path) -> None:
+    from casehistory.projections.store import SQLITE_CACHE_KIB
+
+    store = SQLiteReadModel(tmp_path / "history.db", "casehistory")
+    try:
+        store.create()
+        with store.read() as cursor:
+            cursor.execute("PRAGMA cache_size")
+            assert cursor.fetchone() == (-SQLITE_CACHE_KIB,)
+    finally:
+        store.close()

@@ -372,6 +372,13 @@ class _PerThread:
         self._local = threading.local()
 
 
+SQLITE_CACHE_KIB = 64 * 1024
+"""Page cache of each connection to a SQLite read model (SQLite's default is 2 MiB). A live
+catch-up replaces a few dozen citizens' rows in every table and index, pages spread over
+the whole file: with the default cache each catch-up read most of them from the file again
+(50 citizens at a time: executemany 1.5 -> 0.8 s over 60 catch-ups, under load)."""
+
+
 class SQLiteReadModel(ReadModelStore):
     """The read model in one SQLite file (the embedded default)."""
 
@@ -387,6 +394,7 @@ class SQLiteReadModel(ReadModelStore):
         )
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         return connection
 
     @property
