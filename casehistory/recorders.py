@@ -310,7 +310,10 @@ def _array(values: list[Any], kind: str) -> tuple[str, Any]:
     (split again by the server) cost a fraction. Values holding the separator, or equal to
     the null mark, go as a binary array.
     """
-    texts = [NULL if value is None else str(value) for value in values]
+    if None in values:
+        texts = [NULL if value is None else str(value) for value in values]
+    else:  # a text column holds str already
+        texts = values if kind == "text" else list(map(str, values))
     joined = SEPARATOR.join(texts)
     if joined and joined.count(SEPARATOR) == len(texts) - 1 and NULL not in values:
         return f"string_to_array(%s, chr(31), chr(30))::{kind}[]", joined
@@ -352,8 +355,10 @@ class PostgresLedgerRecorder(LedgerMixin, PostgresApplicationRecorder):  # type:
         column: its array of composite values is dumped as text in Python, bytes escaped."""
         self._lock_table(curs)
         self._notify_channel(curs)
+        ids = {i: str(i) for i in dict.fromkeys(e.originator_id for e in stored_events)}
         columns = [
-            _array([e.originator_id for e in stored_events], self.datastore.originator_id_type),
+            _array([ids[e.originator_id] for e in stored_events],
+                   self.datastore.originator_id_type),
             _array([e.originator_version for e in stored_events], "bigint"),
             _array([e.topic for e in stored_events], "text"),
             ("%b::bytea[]", [e.state for e in stored_events]),

@@ -68,7 +68,7 @@ class AnchorMixin:
     def _anchor(self, c: Any, stored_events: Sequence[StoredEvent]) -> None:
         if not self.anchor_key or not stored_events:
             return
-        citizens = {e.originator_id: str(e.originator_id) for e in stored_events}
+        citizens = {i: str(i) for i in dict.fromkeys(e.originator_id for e in stored_events)}
         heads = self._anchors(c, sorted(citizens.values()))
         for event in stored_events:
             citizen = citizens[event.originator_id]
