@@ -1,5 +1,6 @@
 """The synthetic population generator: determinism, validity, breaks and delivery noise."""
 
+import argparse
 import csv
 import json
 import math
@@ -13,7 +14,13 @@ import pytest
 
 from casehistory.domain.cadence import cadence_on
 from casehistory.domain.caseload import caseloads, continuity
+from casehistory.domain.cpr import birth_date
+from casehistory.domain.durations import durations_on
+from casehistory.domain.exits import exits_on
+from casehistory.domain.priorities import in_clarification_pool, long_duration
 from casehistory.domain.timeline import Timeline, build_timeline
+from casehistory.entrypoints.cli.councils import DEMO_EXIT_YEARS
+from casehistory.entrypoints.cli.main import parser
 from casehistory.population.calibration import facts_by_citizen
 from casehistory.population.casework import CASEWORK_FROM
 from casehistory.population.citizen import (
@@ -503,3 +510,79 @@ def test_some_meetings_are_retracted(city: list[Event]) -> None:
         for event in city
         if event.get("event_type") == "EventRetracted"
     )
+
+
+@pytest.fixture(scope="module")
+def demo() -> argparse.Namespace:
+    """`casehistory demo`'s defaults (size, seed, day and home municipality)."""
+    return parser().parse_args(["demo"])
+
+
+@pytest.fixture(scope="module")
+def demo_records(demo: argparse.Namespace) -> list[Event]:
+    return list(
+        generate_population(demo.citizens, demo.seed, until=demo.as_of, home=demo.home)
+    )
+
+
+@pytest.fixture(scope="module")
+def demo_citizens(demo_records: list[Event]) -> dict[str, Timeline]:
+    return {cpr: build_timeline(facts) for cpr, facts in facts_by_citizen(demo_records).items()}
+
+
+def test_the_demo_is_one_municipality_with_moves_in_and_out(
+    demo: argparse.Namespace, demo_records: list[Event], demo_citizens: dict[str, Timeline]
+) -> None:
+    assert demo.home == "101"
+    moves = [e for e in _facts(demo_records) if e["event_type"] == "CitizenMoved"]
+    assert sum(e["from_municipality"] == demo.home for e in moves) > 50
+    assert sum(e["to_municipality"] == demo.home for e in moves) > 50
+    latest_case = Counter(  # where each citizen's latest benefit case is
+        max(t.benefit_periods, key=lambda p: p.start).municipality
+        for t in demo_citizens.values()
+        if t.benefit_periods
+    )
+    assert latest_case[demo.home] > 0.6 * latest_case.total()  # 64%: movers come and go
+
+
+def test_the_demos_job_centre_is_staffed_for_its_citizens(
+    demo: argparse.Namespace, demo_citizens: dict[str, Timeline]
+) -> None:
+    """Only the home job centre publishes its caseworkers, and each has a caseload in the
+    field's range (50 the target, 110 without funding)."""
+    loads = caseloads(demo_citizens.values(), demo.as_of)
+    per_caseworker: Counter[str] = Counter()
+    for (caseworker, _), count in loads.items():
+        per_caseworker[caseworker] += count
+    assert all(caseworker.startswith(f"jc{demo.home}-") for caseworker in per_caseworker)
+    assert len(per_caseworker) >= 3
+    assert 50 <= per_caseworker.total() / len(per_caseworker) <= 110
+    in_range = [50 <= count <= 110 for count in loads.values()]  # the report's rows
+    assert sum(in_range) >= 0.75 * len(in_range)
+
+
+def test_the_demos_other_reports_have_content(
+    demo: argparse.Namespace, demo_citizens: dict[str, Timeline]
+) -> None:
+    first = date(demo.as_of.year - DEMO_EXIT_YEARS, 1, 1)
+    exits = Counter(
+        e.destination
+        for t in demo_citizens.values()
+        for e in exits_on(t, demo.as_of)
+        if first <= e.exit_date
+    )
+    assert exits.total() > 50 and len(exits) >= 4
+    for cash_system in (False, True):
+        long = [long_duration(t, demo.as_of, 15, cash_system=cash_system)
+                for t in demo_citizens.values()]
+        assert sum(entry is not None for entry in long) > 0
+    pool = [in_clarification_pool(durations_on(t, demo.as_of, birth_date(cpr)))
+            for cpr, t in demo_citizens.items()]
+    assert sum(pool) > 5
+    statuses = Counter(
+        clock.status
+        for t in demo_citizens.values()
+        if (clock := cadence_on(t, demo.as_of)) is not None
+    )
+    assert statuses["ok"] > statuses["overdue"] > 5 and statuses["due_soon"] > 0
+    assert any(continuity(t, demo.as_of) >= 2 for t in demo_citizens.values())

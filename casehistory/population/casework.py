@@ -5,6 +5,8 @@ The job centres' systems publish ``CaseworkerAssigned`` and ``MeetingHeld`` from
 the caseworker of every citizen then on a job-centre benefit; afterwards a caseworker is
 assigned when a job-centre benefit starts a new spell or the case moves to another unit, and
 on reassignments (staff turnover). Staff are sized for about ``CASELOAD`` citizens each.
+With a home municipality (the demo's), only its job centre publishes staff ids (another
+job centre's meetings come without one), and it is staffed unit by unit (``teams``).
 Citizens in a target group with a right to a coordinating caseworker get a visitation meeting
 on their group assignment, a first meeting mostly within 14 days and joint meetings about
 every four weeks after that; some are late, and ``other`` meetings do not reset the clock.
@@ -39,8 +41,29 @@ UNIT_OF_GROUP = {
 UNITS = ("job", "ung", "ressource", "sygedagpenge")
 REASSIGNMENT_RATE = 0.3  # a year, on a job-centre benefit
 
+UNIT_SHARE = {"job": 0.49, "ung": 0.02, "ressource": 0.19, "sygedagpenge": 0.30}
+"""Each unit's share of a job centre's caseloads (measured on a home municipality's citizens,
+8,000 citizens, seeds 1 and 2)."""
+
 Emit = Callable[[str, date, Event], Event]
 """Writes one event of the open case: (event type, effective date, own fields)."""
+Teams = dict[str, tuple[str, tuple[int, ...]]]
+"""Per unit of the groups: the unit that serves it and that unit's caseworker numbers."""
+
+
+def teams(citizens: float) -> Teams:
+    """A job centre staffed unit by unit for ``citizens`` in caseloads, ``CASELOAD`` each;
+    a unit with too few citizens for a caseworker of its own is served by the job unit."""
+    numbers: dict[str, tuple[int, ...]] = {}
+    for unit in UNITS:
+        staff = round(citizens * UNIT_SHARE[unit] / CASELOAD)
+        if unit == "job":
+            staff = max(1, staff)
+        first = sum(map(len, numbers.values()))
+        numbers[unit] = tuple(range(first, first + staff))
+    return {
+        unit: (unit, team) if team else ("job", numbers["job"]) for unit, team in numbers.items()
+    }
 
 
 def unit_of(group: str | None) -> str:
@@ -61,34 +84,56 @@ class _Stretch:
 class Casework:
     """One citizen's caseworker assignments and meetings, as the history unfolds."""
 
-    def __init__(self, rng: random.Random, staff: Callable[[str], int]) -> None:
+    def __init__(
+        self,
+        rng: random.Random,
+        staff: Callable[[str], int],
+        home: str | None = None,
+        home_teams: Teams | None = None,
+    ) -> None:
         self.rng = rng
         self.staff = staff
+        self.home = home
+        """With a home municipality, only its job centre publishes caseworkers' staff ids."""
+        self.home_teams = home_teams or {}
         self.assignments: list[tuple[date, str]] = []
         self.unit: str | None = None
         self.stretches: list[_Stretch] = []
 
-    def _assign(self, day: date, municipality: str, unit: str, emit: Emit) -> Event:
+    def _assign(self, day: date, municipality: str, unit: str, emit: Emit) -> Event | None:
         """A caseworker of ``unit`` takes over, where the job centre is big enough for units.
 
         Caseworker k of a municipality works in unit ``UNITS[k % 4]``; a job centre with
-        fewer than four caseworkers has them serve every group.
+        fewer than four caseworkers has them serve every group. Returns the event, or None
+        when the job centre does not publish it (one other than the home one).
         """
-        staff = self.staff(municipality)
-        if staff >= len(UNITS):
-            first = UNITS.index(unit)
-            k = first + len(UNITS) * self.rng.randrange((staff - first + 3) // len(UNITS))
+        if municipality == self.home:
+            serving, team = self.home_teams[unit]
+            k = self.rng.choice(team)
         else:
-            k = self.rng.randrange(staff)
+            staff = self.staff(municipality)
+            if staff >= len(UNITS):
+                first = UNITS.index(unit)
+                k = first + len(UNITS) * self.rng.randrange((staff - first + 3) // len(UNITS))
+            else:
+                k = self.rng.randrange(staff)
+            serving = UNITS[k % len(UNITS)]
         caseworker = f"jc{municipality}-{k:04d}"
         self.assignments.append((day, caseworker))
         self.unit = unit
         fields: Event = {"caseworker": caseworker}
-        if self.rng.random() < 0.9:
-            fields["unit"] = f"jc{municipality}-{UNITS[k % len(UNITS)]}"
+        if self.rng.random() < 0.9 or municipality == self.home:  # the home's system always
+            fields["unit"] = f"jc{municipality}-{serving}"
+        if not self._published(caseworker):
+            return None
         return emit("CaseworkerAssigned", day, fields)
 
-    def opening(self, day: date, municipality: str, group: str | None, emit: Emit) -> Event:
+    def _published(self, caseworker: str) -> bool:
+        return self.home is None or caseworker.startswith(f"jc{self.home}-")
+
+    def opening(
+        self, day: date, municipality: str, group: str | None, emit: Emit
+    ) -> Event | None:
         """The go-live batch: the caseworker of a citizen already on a job-centre benefit."""
         event = self._assign(day, municipality, unit_of(group), emit)
         if group in CADENCE_GROUPS:
@@ -165,6 +210,6 @@ class Casework:
     def _meeting(self, stretch: _Stretch, day: date, kind: str) -> None:
         fields: Event = {"meeting_kind": kind}
         caseworker = self.caseworker_on(day)
-        if caseworker is not None and self.rng.random() < 0.7:
+        if caseworker is not None and self.rng.random() < 0.7 and self._published(caseworker):
             fields["caseworker"] = caseworker
         stretch.emit("MeetingHeld", day, fields)

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from datetime import date
 from pathlib import Path
 
+from casehistory.domain import reference
 from casehistory.population.arrival import ArrivalBuckets
 from casehistory.population.citizen import Citizen
 from casehistory.population.delivery import add_retractions, arrivals
@@ -29,26 +30,33 @@ def generate_population(
     until: date = date(2026, 11, 1),
     invalid_share: float = 0.01,
     spill_at: int = 400_000,
+    home: str | None = None,
 ) -> Iterator[dict[str, object]]:
     """Events of ``citizens`` synthetic citizens in arrival order (what upstream publishes).
 
+    Without ``home`` the citizens are a national sample (the calibrated population,
+    docs/calibration.md); with a ``home`` municipality code most of them live there, with
+    moves in and out, its job centre is staffed for the citizens it holds, and only it
+    publishes its caseworkers (another job centre's staff ids are not the home's data).
     Memory holds about ``spill_at`` events plus the busiest month; the rest waits in
     temporary files. Nothing is yielded before every citizen is drawn.
     """
     if citizens < 0 or not 0 <= invalid_share < 1:
         raise ValueError("citizens must be >= 0 and invalid_share in [0, 1)")
-    return _in_arrival_order(citizens, seed, until, invalid_share, spill_at)
+    if home is not None and home not in reference.municipalities():
+        raise ValueError(f"unknown home municipality {home!r}")
+    return _in_arrival_order(citizens, seed, until, invalid_share, spill_at, home)
 
 
 def _in_arrival_order(
-    citizens: int, seed: int, until: date, invalid_share: float, spill_at: int
+    citizens: int, seed: int, until: date, invalid_share: float, spill_at: int, home: str | None
 ) -> Iterator[dict[str, object]]:
     seeds = random.Random(seed)
     used_cprs: set[str] = set()
     buckets = ArrivalBuckets(spill_at)
     for _ in range(citizens):
         rng = random.Random(seeds.getrandbits(64))
-        citizen = Citizen(rng, used_cprs, until, citizens)
+        citizen = Citizen(rng, used_cprs, until, citizens, home)
         events = citizen.history()
         add_retractions(rng, events, until)
         for arrival, event in arrivals(rng, events, until, invalid_share):

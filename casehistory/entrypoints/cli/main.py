@@ -26,6 +26,7 @@ from casehistory.consumers import files
 from casehistory.consumers.deadletter import DeadLetter, DeadLetterFile
 from casehistory.consumers.ingest import IngestReport
 from casehistory.consumers.retry import Backoff, Stopped
+from casehistory.domain import reference
 from casehistory.domain.citizen import Citizen
 from casehistory.domain.durations import COHORT_YEARS
 from casehistory.domain.facts import BreakKind
@@ -65,6 +66,16 @@ from casehistory.services.report import DURATION_BUCKETS, Headline
 from casehistory.settings import Settings
 
 DEMO_AS_OF = date(2026, 11, 1)
+DEMO_HOME = "101"
+"""The demo's municipality (København) unless --national."""
+
+
+def municipality_code(text: str) -> str:
+    """A kommunekode of the reference table (argparse type)."""
+    if text not in reference.municipalities():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a municipality code (e.g. 101)")
+    return text
+
 
 def _ingest_summary(report: IngestReport, dead_letter_path: Path | None) -> Table:
     table = Table(title="Ingest")
@@ -132,12 +143,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     engine = build(settings)
     try:
         population = demo_dir / "population.jsonl"
-        with console.status(f"generating {args.citizens:,} citizens (seed {args.seed})"):
+        where = f"home {args.home}" if args.home else "national sample"
+        with console.status(f"generating {args.citizens:,} citizens (seed {args.seed}, {where})"):
             count = generator.write_jsonl(
-                generator.generate_population(args.citizens, args.seed, until=args.as_of),
+                generator.generate_population(args.citizens, args.seed, until=args.as_of,
+                                              home=args.home),
                 population,
             )
-        console.print(f"generated {count:,} events for {args.citizens:,} citizens: {population}")
+        console.print(f"generated {count:,} events for {args.citizens:,} citizens ({where}): "
+                      f"{population}")
         dead_letter_path = demo_dir / "dead-letters.jsonl"
         report = ingest_files(engine, [population], DeadLetterFile(dead_letter_path))
         project(engine)
@@ -448,7 +462,9 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     count = generator.write_jsonl(
-        generator.generate_population(args.citizens, args.seed, until=args.until), args.output
+        generator.generate_population(args.citizens, args.seed, until=args.until,
+                                      home=args.home),
+        args.output,
     )
     console.print(f"wrote {count:,} events for {args.citizens:,} citizens to {args.output}")
     return 0
@@ -462,6 +478,14 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--citizens", type=int, default=2000)
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--as-of", type=as_of_date, default=DEMO_AS_OF)
+    where = demo.add_mutually_exclusive_group()
+    where.add_argument("--home", type=municipality_code, default=DEMO_HOME,
+                       metavar="KOMMUNEKODE",
+                       help=f"the municipality most citizens live in (default {DEMO_HOME}, "
+                            "København): its job centre's caseloads, staffed for them")
+    where.add_argument("--national", dest="home", action="store_const", const=None,
+                       help="a national sample over all 98 municipalities instead "
+                            "(the calibrated population of docs/calibration.md)")
     demo.add_argument("--store", default="sqlite",
                       help="sqlite (default) or a postgresql:// URL (its engine tables are reset)")
     demo.set_defaults(func=cmd_demo)
@@ -529,6 +553,8 @@ def parser() -> argparse.ArgumentParser:
     gen.add_argument("--citizens", type=int, default=2000)
     gen.add_argument("--seed", type=int, default=7)
     gen.add_argument("--until", type=as_of_date, default=DEMO_AS_OF)
+    gen.add_argument("--home", type=municipality_code, metavar="KOMMUNEKODE",
+                     help="centre the citizens on one municipality (default: a national sample)")
     gen.set_defaults(func=cmd_generate)
 
     # The other commands register themselves on the same subcommands.
