@@ -22,7 +22,7 @@ from casehistory.domain.timeline import Timeline, build_timeline
 from casehistory.entrypoints.cli.councils import DEMO_EXIT_YEARS
 from casehistory.entrypoints.cli.main import parser
 from casehistory.population.calibration import facts_by_citizen
-from casehistory.population.casework import CASEWORK_FROM
+from casehistory.population.casework import CASELOAD, CASEWORK_FROM, UNIT_SHARE, UNITS, teams
 from casehistory.population.citizen import (
     BIG_CITIES,
     EARLY_COHORT_UNTIL,
@@ -586,3 +586,15 @@ def test_the_demos_other_reports_have_content(
     )
     assert statuses["ok"] > statuses["overdue"] > 5 and statuses["due_soon"] > 0
     assert any(continuity(t, demo.as_of) >= 2 for t in demo_citizens.values())
+
+
+@pytest.mark.parametrize("citizens", [0, 30, 270, 1_000, 5_000])
+def test_a_home_job_centre_is_staffed_unit_by_unit(citizens: int) -> None:
+    staffed = teams(citizens)
+    assert set(staffed) == set(UNITS)
+    own = {unit: team for unit, (serving, team) in staffed.items() if serving == unit}
+    numbers = [k for team in own.values() for k in team]
+    assert "job" in own and sorted(numbers) == list(range(len(numbers)))  # each caseworker once
+    for unit, (serving, team) in staffed.items():  # a unit without its own: the job unit's
+        assert team == own[serving] and (serving == unit or serving == "job")
+    assert len(numbers) == max(1, sum(round(citizens * s / CASELOAD) for s in UNIT_SHARE.values()))
