@@ -144,6 +144,11 @@ class LedgerMixin:
         if lost:
             raise WriterFenced(f"a newer writer took over {', '.join(lost)}")
 
+    def check_fence(self, fence: dict[str, int]) -> None:
+        """Raise `WriterFenced` if a newer writer took any of these sources over."""
+        with self.datastore.transaction(commit=False) as c:
+            self._check_fence(c, fence)
+
     def take_over(self, sources: Sequence[str]) -> dict[str, int]:
         """Become these sources' writer: bump and return each one's generation."""
         m = self.ledger_marker

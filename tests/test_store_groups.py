@@ -232,8 +232,12 @@ def test_a_writer_whose_partition_was_taken_over_cannot_append(store_env: dict[s
         first = older.ingest_service(DeadLetterList())
         first.take_over(["history:0"])
         assert first.ingest([incoming(record(started(date(2020, 1, 1))), 0)]).stored == 1
+        first.check_still_writer()
         second = newer.ingest_service(DeadLetterList())
         second.take_over(["history:0"])
+        with pytest.raises(WriterFenced, match="history:0"):
+            first.check_still_writer()  # an idle zombie learns it too
+        second.check_still_writer()
         late = incoming(record(started(date(2021, 1, 1)), cpr="0101901234"), 1)
         with pytest.raises(WriterFenced, match="history:0"):
             first.ingest([late])

@@ -77,6 +77,13 @@ class IngestService:
         recorder: Any = self.app.recorder
         self.fence = {**(self.fence or {}), **recorder.take_over(sources)}
 
+    def check_still_writer(self) -> None:
+        """Raise `recorders.WriterFenced` if a newer writer took over a source of this one,
+        so that a superseded writer stops even while it has nothing to append."""
+        if self.fence:
+            recorder: Any = self.app.recorder
+            recorder.check_fence(self.fence)
+
     def release(self, sources: list[str]) -> None:
         """Stop writing these sources (their partitions were revoked)."""
         for source in sources:

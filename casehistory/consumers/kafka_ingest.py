@@ -45,6 +45,9 @@ from casehistory.schemas import wire
 
 log = logging.getLogger(__name__)
 
+IDLE_FENCE_CHECK_S = 2.0
+"""How often an idle partition group's writer checks that it is still the group's writer."""
+
 
 @dataclass
 class ConsumerCounters(IngestReport):
@@ -269,6 +272,7 @@ class KafkaIngestConsumer:
         self.store_group = store_group
         self.counters = ConsumerCounters()
         self.backoff = backoff or Backoff()
+        self._fence_checked = time.monotonic()
         self.consumer = KafkaConsumer(
             bootstrap_servers=bootstrap_servers,
             group_id=group_id,
@@ -307,6 +311,7 @@ class KafkaIngestConsumer:
                                     "polling", stop)
         records = [record for batch in polled.values() for record in batch]
         if not records:
+            self._check_fence_when_idle(stop)
             return 0
         try:
             if self.history:
@@ -366,6 +371,15 @@ class KafkaIngestConsumer:
         except KafkaError:  # partitions moved or the broker is away: keep the last figure
             return self.counters.lag
         return lag
+
+    def _check_fence_when_idle(self, stop: threading.Event | None) -> None:
+        """A partition group's writer with nothing to append still learns, within
+        `IDLE_FENCE_CHECK_S`, that a newer writer took its group over (`WriterFenced`)."""
+        now = time.monotonic()
+        if self.store_group is None or now - self._fence_checked < IDLE_FENCE_CHECK_S:
+            return
+        self._fence_checked = now
+        self.backoff.retry(self.service.check_still_writer, "checking the writer fence", stop)
 
     def run(
         self,
