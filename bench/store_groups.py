@@ -17,6 +17,12 @@ A writer is timed from its store's first ledger row to the last (process start-u
 group joining excluded, alike for all); meanwhile a sampler counts, every 20 ms or so,
 the lock requests waiting on the server. Prints the median events/s per configuration,
 its ratio to one group with one writer and to the raw limit, and the lock waits seen.
+
+The machine's busy cores over the same interval (`/proc/stat`: writers, server, broker
+and this sampler together) give the cores-bound cap of N writers: with C cores and one
+writer keeping c of them busy, no configuration can store more than C / c times as much
+at the same CPU per record. The scaling target ("N× within 10% up to the cores
+available") is read against that cap.
 """
 
 from __future__ import annotations
@@ -63,6 +69,8 @@ class Run:
     samples: int
     waits_seen: frozenset[str]
     """What was waited for."""
+    cores_busy: float
+    """The machine's busy cores while the store was being written (all processes)."""
 
     @property
     def rate(self) -> float:
@@ -126,6 +134,14 @@ def ledger_rows(dsn: str, schemas: list[str]) -> int:
     return total
 
 
+def busy_ticks() -> tuple[int, int]:
+    """The machine's busy and total CPU ticks since boot (`/proc/stat`, all CPUs)."""
+    with open("/proc/stat") as stat:
+        ticks = [int(field) for field in stat.readline().split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return sum(ticks) - idle, sum(ticks)
+
+
 def measure(env: dict[str, str], dsn: str, groups: int, writers: int, total: int) -> Run:
     """Store the whole history topic with these writers; time first to last ledger row."""
     from casehistory.bootstrap import build
@@ -140,6 +156,7 @@ def measure(env: dict[str, str], dsn: str, groups: int, writers: int, total: int
     ]
     samples = waits = 0
     first = last = None
+    ticks_first = ticks_last = (0, 0)
     seen: set[str] = set()
     with psycopg.connect(dsn, autocommit=True) as monitor:
         while True:
@@ -147,14 +164,14 @@ def measure(env: dict[str, str], dsn: str, groups: int, writers: int, total: int
             stored = ledger_rows(dsn, schemas)
             now = time.perf_counter()
             if stored and first is None:
-                first = now
+                first, ticks_first = now, busy_ticks()
             if first is not None:  # the writers are writing
                 samples += 1
                 if row and row[0]:
                     waits += 1
                     seen.add(str(row[0]))
             if stored >= total:
-                last = now
+                last, ticks_last = now, busy_ticks()
                 break
             if all(p.poll() is not None for p in processes):
                 raise SystemExit("the writers stopped before storing everything: "
@@ -165,7 +182,9 @@ def measure(env: dict[str, str], dsn: str, groups: int, writers: int, total: int
         if process.returncode != 0:
             raise SystemExit(out.decode()[-2000:])
     assert first is not None and last is not None
-    return Run(groups, writers, total, last - first, waits, samples, frozenset(seen))
+    busy, ticks = (b - a for a, b in zip(ticks_first, ticks_last, strict=True))
+    cores = (os.cpu_count() or 1) * busy / ticks if ticks else 0.0
+    return Run(groups, writers, total, last - first, waits, samples, frozenset(seen), cores)
 
 
 def main() -> None:
@@ -209,7 +228,8 @@ def main() -> None:
                     run = measure(env, dsn, groups, writers, records)
                     measured[groups, writers].append(run)
                     console.print(f"round {round_ + 1}: {groups} group(s), {writers} writer(s): "
-                                  f"{run.rate:,.0f} records/s, lock waits in {run.lock_waits} "
+                                  f"{run.rate:,.0f} records/s, {run.cores_busy:.2f} cores busy, "
+                                  f"lock waits in {run.lock_waits} "
                                   f"of {run.samples} samples {sorted(run.waits_seen)[:3]}")
             console.print(table(measured, raws, records, args))
     finally:
@@ -222,17 +242,21 @@ def table(measured: dict[tuple[int, int], list[Run]], raws: list[float], records
     runs = {c: sorted(rs, key=lambda r: r.rate)[len(rs) // 2] for c, rs in measured.items()}
     raw = sorted(raws)[len(raws) // 2]
     base = runs[1, 1].rate
+    cap = (os.cpu_count() or 1) / runs[1, 1].cores_busy
     out = Table(title=f"Store writers on the history topic ({records:,} records, "
                       f"{args.partitions} partitions)")
-    for name in ("store groups", "writers", "records/s", "× 1 group, 1 writer", "× raw limit",
-                 "samples with a lock wait"):
+    for name in ("store groups", "writers", "records/s", "× 1 group, 1 writer",
+                 "÷ cores-bound cap", "× raw limit", "cores busy", "samples with a lock wait"):
         out.add_column(name, justify="right")
-    out.add_row("raw consume + decode", "1", f"{raw:,.0f}", f"{raw / base:.2f}", "1.00", "")
+    out.add_row("raw consume + decode", "1", f"{raw:,.0f}", f"{raw / base:.2f}", "", "1.00", "",
+                "")
     for (groups, writers), run in runs.items():
         out.add_row(str(groups), str(writers), f"{run.rate:,.0f}", f"{run.rate / base:.2f}",
-                    f"{run.rate / raw:.2f}", f"{run.lock_waits} of {run.samples}")
+                    f"{run.rate / base / min(writers, cap):.2f}", f"{run.rate / raw:.2f}",
+                    f"{run.cores_busy:.2f}", f"{run.lock_waits} of {run.samples}")
     out.caption = (f"median of {args.rounds} rounds; {os.cpu_count()} CPUs shared with other "
-                   f"work, load average {os.getloadavg()[0]:.1f}; fsync off (dev server)")
+                   f"work, load average {os.getloadavg()[0]:.1f}; fsync off (dev server); "
+                   f"cores-bound cap of N writers: min(N, {cap:.2f})")
     return out
 
 
