@@ -22,12 +22,13 @@ import hashlib
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from casehistory.projections.checkpoint import WalCheckpointer
 from casehistory.projections.rows import TABLES, CitizenRows
 
 TRACKING_TABLE = "history_tracking"
@@ -388,7 +389,7 @@ class SQLiteReadModel(ReadModelStore):
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._connections = _PerThread(self._connect)
-        self._checkpointer = _Checkpointer(path)
+        self._checkpointer = WalCheckpointer(path)
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(
@@ -397,7 +398,7 @@ class SQLiteReadModel(ReadModelStore):
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
         connection.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
-        connection.execute("PRAGMA wal_autocheckpoint=0")  # see `_Checkpointer`
+        connection.execute("PRAGMA wal_autocheckpoint=0")  # see `WalCheckpointer`
         return connection
 
     @property
@@ -491,59 +492,6 @@ class SQLiteReadModel(ReadModelStore):
     def close(self) -> None:
         self._checkpointer.close()
         self._connections.close()
-
-
-class _Checkpointer:
-    """Copies a SQLite read model's write-ahead log into its file from a thread of its own.
-
-    SQLite's automatic checkpoint runs inside the commit that crosses 1,000 pages of log,
-    and a live catch-up writes about 500 (its citizens' rows are spread over every table
-    and index): every other commit waited for the copy and its fsyncs (catch-up wall time
-    725 µs per event, 451-475 µs with this thread, under load). Here a commit only wakes
-    this thread, which at most every `INTERVAL_S` copies the log with a passive checkpoint
-    (it blocks no one) and then a restarting one (it holds writers back only for the few
-    pages committed meanwhile, and lets the next writer start the log again from the
-    beginning, so it does not grow). A bulk write checkpoints itself, so a rebuild is
-    timed with its copy.
-    """
-
-    INTERVAL_S = 0.5
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._wake = threading.Event()
-        self._closing = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    def committed(self) -> None:
-        with self._lock:
-            if self._thread is None and not self._closing.is_set():
-                self._thread = threading.Thread(
-                    target=self._run, name="read-model-checkpoint", daemon=True
-                )
-                self._thread.start()
-        self._wake.set()
-
-    def _run(self) -> None:
-        connection = sqlite3.connect(str(self.path), isolation_level=None, timeout=60)
-        try:
-            while self._wake.wait() and not self._closing.is_set():
-                self._wake.clear()
-                with suppress(sqlite3.OperationalError):  # another checkpoint runs
-                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                    connection.execute("PRAGMA wal_checkpoint(RESTART)")
-                self._closing.wait(self.INTERVAL_S)
-        finally:
-            connection.close()
-
-    def close(self) -> None:
-        with self._lock:
-            self._closing.set()
-            self._wake.set()
-            thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join()
 
 
 class PostgresReadModel(ReadModelStore):
