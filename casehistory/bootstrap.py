@@ -25,12 +25,11 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from casehistory.application import CaseHistory
 from casehistory.consumers.deadletter import DeadLetterSink
-from casehistory.consumers.ingest import IngestService
 from casehistory.domain.citizen import Citizen
 from casehistory.projections.follower import Follower, Followers
 from casehistory.projections.history import HistoryDecoder
@@ -47,6 +46,9 @@ from casehistory.recorders import FENCE_TABLE, HEADS_TABLE, INDEX_TABLE, LedgerE
 from casehistory.services.access import LookupLog
 from casehistory.services.identity import IdentityVault, KeyStore, PostgresKeyStore, SQLiteKeyStore
 from casehistory.settings import Settings, private_dir
+
+if TYPE_CHECKING:  # the ingest imports Kafka and the wire contract: rebuild workers skip them
+    from casehistory.consumers.ingest import IngestService
 
 READ_MODEL = "history"
 """The read model: every table of `projections.rows.TABLES`, with one tracked position."""
@@ -156,6 +158,8 @@ class Engine:
 
     def ingest_service(self, dead_letters: DeadLetterSink, group: int = 0) -> IngestService:
         """The ingest into partition group `group`'s event store."""
+        from casehistory.consumers.ingest import IngestService
+
         return IngestService(self.stores[group], self.vault, dead_letters)
 
     def projection_lease(

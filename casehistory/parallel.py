@@ -11,15 +11,24 @@ streams its range of originator ids from the event store and computes the rows.
   the parent writes them in its one fenced transaction.
 
 Either way memory stays a few chunks per worker whatever the population.
+
+Workers are plain interpreters (`python -c`, the job pickled on stdin, messages
+pickled back over a pipe), not `multiprocessing` children: those import the
+parent's main module first (the whole CLI, a benchmark with DuckDB), which cost
+each worker more than a second before its first event.
 """
 
 from __future__ import annotations
 
-import multiprocessing
+import contextlib
 import os
+import pickle
 import queue as queues
 import shutil
+import subprocess
+import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -82,26 +91,18 @@ class ShardedRows:
 
     def _run(self, work: Callable[..., None], until: int, targets: list[Any]) -> Iterator[Any]:
         """Run `work` in one process per shard; yield what the workers send until all are done."""
-        context = multiprocessing.get_context("spawn")
-        channel: Any = context.Queue(maxsize=4 * self.workers)
-        processes = [
-            context.Process(
-                target=_worker,
-                args=(work, self.settings, self.group, until, (index, self.workers), target,
-                      channel),
-                daemon=True,
-            )
-            for index, target in enumerate(targets)
-        ]
-        for process in processes:
-            process.start()
+        channel: queues.Queue[Any] = queues.Queue(maxsize=4 * self.workers)
+        workers: list[tuple[subprocess.Popen[bytes], threading.Thread]] = []
         try:
-            running = len(processes)
+            for index, target in enumerate(targets):
+                job = (work, self.settings, self.group, until, (index, self.workers), target)
+                workers.append(_start(job, channel))
+            running = len(workers)
             while running:
                 try:
                     message = channel.get(timeout=5)
                 except queues.Empty:
-                    if any(p.exitcode not in (None, 0) for p in processes):
+                    if any(process.poll() not in (None, 0) for process, _relay in workers):
                         raise RuntimeError("a rebuild worker died") from None
                     continue
                 if message == _DONE:
@@ -111,10 +112,51 @@ class ShardedRows:
                 else:
                     yield message
         finally:
-            for process in processes:
-                if process.is_alive():
+            for process, relay in workers:
+                if process.poll() is None:
                     process.terminate()
-                process.join()
+                process.wait()
+                while relay.is_alive():  # unblock a relay waiting for room in the channel
+                    with contextlib.suppress(queues.Empty):
+                        channel.get(timeout=0.1)
+
+
+def _start(
+    job: tuple[Any, ...], channel: queues.Queue[Any]
+) -> tuple[subprocess.Popen[bytes], threading.Thread]:
+    """A worker process running `job`, and the thread relaying its messages into `channel`."""
+    reading, writing = os.pipe()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-c", "from casehistory.parallel import _serve; _serve()",
+             str(writing)],
+            stdin=subprocess.PIPE, pass_fds=(writing,),
+        )  # fmt: skip
+    except BaseException:
+        os.close(reading)
+        raise
+    finally:
+        os.close(writing)
+    relay = threading.Thread(target=_relay, args=(os.fdopen(reading, "rb"), channel), daemon=True)
+    relay.start()
+    assert process.stdin is not None
+    with process.stdin:
+        pickle.dump(job, process.stdin)
+    return process, relay
+
+
+def _relay(messages: Any, channel: queues.Queue[Any]) -> None:
+    """Every message a worker pickled into its pipe, in order, until the pipe closes."""
+    with messages:
+        while True:
+            try:
+                message = pickle.load(messages)
+            except EOFError:
+                return
+            except Exception as error:  # a worker killed in the middle of a message
+                channel.put(RuntimeError(f"a rebuild worker's message was cut: {error!r}"))
+                return
+            channel.put(message)
 
 
 def _remove_abandoned_shards(folder: Path) -> None:
@@ -135,17 +177,34 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _worker(
-    work: Callable[..., None],
-    settings: Settings,
-    group: int,
-    until: int,
-    shard: tuple[int, int],
-    target: Any,
-    channel: Any,
-) -> None:
+class _Pipe:
+    """The worker's end of its pipe to the parent (a channel `put` pickles into)."""
+
+    def __init__(self, fd: int) -> None:
+        self._file = os.fdopen(fd, "wb")
+
+    def put(self, message: Any) -> None:
+        pickle.dump(message, self._file)
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _serve() -> None:
+    """A worker process's entry point: run the job on stdin, messages into the pipe."""
+    channel = _Pipe(int(sys.argv[1]))
+    try:
+        _worker(pickle.load(sys.stdin.buffer), channel)
+    finally:
+        channel.close()
+
+
+def _worker(job: tuple[Any, ...], channel: _Pipe) -> None:
+    """Compute the rows of one shard of citizens and hand them to `work`."""
     from casehistory.bootstrap import build, tune_garbage_collector
 
+    work, settings, group, until, shard, target = job
     tune_garbage_collector()
     engine = build(settings, group)
     try:
@@ -175,7 +234,7 @@ def _rows_to_parent(
 
 def _rows_into_shard(citizens: Iterator[CitizenRows], until: int, path: str, channel: Any) -> None:
     """Bulk-write the shard's rows into a read-model file of its own; report events done."""
-    shard = SQLiteReadModel(Path(path), "shard")
+    shard = SQLiteReadModel(Path(path), "shard", scratch=True)
     try:
         shard.create(indexes=False)
         shard.bulk_indexes = False

@@ -110,10 +110,10 @@ def _drop_indexes(cursor: Any) -> None:
         cursor.execute(f"DROP INDEX IF EXISTS {name}")
 
 
-def _create_indexes(cursor: Any) -> None:
+def _create_indexes(cursor: Any, analyze: str = "ANALYZE") -> None:
     for statement in INDEXES:
         cursor.execute(statement)
-    cursor.execute("ANALYZE")  # statistics for the planner, once per bulk load
+    cursor.execute(analyze)  # statistics for the planner, once per bulk load
 
 
 class ReadModelStore:
@@ -382,11 +382,19 @@ the whole file: with the default cache each catch-up read most of them from the 
 
 
 class SQLiteReadModel(ReadModelStore):
-    """The read model in one SQLite file (the embedded default)."""
+    """The read model in one SQLite file (the embedded default).
 
-    def __init__(self, path: Path, application_name: str, stores: Sequence[str] = ()) -> None:
+    `scratch` is for a file that is thrown away if anything fails (a rebuild worker's
+    shard): no journal and no syncing, so every page is written once.
+    """
+
+    def __init__(
+        self, path: Path, application_name: str, stores: Sequence[str] = (), *,
+        scratch: bool = False,
+    ) -> None:
         super().__init__(application_name, stores)
         self.path = path
+        self.scratch = scratch
         path.parent.mkdir(parents=True, exist_ok=True)
         self._connections = _PerThread(self._connect)
         self._checkpointer = WalCheckpointer(path)
@@ -395,8 +403,8 @@ class SQLiteReadModel(ReadModelStore):
         connection = sqlite3.connect(
             str(self.path), isolation_level=None, check_same_thread=False, timeout=60
         )
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute(f"PRAGMA journal_mode={'OFF' if self.scratch else 'WAL'}")
+        connection.execute(f"PRAGMA synchronous={'OFF' if self.scratch else 'NORMAL'}")
         connection.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         connection.execute("PRAGMA wal_autocheckpoint=0")  # see `WalCheckpointer`
         return connection
@@ -469,8 +477,8 @@ class SQLiteReadModel(ReadModelStore):
                             f"INSERT OR IGNORE INTO main.{OUTBOX_TABLE} (citizen_key) "
                             f"SELECT citizen_key FROM {name}.durations_citizen"
                         )
-                if self.bulk_indexes:
-                    _create_indexes(cursor)
+                if self.bulk_indexes:  # statistics of this copy only, not of the shards
+                    _create_indexes(cursor, "ANALYZE main")
                 self._set_position(cursor, until, store)
         finally:
             for name in names:
