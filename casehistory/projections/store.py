@@ -426,7 +426,7 @@ class SQLiteReadModel(ReadModelStore):
         self.connection.commit()
         if bulk:  # the writer pays for copying its own bulk into the file, as before
             self.connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        else:
+        elif not self.scratch:  # a scratch file has no log to copy
             self._checkpointer.committed()
 
     @contextmanager
