@@ -149,6 +149,8 @@ def _voided_ids(facts: dict[str, Fact]) -> set[str]:
     for fact in facts.values():
         if fact.event_type is EventType.EVENT_RETRACTED and fact.retracted_event_id:
             retractions.setdefault(fact.retracted_event_id, []).append(fact.event_id)
+    if not retractions:  # most citizens: no closure below, which is a cycle for the collector
+        return set()
     decided: dict[str, bool] = {}
 
     def is_void(event_id: str, visiting: frozenset[str]) -> bool:
