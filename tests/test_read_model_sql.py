@@ -32,6 +32,7 @@ from casehistory.domain.timeline import build_timeline
 from casehistory.projections.queries import (
     clarification_pool,
     coordination_records,
+    durations_of,
     durations_records,
     long_durations,
 )
@@ -188,6 +189,7 @@ def test_sql_answers_equal_the_domain_rules(
             expected = _durations(facts, born, day)
             got = {name: by_sql[key][name] for name in expected}
             assert got == expected, (day, key)
+            assert durations_of(read_store, day, key) == by_sql[key], (day, key)
         coordination = {r["citizen_key"]: r for r in coordination_records(read_store, day, 3)}
         for key, (facts, born) in citizens.items():
             c = coordination_on(build_timeline(facts), day, born)
@@ -280,5 +282,25 @@ def test_a_sqlite_read_model_connection_has_the_larger_page_cache(tmp_path: Path
         with store.read() as cursor:
             cursor.execute("PRAGMA cache_size")
             assert cursor.fetchone() == (-SQLITE_CACHE_KIB,)
+    finally:
+        store.close()
+
+
+def test_a_read_model_from_before_the_covering_indexes_gets_them_on_create(
+    tmp_path: Path,
+) -> None:
+    from casehistory.projections.store import INDEX_NAMES, RETIRED_INDEXES
+
+    store = SQLiteReadModel(tmp_path / "history.db", "casehistory")
+    try:
+        store.create()
+        for name in RETIRED_INDEXES:  # as an earlier version left them
+            store.connection.execute(f"CREATE INDEX {name} ON benefit_run (citizen_key)")
+        store.create()
+        with store.read() as cursor:
+            cursor.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+            names = {name for (name,) in cursor.fetchall()}
+        assert set(INDEX_NAMES) <= names
+        assert not names & set(RETIRED_INDEXES)
     finally:
         store.close()

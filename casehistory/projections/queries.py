@@ -99,9 +99,25 @@ def date_params(day: date) -> dict[str, Any]:
 # --- durations -----------------------------------------------------------------
 
 
+def _breaks_bridged(alias: str, dialect: Dialect, only: str = "") -> str:
+    """The stop reasons (one per period, 'other' when none) of the periods that stopped
+    inside the spell of run `alias` on or before :d, comma-separated (`_counts` counts them)."""
+    reasons = dialect.concat("coalesce(p.stop_reason, 'other')")
+    return (
+        f"(SELECT {reasons} FROM benefit_period p "
+        f"WHERE p.citizen_key = {alias}.citizen_key AND p.stop_date > {alias}.spell_start "
+        f"AND p.stop_date <= :d{only})"
+    )
+
+
 def per_citizen_durations_sql(dialect: Dialect) -> str:
-    """Every citizen's durations on :d; the period lookups only for the citizens paid on :d
-    (no period covers :d, or stopped inside a spell, for anyone else)."""
+    """Every citizen's durations on :d, the citizens in key order so that each lookup reads
+    the index pages after the last one's (covering indexes: no table row is read).
+
+    The period and group lookups run only for the citizens paid on :d (no period covers :d,
+    or stopped inside a spell, for anyone else); the in-force one is the latest starting on
+    or before :d that covers it, one descending index step.
+    """
     d = dialect
     window_days = d.days(
         d.least("coalesce(r.stop_date, :d1)", ":d1"), d.greatest("r.start_date", ":w")
@@ -114,13 +130,10 @@ SELECT c.citizen_key, c.birth_date,
   k.spell_start AS cash_system_spell_start,
   {d.days(':d', 'k.spell_start')} AS cash_system_spell_days,
   CASE WHEN a.spell_start IS NOT NULL THEN
-    (SELECT {d.days(':d', 'max(p.start_date)')} FROM benefit_period p
-     WHERE p.citizen_key = c.citizen_key AND {covers('p')}) END AS naive_days,
-  CASE WHEN a.spell_start IS NOT NULL THEN (SELECT {d.concat("x.reason || ':' || x.n")} FROM (
-     SELECT coalesce(p.stop_reason, 'other') AS reason, CAST(count(*) AS TEXT) AS n
-     FROM benefit_period p
-     WHERE p.citizen_key = c.citizen_key AND p.stop_date > a.spell_start AND p.stop_date <= :d
-     GROUP BY 1) x) END AS breaks_bridged,
+    (SELECT {d.days(':d', 'p.start_date')} FROM benefit_period p
+     WHERE p.citizen_key = c.citizen_key AND {covers('p')}
+     ORDER BY p.start_date DESC LIMIT 1) END AS naive_days,
+  CASE WHEN a.spell_start IS NOT NULL THEN {_breaks_bridged('a', d)} END AS breaks_bridged,
   {d.real(f'''(SELECT coalesce(sum({window_days}), 0) FROM benefit_run r
      WHERE r.citizen_key = c.citizen_key AND r.scope = 'cash' AND r.start_date < :d1
        AND (r.stop_date IS NULL OR r.stop_date > :w))''')} / :wdays
@@ -130,7 +143,8 @@ SELECT c.citizen_key, c.birth_date,
         AND EXISTS (SELECT 1 FROM benefit_period p WHERE p.citizen_key = c.citizen_key
                       AND p.job_centre = 1 AND {covers('p')})
        THEN (SELECT g.target_group FROM target_group_interval g
-             WHERE g.citizen_key = c.citizen_key AND {covers('g', 'valid_from', 'valid_to')})
+             WHERE g.citizen_key = c.citizen_key AND {covers('g', 'valid_from', 'valid_to')}
+             ORDER BY g.valid_from DESC LIMIT 1)
   END AS target_group
 FROM durations_citizen c
 LEFT JOIN benefit_run a ON a.citizen_key = c.citizen_key AND a.scope = 'all' AND {covers('a')}
@@ -143,6 +157,8 @@ DURATION_COLUMNS = (
     "benefit_days_in_spell", "cash_system_spell_start", "cash_system_spell_days", "naive_days",
     "breaks_bridged", "share_last_10y_cash_system", "age", "target_group",
 )
+_SPELL_START = DURATION_COLUMNS.index("all_benefits_spell_start")
+_BREAKS = DURATION_COLUMNS.index("breaks_bridged")
 
 
 def durations_records(
@@ -160,8 +176,9 @@ def durations_records(
         while page := cursor.fetchmany(5000):
             for row in page:
                 record = dict(zip(DURATION_COLUMNS, row, strict=True))
-                record["on_benefit"] = record["all_benefits_spell_start"] is not None
-                record["breaks_bridged"] = _counts(record["breaks_bridged"])
+                breaks = row[_BREAKS]
+                record["breaks_bridged"] = _counts(breaks) if breaks else {}
+                record["on_benefit"] = row[_SPELL_START] is not None
                 yield record
 
 
@@ -178,11 +195,10 @@ def coordination_of(
     return next(coordination_records(store, day, long_spell_years, citizen_key), None)
 
 
-def _counts(text: str | None) -> dict[str, int]:
-    if not text:
-        return {}
-    pairs = (item.rsplit(":", 1) for item in text.split(","))
-    return {reason: int(n) for reason, n in sorted(pairs)}
+def _counts(reasons: str) -> dict[str, int]:
+    """How many times each comma-separated reason occurs, by reason."""
+    found = reasons.split(",")
+    return {reason: found.count(reason) for reason in sorted(set(found))}
 
 
 def _break_kinds_bridged() -> str:
@@ -407,12 +423,7 @@ def long_durations_sql(dialect: Dialect, *, cash_system: bool) -> str:
     only_cash = " AND p.cash_system = 1" if cash_system else ""
     return f"""
 SELECT a.citizen_key, a.spell_start, {d.days(':d', 'a.spell_start')} AS spell_days,
-  (SELECT {d.concat("x.reason || ':' || x.n")} FROM (
-     SELECT coalesce(p.stop_reason, 'other') AS reason, CAST(count(*) AS TEXT) AS n
-     FROM benefit_period p
-     WHERE p.citizen_key = a.citizen_key AND p.stop_date > a.spell_start
-       AND p.stop_date <= :d{only_cash}
-     GROUP BY 1) x) AS breaks_bridged,
+  {_breaks_bridged('a', d, only_cash)} AS breaks_bridged,
   (SELECT {d.days(':d', 'max(p.start_date)')} FROM benefit_period p
      WHERE p.citizen_key = a.citizen_key AND {covers('p')}) AS naive_days
 FROM benefit_run a
@@ -433,7 +444,8 @@ def long_durations(
             for key, start, spell_days, breaks, naive_days in page:
                 yield {
                     "citizen_key": key, "spell_start": start, "spell_days": spell_days,
-                    "breaks_bridged": _counts(breaks), "naive_days": naive_days,
+                    "breaks_bridged": _counts(breaks) if breaks else {},
+                    "naive_days": naive_days,
                 }
 
 

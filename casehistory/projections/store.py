@@ -40,14 +40,18 @@ INDEXES = (
     # index finds them without walking every run that started before the day.
     "CREATE INDEX IF NOT EXISTS benefit_run_scope_stop "
     "ON benefit_run (scope, stop_date, start_date)",
-    # (citizen, scope, start) so per-citizen lookups never take the (scope, start) index,
-    # which would scan every citizen's runs for each citizen.
-    "CREATE INDEX IF NOT EXISTS benefit_run_citizen "
-    "ON benefit_run (citizen_key, scope, start_date)",
-    "CREATE INDEX IF NOT EXISTS benefit_period_citizen ON benefit_period (citizen_key, start_date)",
+    # Per-citizen lookups (citizen, then the date they range over) that cover every column
+    # the reports read: the per-citizen export walks the citizens in key order and reads
+    # only these indexes' pages, in order, never a table row (at 100,000 citizens the table
+    # rows were random reads through the page cache). (citizen, scope, start) also keeps
+    # per-citizen lookups off the (scope, stop) index, which would scan every citizen's runs.
+    "CREATE INDEX IF NOT EXISTS benefit_run_citizen_covering "
+    "ON benefit_run (citizen_key, scope, start_date, stop_date, spell_start, paid_before)",
+    "CREATE INDEX IF NOT EXISTS benefit_period_citizen_covering "
+    "ON benefit_period (citizen_key, start_date, stop_date, job_centre, stop_reason)",
     "CREATE INDEX IF NOT EXISTS benefit_period_start ON benefit_period (start_date)",
-    "CREATE INDEX IF NOT EXISTS target_group_interval_citizen "
-    "ON target_group_interval (citizen_key, valid_from)",
+    "CREATE INDEX IF NOT EXISTS target_group_interval_citizen_covering "
+    "ON target_group_interval (citizen_key, valid_from, valid_to, target_group)",
     "CREATE INDEX IF NOT EXISTS intervention_period_citizen "
     "ON intervention_period (citizen_key, start_date)",
     "CREATE INDEX IF NOT EXISTS intervention_period_start ON intervention_period (start_date)",
@@ -63,6 +67,8 @@ INDEXES = (
     "CREATE INDEX IF NOT EXISTS cash_exit_date ON cash_exit (exit_date)",
 )
 INDEX_NAMES = tuple(statement.split()[5] for statement in INDEXES)
+RETIRED_INDEXES = ("benefit_run_citizen", "benefit_period_citizen", "target_group_interval_citizen")
+"""Indexes an earlier version created, replaced by the covering ones above (dropped on create)."""
 _TYPES = {
     "birth_date": "TEXT NOT NULL",
     "findings": "INTEGER NOT NULL",
@@ -167,6 +173,8 @@ class ReadModelStore:
 
     def create(self, *, indexes: bool = True) -> None:
         with self._write() as cursor:
+            for name in RETIRED_INDEXES:
+                cursor.execute(f"DROP INDEX IF EXISTS {name}")
             for statement in table_statements() + (list(INDEXES) if indexes else []):
                 cursor.execute(statement)
             cursor.executemany(
