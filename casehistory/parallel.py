@@ -140,8 +140,13 @@ def _start(
     relay = threading.Thread(target=_relay, args=(os.fdopen(reading, "rb"), channel), daemon=True)
     relay.start()
     assert process.stdin is not None
-    with process.stdin:
-        pickle.dump(job, process.stdin)
+    try:
+        with process.stdin:
+            pickle.dump(job, process.stdin)
+    except BaseException:  # e.g. it died starting: its relay ends with the pipe
+        process.kill()
+        process.wait()
+        raise
     return process, relay
 
 

@@ -125,6 +125,27 @@ def test_a_rebuild_in_worker_processes_fills_the_changelog_outbox(
     fresh.clear()
 
 
+def test_a_failing_rebuild_worker_fails_the_rebuild_and_leaves_nothing_behind(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """A worker's error reaches the caller, the copy stays empty at position 0, and no
+    shard files remain (workers that cannot decrypt the store: a wrong store key)."""
+    ingest_files(engine, [population(tmp_path, 20, seed=4)], DeadLetterList())
+    fresh = engine.replay_read_model()
+    wrong_key = replace(engine.settings, store_key=bytes(32))
+    follower = Follower(
+        EventStoreSource(engine.app), fresh, HistoryDecoder(engine.app.mapper),
+        engine.settings.staff_key, fresh_load=ShardedRows(wrong_key, 2),
+    )  # fmt: skip
+    follower.parallel_from = 0
+    with pytest.raises(RuntimeError, match=r"rebuild worker \(\d, 2\)"):
+        follower.catch_up()
+    assert fresh.position() == 0 and fresh.count() == 0
+    if isinstance(fresh, SQLiteReadModel):
+        assert not list(fresh.path.parent.glob(".rebuild-*"))
+    fresh.clear()
+
+
 def test_a_stale_writer_is_fenced_off(engine: Engine, tmp_path: Path) -> None:
     """A write that starts from a position another writer has moved is refused."""
     ingest_files(engine, [population(tmp_path, 10, seed=3)], DeadLetterList())
