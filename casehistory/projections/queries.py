@@ -114,9 +114,11 @@ def per_citizen_durations_sql(dialect: Dialect) -> str:
     """Every citizen's durations on :d, the citizens in key order so that each lookup reads
     the index pages after the last one's (covering indexes: no table row is read).
 
-    The period and group lookups run only for the citizens paid on :d (no period covers :d,
-    or stopped inside a spell, for anyone else); the in-force one is the latest starting on
-    or before :d that covers it, one descending index step.
+    The cash-system run and the period and group lookups run only for the citizens paid on
+    :d (a cash-system run covering :d lies inside an all-benefits one, cash-system periods
+    being periods; no period covers :d, or stopped inside a spell, for anyone else); the
+    in-force period or group is the latest starting on or before :d that covers it, one
+    descending index step.
     """
     d = dialect
     window_days = d.days(
@@ -148,7 +150,7 @@ SELECT c.citizen_key, c.birth_date,
   END AS target_group
 FROM durations_citizen c
 LEFT JOIN benefit_run a ON a.citizen_key = c.citizen_key AND a.scope = 'all' AND {covers('a')}
-LEFT JOIN benefit_run k ON k.citizen_key = c.citizen_key AND k.scope = 'cash' AND {covers('k')}
+LEFT JOIN benefit_run k ON k.citizen_key = a.citizen_key AND k.scope = 'cash' AND {covers('k')}
 """
 
 
