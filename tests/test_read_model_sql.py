@@ -30,11 +30,15 @@ from casehistory.domain.facts import EventType, Fact
 from casehistory.domain.priorities import in_clarification_pool, long_duration, longest_first
 from casehistory.domain.timeline import build_timeline
 from casehistory.projections.queries import (
+    EXPORT_FIELDS,
+    Dialect,
     clarification_pool,
     coordination_records,
+    durations_lines,
     durations_of,
     durations_records,
     long_durations,
+    share_json,
 )
 from casehistory.projections.rows import rows_for
 from casehistory.projections.store import PostgresReadModel, ReadModelStore, SQLiteReadModel
@@ -128,6 +132,17 @@ def _durations(facts: list[Fact], born: date, day: date) -> dict[str, object]:
     }
 
 
+def _export_line(key: str, facts: list[Fact], born: date, day: date) -> str:
+    """The citizen's line of `casehistory durations --per-citizen --format jsonl`: the rules'
+    values as `json.dumps` writes them, breaks by reason, the share to six decimals."""
+    d = durations_on(build_timeline(facts), day, born)
+    line = {"citizen_key": key, **_durations(facts, born, day)} | {
+        "breaks_bridged": dict(sorted(d.breaks_bridged.items())),
+        "share_last_10y_cash_system": round(d.share_last_10y_cash_system, 6),
+    }
+    return json.dumps({name: line[name] for name in EXPORT_FIELDS}, ensure_ascii=False) + "\n"
+
+
 def assert_current_state(store: ReadModelStore, key: str, facts: list[Fact], born: date) -> None:
     """The current-state rows equal the rules on the latest known effective date."""
     timeline = build_timeline(facts)
@@ -190,6 +205,9 @@ def test_sql_answers_equal_the_domain_rules(
             got = {name: by_sql[key][name] for name in expected}
             assert got == expected, (day, key)
             assert durations_of(read_store, day, key) == by_sql[key], (day, key)
+        assert list(durations_lines(read_store, day)) == [
+            _export_line(key, *citizens[key], day) for key in sorted(citizens)
+        ], day
         coordination = {r["citizen_key"]: r for r in coordination_records(read_store, day, 3)}
         for key, (facts, born) in citizens.items():
             c = coordination_on(build_timeline(facts), day, born)
@@ -304,3 +322,43 @@ def test_a_read_model_from_before_the_covering_indexes_gets_them_on_create(
         assert not names & set(RETIRED_INDEXES)
     finally:
         store.close()
+
+
+def test_the_export_line_has_the_cli_columns() -> None:
+    from casehistory.entrypoints.cli.common import DURATION_FIELDS
+
+    assert list(EXPORT_FIELDS) == [name for name in DURATION_FIELDS if name != "cpr"]
+
+
+def test_the_share_is_written_as_python_writes_it_for_every_paid_day_count(
+    read_store: ReadModelStore,
+) -> None:
+    """Every count of paid days in a 10-year window of 3,652 or 3,653 days, and none."""
+    dialect = Dialect(read_store.dialect)
+    counts = (
+        "WITH RECURSIVE n(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM n WHERE k < :wdays) "
+        f"SELECT k, {share_json('k')} FROM n UNION ALL SELECT NULL, {share_json('NULL')}"
+    )
+    for window_days in (3652, 3653):
+        with read_store.read() as cursor:
+            cursor.execute(dialect.bind(counts), {"wdays": window_days})
+            written = dict(cursor.fetchall())
+        assert len(written) == window_days + 2
+        assert written.pop(None) == "0.0"
+        assert written == {
+            k: json.dumps(round(k / window_days, 6)) for k in range(window_days + 1)
+        }
+
+
+def test_the_export_line_escapes_a_group_as_json_does(read_store: ReadModelStore) -> None:
+    """A target group with a quote, a backslash, a tab and a non-ASCII letter."""
+    day, born = date(2016, 6, 30), date(1980, 3, 1)
+    facts = [fact(EventType.BENEFIT_STARTED, date(2015, 1, 5), benefit="kontanthjaelp",
+                  target_group='særlig "gruppe" \\ ny\t')]
+    read_store.write(
+        [rows_for("a" * 32, born, build_timeline(facts), day, staff_key=STAFF_KEY)],
+        since=0, until=1, replace=False,
+    )
+    line = _export_line("a" * 32, facts, born, day)
+    assert '"target_group": "særlig \\"gruppe\\" \\\\ ny\\t"' in line
+    assert list(durations_lines(read_store, day)) == [line]

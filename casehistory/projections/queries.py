@@ -10,6 +10,7 @@ differential tests hold every answer equal to the pure functions in `domain/`.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -58,6 +59,19 @@ class Dialect:
         if self.name == "sqlite":
             return f"group_concat({expression}, ',')"
         return f"string_agg({expression}, ',')"
+
+    def format(self, template: str, values: list[str]) -> str:
+        """`template` with each `%s` replaced by the next of `values` (text)."""
+        if self.name == "sqlite":
+            return f"printf('{template}', {', '.join(values)})"
+        escaped = template.replace("%", "%%")  # the driver's placeholders are `%`
+        return f"format('{escaped}', {', '.join(values)})"
+
+    def json_text(self, expression: str) -> str:
+        """A JSON string of `expression` (escaped as `json.dumps` escapes it), or NULL."""
+        if self.name == "sqlite":
+            return f"json_quote({expression})"
+        return f"to_json(CAST({expression} AS text))::text"
 
     def real(self, expression: str) -> str:
         return f"CAST({expression} AS REAL)" if self.name == "sqlite" else f"({expression})::float8"
@@ -182,6 +196,114 @@ def durations_records(
                 record["breaks_bridged"] = _counts(row[_BREAKS])
                 record["on_benefit"] = row[_SPELL_START] is not None
                 yield record
+
+
+EXPORT_FIELDS = (
+    "citizen_key", "on_benefit", "all_benefits_spell_start", "all_benefits_spell_days",
+    "cash_system_spell_start", "cash_system_spell_days", "benefit_days_in_spell",
+    "breaks_bridged", "naive_days", "share_last_10y_cash_system", "age", "target_group",
+)
+"""The fields of an export line, in the order the line gives them."""
+_NO_BREAKS = '"breaks_bridged": {}'
+
+
+def share_json(paid_days: str) -> str:
+    """The JSON of the 10-year cash-system share of `paid_days` (an SQL expression, NULL for
+    none) as Python writes `round(paid_days / :wdays, 6)`: :wdays is 3,652 or 3,653, so the
+    quotient is never a tie at the sixth decimal and rounds to whole millionths m exactly in
+    integer arithmetic; m is written without trailing zeros ("0.0" for none)."""
+    m = f"(CAST({paid_days} AS BIGINT) * 2000000 + :wdays) / (2 * :wdays)"
+    fraction = f"({m} - {m} / 1000000 * 1000000)"  # m mod 10^6 (`%` is a driver placeholder)
+    return f"""CASE WHEN {paid_days} IS NULL THEN '0.0'
+    WHEN {fraction} = 0 THEN CAST({m} / 1000000 AS TEXT) || '.0'
+    ELSE CAST({m} / 1000000 AS TEXT) || '.'
+      || rtrim(substr(CAST(1000000 + {fraction} AS TEXT), 2), '0') END"""
+
+
+def _share_text(dialect: Dialect) -> str:
+    """The citizen's 10-year cash-system share on :d as JSON (`share_json`)."""
+    d = dialect
+    paid_days = "sum(" + d.days(
+        d.least("coalesce(r.stop_date, :d1)", ":d1"), d.greatest("r.start_date", ":w")
+    ) + ")"
+    return f"""(SELECT {share_json(paid_days)}
+  FROM benefit_run r
+  WHERE r.citizen_key = c.citizen_key AND r.scope = 'cash' AND r.start_date < :d1
+    AND (r.stop_date IS NULL OR r.stop_date > :w))"""
+
+
+def _text(expression: str) -> str:
+    """A JSON string or null."""
+    return f"""coalesce('"' || {expression} || '"', 'null')"""
+
+
+def _number(expression: str) -> str:
+    """A JSON integer or null."""
+    return f"coalesce(CAST({expression} AS TEXT), 'null')"
+
+
+def durations_lines_sql(dialect: Dialect) -> str:
+    """Every citizen's export line on :d as JSON (`EXPORT_FIELDS`, as Python's `json.dumps`
+    writes them), in key order, with its breaks bridged as `{}` and beside it the stop
+    reasons to count instead (`_breaks_bridged`; NULL for none)."""
+    d = dialect
+    spell = "a.spell_start IS NOT NULL"
+    naive = f"""CASE WHEN {spell} THEN
+    (SELECT {d.days(':d', 'p.start_date')} FROM benefit_period p
+     WHERE p.citizen_key = c.citizen_key AND {covers('p')}
+     ORDER BY p.start_date DESC LIMIT 1) END"""
+    group = f"""CASE WHEN {spell}
+        AND EXISTS (SELECT 1 FROM benefit_period p WHERE p.citizen_key = c.citizen_key
+                      AND p.job_centre = 1 AND {covers('p')})
+       THEN (SELECT g.target_group FROM target_group_interval g
+             WHERE g.citizen_key = c.citizen_key AND {covers('g', 'valid_from', 'valid_to')}
+             ORDER BY g.valid_from DESC LIMIT 1)
+  END"""
+    fields = {
+        "citizen_key": "'\"' || c.citizen_key || '\"'",
+        "on_benefit": f"CASE WHEN {spell} THEN 'true' ELSE 'false' END",
+        "all_benefits_spell_start": _text("a.spell_start"),
+        "all_benefits_spell_days": _number(d.days(":d", "a.spell_start")),
+        "cash_system_spell_start": _text("k.spell_start"),
+        "cash_system_spell_days": _number(d.days(":d", "k.spell_start")),
+        "benefit_days_in_spell": _number(f"a.paid_before + {d.days(':d', 'a.start_date')} + 1"),
+        "breaks_bridged": "'{}'",
+        "naive_days": _number(naive),
+        "share_last_10y_cash_system": _share_text(d),
+        "age": f"CAST({_age('c.birth_date')} AS TEXT)",
+        "target_group": f"coalesce({d.json_text(group)}, 'null')",
+    }
+    template = "{" + ", ".join(f'"{name}": %s' for name in EXPORT_FIELDS) + "}\n"
+    return f"""
+SELECT {d.format(template, [fields[name] for name in EXPORT_FIELDS])} AS line,
+  CASE WHEN {spell} THEN {_breaks_bridged('a', d)} END AS breaks_bridged
+FROM durations_citizen c
+LEFT JOIN benefit_run a ON a.citizen_key = c.citizen_key AND a.scope = 'all' AND {covers('a')}
+LEFT JOIN benefit_run k ON k.citizen_key = a.citizen_key AND k.scope = 'cash' AND {covers('k')}
+ORDER BY c.citizen_key
+"""
+
+
+def durations_lines(store: Any, day: date) -> Iterator[str]:
+    """Every citizen's export line on `day` (JSON, `EXPORT_FIELDS`, newline-terminated), in
+    citizen-key order: what `json.dumps` writes of `durations_records` with the share
+    rounded to six decimals."""
+    dialect = Dialect(store.dialect)
+    counted: dict[str, str] = {}  # breaks bridged by their stop reasons, as JSON
+    with store.read() as cursor:
+        cursor.execute(dialect.bind(durations_lines_sql(dialect)), date_params(day))
+        while page := cursor.fetchmany(5000):
+            for line, reasons in page:
+                if reasons is not None:
+                    breaks = counted.get(reasons)
+                    if breaks is None:
+                        if len(counted) >= 10_000:
+                            counted.clear()
+                        breaks = counted[reasons] = '"breaks_bridged": ' + json.dumps(
+                            _counts(reasons), ensure_ascii=False
+                        )
+                    line = line.replace(_NO_BREAKS, breaks, 1)
+                yield line
 
 
 def durations_of(store: Any, day: date, citizen_key: str) -> dict[str, Any] | None:

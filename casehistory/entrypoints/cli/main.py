@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import shutil
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import date
@@ -50,7 +51,7 @@ from casehistory.entrypoints.cli.common import (
 )
 from casehistory.entrypoints.cli.router import ensure_pipeline_topics
 from casehistory.population import generator
-from casehistory.projections.queries import durations_records
+from casehistory.projections.queries import durations_lines, durations_records
 from casehistory.schemas.contract import ContractEvent, validate
 from casehistory.services import reports as services
 from casehistory.services.access import (
@@ -240,6 +241,9 @@ def cmd_durations(args: argparse.Namespace) -> int:
                 Console().print(table)
             return 0
         columns = [c for c in DURATION_FIELDS if c != "cpr" or args.reveal_cpr]
+        if args.format == "jsonl" and not args.reveal_cpr:  # lines rendered by the database
+            sys.stdout.writelines(durations_lines(engine.read_model(), args.as_of))
+            return 0
 
         def rows() -> Iterator[dict[str, Any]]:
             for record in durations_records(engine.read_model(), args.as_of):
