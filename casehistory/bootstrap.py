@@ -97,7 +97,7 @@ class Engine:
         else:
             folder = private_dir(self.settings.data_dir / ("replay" if replay else ""))
             store = SQLiteReadModel(folder / f"{READ_MODEL}.db", self.app.name,
-                                    self.tracking_names())
+                                    self.tracking_names(), private=replay)
         if replay or self.settings.create_tables:
             with schema_lock(self.settings):
                 store.create()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -144,6 +145,66 @@ def test_a_failing_rebuild_worker_fails_the_rebuild_and_leaves_nothing_behind(
     if isinstance(fresh, SQLiteReadModel):
         assert not list(fresh.path.parent.glob(".rebuild-*"))
     fresh.clear()
+
+
+_KILLED_WHILE_FILLING = """
+import os, sys
+from casehistory.bootstrap import build
+from casehistory.projections import store
+from casehistory.settings import Settings
+
+def die(*_args, **_kwargs):  # the rows are copied in, not yet committed
+    os._exit(9)
+
+store._create_indexes = die
+engine = build(Settings.load({"CASEHISTORY_DATA_DIR": sys.argv[1],
+                              "CASEHISTORY_PSEUDONYM_KEY": sys.argv[2]}))
+follower = engine.follower(engine.replay_read_model(), workers=2)
+follower.parallel_from = 0
+follower.catch_up()
+"""
+
+
+def test_a_rebuild_killed_while_filling_its_copy_leaves_it_empty_for_the_next(
+    tmp_path: Path,
+) -> None:
+    """The blue/green copy is filled under a rollback journal: a process killed in the
+    middle of the fill leaves a hot journal, the next connection rolls the fill back
+    (an empty copy at position 0, in its write-ahead-log mode again), and the next
+    rebuild gives the live rows."""
+    from casehistory.bootstrap import build
+    from casehistory.settings import Settings
+    from tests.conftest import PSEUDONYM_KEY
+
+    engine = build(Settings.load({"CASEHISTORY_DATA_DIR": str(tmp_path / "data"),
+                                  "CASEHISTORY_PSEUDONYM_KEY": PSEUDONYM_KEY}))  # fmt: skip
+    try:
+        ingest_files(engine, [population(tmp_path, 30, seed=6)], DeadLetterList())
+        engine.project()
+        killed = subprocess.run(
+            [sys.executable, "-c", _KILLED_WHILE_FILLING, str(tmp_path / "data"), PSEUDONYM_KEY],
+            check=False,
+        )
+        assert killed.returncode == 9
+        copy_path = tmp_path / "data" / "replay" / "history.db"
+        journal = copy_path.with_name("history.db-journal")
+        assert journal.exists() and journal.stat().st_size > 0  # killed mid-fill
+        copy = SQLiteReadModel(copy_path, engine.app.name, private=True)
+        assert copy.count() == 0 and copy.position() == 0
+        assert copy.connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        copy.close()
+
+        fresh = engine.replay_read_model()
+        follower = engine.follower(fresh, workers=2)
+        follower.parallel_from = 0
+        assert follower.catch_up() == engine.app.recorder.max_notification_id()
+        assert fresh.checksum() == engine.read_model().checksum() and fresh.count() == 30
+        assert isinstance(fresh, SQLiteReadModel)
+        assert fresh.connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert not list(copy_path.parent.glob(".rebuild-*"))  # the killed run's shards
+        fresh.clear()
+    finally:
+        engine.close()
 
 
 def test_a_stale_writer_is_fenced_off(engine: Engine, tmp_path: Path) -> None:

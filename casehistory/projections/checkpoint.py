@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 
@@ -59,6 +60,16 @@ class WalCheckpointer:
                 self._closing.wait(self.INTERVAL_S)
         finally:
             connection.close()
+
+    @contextmanager
+    def stopped(self) -> Iterator[None]:
+        """No thread and no connection of this checkpointer while inside (a journal mode
+        switch needs the file's only connection); the next `committed` starts it again."""
+        self.close()
+        try:
+            yield
+        finally:
+            self._closing.clear()
 
     def close(self) -> None:
         with self._lock:
