@@ -207,6 +207,40 @@ def test_a_rebuild_killed_while_filling_its_copy_leaves_it_empty_for_the_next(
         engine.close()
 
 
+def test_a_copy_whose_columns_are_in_another_order_takes_the_shards_column_by_column(
+    tmp_path: Path,
+) -> None:
+    """Shard rows are copied as whole records only into a table with the same columns in
+    the same order; a copy made with another order gets every value in its column."""
+    import sqlite3
+
+    from casehistory.bootstrap import build
+    from casehistory.projections.store import table_statements
+    from casehistory.settings import Settings
+    from tests.conftest import PSEUDONYM_KEY
+
+    engine = build(Settings.load({"CASEHISTORY_DATA_DIR": str(tmp_path / "data"),
+                                  "CASEHISTORY_PSEUDONYM_KEY": PSEUDONYM_KEY}))  # fmt: skip
+    try:
+        ingest_files(engine, [population(tmp_path, 20, seed=7)], DeadLetterList())
+        engine.project()
+        live = engine.read_model()
+        assert isinstance(live, SQLiteReadModel)
+        statement = next(s for s in table_statements() if " benefit_period (" in s)
+        head, columns = statement.rstrip(")").split(" (", 1)
+        reordered = tmp_path / "reordered.db"
+        with sqlite3.connect(reordered) as connection:
+            connection.execute(f"{head} ({', '.join(reversed(columns.split(', ')))})")
+        copy = SQLiteReadModel(reordered, engine.app.name, private=True)
+        copy.create()
+        copy.load_shards([live.path], since=0, until=live.position())
+        assert copy.count("benefit_period") == live.count("benefit_period") > 0
+        assert copy.checksum() == live.checksum()
+        copy.close()
+    finally:
+        engine.close()
+
+
 def test_a_stale_writer_is_fenced_off(engine: Engine, tmp_path: Path) -> None:
     """A write that starts from a position another writer has moved is refused."""
     ingest_files(engine, [population(tmp_path, 10, seed=3)], DeadLetterList())

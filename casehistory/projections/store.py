@@ -434,6 +434,19 @@ ANALYSIS_LIMIT = 1000
 good enough for the planner at a fixed cost (every row at 100,000 citizens: 0.6-1.1 s)."""
 
 
+def _copy_from(cursor: Any, shard: str, table: str, columns: Sequence[str]) -> str:
+    """The INSERT of a shard's rows of `table` into the copy's. `SELECT *` when both
+    tables have the same columns in the same order: SQLite then copies each row's record
+    as it is, without decoding it (its transfer optimisation, taken when the copy's table
+    has no index: at 100,000 citizens 1.9 -> 1.0 s of CPU); else column by column."""
+    listed = ", ".join(columns)
+    same = [cursor.execute(f"PRAGMA {schema}.table_info({table})").fetchall()
+            for schema in ("main", shard)]  # fmt: skip
+    if same[0] == same[1]:
+        return f"INSERT INTO main.{table} SELECT * FROM {shard}.{table}"
+    return f"INSERT INTO main.{table} ({listed}) SELECT {listed} FROM {shard}.{table}"
+
+
 class SQLiteReadModel(ReadModelStore):
     """The read model in one SQLite file (the embedded default).
 
@@ -537,11 +550,7 @@ class SQLiteReadModel(ReadModelStore):
                         _drop_indexes(cursor)
                     for name in names:
                         for table, columns in TABLES.items():
-                            listed = ", ".join(columns)
-                            cursor.execute(
-                                f"INSERT INTO main.{table} ({listed}) "
-                                f"SELECT {listed} FROM {name}.{table}"
-                            )
+                            cursor.execute(_copy_from(cursor, name, table, columns))
                         if outbox:
                             cursor.execute(
                                 f"INSERT OR IGNORE INTO main.{OUTBOX_TABLE} (citizen_key) "
