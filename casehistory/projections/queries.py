@@ -242,41 +242,60 @@ def _number(expression: str) -> str:
     return f"coalesce(CAST({expression} AS TEXT), 'null')"
 
 
+_OFF_BENEFIT = {
+    "citizen_key": '"%s"', "on_benefit": "false", "all_benefits_spell_start": "null",
+    "all_benefits_spell_days": "null",
+    "cash_system_spell_start": "null", "cash_system_spell_days": "null",
+    "benefit_days_in_spell": "null", "breaks_bridged": "{}", "naive_days": "null",
+    "target_group": "null",
+}
+"""How an export line writes a citizen no all-benefits run covers on :d (so no period or
+cash-system run covers it either, and no spell has breaks): `_line`."""
+
+
+def _line(dialect: Dialect, values: dict[str, str], written: dict[str, str]) -> str:
+    """An export line, each field as `written` says (`%s` where its value from `values`
+    goes), or its value as it is."""
+    parts = {name: written.get(name, "%s") for name in EXPORT_FIELDS}
+    template = "{" + ", ".join(f'"{name}": {part}' for name, part in parts.items()) + "}\n"
+    return dialect.format(template, [values[name] for name, part in parts.items() if "%s" in part])
+
+
 def durations_lines_sql(dialect: Dialect) -> str:
     """Every citizen's export line on :d as JSON (`EXPORT_FIELDS`, as Python's `json.dumps`
     writes them), in key order, with its breaks bridged as `{}` and beside it the stop
-    reasons to count instead (`_breaks_bridged`; NULL for none)."""
+    reasons to count instead (`_breaks_bridged`; NULL for none). The periods and groups
+    are looked up only for the citizens on benefit; the others' lines are mostly fixed."""
     d = dialect
-    spell = "a.spell_start IS NOT NULL"
-    naive = f"""CASE WHEN {spell} THEN
-    (SELECT {d.days(':d', 'p.start_date')} FROM benefit_period p
+    naive = f"""(SELECT {d.days(':d', 'p.start_date')} FROM benefit_period p
      WHERE p.citizen_key = c.citizen_key AND {covers('p')}
-     ORDER BY p.start_date DESC LIMIT 1) END"""
-    group = f"""CASE WHEN {spell}
-        AND EXISTS (SELECT 1 FROM benefit_period p WHERE p.citizen_key = c.citizen_key
+     ORDER BY p.start_date DESC LIMIT 1)"""
+    group = f"""CASE WHEN EXISTS (SELECT 1 FROM benefit_period p WHERE p.citizen_key = c.citizen_key
                       AND p.job_centre = 1 AND {covers('p')})
        THEN (SELECT g.target_group FROM target_group_interval g
              WHERE g.citizen_key = c.citizen_key AND {covers('g', 'valid_from', 'valid_to')}
              ORDER BY g.valid_from DESC LIMIT 1)
   END"""
-    fields = {
-        "citizen_key": "'\"' || c.citizen_key || '\"'",
-        "on_benefit": f"CASE WHEN {spell} THEN 'true' ELSE 'false' END",
-        "all_benefits_spell_start": _text("a.spell_start"),
-        "all_benefits_spell_days": _number(d.days(":d", "a.spell_start")),
+    values = {
+        "citizen_key": "c.citizen_key",
+        "all_benefits_spell_start": "a.spell_start",
+        "all_benefits_spell_days": d.days(":d", "a.spell_start"),
         "cash_system_spell_start": _text("k.spell_start"),
         "cash_system_spell_days": _number(d.days(":d", "k.spell_start")),
-        "benefit_days_in_spell": _number(f"a.paid_before + {d.days(':d', 'a.start_date')} + 1"),
-        "breaks_bridged": "'{}'",
+        "benefit_days_in_spell": f"a.paid_before + {d.days(':d', 'a.start_date')} + 1",
         "naive_days": _number(naive),
         "share_last_10y_cash_system": _share_text(d),
-        "age": f"CAST({_age('c.birth_date')} AS TEXT)",
+        "age": _age("c.birth_date"),
         "target_group": f"coalesce({d.json_text(group)}, 'null')",
     }
-    template = "{" + ", ".join(f'"{name}": %s' for name in EXPORT_FIELDS) + "}\n"
+    on_benefit = {
+        "citizen_key": '"%s"', "on_benefit": "true", "all_benefits_spell_start": '"%s"',
+        "breaks_bridged": "{}",
+    }
     return f"""
-SELECT {d.format(template, [fields[name] for name in EXPORT_FIELDS])} AS line,
-  CASE WHEN {spell} THEN {_breaks_bridged('a', d)} END AS breaks_bridged
+SELECT CASE WHEN a.spell_start IS NULL THEN {_line(d, values, _OFF_BENEFIT)}
+  ELSE {_line(d, values, on_benefit)} END AS line,
+  CASE WHEN a.spell_start IS NOT NULL THEN {_breaks_bridged('a', d)} END AS breaks_bridged
 FROM durations_citizen c
 LEFT JOIN benefit_run a ON a.citizen_key = c.citizen_key AND a.scope = 'all' AND {covers('a')}
 LEFT JOIN benefit_run k ON k.citizen_key = a.citizen_key AND k.scope = 'cash' AND {covers('k')}
