@@ -425,12 +425,6 @@ from a cold cache read 3,800 pages by `pread` (0.09-0.12 s, 0.076 warm; mapped 0
 The mapped pages the scan touched count in the process's RSS (clean file pages)."""
 SQLITE_TIMEOUT_S = 60
 """How long a connection waits for another's lock before giving up."""
-BULK_CACHE_KIB = 256 * 1024
-"""Page cache while a rebuild fills an empty copy (`SQLiteReadModel.load_shards`): the index
-sorts do not spill to temporary files (100,000 citizens, 657 MB: the index build 6.0-7.3 ->
-4.2-6.4 s wall under load, the same CPU; the parent's peak RSS 164 -> 369 MB). Sorting
-on more threads (`PRAGMA threads`) showed no gain: with the sort in memory it runs on one,
-and with a small cache the spilled sorts took twice the time."""
 ANALYSIS_LIMIT = 1000
 """Rows per index `ANALYZE` samples after a bulk fill (`PRAGMA analysis_limit`): statistics
 good enough for the planner at a fixed cost (every row at 100,000 citizens: 0.6-1.1 s)."""
@@ -567,8 +561,8 @@ class SQLiteReadModel(ReadModelStore):
 
     @contextmanager
     def _filling(self) -> Iterator[None]:
-        """This connection set for one transaction that fills the copy: a larger page
-        cache (the index sorts stay in memory), `ANALYZE` over a sample.
+        """This connection set for one transaction that fills the copy: `ANALYZE` over
+        a sample of each index.
 
         A private copy with no other connection is filled under a rollback journal:
         every page goes into the file once, not into the write-ahead log and then again
@@ -577,7 +571,6 @@ class SQLiteReadModel(ReadModelStore):
         copy at its old position). The commit syncs (`synchronous=FULL`); the copy goes
         back to its write-ahead log after it."""
         connection = self.connection
-        connection.execute(f"PRAGMA cache_size=-{BULK_CACHE_KIB}")
         connection.execute(f"PRAGMA analysis_limit={ANALYSIS_LIMIT}")
         rollback = False
         try:
@@ -592,7 +585,6 @@ class SQLiteReadModel(ReadModelStore):
                 with self._checkpointer.stopped():
                     self._journal("WAL", wait=True)
                 connection.execute("PRAGMA synchronous=NORMAL")
-            connection.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
             connection.execute("PRAGMA analysis_limit=0")
 
     def _journal(self, mode: str, wait: bool = False) -> bool:
