@@ -304,20 +304,6 @@ def test_a_sqlite_read_model_connection_has_the_larger_page_cache(tmp_path: Path
         store.close()
 
 
-def test_a_scan_maps_the_sqlite_file_only_while_it_runs(tmp_path: Path) -> None:
-    from casehistory.projections.store import SCAN_MMAP_BYTES
-
-    store = SQLiteReadModel(tmp_path / "history.db", "casehistory")
-    try:
-        store.create()
-        with store.scan() as cursor:
-            cursor.execute("PRAGMA mmap_size")
-            assert cursor.fetchone() == (SCAN_MMAP_BYTES,)
-        assert store.connection.execute("PRAGMA mmap_size").fetchone() == (0,)
-    finally:
-        store.close()
-
-
 def test_a_read_model_from_before_the_covering_indexes_gets_them_on_create(
     tmp_path: Path,
 ) -> None:

@@ -309,7 +309,7 @@ def durations_lines(store: Any, day: date) -> Iterator[str]:
     rounded to six decimals."""
     dialect = Dialect(store.dialect)
     counted: dict[str, str] = {}  # breaks bridged by their stop reasons, as JSON
-    with store.scan() as cursor:
+    with store.read() as cursor:
         cursor.execute(dialect.bind(durations_lines_sql(dialect)), date_params(day))
         while page := cursor.fetchmany(5000):
             for line, reasons in page:

@@ -159,12 +159,6 @@ class ReadModelStore:
         raise NotImplementedError
         yield
 
-    @contextmanager
-    def scan(self) -> Iterator[Any]:
-        """`read` for a query over most of the copy (an all-citizen export)."""
-        with self.read() as cursor:
-            yield cursor
-
     def _lock_position(self, cursor: Any, store: str) -> int:
         raise NotImplementedError
 
@@ -418,11 +412,6 @@ SQLITE_CACHE_KIB = 64 * 1024
 catch-up replaces a few dozen citizens' rows in every table and index, pages spread over
 the whole file: with the default cache each catch-up read most of them from the file again
 (50 citizens at a time: executemany 1.5 -> 0.8 s over 60 catch-ups, under load)."""
-SCAN_MMAP_BYTES = 1 << 30
-"""How much of a SQLite read model a read over most of it (`scan`) maps into memory
-instead of copying each page through the page cache: an export of 10,000 citizens
-from a cold cache read 3,800 pages by `pread` (0.09-0.12 s, 0.076 warm; mapped 0.085).
-The mapped pages the scan touched count in the process's RSS (clean file pages)."""
 SQLITE_TIMEOUT_S = 60
 """How long a connection waits for another's lock before giving up."""
 ANALYSIS_LIMIT = 1000
@@ -505,16 +494,6 @@ class SQLiteReadModel(ReadModelStore):
             yield cursor
         finally:
             self.connection.rollback()
-
-    @contextmanager
-    def scan(self) -> Iterator[Any]:
-        """`read` with the file memory-mapped (`SCAN_MMAP_BYTES`)."""
-        self.connection.execute(f"PRAGMA mmap_size={SCAN_MMAP_BYTES}")
-        try:
-            with self.read() as cursor:
-                yield cursor
-        finally:
-            self.connection.execute("PRAGMA mmap_size=0")
 
     def _lock_position(self, cursor: Any, store: str) -> int:  # BEGIN IMMEDIATE: write lock
         cursor.execute(
