@@ -414,9 +414,6 @@ the whole file: with the default cache each catch-up read most of them from the 
 (50 citizens at a time: executemany 1.5 -> 0.8 s over 60 catch-ups, under load)."""
 SQLITE_TIMEOUT_S = 60
 """How long a connection waits for another's lock before giving up."""
-ANALYSIS_LIMIT = 1000
-"""Rows per index `ANALYZE` samples after a bulk fill (`PRAGMA analysis_limit`): statistics
-good enough for the planner at a fixed cost (every row at 100,000 citizens: 0.6-1.1 s)."""
 
 
 def _copy_from(cursor: Any, shard: str, table: str, columns: Sequence[str]) -> str:
@@ -540,17 +537,13 @@ class SQLiteReadModel(ReadModelStore):
 
     @contextmanager
     def _filling(self) -> Iterator[None]:
-        """This connection set for one transaction that fills the copy: `ANALYZE` over
-        a sample of each index.
-
-        A private copy with no other connection is filled under a rollback journal:
-        every page goes into the file once, not into the write-ahead log and then again
-        by a checkpoint (at 100,000 citizens a 657 MB log, 2.5-4.3 s of checkpoint). A
-        crash leaves the journal, and the next connection rolls the fill back (an empty
-        copy at its old position). The commit syncs (`synchronous=FULL`); the copy goes
-        back to its write-ahead log after it."""
+        """One transaction that fills the copy. A private copy with no other connection
+        is filled under a rollback journal: every page goes into the file once, not into
+        the write-ahead log and then again by a checkpoint (at 100,000 citizens a 657 MB
+        log, 2.5-4.3 s of checkpoint). A crash leaves the journal, and the next
+        connection rolls the fill back (an empty copy at its old position). The commit
+        syncs (`synchronous=FULL`); the copy goes back to its write-ahead log after it."""
         connection = self.connection
-        connection.execute(f"PRAGMA analysis_limit={ANALYSIS_LIMIT}")
         rollback = False
         try:
             if self.private and len(self._connections) == 1:
@@ -564,7 +557,6 @@ class SQLiteReadModel(ReadModelStore):
                 with self._checkpointer.stopped():
                     self._journal("WAL", wait=True)
                 connection.execute("PRAGMA synchronous=NORMAL")
-            connection.execute("PRAGMA analysis_limit=0")
 
     def _journal(self, mode: str, wait: bool = False) -> bool:
         """Switch the file's journal mode; without `wait`, give up at once if another
