@@ -207,6 +207,38 @@ def test_a_rebuild_killed_while_filling_its_copy_leaves_it_empty_for_the_next(
         engine.close()
 
 
+def test_a_copy_another_connection_holds_open_is_filled_through_its_log(tmp_path: Path) -> None:
+    """A private copy that someone else has open keeps its write-ahead log for the fill
+    (the switch to a rollback journal is refused at once), and that reader sees the
+    rows when the fill commits."""
+    import sqlite3
+
+    from casehistory.bootstrap import build
+    from casehistory.settings import Settings
+    from tests.conftest import PSEUDONYM_KEY
+
+    engine = build(Settings.load({"CASEHISTORY_DATA_DIR": str(tmp_path / "data"),
+                                  "CASEHISTORY_PSEUDONYM_KEY": PSEUDONYM_KEY}))  # fmt: skip
+    try:
+        ingest_files(engine, [population(tmp_path, 25, seed=12)], DeadLetterList())
+        engine.project()
+        fresh = engine.replay_read_model()
+        assert isinstance(fresh, SQLiteReadModel)
+        reader = sqlite3.connect(fresh.path, isolation_level=None)
+        assert reader.execute("SELECT count(*) FROM durations_citizen").fetchone() == (0,)
+        follower = engine.follower(fresh, workers=2)
+        follower.parallel_from = 0
+        assert follower.catch_up() == engine.app.recorder.max_notification_id()
+        assert fresh.path.with_name("history.db-wal").stat().st_size > 0  # through the log
+        assert reader.execute("SELECT count(*) FROM durations_citizen").fetchone() == (25,)
+        assert reader.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        reader.close()
+        assert fresh.checksum() == engine.read_model().checksum()
+        fresh.clear()
+    finally:
+        engine.close()
+
+
 def test_a_copy_whose_columns_are_in_another_order_takes_the_shards_column_by_column(
     tmp_path: Path,
 ) -> None:
