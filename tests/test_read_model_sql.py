@@ -40,7 +40,7 @@ from casehistory.projections.queries import (
     long_durations,
     share_json,
 )
-from casehistory.projections.rows import rows_for
+from casehistory.projections.rows import CitizenRows, rows_for
 from casehistory.projections.store import PostgresReadModel, ReadModelStore, SQLiteReadModel
 from casehistory.services.coordination_report import yearly_from
 from casehistory.services.report import headline, headline_from
@@ -171,17 +171,23 @@ def assert_current_state(store: ReadModelStore, key: str, facts: list[Fact], bor
 def written(
     store: ReadModelStore, population: list[list[Fact]]
 ) -> dict[str, tuple[list[Fact], date]]:
-    """The population's rows written to an emptied store; citizens by key."""
+    """The population's rows written to an emptied store; citizens by key.
+
+    First the first half of each history, then the whole over it, as a live write does
+    (only the rows that changed are replaced, so the rows do not lie in their order)."""
     store.clear()
     citizens = {f"{n:032x}": (facts, BIRTHS[n % len(BIRTHS)]) for n, facts in enumerate(population)}
-    store.write(
-        [
-            rows_for(key, born, build_timeline(facts),
-                     max((f.effective_date for f in facts), default=None), staff_key=STAFF_KEY)
+
+    def rows(half: bool) -> list[CitizenRows]:
+        return [
+            rows_for(key, born, build_timeline(part),
+                     max((f.effective_date for f in part), default=None), staff_key=STAFF_KEY)
             for key, (facts, born) in citizens.items()
-        ],
-        since=0, until=1, replace=False,
-    )
+            if (part := facts[: len(facts) // 2] if half else facts) or not half
+        ]  # fmt: skip
+
+    store.write(rows(half=True), since=0, until=1, replace=False)
+    store.write(rows(half=False), since=1, until=2)
     return citizens
 
 

@@ -5,10 +5,13 @@ the stored position are read from the store once each, whole histories up to the
 head (`projections.source`), their rows computed once (`projections.rows`) and
 written with the head as the new position in one fenced transaction
 (`projections.store`). A live worker polling every fraction of a second does the
-same with a handful of citizens; a worker back from downtime, or a bulk
+same with a handful of citizens, most of them held decoded with their committed rows
+since earlier catch-ups (`projections.live`): it reads only their new events and
+writes only the rows that changed. A worker back from downtime, or a bulk
 migration, computes each touched citizen once however many events it got; a
 rebuild from zero reads every history in citizen order and bulk-loads empty
-tables. Memory holds one citizen and one write chunk, whatever the backlog.
+tables. Memory holds one citizen and one write chunk, whatever the backlog, beside
+the live follower's bounded set of held citizens.
 
 A crash loses nothing and applies nothing twice: rows and position commit
 together, and the next run starts from the stored position. A writer that finds
@@ -21,12 +24,14 @@ thread per store (a rebuild from zero of a large store adds worker processes).
 
 from __future__ import annotations
 
+import secrets
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from casehistory.projections.history import HistoryDecoder
+from casehistory.projections.live import LIVE_WINDOW, LiveCitizens
 from casehistory.projections.rows import CitizenRows, rows_for
 from casehistory.projections.source import EventStoreSource
 from casehistory.projections.store import PositionMoved, ReadModelStore
@@ -48,6 +53,7 @@ class Follower:
         window: int = 2_000_000,
         fresh_load: FreshLoad | None = None,
         tracking: str | None = None,
+        live: LiveCitizens | None = None,
     ) -> None:
         self.source = source
         self.store = store
@@ -67,6 +73,11 @@ class Follower:
         """Loads an empty copy up to a position in one fenced transaction (e.g. from worker
         processes); None computes the rows here."""
         self.parallel_from = PARALLEL_FROM
+        self.live = live
+        """Citizens held between live catch-ups (None: each read whole every time)."""
+        self.token = secrets.randbits(62) + 1
+        """This follower's mark on the copy: while the copy's last writer is this token,
+        no other writer has changed the rows `live` holds."""
 
     @property
     def position(self) -> int:
@@ -89,21 +100,35 @@ class Follower:
         while (position := self.store.position(self.tracking)) < head:
             fresh = position == 0 and self.store.count() == 0
             end = head if fresh else min(head, position + self.window)
+            live = self.live if not fresh and end - position <= LIVE_WINDOW else None
+            last_writer = self.store.writer(self.tracking) if live is not None else 0
+            if self.live is not None and (live is None or last_writer != self.token):
+                self.live.distrust()
             try:
                 if fresh and self.fresh_load is not None and end >= self.parallel_from:
                     self.fresh_load(self.store, end, on_batch, self.outbox)
                 else:
-                    histories = self.source.histories(end, after=None if fresh else position)
-                    citizens = citizen_rows(self.decoder, histories, self.staff_key)
+                    if live is not None:
+                        citizens = live.rows(self.source, position, end)
+                    else:
+                        histories = self.source.histories(end, after=None if fresh else position)
+                        citizens = citizen_rows(self.decoder, histories, self.staff_key)
                     self.store.write(
                         counted(citizens, on_batch), since=position, until=end,
                         replace=not fresh, outbox=self.outbox, store=self.tracking,
+                        writer=(last_writer, self.token) if live is not None else None,
                     )  # fmt: skip
             except PositionMoved:
                 moved += 1
                 if moved > 10:
                     raise
                 continue
+            except BaseException:
+                if self.live is not None:
+                    self.live.distrust()
+                raise
+            if live is not None:
+                live.committed()
             passed += end - position
             if self.after_commit is not None:
                 self.after_commit()

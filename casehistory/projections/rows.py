@@ -105,6 +105,9 @@ class CitizenRows:
     tables: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
     events: int = 0
     """Stored events the rows were computed from (for progress)."""
+    written: dict[str, list[tuple[Any, ...]]] | None = None
+    """The citizen's rows already in the copy, when the writer knows them (a live
+    follower's cache); None: the store reads them."""
 
 
 def _iso(day: date | None) -> str | None:

@@ -8,13 +8,16 @@ the grouping through its primary key (originator id, version).
 
 - `histories(until)`: every citizen with events up to `until` (a rebuild).
 - `histories(until, after=P)`: the citizens with a notification in `(P, until]`,
-  each with its whole history up to `until` (a catch-up or a live batch).
+  each with its whole history up to `until` (a catch-up).
+- `histories(until, after=P, whole=False)`: only the events in `(P, until]`, by
+  citizen; `histories(until, of=[...])`: these citizens' whole histories (a live
+  follower reads the new events, and whole histories only of citizens it does not hold).
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 from uuid import UUID
 
@@ -51,14 +54,17 @@ class EventStoreSource:
         return int(self.recorder.max_notification_id() or 0)
 
     def histories(
-        self, until: int, after: int | None = None, shard: tuple[int, int] = (0, 1)
-    ) -> Iterator[tuple[str, list[StoredEvent]]]:
+        self, until: int, after: int | None = None, shard: tuple[int, int] = (0, 1),
+        *, whole: bool = True, of: Sequence[Any] = (),
+    ) -> Iterator[tuple[Any, list[StoredEvent]]]:
         """(originator id, its stored events in version order), one citizen at a time.
 
-        `shard` (index, count) keeps one of `count` equal ranges of originator ids.
+        `shard` (index, count) keeps one of `count` equal ranges of originator ids;
+        `whole=False` keeps only the events after `after` (what a live follower has not
+        seen); `of` keeps only these originators.
         """
         read = self._postgres_rows if self.postgres else self._sqlite_rows
-        rows = read(until, after, shard)
+        rows = read(until, after, shard, whole, list(of))
         current: str | None = None
         events: list[StoredEvent] = []
         for originator_id, version, topic, state in rows:
@@ -71,7 +77,7 @@ class EventStoreSource:
             yield current, events
 
     def _sqlite_rows(
-        self, until: int, after: int | None, shard: tuple[int, int]
+        self, until: int, after: int | None, shard: tuple[int, int], whole: bool, of: list[Any]
     ) -> Iterator[tuple[Any, ...]]:
         where = "rowid <= ?"
         params: list[Any] = [until]
@@ -82,12 +88,18 @@ class EventStoreSource:
         if high is not None:
             where += " AND originator_id < ?"
             params.append(high.hex)
-        if after is not None:
+        if after is not None and not whole:
+            where += " AND rowid > ?"
+            params.append(after)
+        elif after is not None:
             where += (
                 f" AND originator_id IN (SELECT originator_id FROM {self.table} "
                 "WHERE rowid > ? AND rowid <= ?)"
             )
             params += [after, until]
+        if of:
+            where += f" AND originator_id IN ({', '.join('?' * len(of))})"
+            params += of
         connection = sqlite3.connect(self.recorder.datastore.pool.db_name, uri=True, timeout=60)
         try:
             cursor = connection.execute(
@@ -101,7 +113,7 @@ class EventStoreSource:
             connection.close()
 
     def _postgres_rows(
-        self, until: int, after: int | None, shard: tuple[int, int]
+        self, until: int, after: int | None, shard: tuple[int, int], whole: bool, of: list[Any]
     ) -> Iterator[tuple[Any, ...]]:
         schema = self.recorder.datastore.schema
         table = f'"{schema}"."{self.table}"'
@@ -114,12 +126,18 @@ class EventStoreSource:
         if high is not None:
             where += " AND originator_id < %s"
             params.append(high)
-        if after is not None:
+        if after is not None and not whole:
+            where += " AND notification_id > %s"
+            params.append(after)
+        elif after is not None:
             where += (
                 f" AND originator_id IN (SELECT originator_id FROM {table} "
                 "WHERE notification_id > %s AND notification_id <= %s)"
             )
             params += [after, until]
+        if of:
+            where += " AND originator_id = ANY(%s)"
+            params.append(of)
         with (
             self.recorder.datastore.get_connection() as connection,
             connection.transaction(),

@@ -1,0 +1,105 @@
+"""What a live follower keeps between catch-ups, so one new event costs little.
+
+A live catch-up sees a few events of many citizens. Recomputing each from its
+whole stored history (read, decrypt, decode) and rewriting every row it has made
+the cost of one event grow with the citizen's history. `LiveCitizens` keeps, for
+the most recently touched citizens (a bounded LRU), the decoded history at its
+version and the rows last committed for it: a catch-up reads only the new events
+of those citizens, moves their histories forward, and the store writes only the
+tables whose rows changed (`CitizenRows.written`). Citizens it does not hold, or
+holds at another version, are read whole, as before.
+
+The rows are trusted only while this follower is the copy's last writer (the store
+fences each write on the last writer's token): after any other write, or a failed
+one, the follower stops trusting every held citizen's rows and the store reads
+them again. Held histories stay valid: the event store is append-only, and a
+history is moved forward only by the events right after its version.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator
+from typing import Any
+
+from casehistory.projections.history import CitizenHistory, HistoryDecoder
+from casehistory.projections.rows import CitizenRows, rows_for
+from casehistory.projections.source import EventStoreSource, StoredEvent
+
+LIVE_WINDOW = 5_000
+"""Most notifications a catch-up takes through the held citizens; a longer backlog is
+read whole, citizen by citizen, and empties them."""
+
+
+class _Held:
+    __slots__ = ("history", "trusted", "written")
+
+    def __init__(self, history: CitizenHistory) -> None:
+        self.history = history
+        self.written: dict[str, list[tuple[Any, ...]]] | None = None
+        self.trusted = -1
+        """The `LiveCitizens.trust` under which `written` was committed."""
+
+
+class LiveCitizens:
+    """The decoded histories and committed rows of the most recently touched citizens."""
+
+    def __init__(self, decoder: HistoryDecoder, staff_key: bytes, capacity: int) -> None:
+        self.decoder = decoder
+        self.staff_key = staff_key
+        self.capacity = capacity
+        self._held: OrderedDict[Any, _Held] = OrderedDict()
+        self._pending: list[tuple[_Held, dict[str, list[tuple[Any, ...]]]]] = []
+        self.trust = 0
+        """Rows committed under an earlier trust are no longer known to be the copy's."""
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def __contains__(self, originator: object) -> bool:
+        return originator in self._held
+
+    def rows(self, source: EventStoreSource, after: int, until: int) -> Iterator[CitizenRows]:
+        """The rows of every citizen with events in `(after, until]`, each computed once."""
+        self._pending = []
+        misses: list[Any] = []
+        for originator, new in source.histories(until, after, whole=False):
+            held = self._held.get(originator)
+            if held is None or held.history.version != new[0].originator_version - 1:
+                misses.append(originator)
+                continue
+            self._held.move_to_end(originator)
+            yield self._rows_of(held, new, len(new))
+        if misses:
+            for originator, stored in source.histories(until, of=misses):
+                held = _Held(self.decoder.advance(None, stored))
+                self._hold(originator, held)
+                yield self._rows_of(held, [], len(stored))
+
+    def _rows_of(self, held: _Held, new: list[StoredEvent], events: int) -> CitizenRows:
+        history = self.decoder.advance(held.history, new) if new else held.history
+        last = max((f.effective_date for f in history.facts), default=None)
+        rows = rows_for(history.citizen_key, history.birth_date, history.timeline(), last,
+                        staff_key=self.staff_key)  # fmt: skip
+        rows.events = events
+        rows.written = held.written if held.trusted == self.trust else None
+        self._pending.append((held, rows.tables))
+        return rows
+
+    def _hold(self, originator: Any, held: _Held) -> None:
+        self._held[originator] = held
+        self._held.move_to_end(originator)
+        while len(self._held) > self.capacity:
+            self._held.popitem(last=False)
+
+    def committed(self) -> None:
+        """The rows of the last `rows` are in the copy now."""
+        for held, tables in self._pending:
+            held.written, held.trusted = tables, self.trust
+        self._pending = []
+
+    def distrust(self) -> None:
+        """Stop trusting every held citizen's rows (another writer wrote the copy, or a
+        write failed); the decoded histories stay, as the event store is append-only."""
+        self.trust += 1
+        self._pending = []
