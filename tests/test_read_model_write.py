@@ -105,3 +105,33 @@ def test_repeated_rows_nulls_and_emptied_tables_are_kept_as_a_multiset(
             assert Counter(live.rows_of(table, [key])) == Counter(rows.tables.get(table, ())), (
                 position, table,
             )
+
+
+def test_live_writes_refresh_the_statistics_of_a_copy_filled_small(tmp_path: Path) -> None:
+    """A copy bulk-loaded with two citizens and grown 60-fold by live writes gets new
+    statistics, so a lookup of a few citizens by key is an index search again."""
+    store = SQLiteReadModel(tmp_path / "grown.db", "casehistory")
+    store.create()
+
+    def citizens(first: int, count: int) -> list[CitizenRows]:
+        return [CitizenRows(f"{n:032x}", {"benefit_year": [(f"{n:032x}", y) for y in (1, 2)]})
+                for n in range(first, first + count)]  # fmt: skip
+
+    store.write(citizens(0, 2), since=0, until=1, replace=False)  # analysed at 4 rows
+
+    def analysed_rows() -> int:
+        found = store.connection.execute(
+            "SELECT stat FROM sqlite_stat1 WHERE idx = 'benefit_year_citizen'"
+        ).fetchone()
+        return int(found[0].split()[0])
+
+    assert analysed_rows() == 4
+    for step in range(1, 7):
+        store.write(citizens(step * 20, 20), since=step, until=step + 1)
+    assert analysed_rows() >= 100
+    plan = store.connection.execute(
+        "EXPLAIN QUERY PLAN SELECT * FROM benefit_year WHERE citizen_key IN (?, ?, ?)",
+        [f"{n:032x}" for n in range(3)],
+    ).fetchall()
+    assert "USING INDEX benefit_year_citizen" in str(plan)
+    store.close()

@@ -514,10 +514,6 @@ def _copy_from(cursor: Any, shard: str, table: str, columns: Sequence[str]) -> s
     return f"INSERT INTO main.{table} ({listed}) SELECT {listed} FROM {shard}.{table}"
 
 
-ANALYSIS_ROWS = 2000
-"""Rows of each index a live refresh of the statistics samples (`PRAGMA analysis_limit`)."""
-
-
 def _refresh_statistics(cursor: Any) -> None:
     """Statistics that keep up with a copy grown by live writes (most often a no-op), in
     the live write's transaction.
@@ -525,11 +521,10 @@ def _refresh_statistics(cursor: Any) -> None:
     A copy filled from a small store keeps the statistics of its bulk load: with them,
     reading 50 citizens' rows by key looked cheaper as a scan of every table (42 rows
     then, 27,000 later: 2.7 ms per table instead of 0.1). SQLite analyses again a table
-    the connection has read that has grown 25-fold since, sampling a bounded number of
-    rows."""
-    cursor.execute(f"PRAGMA analysis_limit={ANALYSIS_ROWS}")
+    the connection has read that has grown 25-fold since: a whole ANALYZE each time (a
+    sampled one misleads the planner where an index leads with a column of few values,
+    see bench/NOTES.md), so its cost over the copy's growth stays linear in its size."""
     cursor.execute("PRAGMA optimize")
-    cursor.execute("PRAGMA analysis_limit=0")
 
 
 class SQLiteReadModel(ReadModelStore):
