@@ -135,3 +135,38 @@ def test_live_writes_refresh_the_statistics_of_a_copy_filled_small(tmp_path: Pat
     ).fetchall()
     assert "USING INDEX benefit_year_citizen" in str(plan)
     store.close()
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_a_tracking_table_from_before_the_writer_token_gets_it(
+    request: pytest.FixtureRequest, tmp_path: Path, backend: str
+) -> None:
+    old_table = ("CREATE TABLE history_tracking (application_name TEXT PRIMARY KEY, "
+                 "notification_id BIGINT NOT NULL)")  # fmt: skip
+    store: ReadModelStore
+    if backend == "postgres":
+        import psycopg
+
+        url = request.getfixturevalue("postgres_dsn")
+        with psycopg.connect(url, autocommit=True) as connection:
+            connection.execute('DROP SCHEMA IF EXISTS "old_tracking" CASCADE')
+            connection.execute('CREATE SCHEMA "old_tracking"')
+            connection.execute('SET search_path TO "old_tracking"')
+            connection.execute(old_table)
+            connection.execute("INSERT INTO history_tracking VALUES ('casehistory', 7)")
+        store = PostgresReadModel(url, "casehistory", "old_tracking")
+    else:
+        import sqlite3
+
+        with sqlite3.connect(tmp_path / "old.db") as connection:
+            connection.execute(old_table)
+            connection.execute("INSERT INTO history_tracking VALUES ('casehistory', 7)")
+        store = SQLiteReadModel(tmp_path / "old.db", "casehistory")
+    store.create()
+    store.create()  # again: nothing to add
+    assert (store.position(), store.writer("casehistory")) == (7, 0)
+    store.write([CitizenRows("a" * 32)], since=7, until=8, writer=(0, 42))
+    assert (store.position(), store.writer("casehistory")) == (8, 42)
+    store.close()

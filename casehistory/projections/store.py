@@ -754,10 +754,16 @@ class PostgresReadModel(ReadModelStore):
             yield cursor
 
     def _add_writer_column(self, cursor: Any) -> None:
-        cursor.execute(
-            f"ALTER TABLE {TRACKING_TABLE} ADD COLUMN IF NOT EXISTS writer BIGINT NOT NULL "
-            "DEFAULT 0"
+        cursor.execute(  # looked up first: ALTER TABLE locks the table even when it is done
+            "SELECT 1 FROM information_schema.columns WHERE table_schema = %s "
+            "AND table_name = %s AND column_name = 'writer'",
+            [self.schema, TRACKING_TABLE],
         )
+        if cursor.fetchone() is None:
+            cursor.execute(
+                f"ALTER TABLE {TRACKING_TABLE} ADD COLUMN IF NOT EXISTS writer BIGINT NOT NULL "
+                "DEFAULT 0"
+            )
 
     def _lock_position(self, cursor: Any, store: str) -> int:
         cursor.execute(
