@@ -273,6 +273,19 @@ def test_a_copy_whose_columns_are_in_another_order_takes_the_shards_column_by_co
         engine.close()
 
 
+def test_read_ahead_passes_the_whole_event_store_file_unless_memory_is_short(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from casehistory import parallel
+
+    path = tmp_path / "events.db"
+    path.write_bytes(os.urandom(3 * 1024 * 1024 + 5))
+    monkeypatch.setattr(parallel, "READ_AHEAD_CHUNK", 1024 * 1024)  # several rounds
+    assert parallel.read_ahead(path) == path.stat().st_size
+    monkeypatch.setattr(parallel, "_memory_available", lambda: 2 * path.stat().st_size - 2)
+    assert parallel.read_ahead(path) == 0
+
+
 def test_a_stale_writer_is_fenced_off(engine: Engine, tmp_path: Path) -> None:
     """A write that starts from a position another writer has moved is refused."""
     ingest_files(engine, [population(tmp_path, 10, seed=3)], DeadLetterList())
