@@ -16,6 +16,7 @@ cannot be hidden by later probes on an idle system.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -70,7 +71,7 @@ def measure(
     log = (data_dir / "workers.log").open("w")
     workers = [
         subprocess.Popen([str(CASEHISTORY), *args], cwd=REPO, env=env, stdout=log, stderr=log)
-        for args in (["consume"], ["project", "--follow"])
+        for args in WORKERS.values()
     ]
     stop = threading.Event()
     load_done = threading.Event()
@@ -141,6 +142,7 @@ def measure(
             time.sleep(0.2)
         elapsed_background = sent_background[0]
     finally:
+        cpu = {name: _cpu_s(worker.pid) for name, worker in zip(WORKERS, workers, strict=True)}
         stop.set()
         producer.close()
         for thread in threads:
@@ -165,7 +167,23 @@ def measure(
         "raw_probes": len(raw_latencies),
         "raw_p50_s": percentile(raw_latencies, 50),
         "raw_p99_s": percentile(raw_latencies, 99),
+        # CPU of each worker process over the whole run, per background event published
+        **{f"{name}_cpu_us_per_event": seconds / max(1, sent_background[0]) * 1e6
+           for name, seconds in cpu.items()},
     }
+
+
+WORKERS = {"consume": ["consume"], "project": ["project", "--follow"]}
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds a running process has used (/proc/PID/stat; NaN once it
+    has gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def contract_events(records: list[dict[str, Any]]) -> list[ContractEvent]:
