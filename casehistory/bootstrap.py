@@ -34,7 +34,6 @@ from casehistory.domain.citizen import Citizen
 from casehistory.projections.follower import Follower, Followers
 from casehistory.projections.history import HistoryDecoder
 from casehistory.projections.lease import Lease, file_lease, postgres_lease
-from casehistory.projections.live import LiveCitizens
 from casehistory.projections.rows import TABLES
 from casehistory.projections.source import EventStoreSource
 from casehistory.projections.store import (
@@ -132,9 +131,7 @@ class Engine:
                 fresh_load=(ShardedRows(self.settings, workers, group, names[group])
                             if workers > 1 else None),
                 tracking=names[group],
-                live=(LiveCitizens(HistoryDecoder(app.mapper), self.settings.staff_key,
-                                   self.settings.live_citizens)
-                      if self.settings.live_citizens else None),
+                live_citizens=self.settings.live_citizens,
             )
             for group, app in self.stores.items()
         ])  # fmt: skip

@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 from casehistory.projections.history import HistoryDecoder
 from casehistory.projections.live import LIVE_WINDOW, LiveCitizens
-from casehistory.projections.rows import CitizenRows, rows_for
+from casehistory.projections.rows import CitizenRows
 from casehistory.projections.source import EventStoreSource
 from casehistory.projections.store import PositionMoved, ReadModelStore
 
@@ -53,7 +53,7 @@ class Follower:
         window: int = 2_000_000,
         fresh_load: FreshLoad | None = None,
         tracking: str | None = None,
-        live: LiveCitizens | None = None,
+        live_citizens: int = 0,
     ) -> None:
         self.source = source
         self.store = store
@@ -73,8 +73,9 @@ class Follower:
         """Loads an empty copy up to a position in one fenced transaction (e.g. from worker
         processes); None computes the rows here."""
         self.parallel_from = PARALLEL_FROM
-        self.live = live
-        """Citizens held between live catch-ups (None: each read whole every time)."""
+        self.live = LiveCitizens(decoder, staff_key, live_citizens) if live_citizens else None
+        """Up to `live_citizens` citizens held between live catch-ups (None: each read
+        whole every time)."""
         self.token = secrets.randbits(62) + 1
         """This follower's mark on the copy: while the copy's last writer is this token,
         no other writer has changed the rows `live` holds."""
@@ -243,9 +244,4 @@ def citizen_rows(
 ) -> Iterator[CitizenRows]:
     """Each citizen's rows, from its stored events (caseworkers by pseudonym under `staff_key`)."""
     for _originator, stored in histories:
-        history = decoder.advance(None, stored)
-        last = max((f.effective_date for f in history.facts), default=None)
-        rows = rows_for(history.citizen_key, history.birth_date, history.timeline(), last,
-                        staff_key=staff_key)
-        rows.events = len(stored)
-        yield rows
+        yield decoder.advance(None, stored).rows(staff_key, len(stored))

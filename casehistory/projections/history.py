@@ -24,6 +24,7 @@ from eventsourcing.utils import resolve_topic
 from casehistory.domain.citizen import Citizen, recorded_fact
 from casehistory.domain.facts import EventType, Fact
 from casehistory.domain.timeline import Timeline, build_timeline
+from casehistory.projections.rows import CitizenRows, rows_for
 
 _KINDS = {cls: kind for kind, cls in Citizen.EVENT_CLASSES.items()}
 
@@ -72,6 +73,15 @@ class CitizenHistory:
         if self._timeline is None:
             self._timeline = build_timeline(self.facts)
         return self._timeline
+
+    def rows(self, staff_key: bytes, events: int) -> CitizenRows:
+        """Every read model's rows for the facts known so far, computed from `events`
+        stored events (for progress); caseworkers by pseudonym under `staff_key`."""
+        last = max((f.effective_date for f in self.facts), default=None)
+        rows = rows_for(self.citizen_key, self.birth_date, self.timeline(), last,
+                        staff_key=staff_key)  # fmt: skip
+        rows.events = events
+        return rows
 
     def _changed(self) -> None:
         self._timeline = None

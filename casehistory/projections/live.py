@@ -23,12 +23,12 @@ from collections.abc import Iterator
 from typing import Any
 
 from casehistory.projections.history import CitizenHistory, HistoryDecoder
-from casehistory.projections.rows import CitizenRows, rows_for
+from casehistory.projections.rows import CitizenRows
 from casehistory.projections.source import EventStoreSource, StoredEvent
 
 LIVE_WINDOW = 5_000
 """Most notifications a catch-up takes through the held citizens; a longer backlog is
-read whole, citizen by citizen, and empties them."""
+read whole, citizen by citizen, and their held rows are no longer trusted."""
 
 
 class _Held:
@@ -78,10 +78,7 @@ class LiveCitizens:
 
     def _rows_of(self, held: _Held, new: list[StoredEvent], events: int) -> CitizenRows:
         history = self.decoder.advance(held.history, new) if new else held.history
-        last = max((f.effective_date for f in history.facts), default=None)
-        rows = rows_for(history.citizen_key, history.birth_date, history.timeline(), last,
-                        staff_key=self.staff_key)  # fmt: skip
-        rows.events = events
+        rows = history.rows(self.staff_key, events)
         rows.written = held.written if held.trusted == self.trust else None
         self._pending.append((held, rows.tables))
         return rows
