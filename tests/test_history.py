@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from casehistory.bootstrap import Engine
+from casehistory.bootstrap import Engine, build
 from casehistory.consumers.deadletter import DeadLetterList
 from casehistory.domain.citizen import citizen_id
 from casehistory.entrypoints.cli.common import ingest_files
@@ -21,6 +22,8 @@ from casehistory.projections.follower import Follower
 from casehistory.projections.history import HistoryDecoder
 from casehistory.projections.source import EventStoreSource
 from casehistory.projections.store import PositionMoved, SQLiteReadModel
+from casehistory.settings import Settings
+from tests.conftest import PSEUDONYM_KEY
 from tests.factories import record, started, stopped
 from tests.test_coordination_view import population
 from tests.test_ingest import CPR, incoming
@@ -165,112 +168,97 @@ follower.catch_up()
 """
 
 
+@pytest.fixture
+def embedded(tmp_path: Path) -> Iterator[Engine]:
+    """An engine on the embedded default (SQLite files under `tmp_path / "data"`)."""
+    engine = build(Settings.load({"CASEHISTORY_DATA_DIR": str(tmp_path / "data"),
+                                  "CASEHISTORY_PSEUDONYM_KEY": PSEUDONYM_KEY}))  # fmt: skip
+    yield engine
+    engine.close()
+
+
 def test_a_rebuild_killed_while_filling_its_copy_leaves_it_empty_for_the_next(
-    tmp_path: Path,
+    embedded: Engine, tmp_path: Path
 ) -> None:
     """The blue/green copy is filled under a rollback journal: a process killed in the
     middle of the fill leaves a hot journal, the next connection rolls the fill back
     (an empty copy at position 0, in its write-ahead-log mode again), and the next
     rebuild gives the live rows."""
-    from casehistory.bootstrap import build
-    from casehistory.settings import Settings
-    from tests.conftest import PSEUDONYM_KEY
+    ingest_files(embedded, [population(tmp_path, 30, seed=6)], DeadLetterList())
+    embedded.project()
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLED_WHILE_FILLING, str(tmp_path / "data"), PSEUDONYM_KEY],
+        check=False,
+    )
+    assert killed.returncode == 9
+    copy_path = tmp_path / "data" / "replay" / "history.db"
+    journal = copy_path.with_name("history.db-journal")
+    assert journal.exists() and journal.stat().st_size > 0  # killed mid-fill
+    copy = SQLiteReadModel(copy_path, embedded.app.name, private=True)
+    assert copy.count() == 0 and copy.position() == 0
+    assert copy.connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    copy.close()
 
-    engine = build(Settings.load({"CASEHISTORY_DATA_DIR": str(tmp_path / "data"),
-                                  "CASEHISTORY_PSEUDONYM_KEY": PSEUDONYM_KEY}))  # fmt: skip
-    try:
-        ingest_files(engine, [population(tmp_path, 30, seed=6)], DeadLetterList())
-        engine.project()
-        killed = subprocess.run(
-            [sys.executable, "-c", _KILLED_WHILE_FILLING, str(tmp_path / "data"), PSEUDONYM_KEY],
-            check=False,
-        )
-        assert killed.returncode == 9
-        copy_path = tmp_path / "data" / "replay" / "history.db"
-        journal = copy_path.with_name("history.db-journal")
-        assert journal.exists() and journal.stat().st_size > 0  # killed mid-fill
-        copy = SQLiteReadModel(copy_path, engine.app.name, private=True)
-        assert copy.count() == 0 and copy.position() == 0
-        assert copy.connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        copy.close()
-
-        fresh = engine.replay_read_model()
-        follower = engine.follower(fresh, workers=2)
-        follower.parallel_from = 0
-        assert follower.catch_up() == engine.app.recorder.max_notification_id()
-        assert fresh.checksum() == engine.read_model().checksum() and fresh.count() == 30
-        assert isinstance(fresh, SQLiteReadModel)
-        assert fresh.connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert not list(copy_path.parent.glob(".rebuild-*"))  # the killed run's shards
-        fresh.clear()
-    finally:
-        engine.close()
+    fresh = embedded.replay_read_model()
+    follower = embedded.follower(fresh, workers=2)
+    follower.parallel_from = 0
+    assert follower.catch_up() == embedded.app.recorder.max_notification_id()
+    assert fresh.checksum() == embedded.read_model().checksum() and fresh.count() == 30
+    assert isinstance(fresh, SQLiteReadModel)
+    assert fresh.connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert not list(copy_path.parent.glob(".rebuild-*"))  # the killed run's shards
+    fresh.clear()
 
 
-def test_a_copy_another_connection_holds_open_is_filled_through_its_log(tmp_path: Path) -> None:
+def test_a_copy_another_connection_holds_open_is_filled_through_its_log(
+    embedded: Engine, tmp_path: Path
+) -> None:
     """A private copy that someone else has open keeps its write-ahead log for the fill
     (the switch to a rollback journal is refused at once), and that reader sees the
     rows when the fill commits."""
     import sqlite3
 
-    from casehistory.bootstrap import build
-    from casehistory.settings import Settings
-    from tests.conftest import PSEUDONYM_KEY
-
-    engine = build(Settings.load({"CASEHISTORY_DATA_DIR": str(tmp_path / "data"),
-                                  "CASEHISTORY_PSEUDONYM_KEY": PSEUDONYM_KEY}))  # fmt: skip
-    try:
-        ingest_files(engine, [population(tmp_path, 25, seed=12)], DeadLetterList())
-        engine.project()
-        fresh = engine.replay_read_model()
-        assert isinstance(fresh, SQLiteReadModel)
-        reader = sqlite3.connect(fresh.path, isolation_level=None)
-        assert reader.execute("SELECT count(*) FROM durations_citizen").fetchone() == (0,)
-        follower = engine.follower(fresh, workers=2)
-        follower.parallel_from = 0
-        assert follower.catch_up() == engine.app.recorder.max_notification_id()
-        assert fresh.path.with_name("history.db-wal").stat().st_size > 0  # through the log
-        assert reader.execute("SELECT count(*) FROM durations_citizen").fetchone() == (25,)
-        assert reader.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        reader.close()
-        assert fresh.checksum() == engine.read_model().checksum()
-        fresh.clear()
-    finally:
-        engine.close()
+    ingest_files(embedded, [population(tmp_path, 25, seed=12)], DeadLetterList())
+    embedded.project()
+    fresh = embedded.replay_read_model()
+    assert isinstance(fresh, SQLiteReadModel)
+    reader = sqlite3.connect(fresh.path, isolation_level=None)
+    assert reader.execute("SELECT count(*) FROM durations_citizen").fetchone() == (0,)
+    follower = embedded.follower(fresh, workers=2)
+    follower.parallel_from = 0
+    assert follower.catch_up() == embedded.app.recorder.max_notification_id()
+    assert fresh.path.with_name("history.db-wal").stat().st_size > 0  # through the log
+    assert reader.execute("SELECT count(*) FROM durations_citizen").fetchone() == (25,)
+    assert reader.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    reader.close()
+    assert fresh.checksum() == embedded.read_model().checksum()
+    fresh.clear()
 
 
 def test_a_copy_whose_columns_are_in_another_order_takes_the_shards_column_by_column(
-    tmp_path: Path,
+    embedded: Engine, tmp_path: Path
 ) -> None:
     """Shard rows are copied as whole records only into a table with the same columns in
     the same order; a copy made with another order gets every value in its column."""
     import sqlite3
 
-    from casehistory.bootstrap import build
     from casehistory.projections.store import table_statements
-    from casehistory.settings import Settings
-    from tests.conftest import PSEUDONYM_KEY
 
-    engine = build(Settings.load({"CASEHISTORY_DATA_DIR": str(tmp_path / "data"),
-                                  "CASEHISTORY_PSEUDONYM_KEY": PSEUDONYM_KEY}))  # fmt: skip
-    try:
-        ingest_files(engine, [population(tmp_path, 20, seed=7)], DeadLetterList())
-        engine.project()
-        live = engine.read_model()
-        assert isinstance(live, SQLiteReadModel)
-        statement = next(s for s in table_statements() if " benefit_period (" in s)
-        head, columns = statement.rstrip(")").split(" (", 1)
-        reordered = tmp_path / "reordered.db"
-        with sqlite3.connect(reordered) as connection:
-            connection.execute(f"{head} ({', '.join(reversed(columns.split(', ')))})")
-        copy = SQLiteReadModel(reordered, engine.app.name, private=True)
-        copy.create()
-        copy.load_shards([live.path], since=0, until=live.position())
-        assert copy.count("benefit_period") == live.count("benefit_period") > 0
-        assert copy.checksum() == live.checksum()
-        copy.close()
-    finally:
-        engine.close()
+    ingest_files(embedded, [population(tmp_path, 20, seed=7)], DeadLetterList())
+    embedded.project()
+    live = embedded.read_model()
+    assert isinstance(live, SQLiteReadModel)
+    statement = next(s for s in table_statements() if " benefit_period (" in s)
+    head, columns = statement.rstrip(")").split(" (", 1)
+    reordered = tmp_path / "reordered.db"
+    with sqlite3.connect(reordered) as connection:
+        connection.execute(f"{head} ({', '.join(reversed(columns.split(', ')))})")
+    copy = SQLiteReadModel(reordered, embedded.app.name, private=True)
+    copy.create()
+    copy.load_shards([live.path], since=0, until=live.position())
+    assert copy.count("benefit_period") == live.count("benefit_period") > 0
+    assert copy.checksum() == live.checksum()
+    copy.close()
 
 
 def test_read_ahead_passes_the_whole_event_store_file_unless_memory_is_short(

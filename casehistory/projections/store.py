@@ -311,7 +311,8 @@ class ReadModelStore:
             new = citizen.tables.get(table, [])
             if citizen.written is not None:
                 old = citizen.written.get(table, [])
-                if old == new:
+                if new[: len(old)] == old:  # unchanged, or rows added after the old ones
+                    rows.extend(new[len(old) :])
                     continue
                 added = Counter(new)
                 added.subtract(old)
