@@ -72,7 +72,7 @@ class ShardedRows:
         outbox: bool,
     ) -> None:
         location = self.settings.group_store(self.group)
-        if location.url == "sqlite":
+        if not location.uses_postgres:
             read_ahead(self.settings.data_dir / location.schema)
         if isinstance(store, SQLiteReadModel):
             _remove_abandoned_shards(store.path.parent)

@@ -125,6 +125,42 @@ def _breaks_bridged(alias: str, dialect: Dialect, only: str = "") -> str:
     )
 
 
+def _naive_days(d: Dialect) -> str:
+    """Days since the start of the in-force period that started last (one descending
+    index step)."""
+    return f"""(SELECT {d.days(':d', 'p.start_date')} FROM benefit_period p
+     WHERE p.citizen_key = c.citizen_key AND {covers('p')}
+     ORDER BY p.start_date DESC LIMIT 1)"""
+
+
+def _group_in_force() -> str:
+    """The target group in force on :d, for a citizen a job-centre benefit pays that day."""
+    return f"""CASE WHEN EXISTS (SELECT 1 FROM benefit_period p WHERE p.citizen_key = c.citizen_key
+                      AND p.job_centre = 1 AND {covers('p')})
+       THEN (SELECT g.target_group FROM target_group_interval g
+             WHERE g.citizen_key = c.citizen_key AND {covers('g', 'valid_from', 'valid_to')}
+             ORDER BY g.valid_from DESC LIMIT 1)
+  END"""
+
+
+def _window_days(d: Dialect) -> str:
+    """The days of cash-system run `r` inside the 10-year window (:w, :d1)."""
+    return d.days(d.least("coalesce(r.stop_date, :d1)", ":d1"), d.greatest("r.start_date", ":w"))
+
+
+_CASH_RUNS_IN_WINDOW = """FROM benefit_run r
+  WHERE r.citizen_key = c.citizen_key AND r.scope = 'cash' AND r.start_date < :d1
+    AND (r.stop_date IS NULL OR r.stop_date > :w)"""
+"""The citizen's cash-system runs that overlap the 10-year window."""
+
+
+def _runs_on(d: Dialect) -> str:
+    """Every citizen with its all-benefits run (`a`) and cash-system run (`k`) covering :d."""
+    return f"""FROM durations_citizen c
+LEFT JOIN benefit_run a ON a.citizen_key = c.citizen_key AND a.scope = 'all' AND {covers('a')}
+LEFT JOIN benefit_run k ON k.citizen_key = a.citizen_key AND k.scope = 'cash' AND {covers('k')}"""
+
+
 def per_citizen_durations_sql(dialect: Dialect) -> str:
     """Every citizen's durations on :d, the citizens in key order so that each lookup reads
     the index pages after the last one's (covering indexes: no table row is read).
@@ -136,9 +172,6 @@ def per_citizen_durations_sql(dialect: Dialect) -> str:
     descending index step.
     """
     d = dialect
-    window_days = d.days(
-        d.least("coalesce(r.stop_date, :d1)", ":d1"), d.greatest("r.start_date", ":w")
-    )
     return f"""
 SELECT c.citizen_key, c.birth_date,
   a.spell_start AS all_benefits_spell_start,
@@ -146,26 +179,13 @@ SELECT c.citizen_key, c.birth_date,
   a.paid_before + {d.days(':d', 'a.start_date')} + 1 AS benefit_days_in_spell,
   k.spell_start AS cash_system_spell_start,
   {d.days(':d', 'k.spell_start')} AS cash_system_spell_days,
-  CASE WHEN a.spell_start IS NOT NULL THEN
-    (SELECT {d.days(':d', 'p.start_date')} FROM benefit_period p
-     WHERE p.citizen_key = c.citizen_key AND {covers('p')}
-     ORDER BY p.start_date DESC LIMIT 1) END AS naive_days,
+  CASE WHEN a.spell_start IS NOT NULL THEN {_naive_days(d)} END AS naive_days,
   CASE WHEN a.spell_start IS NOT NULL THEN {_breaks_bridged('a', d)} END AS breaks_bridged,
-  {d.real(f'''(SELECT coalesce(sum({window_days}), 0) FROM benefit_run r
-     WHERE r.citizen_key = c.citizen_key AND r.scope = 'cash' AND r.start_date < :d1
-       AND (r.stop_date IS NULL OR r.stop_date > :w))''')} / :wdays
+  {d.real(f"(SELECT coalesce(sum({_window_days(d)}), 0) {_CASH_RUNS_IN_WINDOW})")} / :wdays
      AS share_last_10y_cash_system,
   {_age('c.birth_date')} AS age,
-  CASE WHEN a.spell_start IS NOT NULL
-        AND EXISTS (SELECT 1 FROM benefit_period p WHERE p.citizen_key = c.citizen_key
-                      AND p.job_centre = 1 AND {covers('p')})
-       THEN (SELECT g.target_group FROM target_group_interval g
-             WHERE g.citizen_key = c.citizen_key AND {covers('g', 'valid_from', 'valid_to')}
-             ORDER BY g.valid_from DESC LIMIT 1)
-  END AS target_group
-FROM durations_citizen c
-LEFT JOIN benefit_run a ON a.citizen_key = c.citizen_key AND a.scope = 'all' AND {covers('a')}
-LEFT JOIN benefit_run k ON k.citizen_key = a.citizen_key AND k.scope = 'cash' AND {covers('k')}
+  CASE WHEN a.spell_start IS NOT NULL THEN {_group_in_force()} END AS target_group
+{_runs_on(d)}
 """
 
 
@@ -222,14 +242,8 @@ def share_json(paid_days: str) -> str:
 
 def _share_text(dialect: Dialect) -> str:
     """The citizen's 10-year cash-system share on :d as JSON (`share_json`)."""
-    d = dialect
-    paid_days = "sum(" + d.days(
-        d.least("coalesce(r.stop_date, :d1)", ":d1"), d.greatest("r.start_date", ":w")
-    ) + ")"
-    return f"""(SELECT {share_json(paid_days)}
-  FROM benefit_run r
-  WHERE r.citizen_key = c.citizen_key AND r.scope = 'cash' AND r.start_date < :d1
-    AND (r.stop_date IS NULL OR r.stop_date > :w))"""
+    paid_days = f"sum({_window_days(dialect)})"
+    return f"(SELECT {share_json(paid_days)} {_CASH_RUNS_IN_WINDOW})"
 
 
 def _text(expression: str) -> str:
@@ -267,15 +281,6 @@ def durations_lines_sql(dialect: Dialect) -> str:
     reasons to count instead (`_breaks_bridged`; NULL for none). The periods and groups
     are looked up only for the citizens on benefit; the others' lines are mostly fixed."""
     d = dialect
-    naive = f"""(SELECT {d.days(':d', 'p.start_date')} FROM benefit_period p
-     WHERE p.citizen_key = c.citizen_key AND {covers('p')}
-     ORDER BY p.start_date DESC LIMIT 1)"""
-    group = f"""CASE WHEN EXISTS (SELECT 1 FROM benefit_period p WHERE p.citizen_key = c.citizen_key
-                      AND p.job_centre = 1 AND {covers('p')})
-       THEN (SELECT g.target_group FROM target_group_interval g
-             WHERE g.citizen_key = c.citizen_key AND {covers('g', 'valid_from', 'valid_to')}
-             ORDER BY g.valid_from DESC LIMIT 1)
-  END"""
     values = {
         "citizen_key": "c.citizen_key",
         "all_benefits_spell_start": "a.spell_start",
@@ -283,10 +288,10 @@ def durations_lines_sql(dialect: Dialect) -> str:
         "cash_system_spell_start": _text("k.spell_start"),
         "cash_system_spell_days": _number(d.days(":d", "k.spell_start")),
         "benefit_days_in_spell": f"a.paid_before + {d.days(':d', 'a.start_date')} + 1",
-        "naive_days": _number(naive),
+        "naive_days": _number(_naive_days(d)),
         "share_last_10y_cash_system": _share_text(d),
         "age": _age("c.birth_date"),
-        "target_group": f"coalesce({d.json_text(group)}, 'null')",
+        "target_group": f"coalesce({d.json_text(_group_in_force())}, 'null')",
     }
     on_benefit = {
         "citizen_key": '"%s"', "on_benefit": "true", "all_benefits_spell_start": '"%s"',
@@ -296,9 +301,7 @@ def durations_lines_sql(dialect: Dialect) -> str:
 SELECT CASE WHEN a.spell_start IS NULL THEN {_line(d, values, _OFF_BENEFIT)}
   ELSE {_line(d, values, on_benefit)} END AS line,
   CASE WHEN a.spell_start IS NOT NULL THEN {_breaks_bridged('a', d)} END AS breaks_bridged
-FROM durations_citizen c
-LEFT JOIN benefit_run a ON a.citizen_key = c.citizen_key AND a.scope = 'all' AND {covers('a')}
-LEFT JOIN benefit_run k ON k.citizen_key = a.citizen_key AND k.scope = 'cash' AND {covers('k')}
+{_runs_on(d)}
 ORDER BY c.citizen_key
 """
 

@@ -209,11 +209,14 @@ class ReadModelStore:
         """The token of the follower that last wrote `store`'s citizens (0: another kind
         of write, such as a rebuild, a switch or a clear)."""
         with self.read() as cursor:
-            cursor.execute(
-                f"SELECT writer FROM {TRACKING_TABLE} WHERE application_name = {self.paramstyle}",
-                [store],
-            )
-            found = cursor.fetchone()
+            return self._last_writer(cursor, store)
+
+    def _last_writer(self, cursor: Any, store: str) -> int:
+        cursor.execute(
+            f"SELECT writer FROM {TRACKING_TABLE} WHERE application_name = {self.paramstyle}",
+            [store],
+        )
+        found = cursor.fetchone()
         return int(found[0]) if found else 0
 
     def position(self, store: str | None = None) -> int:
@@ -251,14 +254,8 @@ class ReadModelStore:
             current = self._lock_position(cursor, store)
             if current != since:
                 raise PositionMoved(f"read model at {current}, writer expected {since}")
-            if writer is not None:
-                cursor.execute(
-                    f"SELECT writer FROM {TRACKING_TABLE} "
-                    f"WHERE application_name = {self.paramstyle}",
-                    [store],
-                )
-                if (last := int(cursor.fetchone()[0])) != writer[0]:
-                    raise PositionMoved(f"read model last written by {last}, not {writer[0]}")
+            if writer is not None and (last := self._last_writer(cursor, store)) != writer[0]:
+                raise PositionMoved(f"read model last written by {last}, not {writer[0]}")
             bulk = not replace and self.bulk_indexes
             if bulk:  # bulk load: index once at the end
                 _drop_indexes(cursor)
