@@ -24,6 +24,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,29 @@ def _create_indexes(cursor: Any, analyze: str = "ANALYZE") -> None:
     cursor.execute(analyze)  # statistics for the planner, once per bulk load
 
 
+@dataclass
+class _TableChange:
+    """A write's changes to one table: rows to insert, citizens whose rows all go, stored
+    rows to delete by their values (one each) and by their row ids."""
+
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    cleared: list[list[Any]] = field(default_factory=list)
+    gone: list[tuple[Any, ...]] = field(default_factory=list)
+    gone_ids: list[list[Any]] = field(default_factory=list)
+
+
+def _difference(
+    old: list[tuple[Any, ...]], new: list[tuple[Any, ...]]
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The rows of `old` not in `new` and those of `new` not in `old`, as multisets."""
+    old_set, new_set = set(old), set(new)
+    if len(old_set) == len(old) and len(new_set) == len(new):  # no repeated rows: sets do
+        return [r for r in old if r not in new_set], [r for r in new if r not in old_set]
+    added = Counter(new)
+    added.subtract(old)
+    return list((-added).elements()), list((+added).elements())
+
+
 class ReadModelStore:
     """One copy of the read model (live or rebuilt) on one backend."""
 
@@ -142,6 +166,8 @@ class ReadModelStore:
     dialect = "sqlite"
     row_id = "rowid"
     """The column naming a stored row within a transaction."""
+    same = "IS"
+    """Equality under which NULL equals NULL."""
 
     def __init__(self, application_name: str, stores: Sequence[str] = ()) -> None:
         self.application_name = application_name
@@ -286,52 +312,71 @@ class ReadModelStore:
             )
         for table, columns in TABLES.items():
             if replace:
-                gone, rows = self._changes(cursor, table, columns, chunk)
-                if gone:
-                    cursor.executemany(f"DELETE FROM {table} WHERE {self.row_id} = {p}", gone)
+                change = self._changes(cursor, table, columns, chunk)
+                if change.cleared:
+                    cursor.executemany(f"DELETE FROM {table} WHERE citizen_key = {p}",
+                                       change.cleared)  # fmt: skip
+                if change.gone:
+                    cursor.executemany(self._delete_one(table, columns), change.gone)
+                if change.gone_ids:
+                    cursor.executemany(
+                        f"DELETE FROM {table} WHERE {self.row_id} = {p}", change.gone_ids
+                    )
+                rows = change.rows
             else:
                 rows = [row for c in chunk for row in c.tables.get(table, ())]
             if rows:
                 self._insert(cursor, table, columns, rows)
 
+    def _delete_one(self, table: str, columns: tuple[str, ...]) -> str:
+        """Deletes one stored row equal to the bound values (NULL equal to NULL)."""
+        p, same = self.paramstyle, self.same
+        match = " AND ".join(
+            [f"citizen_key = {p}"] + [f"{column} {same} {p}" for column in columns[1:]]
+        )
+        return (f"DELETE FROM {table} WHERE {self.row_id} = "
+                f"(SELECT {self.row_id} FROM {table} WHERE {match} LIMIT 1)")  # fmt: skip
+
     def _changes(
         self, cursor: Any, table: str, columns: tuple[str, ...], chunk: Sequence[CitizenRows]
-    ) -> tuple[list[list[Any]], list[tuple[Any, ...]]]:
-        """What turns `table`'s stored rows of the chunk's citizens into their new rows: the
-        ids of stored rows to delete, and the rows to insert. A row stored and still wanted
-        stays where it is (a live event changes a few of a citizen's rows, and every row
-        rewritten costs its indexes). Where the writer knows the rows already there
-        (`CitizenRows.written`), a table unchanged or only added to is not read at all."""
-        rows: list[tuple[Any, ...]] = []
-        changed: list[CitizenRows] = []
+    ) -> _TableChange:
+        """What turns `table`'s stored rows of the chunk's citizens into their new rows. A
+        row stored and still wanted stays where it is (a live event changes a few of a
+        citizen's rows, and every row rewritten costs its indexes). Where the writer knows
+        the rows already there (`CitizenRows.written`), nothing is read: a citizen whose
+        rows all went is cleared by key, and each other row gone is deleted by its values;
+        the others' stored rows are read and the ones gone deleted by row id."""
+        change = _TableChange()
+        unknown: list[CitizenRows] = []
         for citizen in chunk:
             new = citizen.tables.get(table, [])
-            if citizen.written is not None:
-                old = citizen.written.get(table, [])
-                if new[: len(old)] == old:  # unchanged, or rows added after the old ones
-                    rows.extend(new[len(old) :])
-                    continue
-                added = Counter(new)
-                added.subtract(old)
-                if min(added.values(), default=0) >= 0:  # rows only added: none to find
-                    rows.extend(added.elements())
-                    continue
-            changed.append(citizen)
-        gone: list[list[Any]] = []
-        if not changed:
-            return gone, rows
+            if citizen.written is None:
+                unknown.append(citizen)
+                continue
+            old = citizen.written.get(table, [])
+            if new[: len(old)] == old:  # unchanged, or rows added after the old ones
+                change.rows.extend(new[len(old) :])
+                continue
+            gone, added = _difference(old, new)
+            if len(gone) == len(old):
+                change.cleared.append([citizen.citizen_key])
+            else:
+                change.gone.extend(gone)
+            change.rows.extend(added)
+        if not unknown:
+            return change
         stored: dict[str, list[tuple[Any, tuple[Any, ...]]]] = {}
-        for row_id, *values in self._stored_rows(cursor, table, columns, changed):
+        for row_id, *values in self._stored_rows(cursor, table, columns, unknown):
             stored.setdefault(values[0], []).append((row_id, tuple(values)))
-        for citizen in changed:
+        for citizen in unknown:
             wanted = Counter(citizen.tables.get(table, ()))
             for row_id, stored_row in stored.get(citizen.citizen_key, ()):
                 if wanted[stored_row] > 0:
                     wanted[stored_row] -= 1
                 else:
-                    gone.append([row_id])
-            rows.extend(wanted.elements())
-        return gone, rows
+                    change.gone_ids.append([row_id])
+            change.rows.extend(wanted.elements())
+        return change
 
     def _insert(
         self, cursor: Any, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
@@ -712,6 +757,7 @@ class PostgresReadModel(ReadModelStore):
     paramstyle = "%s"
     dialect = "postgres"
     row_id = "ctid"
+    same = "IS NOT DISTINCT FROM"
 
     def __init__(
         self, url: str, application_name: str, schema: str = "public", stores: Sequence[str] = ()
