@@ -12,7 +12,7 @@ SQLite and on a real PostgreSQL server.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from casehistory.domain import reference
 from casehistory.domain.coordination import (
     benefit_months_in_year,
     coordination_on,
@@ -28,7 +29,8 @@ from casehistory.domain.coordination import (
 from casehistory.domain.durations import durations_on
 from casehistory.domain.facts import EventType, Fact
 from casehistory.domain.priorities import in_clarification_pool, long_duration, longest_first
-from casehistory.domain.timeline import build_timeline
+from casehistory.domain.spells import union
+from casehistory.domain.timeline import Period, build_timeline
 from casehistory.projections.queries import (
     EXPORT_FIELDS,
     Dialect,
@@ -143,6 +145,16 @@ def _export_line(key: str, facts: list[Fact], born: date, day: date) -> str:
     return json.dumps({name: line[name] for name in EXPORT_FIELDS}, ensure_ascii=False) + "\n"
 
 
+def _run_bounds(scope: str, periods: Iterable[Period]) -> dict[str, str | None]:
+    """The first run's start and the last one's stop (None while open) of `periods`."""
+    runs = union((p.start, p.stop or date.max) for p in periods)
+    stop = runs[-1].end if runs else date.max
+    return {
+        f"first_{scope}run_start": runs[0].start.isoformat() if runs else None,
+        f"last_{scope}run_stop": None if stop == date.max else stop.isoformat(),
+    }
+
+
 def assert_current_state(store: ReadModelStore, key: str, facts: list[Fact], born: date) -> None:
     """The current-state rows equal the rules on the latest known effective date."""
     timeline = build_timeline(facts)
@@ -150,6 +162,7 @@ def assert_current_state(store: ReadModelStore, key: str, facts: list[Fact], bor
     d = durations_on(timeline, last, born)
     still_open = [p for p in timeline.benefit_periods if p.stop is None]
     iso = lambda day: day.isoformat() if day else None  # noqa: E731
+    cash = reference.benefits()
     assert store.row("durations_citizen", key) == {
         "citizen_key": key, "birth_date": born.isoformat(),
         "open_spell_start": iso(d.all_benefits_spell_start) if still_open else None,
@@ -157,6 +170,9 @@ def assert_current_state(store: ReadModelStore, key: str, facts: list[Fact], bor
         "naive_start": iso(max((p.start for p in still_open), default=None)),
         "target_group": d.target_group, "last_effective_date": last.isoformat(),
         "findings": len(timeline.findings),
+        **_run_bounds("", timeline.benefit_periods),
+        **_run_bounds("cash_", [p for p in timeline.benefit_periods
+                                if cash[p.code].in_cash_benefit_system]),
     }
     c = coordination_on(timeline, last, born)
     row = store.row("coordination_citizen", key)
@@ -328,6 +344,36 @@ def test_a_read_model_from_before_the_covering_indexes_gets_them_on_create(
         assert not names & set(RETIRED_INDEXES)
     finally:
         store.close()
+
+
+@settings(max_examples=10, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(population=st.lists(citizen_facts(), min_size=2, max_size=4))
+def test_a_read_model_from_before_the_run_bounds_gets_them_on_create(
+    read_store: ReadModelStore, population: list[list[Fact]]
+) -> None:
+    """An earlier version's `durations_citizen` (no run bounds) gets them on create, filled
+    from its runs as a rebuild writes them; rows without them (NULL, as an earlier writer
+    leaves them) give the same answers, by the lookups."""
+    from casehistory.projections.store import ADDED_COLUMNS
+
+    citizens = written(read_store, population)
+    days = sorted({d for facts, _ in citizens.values() for d in _edges(facts)})[::7]
+    days += FIXED_DAYS
+    expected = {day: list(durations_lines(read_store, day)) for day in days}
+    records = {day: list(durations_records(read_store, day)) for day in days}
+    rebuilt = read_store.rows_of("durations_citizen", sorted(citizens))
+    bounds = list(ADDED_COLUMNS["durations_citizen"])
+    with read_store._write() as cursor:
+        cursor.execute("DROP INDEX IF EXISTS durations_citizen_covering")
+        for column in bounds:
+            cursor.execute(f"ALTER TABLE durations_citizen DROP COLUMN {column}")
+    read_store.create()
+    assert read_store.rows_of("durations_citizen", sorted(citizens)) == rebuilt
+    with read_store._write() as cursor:
+        cursor.execute(f"UPDATE durations_citizen SET {', '.join(f'{c} = NULL' for c in bounds)}")
+    for day in days:
+        assert list(durations_lines(read_store, day)) == expected[day], day
+        assert list(durations_records(read_store, day)) == records[day], day
 
 
 def test_the_export_line_has_the_cli_columns() -> None:

@@ -153,12 +153,36 @@ _CASH_RUNS_IN_WINDOW = """FROM benefit_run r
     AND (r.stop_date IS NULL OR r.stop_date > :w)"""
 """The citizen's cash-system runs that overlap the 10-year window."""
 
+_MAY_PAY = f"(c.first_run_start IS NULL OR {covers('c', 'first_run_start', 'last_run_stop')})"
+"""Whether an all-benefits run of citizen `c` may cover :d: its runs' bounds cover it, or
+they are not stored (no run, or a row from before the bounds)."""
+_MAY_PAY_CASH = (
+    f"(c.first_run_start IS NULL OR {covers('c', 'first_cash_run_start', 'last_cash_run_stop')})"
+)
+"""Whether a cash-system run of `c` may cover :d (with stored bounds, none when the citizen
+has no cash-system run: its bounds are NULL)."""
+_MAY_HAVE_CASH_IN_WINDOW = (
+    "(c.first_run_start IS NULL OR (c.first_cash_run_start < :d1"
+    " AND (c.last_cash_run_stop IS NULL OR c.last_cash_run_stop > :w)))"
+)
+"""Whether a cash-system run of `c` may overlap the 10-year window (`_CASH_RUNS_IN_WINDOW`)."""
+
+
+def _cash_days_in_window(d: Dialect) -> str:
+    """The citizen's paid days in the cash-benefit system in the 10-year window."""
+    paid = f"(SELECT coalesce(sum({_window_days(d)}), 0) {_CASH_RUNS_IN_WINDOW})"
+    return f"CASE WHEN {_MAY_HAVE_CASH_IN_WINDOW} THEN {paid} ELSE 0 END"
+
 
 def _runs_on(d: Dialect) -> str:
-    """Every citizen with its all-benefits run (`a`) and cash-system run (`k`) covering :d."""
+    """Every citizen with its all-benefits run (`a`) and cash-system run (`k`) covering :d,
+    each looked up only where the bounds of the citizen's runs cover :d (elsewhere the key
+    looked up is NULL, which SQLite skips before the index seek)."""
     return f"""FROM durations_citizen c
-LEFT JOIN benefit_run a ON a.citizen_key = c.citizen_key AND a.scope = 'all' AND {covers('a')}
-LEFT JOIN benefit_run k ON k.citizen_key = a.citizen_key AND k.scope = 'cash' AND {covers('k')}"""
+LEFT JOIN benefit_run a ON a.citizen_key = CASE WHEN {_MAY_PAY} THEN c.citizen_key END
+  AND a.scope = 'all' AND {covers('a')}
+LEFT JOIN benefit_run k ON k.citizen_key = CASE WHEN {_MAY_PAY_CASH} THEN a.citizen_key END
+  AND k.scope = 'cash' AND {covers('k')}"""
 
 
 def per_citizen_durations_sql(dialect: Dialect) -> str:
@@ -181,8 +205,7 @@ SELECT c.citizen_key, c.birth_date,
   {d.days(':d', 'k.spell_start')} AS cash_system_spell_days,
   CASE WHEN a.spell_start IS NOT NULL THEN {_naive_days(d)} END AS naive_days,
   CASE WHEN a.spell_start IS NOT NULL THEN {_breaks_bridged('a', d)} END AS breaks_bridged,
-  {d.real(f"(SELECT coalesce(sum({_window_days(d)}), 0) {_CASH_RUNS_IN_WINDOW})")} / :wdays
-     AS share_last_10y_cash_system,
+  {d.real(_cash_days_in_window(d))} / :wdays AS share_last_10y_cash_system,
   {_age('c.birth_date')} AS age,
   CASE WHEN a.spell_start IS NOT NULL THEN {_group_in_force()} END AS target_group
 {_runs_on(d)}
@@ -243,7 +266,10 @@ def share_json(paid_days: str) -> str:
 def _share_text(dialect: Dialect) -> str:
     """The citizen's 10-year cash-system share on :d as JSON (`share_json`)."""
     paid_days = f"sum({_window_days(dialect)})"
-    return f"(SELECT {share_json(paid_days)} {_CASH_RUNS_IN_WINDOW})"
+    return (
+        f"CASE WHEN {_MAY_HAVE_CASH_IN_WINDOW} THEN (SELECT {share_json(paid_days)} "
+        f"{_CASH_RUNS_IN_WINDOW}) ELSE '0.0' END"
+    )
 
 
 def _text(expression: str) -> str:

@@ -51,6 +51,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "durations_citizen": (
         "citizen_key", "birth_date", "open_spell_start", "open_cash_spell_start",
         "naive_start", "target_group", "last_effective_date", "findings",
+        "first_run_start", "last_run_stop", "first_cash_run_start", "last_cash_run_stop",
     ),
     "coordination_citizen": (
         "citizen_key", "birth_date", "last_effective_date", "is_faellesborger",
@@ -286,7 +287,9 @@ def _durations_row(
     all_spells: list[Spell],
     cash_spells: list[Spell],
 ) -> tuple[Any, ...]:
-    """The measures on the latest known date L, read off the spells.
+    """The measures on the latest known date L, read off the spells, and the bounds of
+    the runs (the first all-benefits and cash-system run's start, the last one's stop),
+    which spare an any-date query the run lookups of a date no run can cover.
 
     Every stop is on or before L, so a period covers L exactly when it is still
     open: then the last run is open and pays L, and so does the last cash run if
@@ -307,7 +310,16 @@ def _durations_row(
         groups[-1].target_group if on_job_centre and groups else None,
         _iso(last),
         len(timeline.findings),
+        *_bounds(all_spells),
+        *_bounds(cash_spells),
     )
+
+
+def _bounds(scope_spells: list[Spell]) -> tuple[str | None, str | None]:
+    """The first run's start and the last run's stop (NULL while open; both NULL: no run)."""
+    if not scope_spells:
+        return None, None
+    return scope_spells[0].start.isoformat(), _iso(scope_spells[-1].end)
 
 
 def _coordination_row(

@@ -47,6 +47,11 @@ INDEXES = (
     # only these indexes' pages, in order, never a table row (at 100,000 citizens the table
     # rows were random reads through the page cache). (citizen, scope, start) also keeps
     # per-citizen lookups off the (scope, stop) index, which would scan every citizen's runs.
+    # The export's walk over every citizen in key order reads the citizen's birth date and
+    # the bounds of its runs from this index alone, not from the table's rows.
+    "CREATE INDEX IF NOT EXISTS durations_citizen_covering ON durations_citizen "
+    "(citizen_key, birth_date, first_run_start, last_run_stop, first_cash_run_start, "
+    "last_cash_run_stop)",
     "CREATE INDEX IF NOT EXISTS benefit_run_citizen_covering "
     "ON benefit_run (citizen_key, scope, start_date, stop_date, spell_start, paid_before)",
     "CREATE INDEX IF NOT EXISTS benefit_period_citizen_covering "
@@ -90,6 +95,34 @@ _TYPES = {
     "flags": "TEXT NOT NULL",
 }
 _KEYED = ("durations_citizen", "coordination_citizen")
+ADDED_COLUMNS: dict[str, dict[str, str]] = {
+    TRACKING_TABLE: {"writer": "BIGINT NOT NULL DEFAULT 0"},
+    "durations_citizen": {
+        "first_run_start": "TEXT", "last_run_stop": "TEXT", "first_cash_run_start": "TEXT",
+        "last_cash_run_stop": "TEXT",
+    },
+}
+"""Columns a later version added to a table an earlier one created: `create` adds the missing
+ones (a table keeps its columns' order, so they come last in `TABLES` too)."""
+
+
+def _bound(scope: str, first: bool) -> str:
+    """A citizen's first run's start or last run's stop in `scope`, from its stored runs."""
+    column = "min(r.start_date)" if first else "r.stop_date"
+    last = "" if first else " ORDER BY r.start_date DESC LIMIT 1"
+    return (
+        f"(SELECT {column} FROM benefit_run r WHERE r.citizen_key = durations_citizen.citizen_key"
+        f" AND r.scope = '{scope}'{last})"
+    )
+
+
+FILL_RUN_BOUNDS = (
+    f"UPDATE durations_citizen SET first_run_start = {_bound('all', True)}, "
+    f"last_run_stop = {_bound('all', False)}, first_cash_run_start = {_bound('cash', True)}, "
+    f"last_cash_run_stop = {_bound('cash', False)}"
+)
+"""The run bounds of a read model written before `durations_citizen` held them, from its
+runs (what `rows._bounds` stores)."""
 WRITE_CHUNK = 200
 """Citizens per executemany round inside one write transaction. Small, so the rows held
 at once stay few: the collector walks every young object, and with 2,000 citizens (about
@@ -194,8 +227,8 @@ class ReadModelStore:
     def _lock_position(self, cursor: Any, store: str) -> int:
         raise NotImplementedError
 
-    def _add_writer_column(self, cursor: Any) -> None:
-        """Give a tracking table made before followers left their token its `writer`."""
+    def _columns(self, cursor: Any, table: str) -> set[str]:
+        """The names of `table`'s columns."""
         raise NotImplementedError
 
     def _copy_statements(self, source: ReadModelStore) -> Iterator[str]:
@@ -211,14 +244,28 @@ class ReadModelStore:
         with self._write() as cursor:
             for name in RETIRED_INDEXES:
                 cursor.execute(f"DROP INDEX IF EXISTS {name}")
-            for statement in table_statements() + (list(INDEXES) if indexes else []):
+            for statement in table_statements():
                 cursor.execute(statement)
-            self._add_writer_column(cursor)
+            self._add_columns(cursor)
+            for statement in INDEXES if indexes else ():
+                cursor.execute(statement)
             cursor.executemany(
                 f"INSERT INTO {TRACKING_TABLE} (application_name, notification_id) "
                 f"VALUES ({self.paramstyle}, 0) ON CONFLICT (application_name) DO NOTHING",
                 [[store] for store in self.stores],
             )
+
+    def _add_columns(self, cursor: Any) -> None:
+        """Give tables an earlier version created the columns added since (`ADDED_COLUMNS`):
+        the tracking table its `writer`, `durations_citizen` its run bounds, filled from the
+        stored runs. Looked up first: on PostgreSQL, ALTER TABLE locks the table even when
+        the column is there."""
+        for table, added in ADDED_COLUMNS.items():
+            missing = added.keys() - self._columns(cursor, table)
+            for name in sorted(missing, key=list(added).index):
+                cursor.execute(f"ALTER TABLE {table} ADD COLUMN {name} {added[name]}")
+            if missing and table == "durations_citizen":
+                cursor.execute(FILL_RUN_BOUNDS)
 
     def positions(self) -> dict[str, int]:
         """Each followed store's last applied notification id."""
@@ -644,12 +691,9 @@ class SQLiteReadModel(ReadModelStore):
         for citizen in chunk:
             yield from cursor.execute(select, [citizen.citizen_key])
 
-    def _add_writer_column(self, cursor: Any) -> None:
-        cursor.execute(f"PRAGMA table_info({TRACKING_TABLE})")
-        if "writer" not in {row[1] for row in cursor.fetchall()}:
-            cursor.execute(
-                f"ALTER TABLE {TRACKING_TABLE} ADD COLUMN writer BIGINT NOT NULL DEFAULT 0"
-            )
+    def _columns(self, cursor: Any, table: str) -> set[str]:
+        cursor.execute(f"PRAGMA table_info({table})")
+        return {str(row[1]) for row in cursor.fetchall()}
 
     def _lock_position(self, cursor: Any, store: str) -> int:  # BEGIN IMMEDIATE: write lock
         cursor.execute(
@@ -797,17 +841,13 @@ class PostgresReadModel(ReadModelStore):
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             yield cursor
 
-    def _add_writer_column(self, cursor: Any) -> None:
-        cursor.execute(  # looked up first: ALTER TABLE locks the table even when it is done
-            "SELECT 1 FROM information_schema.columns WHERE table_schema = %s "
-            "AND table_name = %s AND column_name = 'writer'",
-            [self.schema, TRACKING_TABLE],
+    def _columns(self, cursor: Any, table: str) -> set[str]:
+        cursor.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = %s "
+            "AND table_name = %s",
+            [self.schema, table],
         )
-        if cursor.fetchone() is None:
-            cursor.execute(
-                f"ALTER TABLE {TRACKING_TABLE} ADD COLUMN IF NOT EXISTS writer BIGINT NOT NULL "
-                "DEFAULT 0"
-            )
+        return {str(row[0]) for row in cursor.fetchall()}
 
     def _lock_position(self, cursor: Any, store: str) -> int:
         cursor.execute(
