@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Iterable
+from datetime import date
+from functools import cache
 from typing import Any
 
 import orjson
@@ -12,7 +14,7 @@ from eventsourcing.application import AggregateNotFoundError, Application, Proce
 from eventsourcing.persistence import JSONTranscoder, Recording, StoredEvent, Transcoder
 from eventsourcing.utils import get_topic
 
-from casehistory.domain.citizen import Citizen, Head, citizen_id
+from casehistory.domain.citizen import Citizen, Head, citizen_id, registration
 from casehistory.domain.facts import EventType
 from casehistory.recorders import IndexEntry
 
@@ -27,6 +29,15 @@ class OrjsonTranscoder(JSONTranscoder):
 
     def encode(self, obj: Any) -> bytes:
         return orjson.dumps(obj, default=self._encode_obj, option=orjson.OPT_PASSTHROUGH_DATETIME)
+
+
+_CITIZEN_TOPIC = get_topic(Citizen)
+
+
+@cache
+def _event_class_facts(event_class: type) -> tuple[str, int]:
+    """An event class's topic and class version, as the mapper writes them."""
+    return get_topic(event_class), getattr(event_class, "class_version", 1)
 
 
 class CaseHistory(Application[Any]):
@@ -84,14 +95,37 @@ class CaseHistory(Application[Any]):
         chain_hash: str,
     ) -> StoredEvent:
         """The stored record of the fact event `Citizen.record` would trigger as this
-        version, without making the event object.
+        version, without making the event object."""
+        return self._stored(citizen_key, version, Citizen.EVENT_CLASSES[kind],
+                            {**content, "chain_hash": chain_hash})
 
-        What the mapper writes for that event: its state (the event's fields but id and
-        version, in the event's order) through the same transcoder, compressor and cipher.
+    def stored_registration(
+        self, citizen_key: str, birth_date: date, sealed_cpr: str
+    ) -> tuple[StoredEvent, Head]:
+        """The stored record of the event `Citizen.register` triggers, and the new head,
+        without making the aggregate."""
+        fields = registration(citizen_key, birth_date, sealed_cpr)
+        record = self._stored(citizen_key, 1, Citizen.Registered,
+                              {"originator_topic": _CITIZEN_TOPIC, **fields})
+        return record, Head(citizen_key, 1, fields["chain_hash"])
+
+    def _stored(
+        self, citizen_key: str, version: int, event_class: type, fields: dict[str, Any]
+    ) -> StoredEvent:
+        """What the mapper writes for an event of this class with these fields (all but
+        id, version and timestamp, in the event's order), stamped now: its state through
+        the same transcoder, compressor and cipher.
+
+        The timestamp goes in already in its transcoded form (`DatetimeAsISO`), so the
+        encoder calls back into Python for nothing.
         """
-        event_class = Citizen.EVENT_CLASSES[kind]
-        state = {"timestamp": event_class.create_timestamp(), **content, "chain_hash": chain_hash}
-        if (class_version := getattr(event_class, "class_version", 1)) > 1:
+        topic, class_version = _event_class_facts(event_class)
+        state = {
+            "timestamp": {"_type_": "datetime_iso",
+                          "_data_": event_class.create_timestamp().isoformat()},  # type: ignore[attr-defined]
+            **fields,
+        }
+        if class_version > 1:
             state["class_version"] = class_version
         mapper = self.mapper
         data = mapper.transcoder.encode(state)
@@ -99,7 +133,7 @@ class CaseHistory(Application[Any]):
             data = mapper.compressor.compress(data)
         if mapper.cipher:
             data = mapper.cipher.encrypt(data)
-        return StoredEvent(citizen_id(citizen_key), version, get_topic(event_class), data)
+        return StoredEvent(citizen_id(citizen_key), version, topic, data)
 
     def append(
         self, stored: list[StoredEvent], heads: dict[str, tuple[int, str]],

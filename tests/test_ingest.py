@@ -8,6 +8,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from casehistory.application import CaseHistory
 from casehistory.bootstrap import Engine, build
@@ -200,8 +202,8 @@ def test_heads_follow_every_save_and_an_older_store_gets_them(
         older.close()
 
 
-def test_every_connection_to_a_sqlite_store_has_the_larger_page_cache(tmp_path: Any) -> None:
-    from casehistory.recorders import SQLITE_CACHE_KIB
+def test_every_connection_to_a_sqlite_store_has_the_larger_cache_and_log(tmp_path: Any) -> None:
+    from casehistory.recorders import SQLITE_CACHE_KIB, SQLITE_CHECKPOINT_PAGES
 
     engine = build(Settings.load({"CASEHISTORY_DATA_DIR": str(tmp_path),
                                   "CASEHISTORY_PSEUDONYM_KEY": "ab" * 32}))
@@ -212,6 +214,8 @@ def test_every_connection_to_a_sqlite_store_has_the_larger_page_cache(tmp_path: 
             with datastore.transaction(commit=commit) as cursor:
                 cursor.execute("PRAGMA cache_size")
                 assert tuple(cursor.fetchone()) == (-SQLITE_CACHE_KIB,)
+                cursor.execute("PRAGMA wal_autocheckpoint")
+                assert tuple(cursor.fetchone()) == (SQLITE_CHECKPOINT_PAGES,)
     finally:
         engine.close()
 
@@ -275,3 +279,68 @@ def test_rows_written_in_one_statement_come_back_as_they_were(engine: Engine) ->
             recorder._insert_rows(c, recorder.ledger_table, LEDGER_COLUMNS,
                                   [(e.source, e.position, e.outcome, e.reason) for e in batch])
     assert list(recorder.ledger("t:")) == [entry for batch in batches for entry in batch]
+
+
+JSON_LINES = [
+    b'{"a": "x", "n": 1}', b'{"a": NaN}', b'{"a": 1e400}', b'{"a": 123456789012345678901234567890}',
+    b'{"a": -9223372036854775809}', b'{"a": 18446744073709551615}', b'{"a": 1.5}',
+    b'{"a": "\\ud800"}', b'\xef\xbb\xbf{"a": 1}', b'{"a": "\xff"}', b'{"a": 1,}', b'{"a": 1} x',
+    b'{"a": 1, "a": 2}', b'[1, 2]', b'"x"', b'{"a": {"b": 1.5, "c": [1e400]}}',
+    b' {"a": "\\u0000"} ',
+    '{"a": 1}'.encode("utf-16"),
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(st.text(max_size=5), children, max_size=4),
+    max_leaves=12,
+))
+def test_a_json_line_parses_as_json_loads_parses_it(value: Any) -> None:
+    from casehistory.consumers.files import parse_json
+
+    for line in [json.dumps(value).encode(), json.dumps(value, ensure_ascii=False).encode(
+        "utf-8", "surrogatepass"), *JSON_LINES]:
+        try:
+            expected: Any = json.loads(line)
+        except ValueError as error:
+            with pytest.raises(ValueError) as raised:
+                parse_json(line)
+            assert str(raised.value) == str(error)
+            continue
+        assert repr(parse_json(line)) == repr(expected)
+
+
+def test_a_new_sqlite_store_keeps_its_keyed_tables_as_one_tree_and_an_older_one_still_works(
+    tmp_path: Any,
+) -> None:
+    import sqlite3
+
+    settings = Settings.load({"CASEHISTORY_DATA_DIR": str(tmp_path),
+                              "CASEHISTORY_PSEUDONYM_KEY": "ab" * 32})
+    tables = ("ingest_ledger", "citizen_heads", "event_index", "writer_fence", "chain_anchors")
+    engine = build(settings)
+    engine.close()
+    with sqlite3.connect(tmp_path / "events.db") as db:
+        for table in tables:
+            (ddl,) = db.execute("SELECT sql FROM sqlite_master WHERE name = ?", [table]).fetchone()
+            assert ddl.endswith("WITHOUT ROWID"), table
+            # A store made before: the same tables with a rowid.
+            db.execute(f"DROP TABLE {table}")
+            db.execute(ddl.removesuffix(" WITHOUT ROWID"))
+    engine = build(settings)
+    try:
+        service = engine.ingest_service(DeadLetterList())
+        facts = [started(date(2020, 1, 1)), stopped(date(2020, 6, 1))]
+        assert service.ingest(incoming(*map(record, facts))).stored == 2
+        assert service.ingest(incoming(*map(record, facts))).duplicate == 2
+        stored = engine.app.find(engine.vault.citizen_key(CPR))
+        assert stored is not None and stored.facts == facts
+    finally:
+        engine.close()
+    with sqlite3.connect(tmp_path / "events.db") as db:
+        for table in tables:
+            (ddl,) = db.execute("SELECT sql FROM sqlite_master WHERE name = ?", [table]).fetchone()
+            assert not ddl.endswith("WITHOUT ROWID"), table

@@ -17,6 +17,7 @@ from typing import Any, BinaryIO, cast
 from uuid import UUID
 
 import fastavro
+import orjson
 from fastavro.read import HEADER_SCHEMA
 
 from casehistory import schemas
@@ -81,9 +82,29 @@ def _read_jsonl(path: Path) -> Iterator[Incoming]:
                 continue
             provenance = {**origin, "line": number}
             try:
-                yield Incoming(json.loads(raw), raw, provenance)
+                yield Incoming(parse_json(raw), raw, provenance)
             except ValueError as error:
                 yield Incoming(None, raw, provenance, f"not JSON: {error}", type(error).__name__)
+
+
+def parse_json(raw: bytes) -> Any:
+    """What `json.loads` makes of a line, parsed by orjson (a quarter of the cost) where
+    the two agree: a flat JSON object of strings, integers, booleans and nulls (a record).
+
+    orjson refuses what `json` accepts (NaN, lone surrogates, a BOM, UTF-16) and reads an
+    integer beyond 64 bits as a float; any other line is parsed again by `json`, so its
+    record is read, and rejected or not, exactly as before.
+    """
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
+    if type(value) is dict and all(type(v) in _FLAT for v in value.values()):
+        return value
+    return json.loads(raw)
+
+
+_FLAT = frozenset({str, int, bool, type(None)})
 
 
 BROKEN_BLOCK_KEPT = 1024 * 1024

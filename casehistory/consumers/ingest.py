@@ -25,7 +25,7 @@ from casehistory.application import CaseHistory
 from casehistory.consumers.deadletter import DeadLetter, DeadLetterSink
 from casehistory.consumers.files import Incoming
 from casehistory.consumers.retry import Backoff
-from casehistory.domain.citizen import Citizen, Head, Outcome, fact_content, outcome_of
+from casehistory.domain.citizen import Outcome, fact_content, outcome_of
 from casehistory.domain.cpr import birth_date
 from casehistory.recorders import IndexEntry, LedgerEntry
 from casehistory.schemas import history
@@ -255,9 +255,8 @@ class IngestService:
         # Each citizen's records together, in the order the batch first names them.
         records: dict[str, list[StoredEvent]] = {}
         for key, sealed in seal(new).items():
-            registered = Citizen.register(key, new[key].birth_date, sealed)
-            records[key] = [app.mapper.to_stored_event(e) for e in registered.collect_events()]
-            heads[key] = Head(key, registered.version, registered.chain_head)
+            registered, heads[key] = app.stored_registration(key, new[key].birth_date, sealed)
+            records[key] = [registered]
         touched: dict[str, tuple[int, str]] = {}
         for item, outcome in zip(routed, outcomes, strict=True):
             if outcome is Outcome.STORED:

@@ -133,12 +133,7 @@ class Citizen(Aggregate):
     @classmethod
     def register(cls, citizen_key: str, birth_date: date, sealed_cpr: str) -> Citizen:
         """A new citizen; the registration is the first link of the hash chain."""
-        content = {
-            "citizen_key": citizen_key,
-            "birth_date": birth_date.isoformat(),
-            "sealed_cpr": sealed_cpr,
-        }
-        return cls(**content, chain_hash=chain_hash_of("", "Registered", content))
+        return cls(**registration(citizen_key, birth_date, sealed_cpr))
 
     @event(Registered)
     def __init__(self, citizen_key: str, birth_date: str, sealed_cpr: str, chain_hash: str) -> None:
@@ -179,6 +174,16 @@ class Citizen(Aggregate):
 
     def timeline(self, known_at: datetime | None = None) -> Timeline:
         return build_timeline(self.facts, known_at)
+
+
+def registration(citizen_key: str, birth_date: date, sealed_cpr: str) -> dict[str, str]:
+    """The fields of a citizen's `Registered` event, the first link of its hash chain."""
+    content = {
+        "citizen_key": citizen_key,
+        "birth_date": birth_date.isoformat(),
+        "sealed_cpr": sealed_cpr,
+    }
+    return {**content, "chain_hash": chain_hash_of("", "Registered", content)}
 
 
 @dataclass(frozen=True, slots=True)

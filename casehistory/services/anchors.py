@@ -22,7 +22,7 @@ from typing import Any
 from eventsourcing.persistence import StoredEvent
 
 from casehistory.application import CaseHistory
-from casehistory.recorders import PostgresLedgerRecorder, SQLiteLedgerRecorder
+from casehistory.recorders import PostgresLedgerRecorder, SQLiteLedgerRecorder, without_rowid
 from casehistory.services.verify import ChainProblem
 
 ANCHORS_TABLE = "chain_anchors"
@@ -108,7 +108,10 @@ class AnchorMixin:
 
 class SQLiteAnchoredRecorder(AnchorMixin, SQLiteLedgerRecorder):
     def construct_create_table_statements(self) -> list[str]:
-        return [*super().construct_create_table_statements(), _anchors_ddl(ANCHORS_TABLE)]
+        return [
+            *super().construct_create_table_statements(),
+            without_rowid(_anchors_ddl(ANCHORS_TABLE)),
+        ]
 
 
 class PostgresAnchoredRecorder(AnchorMixin, PostgresLedgerRecorder):  # type: ignore[misc]
