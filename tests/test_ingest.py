@@ -344,3 +344,14 @@ def test_a_new_sqlite_store_keeps_its_keyed_tables_as_one_tree_and_an_older_one_
         for table in tables:
             (ddl,) = db.execute("SELECT sql FROM sqlite_master WHERE name = ?", [table]).fetchone()
             assert not ddl.endswith("WITHOUT ROWID"), table
+
+
+def test_the_stored_details_are_the_last_fields_of_a_fact_in_its_order() -> None:
+    from casehistory.domain.citizen import FACT_FIELDS, fact_content
+    from casehistory.domain.facts import Fact
+
+    assert Fact._fields[-len(FACT_FIELDS):] == FACT_FIELDS
+    fact = started(date(2020, 1, 1), target_group="jobparat")
+    assert fact_content(fact, "h", {})["details"] == {
+        name: getattr(fact, name) for name in FACT_FIELDS if getattr(fact, name) is not None
+    }

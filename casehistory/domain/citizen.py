@@ -15,11 +15,10 @@ from __future__ import annotations
 import hashlib
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
@@ -186,12 +185,12 @@ def registration(citizen_key: str, birth_date: date, sealed_cpr: str) -> dict[st
     return {**content, "chain_hash": chain_hash_of("", "Registered", content)}
 
 
-@dataclass(frozen=True, slots=True)
-class Head:
+class Head(NamedTuple):
     """Where a citizen's stored history ends: all that appending a fact needs.
 
     Appending from the head costs the same whatever the length of the history;
-    the aggregate (every fact) is only needed to read the history.
+    the aggregate (every fact) is only needed to read the history. A named tuple:
+    immutable, and one is made per appended event.
     """
 
     citizen_key: str
@@ -226,12 +225,17 @@ def fact_content(fact: Fact, content_hash: str, provenance: dict[str, Any]) -> d
         "municipality": fact.municipality,
         "source_case_ref": fact.source_case_ref,
         "details": {
-            name: value for name in FACT_FIELDS if (value := getattr(fact, name)) is not None
+            name: value
+            for name, value in zip(FACT_FIELDS, fact[_DETAILS_START:], strict=True)
+            if value is not None
         },
         "content_hash": content_hash,
         "provenance": provenance,
     }
 
+
+_DETAILS_START = len(Fact._fields) - len(FACT_FIELDS)
+"""FACT_FIELDS are the last fields of a Fact, in its order (a test holds it)."""
 
 CHAINED_FIELDS: dict[str, tuple[str, ...]] = {
     "Registered": ("citizen_key", "birth_date", "sealed_cpr"),
