@@ -355,3 +355,27 @@ def test_the_stored_details_are_the_last_fields_of_a_fact_in_its_order() -> None
     assert fact_content(fact, "h", {})["details"] == {
         name: getattr(fact, name) for name in FACT_FIELDS if getattr(fact, name) is not None
     }
+
+
+def test_the_notification_ids_a_sqlite_save_returns_are_the_stored_ones(tmp_path: Any) -> None:
+    """The SQLite recorder inserts a batch's events in one statement and computes their
+    notification ids from the last: they are the ids the log holds, in order, also after
+    another writer's events."""
+    engine = build(Settings.load({"CASEHISTORY_DATA_DIR": str(tmp_path),
+                                  "CASEHISTORY_PSEUDONYM_KEY": "ab" * 32}))
+    try:
+        service = engine.ingest_service(DeadLetterList())
+        service.ingest(incoming(record(started(date(2020, 1, 1)))))
+        citizens = [Citizen.register(f"{n:032x}", date(1990, 1, 1), "") for n in range(3)]
+        for citizen in citizens:
+            citizen.forget(datetime(2026, 1, 1, tzinfo=UTC))
+        recordings = engine.app.save(*citizens)
+        recorder: Any = engine.app.recorder
+        stored = recorder.select_notifications(start=1, limit=100)
+        assert [r.notification.id for r in recordings] == [n.id for n in stored[2:]]
+        assert [(r.notification.originator_id, r.notification.originator_version)
+                for r in recordings] == [(n.originator_id, n.originator_version)
+                                         for n in stored[2:]]
+        assert recorder.insert_events([]) == []
+    finally:
+        engine.close()
