@@ -45,6 +45,8 @@ from casehistory.schemas import wire
 
 log = logging.getLogger(__name__)
 
+BATCH_BYTES = 256 * 1024
+"""With a batch wait, what a fetch waits for (about 1,000 contract records)."""
 IDLE_FENCE_CHECK_S = 2.0
 """How often an idle partition group's writer checks that it is still the group's writer."""
 
@@ -265,6 +267,7 @@ class KafkaIngestConsumer:
         backoff: Backoff | None = None,
         history: bool = False,
         store_group: tuple[int, int] | None = None,
+        batch_wait_ms: int = 0,
     ) -> None:
         self.service = service
         self.topic = topic
@@ -283,6 +286,11 @@ class KafkaIngestConsumer:
             isolation_level="read_committed",
             max_poll_records=max_poll_records,
             fetch_max_bytes=32 * 1024 * 1024,
+            # With `batch_wait_ms`, the broker holds a fetch until a batch's worth of
+            # records is there or that long has passed: a batch costs a fixed part (lookups,
+            # a transaction, a commit) that a trickle of records would pay every few events.
+            fetch_min_bytes=BATCH_BYTES if batch_wait_ms else 1,
+            fetch_max_wait_ms=batch_wait_ms or 500,
             # A crashed member's partitions move to the others after this long.
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=max(500, session_timeout_ms // 5),

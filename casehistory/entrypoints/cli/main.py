@@ -378,7 +378,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
                 service, bootstrap, topic, group_id,
                 max_poll_records=args.max_poll_records,
                 session_timeout_ms=args.session_timeout_ms, backoff=backoff,
-                history=args.from_history,
+                history=args.from_history, batch_wait_ms=args.batch_wait_ms,
                 store_group=None if group is None else (group, settings.store_groups),
             ),
             "joining the group", stop,
@@ -517,6 +517,9 @@ def parser() -> argparse.ArgumentParser:
     con = sub.add_parser("consume", help="run one ingest consumer-group member")
     con.add_argument("--idle-exit", type=float, help="stop after this many seconds without records")
     con.add_argument("--max-poll-records", type=int, default=2000)
+    con.add_argument("--batch-wait-ms", type=int, default=0,
+                     help="let the broker gather a batch for up to this long (a trickle of "
+                          "records costs less CPU per event in larger batches; 0: at once)")
     con.add_argument("--partitions", type=int, default=6, help="when creating the topic")
     con.add_argument("--session-timeout-ms", type=int, default=10_000,
                      help="a member silent this long is dropped and its partitions move")
