@@ -24,8 +24,7 @@ and the append after it is refused.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
@@ -43,9 +42,8 @@ class WriterFenced(Exception):
     """A newer writer took these partitions over: this one's append is refused."""
 
 
-@dataclass(frozen=True, slots=True)
-class LedgerEntry:
-    """What became of one input position."""
+class LedgerEntry(NamedTuple):
+    """What became of one input position (a named tuple: one is made per record)."""
 
     source: str
     """`topic:partition` for Kafka, `file:` and the full resolved path for files."""
@@ -94,9 +92,9 @@ def _tuples(rows: Sequence[Any]) -> Iterator[tuple[Any, ...]]:
     return (tuple(row.values()) if isinstance(row, dict) else tuple(row) for row in rows)
 
 
-@dataclass(frozen=True, slots=True)
-class IndexEntry:
-    """Who holds an event id, and with which content (keyed digests of id and content)."""
+class IndexEntry(NamedTuple):
+    """Who holds an event id, and with which content (keyed digests of id and content; a
+    named tuple: one is made per stored event)."""
 
     event_key: str
     citizen_key: str
@@ -126,7 +124,7 @@ class LedgerMixin:
         entries: list[LedgerEntry] = kwargs.get("ledger") or []
         self._insert_rows(
             c, self.ledger_table, LEDGER_COLUMNS,
-            [(e.source, e.position, e.outcome, e.reason) for e in entries],
+            list(entries),
             " ON CONFLICT (source, position) DO NOTHING",
         )
         self._write_heads(c, kwargs.get("heads") or {}, kwargs.get("index") or [])
@@ -201,7 +199,7 @@ class LedgerMixin:
         # A backfill keeps the first holder of an id that an older store gave twice.
         self._insert_rows(
             c, self.index_table, INDEX_COLUMNS,
-            [(e.event_key, e.citizen_key, e.content_key) for e in index],
+            list(index),
             " ON CONFLICT (event_key) DO NOTHING" if backfill else "",
         )
 
