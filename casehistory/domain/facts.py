@@ -101,8 +101,8 @@ class Fact(NamedTuple):
     @property
     def order_key(self) -> tuple[date, int, datetime, str]:
         """Processing order on one timeline: effective date, stops/ends before starts."""
-        closes = self.event_type in (
-            EventType.BENEFIT_STOPPED,
-            EventType.SOCIAL_INTERVENTION_ENDED,
-        )
-        return (self.effective_date, 0 if closes else 1, self.recorded_at, self.event_id)
+        opens = 0 if self.event_type in _CLOSING else 1
+        return (self.effective_date, opens, self.recorded_at, self.event_id)
+
+
+_CLOSING = frozenset({EventType.BENEFIT_STOPPED, EventType.SOCIAL_INTERVENTION_ENDED})

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import NamedTuple
 
 ONE_DAY = timedelta(days=1)
 
 
-@dataclass(frozen=True, slots=True)
-class Run:
+class Run(NamedTuple):
     """Consecutive paid days `[start, end)`."""
 
     start: date
@@ -27,8 +26,7 @@ class Run:
         return (self.end - self.start).days
 
 
-@dataclass(frozen=True, slots=True)
-class Spell:
+class Spell(NamedTuple):
     """Runs joined across gaps that contain no whole calendar month."""
 
     runs: tuple[Run, ...]

@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
+from operator import attrgetter
+from typing import NamedTuple
 
 from casehistory.domain import reference
 from casehistory.domain.facts import EventType, Fact
@@ -27,15 +29,13 @@ class FindingKind(StrEnum):
     TARGET_GROUP_OUTSIDE_VALIDITY = "target_group_outside_validity"
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
+class Finding(NamedTuple):
     kind: FindingKind
     event_id: str
     effective_date: date
 
 
-@dataclass(frozen=True, slots=True)
-class Period:
+class Period(NamedTuple):
     """A benefit period (or intervention, with `code` the intervention) `[start, stop)`."""
 
     code: str
@@ -66,8 +66,7 @@ class Period:
         return self
 
 
-@dataclass(frozen=True, slots=True)
-class GroupAssignment:
+class GroupAssignment(NamedTuple):
     effective_date: date
     recorded_at: datetime
     event_id: str
@@ -78,8 +77,7 @@ class GroupAssignment:
     """A `TargetGroupChanged`'s reason; None for a start's target group."""
 
 
-@dataclass(frozen=True, slots=True)
-class CaseworkerAssignment:
+class CaseworkerAssignment(NamedTuple):
     """A `CaseworkerAssigned`: this caseworker is responsible from `effective_date`."""
 
     effective_date: date
@@ -89,8 +87,7 @@ class CaseworkerAssignment:
     unit: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Meeting:
+class Meeting(NamedTuple):
     """A `MeetingHeld` on `effective_date`, of `kind` (visitation, first, joint, other)."""
 
     effective_date: date
@@ -166,9 +163,21 @@ def _voided_ids(facts: dict[str, Fact]) -> set[str]:
     return {event_id for event_id in retractions if is_void(event_id, frozenset())}
 
 
+_ORDER = attrgetter("order_key")
+# The loop below compares each fact's kind with these (a module name is cheaper to look up
+# than an enum class's member).
+_BENEFIT_STARTED = EventType.BENEFIT_STARTED
+_BENEFIT_STOPPED = EventType.BENEFIT_STOPPED
+_INTERVENTION_STARTED = EventType.SOCIAL_INTERVENTION_STARTED
+_INTERVENTION_ENDED = EventType.SOCIAL_INTERVENTION_ENDED
+_GROUP_CHANGED = EventType.TARGET_GROUP_CHANGED
+_CASEWORKER_ASSIGNED = EventType.CASEWORKER_ASSIGNED
+_MEETING_HELD = EventType.MEETING_HELD
+
+
 def build_timeline(facts: Iterable[Fact], known_at: datetime | None = None) -> Timeline:
     """Pair a citizen's standing facts into periods and findings."""
-    ordered = sorted(effective_facts(facts, known_at), key=lambda f: f.order_key)
+    ordered = sorted(effective_facts(facts, known_at), key=_ORDER)
     benefits = _Pairing()
     interventions = _Pairing()
     assignments: list[GroupAssignment] = []
@@ -179,19 +188,19 @@ def build_timeline(facts: Iterable[Fact], known_at: datetime | None = None) -> T
 
     for fact in ordered:
         kind = fact.event_type
-        if kind is EventType.BENEFIT_STARTED and fact.benefit:
+        if kind is _BENEFIT_STARTED and fact.benefit:
             findings.extend(benefits.start(fact, fact.benefit))
             if fact.target_group:  # also when the start is refused: the assessment happened
                 assignments.append(_assignment(fact, fact.target_group))
-        elif kind is EventType.BENEFIT_STOPPED and fact.benefit:
+        elif kind is _BENEFIT_STOPPED and fact.benefit:
             findings.extend(benefits.stop(fact, fact.benefit))
-        elif kind is EventType.SOCIAL_INTERVENTION_STARTED and fact.intervention:
+        elif kind is _INTERVENTION_STARTED and fact.intervention:
             findings.extend(interventions.start(fact, fact.intervention))
-        elif kind is EventType.SOCIAL_INTERVENTION_ENDED and fact.intervention:
+        elif kind is _INTERVENTION_ENDED and fact.intervention:
             findings.extend(interventions.stop(fact, fact.intervention))
-        elif kind is EventType.TARGET_GROUP_CHANGED and fact.to_group:
+        elif kind is _GROUP_CHANGED and fact.to_group:
             assignments.append(_assignment(fact, fact.to_group))
-        elif kind is EventType.CASEWORKER_ASSIGNED and fact.caseworker:
+        elif kind is _CASEWORKER_ASSIGNED and fact.caseworker:
             caseworkers.append(
                 CaseworkerAssignment(
                     fact.effective_date,
@@ -201,7 +210,7 @@ def build_timeline(facts: Iterable[Fact], known_at: datetime | None = None) -> T
                     fact.unit,
                 )
             )
-        elif kind is EventType.MEETING_HELD and fact.meeting_kind:
+        elif kind is _MEETING_HELD and fact.meeting_kind:
             meetings.append(
                 Meeting(fact.effective_date, fact.event_id, fact.meeting_kind, fact.caseworker)
             )
