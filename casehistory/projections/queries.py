@@ -116,27 +116,32 @@ def date_params(day: date) -> dict[str, Any]:
 
 def _breaks_bridged(alias: str, dialect: Dialect, only: str = "") -> str:
     """The stop reasons (one per period, 'other' when none) of the periods that stopped
-    inside the spell of run `alias` on or before :d, comma-separated (`_counts` counts them)."""
+    inside the spell of run `alias` on or before :d, comma-separated (`_counts` counts them).
+
+    Such a period also started inside the spell (a period lies inside one run), before :d:
+    the index range of the citizen's periods is bounded by both."""
     reasons = dialect.concat("coalesce(p.stop_reason, 'other')")
     return (
         f"(SELECT {reasons} FROM benefit_period p "
-        f"WHERE p.citizen_key = {alias}.citizen_key AND p.stop_date > {alias}.spell_start "
+        f"WHERE p.citizen_key = {alias}.citizen_key AND p.start_date >= {alias}.spell_start "
+        f"AND p.start_date < :d AND p.stop_date > {alias}.spell_start "
         f"AND p.stop_date <= :d{only})"
     )
 
 
 def _naive_days(d: Dialect) -> str:
     """Days since the start of the in-force period that started last (one descending
-    index step)."""
+    index step; the periods covering :d lie inside the run covering it, `a`)."""
     return f"""(SELECT {d.days(':d', 'p.start_date')} FROM benefit_period p
-     WHERE p.citizen_key = c.citizen_key AND {covers('p')}
+     WHERE p.citizen_key = c.citizen_key AND p.start_date >= a.start_date AND {covers('p')}
      ORDER BY p.start_date DESC LIMIT 1)"""
 
 
 def _group_in_force() -> str:
-    """The target group in force on :d, for a citizen a job-centre benefit pays that day."""
+    """The target group in force on :d, for a citizen a job-centre benefit pays that day
+    (the periods covering :d lie inside the run covering it, `a`)."""
     return f"""CASE WHEN EXISTS (SELECT 1 FROM benefit_period p WHERE p.citizen_key = c.citizen_key
-                      AND p.job_centre = 1 AND {covers('p')})
+                      AND p.start_date >= a.start_date AND p.job_centre = 1 AND {covers('p')})
        THEN (SELECT g.target_group FROM target_group_interval g
              WHERE g.citizen_key = c.citizen_key AND {covers('g', 'valid_from', 'valid_to')}
              ORDER BY g.valid_from DESC LIMIT 1)
