@@ -180,14 +180,28 @@ def _cash_days_in_window(d: Dialect) -> str:
 
 
 def _runs_on(d: Dialect) -> str:
-    """Every citizen with its all-benefits run (`a`) and cash-system run (`k`) covering :d,
-    each looked up only where the bounds of the citizen's runs cover :d (elsewhere the key
-    looked up is NULL, which SQLite skips before the index seek)."""
+    """Every citizen with its all-benefits run (`a`) and cash-system run (`k`) covering :d.
+
+    SQLite looks each up per citizen, so only where the bounds of the citizen's runs cover
+    :d (elsewhere the key looked up is NULL, which it skips before the index seek);
+    PostgreSQL joins the runs covering :d to the citizens in one merge join, by key."""
+    if d.name != "sqlite":
+        return f"""FROM durations_citizen c
+LEFT JOIN benefit_run a ON a.citizen_key = c.citizen_key AND a.scope = 'all' AND {covers('a')}
+LEFT JOIN benefit_run k ON k.citizen_key = a.citizen_key AND k.scope = 'cash' AND {covers('k')}"""
     return f"""FROM durations_citizen c
 LEFT JOIN benefit_run a ON a.citizen_key = CASE WHEN {_MAY_PAY} THEN c.citizen_key END
   AND a.scope = 'all' AND {covers('a')}
 LEFT JOIN benefit_run k ON k.citizen_key = CASE WHEN {_MAY_PAY_CASH} THEN a.citizen_key END
   AND k.scope = 'cash' AND {covers('k')}"""
+
+
+def _without_jit(cursor: Any, dialect: Dialect) -> None:
+    """No JIT compilation for this read transaction on PostgreSQL. The per-citizen sub-plans
+    make the planner's estimate of a per-citizen query high, so PostgreSQL compiled it
+    first: 2.1-2.7 s of a 2.3-2.9 s export of 10,000 citizens whose query runs in 0.3 s."""
+    if dialect.name == "postgres":
+        cursor.execute("SET LOCAL jit = off")
 
 
 def per_citizen_durations_sql(dialect: Dialect) -> str:
@@ -237,6 +251,7 @@ def durations_records(
     if limit is not None:
         sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
     with store.read() as cursor:
+        _without_jit(cursor, dialect)
         cursor.execute(dialect.bind(sql), {**date_params(day), **(params or {})})
         while page := cursor.fetchmany(5000):
             for row in page:
@@ -344,6 +359,7 @@ def durations_lines(store: Any, day: date) -> Iterator[str]:
     dialect = Dialect(store.dialect)
     counted: dict[str, str] = {}  # breaks bridged by their stop reasons, as JSON
     with store.read() as cursor:
+        _without_jit(cursor, dialect)
         cursor.execute(dialect.bind(durations_lines_sql(dialect)), date_params(day))
         while page := cursor.fetchmany(5000):
             for line, reasons in page:
