@@ -196,14 +196,6 @@ LEFT JOIN benefit_run k ON k.citizen_key = CASE WHEN {_MAY_PAY_CASH} THEN a.citi
   AND k.scope = 'cash' AND {covers('k')}"""
 
 
-def _without_jit(cursor: Any, dialect: Dialect) -> None:
-    """No JIT compilation for this read transaction on PostgreSQL. The per-citizen sub-plans
-    make the planner's estimate of a per-citizen query high, so PostgreSQL compiled it
-    first: 2.1-2.7 s of a 2.3-2.9 s export of 10,000 citizens whose query runs in 0.3 s."""
-    if dialect.name == "postgres":
-        cursor.execute("SET LOCAL jit = off")
-
-
 def per_citizen_durations_sql(dialect: Dialect) -> str:
     """Every citizen's durations on :d, the citizens in key order so that each lookup reads
     the index pages after the last one's (covering indexes: no table row is read).
@@ -251,7 +243,6 @@ def durations_records(
     if limit is not None:
         sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
     with store.read() as cursor:
-        _without_jit(cursor, dialect)
         cursor.execute(dialect.bind(sql), {**date_params(day), **(params or {})})
         while page := cursor.fetchmany(5000):
             for row in page:
@@ -359,7 +350,6 @@ def durations_lines(store: Any, day: date) -> Iterator[str]:
     dialect = Dialect(store.dialect)
     counted: dict[str, str] = {}  # breaks bridged by their stop reasons, as JSON
     with store.read() as cursor:
-        _without_jit(cursor, dialect)
         cursor.execute(dialect.bind(durations_lines_sql(dialect)), date_params(day))
         while page := cursor.fetchmany(5000):
             for line, reasons in page:
