@@ -517,7 +517,7 @@ def parser() -> argparse.ArgumentParser:
     con = sub.add_parser("consume", help="run one ingest consumer-group member")
     con.add_argument("--idle-exit", type=float, help="stop after this many seconds without records")
     con.add_argument("--max-poll-records", type=int, default=2000)
-    con.add_argument("--batch-wait-ms", type=int, default=0,
+    con.add_argument("--batch-wait-ms", type=int, default=50,
                      help="let the broker gather a batch for up to this long (a trickle of "
                           "records costs less CPU per event in larger batches; 0: at once)")
     con.add_argument("--partitions", type=int, default=6, help="when creating the topic")
