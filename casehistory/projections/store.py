@@ -123,6 +123,8 @@ FILL_RUN_BOUNDS = (
 )
 """The run bounds of a read model written before `durations_citizen` held them, from its
 runs (what `rows._bounds` stores)."""
+FILL_ADDED: dict[str, str] = {"durations_citizen": FILL_RUN_BOUNDS}
+"""What fills the columns added to a table (`ADDED_COLUMNS`) in rows written before them."""
 WRITE_CHUNK = 200
 """Citizens per executemany round inside one write transaction. Small, so the rows held
 at once stay few: the collector walks every young object, and with 2,000 citizens (about
@@ -264,8 +266,8 @@ class ReadModelStore:
             missing = added.keys() - self._columns(cursor, table)
             for name in sorted(missing, key=list(added).index):
                 cursor.execute(f"ALTER TABLE {table} ADD COLUMN {name} {added[name]}")
-            if missing and table == "durations_citizen":
-                cursor.execute(FILL_RUN_BOUNDS)
+            if missing and table in FILL_ADDED:
+                cursor.execute(FILL_ADDED[table])
 
     def positions(self) -> dict[str, int]:
         """Each followed store's last applied notification id."""
