@@ -213,7 +213,7 @@ def run(size: int, repeats: int, rate: float, label: str, skip: set[str]) -> dic
 
 def run_peer(engine: Any, work: Path, population: Path, repeats: int) -> dict[str, Any]:
     mark = time.perf_counter()
-    rows = peer.fact_rows(engine)
+    rows = list(peer.fact_rows(engine))
     export_s = time.perf_counter() - mark
     connection, load_s = peer.load_facts(rows, work)
     depth = peer.retraction_depth(connection)
@@ -244,7 +244,7 @@ def run_peer(engine: Any, work: Path, population: Path, repeats: int) -> dict[st
                  peer.duck_spells(connection, AS_OF_DATES[0]), AS_OF_DATES[0])  # fmt: skip
     connection.close()
     return {
-        "facts": len(rows),
+        "facts": sum(map(len, rows)),
         "retraction_depth": depth,
         "export_s": export_s,
         "load_s": load_s,
