@@ -12,6 +12,11 @@ consume latency seen by a bare kafka-python consumer on the same topic.
 Only probes that became visible while the background load was still being published
 count: once the publisher runs out of events the probes stop, so a slow projection
 cannot be hidden by later probes on an idle system.
+
+With `warm` events (`bench/run --freshness-warm N`: the population's first N contract
+events), those are published first, as fast as they go, and stored and projected before
+the timed load starts: the load then meets citizens with the histories of a real topic (a
+live event's cost grows with its citizen's history), not a store that starts empty.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from bench.common import CASEHISTORY, PSEUDONYM_KEY, REPO, env_for, percentile
 from casehistory.bootstrap import READ_MODEL
@@ -55,6 +60,7 @@ def measure(
     probes: list[ContractEvent],
     rate: float,
     topic: str,
+    warm: list[ContractEvent] | None = None,
 ) -> dict[str, Any]:
     from casehistory.consumers.topics import ensure_topics
 
@@ -73,6 +79,7 @@ def measure(
         subprocess.Popen([str(CASEHISTORY), *args], cwd=REPO, env=env, stdout=log, stderr=log)
         for args in WORKERS.values()
     ]
+    warm_s = _warm_up(bootstrap, topic, data_dir, warm) if warm else 0.0
     stop = threading.Event()
     load_done = threading.Event()
     key = bytes.fromhex(PSEUDONYM_KEY)
@@ -160,6 +167,8 @@ def measure(
     return {
         "probes": len(latencies),
         "rate": rate,
+        "warm_events": len(warm or ()),
+        "warm_s": warm_s,
         "background_sent": elapsed_background,
         "p50_s": percentile(latencies, 50),
         "p99_s": percentile(latencies, 99),
@@ -174,6 +183,51 @@ def measure(
 
 
 WORKERS = {"consume": ["consume"], "project": ["project", "--follow"]}
+
+
+def _warm_up(bootstrap: str, topic: str, data_dir: Path, warm: list[ContractEvent]) -> float:
+    """Publish `warm` and wait until the ingest group has consumed the topic to its end and
+    the projection has applied every stored event; returns the seconds it took."""
+    started = time.perf_counter()
+    with Publisher(bootstrap, topic, bytes.fromhex(PSEUDONYM_KEY)) as publisher:
+        for event in warm:
+            publisher.send(event)
+        publisher.producer.flush()
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    probe = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        partitions = [TopicPartition(topic, p) for p in probe.partitions_for_topic(topic)]
+        ends = probe.end_offsets(partitions)
+        while True:
+            committed = admin.list_consumer_group_offsets(topic + ".ingest")
+            consumed = all(
+                (found := committed.get(tp)) is not None and found.offset >= end
+                for tp, end in ends.items()
+            )
+            if consumed and _applied(data_dir):
+                return time.perf_counter() - started
+            if time.perf_counter() - started > 1800:
+                raise RuntimeError("the warm-up was not stored and projected within 30 min")
+            time.sleep(0.5)
+    finally:
+        probe.close()
+        admin.close()
+
+
+def _applied(data_dir: Path) -> bool:
+    """Whether the projection's position is the event store's head."""
+    try:
+        with (
+            sqlite3.connect(f"file:{data_dir / 'events.db'}?mode=ro", uri=True) as events,
+            sqlite3.connect(f"file:{data_dir / READ_MODEL}.db?mode=ro", uri=True) as model,
+        ):
+            head = events.execute("SELECT max(rowid) FROM stored_events").fetchone()[0]
+            position = model.execute(
+                "SELECT sum(notification_id) FROM history_tracking"
+            ).fetchone()[0]
+    except sqlite3.OperationalError:
+        return False  # a store or its tables do not exist yet
+    return head is not None and position == head
 
 
 def _cpu_s(pid: int) -> float:

@@ -1,6 +1,7 @@
 """Run every benchmark at one population size and write docs/benchmarks.md.
 
-    bench/run SIZE [--repeats N] [--rate EVENTS_PER_S] [--label TEXT] [--skip MEASURE]
+    bench/run SIZE [--repeats N] [--rate EVENTS_PER_S] [--freshness-warm N] [--label TEXT]
+              [--skip MEASURE]
 
 Measures: ingest, embedded, rebuild, peer, queries, freshness, growth, and last the read
 side at scale (`scale`, bench/scale.py: rebuild, export and headline against DuckDB).
@@ -63,7 +64,9 @@ def probe_events(count: int) -> list[Any]:
     return freshness.contract_events(list(firsts.values())[:count])
 
 
-def run(size: int, repeats: int, rate: float, label: str, skip: set[str]) -> dict[str, Any]:
+def run(
+    size: int, repeats: int, rate: float, label: str, skip: set[str], warm: int = 0
+) -> dict[str, Any]:
     from casehistory.bootstrap import READ_MODEL, build
     from casehistory.devservices import kafka as devkafka
     from casehistory.population import generator
@@ -173,12 +176,12 @@ def run(size: int, repeats: int, rate: float, label: str, skip: set[str]) -> dic
             if "freshness" not in skip:
                 progress.update(task, description=f"freshness at {rate:,.0f} events/s")
                 probes = probe_events(120)
-                background = freshness.contract_events(
-                    read_jsonl(population, int(rate * (5 + len(probes) * 0.5 + 30)))
+                events = freshness.contract_events(
+                    read_jsonl(population, warm + int(rate * (5 + len(probes) * 0.5 + 30)))
                 )
                 result["freshness"] = freshness.measure(
-                    bootstrap, work / "fresh-store", background, probes, rate,
-                    f"bench.fresh.{size}.{int(time.time())}",
+                    bootstrap, work / "fresh-store", events[warm:], probes, rate,
+                    f"bench.fresh.{size}.{int(time.time())}", events[:warm],
                 )  # fmt: skip
             progress.advance(task)
 
@@ -258,6 +261,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("size", type=int, help="citizens (e.g. 10000)")
     parser.add_argument("--repeats", type=int, help="runs per measure (default 3, 1 above 20k)")
     parser.add_argument("--rate", type=float, default=1000.0, help="freshness background load")
+    parser.add_argument(
+        "--freshness-warm", type=int, default=0, metavar="N",
+        help="store and project the population's first N events before the freshness load",
+    )
     parser.add_argument("--label", help="results name (default: the size)")
     parser.add_argument("--skip", action="append", default=[], help="skip a measure")
     parser.add_argument("--render-only", action="store_true")
@@ -268,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.render_only:
         repeats = args.repeats or (3 if args.size <= 20_000 else 1)
         label = args.label or str(args.size)
-        result = run(args.size, repeats, args.rate, label, set(args.skip))
+        result = run(args.size, repeats, args.rate, label, set(args.skip), args.freshness_warm)
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / f"{label}.json").write_text(json.dumps(result, indent=1, default=str))
         console.print(f"results: {RESULTS / (label + '.json')}")
