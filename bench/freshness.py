@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from bench.common import CASEHISTORY, PSEUDONYM_KEY, REPO, env_for, percentile
 from casehistory.bootstrap import READ_MODEL
@@ -193,17 +193,14 @@ def _warm_up(bootstrap: str, topic: str, data_dir: Path, warm: list[ContractEven
         for event in warm:
             publisher.send(event)
         publisher.producer.flush()
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    probe = KafkaConsumer(bootstrap_servers=bootstrap)
+    probe = KafkaConsumer(  # reads the ingest group's committed offsets; joins no group
+        bootstrap_servers=bootstrap, group_id=topic + ".ingest", enable_auto_commit=False
+    )
     try:
         partitions = [TopicPartition(topic, p) for p in probe.partitions_for_topic(topic)]
         ends = probe.end_offsets(partitions)
         while True:
-            committed = admin.list_consumer_group_offsets(topic + ".ingest")
-            consumed = all(
-                (found := committed.get(tp)) is not None and found.offset >= end
-                for tp, end in ends.items()
-            )
+            consumed = all((probe.committed(tp) or 0) >= end for tp, end in ends.items())
             if consumed and _applied(data_dir):
                 return time.perf_counter() - started
             if time.perf_counter() - started > 1800:
@@ -211,7 +208,6 @@ def _warm_up(bootstrap: str, topic: str, data_dir: Path, warm: list[ContractEven
             time.sleep(0.5)
     finally:
         probe.close()
-        admin.close()
 
 
 def _applied(data_dir: Path) -> bool:
