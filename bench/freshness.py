@@ -36,6 +36,7 @@ from bench.common import CASEHISTORY, PSEUDONYM_KEY, REPO, env_for, percentile
 from casehistory.bootstrap import READ_MODEL
 from casehistory.consumers.publisher import Publisher
 from casehistory.domain.cpr import citizen_key
+from casehistory.projections.store import TRACKING_TABLE
 from casehistory.schemas import wire
 from casehistory.schemas.contract import ContractEvent, validate
 
@@ -219,7 +220,7 @@ def _applied(data_dir: Path) -> bool:
         ):
             head = events.execute("SELECT max(rowid) FROM stored_events").fetchone()[0]
             position = model.execute(
-                "SELECT sum(notification_id) FROM history_tracking"
+                f"SELECT sum(notification_id) FROM {TRACKING_TABLE}"
             ).fetchone()[0]
     except sqlite3.OperationalError:
         return False  # a store or its tables do not exist yet
