@@ -132,7 +132,7 @@ READ_AHEAD_CHUNK = 64 * 1024 * 1024
 
 def read_ahead(path: Path) -> int:
     """Pull a SQLite event store's file into the page cache in one pass in file order
-    (`sendfile` to /dev/null: nothing is copied to this process); returns the bytes passed.
+    (`sendfile` to /dev/null: nothing is copied); returns the bytes passed.
 
     The workers read the events in citizen order, one random page of the file per event.
     From a cold cache one reader took 38 s for half the 100,000-citizen store (1.9 GB),
@@ -140,18 +140,31 @@ def read_ahead(path: Path) -> int:
     52-93 s after it (three runs each, under other sessions' load). Beside the workers
     instead of before them it competed with their reads. A file already cached costs
     0.1 s. Nothing is read when the file is larger than half the memory available: it
-    would only push other pages out."""
+    would only push other pages out.
+
+    The pass runs in a child process. Closing a descriptor of the store's file here would
+    drop every POSIX lock this process's SQLite connections hold on it; another process
+    closing its last connection would then take itself for the last one and delete the
+    write-ahead log under them, and a commit here would go to the deleted log (lost)."""
     size = path.stat().st_size
     if size > _memory_available() // 2:
         return 0
-    passed = 0
-    with path.open("rb") as source, open(os.devnull, "wb") as sink:
-        while passed < size:
-            sent = os.sendfile(sink.fileno(), source.fileno(), passed, READ_AHEAD_CHUNK)
-            if not sent:
-                break
-            passed += sent
-    return passed
+    passed = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", _READ_AHEAD, str(path), str(READ_AHEAD_CHUNK)],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    return int(passed)
+
+
+_READ_AHEAD = """\
+import os, sys
+path, chunk = sys.argv[1], int(sys.argv[2])
+passed = 0
+with open(path, "rb") as source, open(os.devnull, "wb") as sink:
+    while sent := os.sendfile(sink.fileno(), source.fileno(), passed, chunk):
+        passed += sent
+print(passed)
+"""
 
 
 def _memory_available() -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -216,7 +217,6 @@ def test_a_copy_another_connection_holds_open_is_filled_through_its_log(
     """A private copy that someone else has open keeps its write-ahead log for the fill
     (the switch to a rollback journal is refused at once), and that reader sees the
     rows when the fill commits."""
-    import sqlite3
 
     ingest_files(embedded, [population(tmp_path, 25, seed=12)], DeadLetterList())
     embedded.project()
@@ -240,7 +240,6 @@ def test_a_copy_whose_columns_are_in_another_order_takes_the_shards_column_by_co
 ) -> None:
     """Shard rows are copied as whole records only into a table with the same columns in
     the same order; a copy made with another order gets every value in its column."""
-    import sqlite3
 
     from casehistory.projections.store import table_statements
 
@@ -272,6 +271,32 @@ def test_read_ahead_passes_the_whole_event_store_file_unless_memory_is_short(
     assert parallel.read_ahead(path) == path.stat().st_size
     monkeypatch.setattr(parallel, "_memory_available", lambda: 2 * path.stat().st_size - 2)
     assert parallel.read_ahead(path) == 0
+
+
+def test_read_ahead_leaves_this_process_s_sqlite_locks_and_commits_in_place(
+    tmp_path: Path,
+) -> None:
+    """Closing a descriptor of a SQLite file drops every POSIX lock the process holds on
+    it: then another process closing its connection deletes the write-ahead log under
+    this one's open connection, and what that connection commits afterwards is lost."""
+    from casehistory import parallel
+
+    path = tmp_path / "events.db"
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("CREATE TABLE stored (n INTEGER)")
+    writer.execute("INSERT INTO stored VALUES (1)")
+    assert parallel.read_ahead(path) == path.stat().st_size
+    count = (
+        f"import sqlite3; connection = sqlite3.connect({str(path)!r}); "
+        "print(connection.execute('SELECT count(*) FROM stored').fetchone()[0])"
+    )
+    subprocess.run([sys.executable, "-c", count], check=True, capture_output=True)
+    assert path.with_name("events.db-wal").exists()
+    writer.execute("INSERT INTO stored VALUES (2)")
+    seen = subprocess.run([sys.executable, "-c", count], check=True, capture_output=True, text=True)
+    assert seen.stdout.strip() == "2"
+    writer.close()
 
 
 def test_a_stale_writer_is_fenced_off(engine: Engine, tmp_path: Path) -> None:
