@@ -24,7 +24,7 @@ from eventsourcing.utils import resolve_topic
 from casehistory.domain.citizen import Citizen, recorded_fact
 from casehistory.domain.facts import EventType, Fact
 from casehistory.domain.timeline import Timeline, build_timeline
-from casehistory.projections.rows import CitizenRows, rows_for
+from casehistory.projections.rows import CitizenRows, Earlier, rows_for
 
 _KINDS = {cls: kind for kind, cls in Citizen.EVENT_CLASSES.items()}
 
@@ -74,12 +74,17 @@ class CitizenHistory:
             self._timeline = build_timeline(self.facts)
         return self._timeline
 
-    def rows(self, staff_key: bytes, events: int) -> CitizenRows:
+    @property
+    def last(self) -> date | None:
+        """The latest effective date of the facts known so far."""
+        return max((f.effective_date for f in self.facts), default=None)
+
+    def rows(self, staff_key: bytes, events: int, earlier: Earlier | None = None) -> CitizenRows:
         """Every read model's rows for the facts known so far, computed from `events`
-        stored events (for progress); caseworkers by pseudonym under `staff_key`."""
-        last = max((f.effective_date for f in self.facts), default=None)
-        rows = rows_for(self.citizen_key, self.birth_date, self.timeline(), last,
-                        staff_key=staff_key)  # fmt: skip
+        stored events (for progress); caseworkers by pseudonym under `staff_key`; the
+        tables whose inputs are as in `earlier` are taken from it (`rows_for`)."""
+        rows = rows_for(self.citizen_key, self.birth_date, self.timeline(), self.last,
+                        staff_key=staff_key, earlier=earlier)  # fmt: skip
         rows.events = events
         return rows
 

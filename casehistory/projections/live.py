@@ -4,10 +4,11 @@ A live catch-up sees a few events of many citizens. Recomputing each from its
 whole stored history (read, decrypt, decode) and rewriting every row it has made
 the cost of one event grow with the citizen's history. `LiveCitizens` keeps, for
 the most recently touched citizens (a bounded LRU), the decoded history at its
-version and the rows last committed for it: a catch-up reads only the new events
-of those citizens, moves their histories forward, and the store writes only the
-tables whose rows changed (`CitizenRows.written`). Citizens it does not hold, or
-holds at another version, are read whole, as before.
+version, the rows last computed from it and the rows last committed for it: a
+catch-up reads only the new events of those citizens, moves their histories forward,
+computes again only the tables whose part of the timeline changed (`rows.Earlier`),
+and the store writes only the tables whose rows changed (`CitizenRows.written`).
+Citizens it does not hold, or holds at another version, are read whole, as before.
 
 The rows are trusted only while this follower is the copy's last writer (the store
 fences each write on the last writer's token): after any other write, or a failed
@@ -23,7 +24,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from casehistory.projections.history import CitizenHistory, HistoryDecoder
-from casehistory.projections.rows import CitizenRows
+from casehistory.projections.rows import CitizenRows, Earlier
 from casehistory.projections.source import EventStoreSource, StoredEvent
 
 LIVE_WINDOW = 5_000
@@ -32,10 +33,12 @@ read whole, citizen by citizen, and their held rows are no longer trusted."""
 
 
 class _Held:
-    __slots__ = ("history", "trusted", "written")
+    __slots__ = ("earlier", "history", "trusted", "written")
 
     def __init__(self, history: CitizenHistory) -> None:
         self.history = history
+        self.earlier: Earlier | None = None
+        """The rows last computed, with the timeline they came from."""
         self.written: dict[str, list[tuple[Any, ...]]] | None = None
         self.trusted = -1
         """The `LiveCitizens.trust` under which `written` was committed."""
@@ -78,7 +81,8 @@ class LiveCitizens:
 
     def _rows_of(self, held: _Held, new: list[StoredEvent], events: int) -> CitizenRows:
         history = self.decoder.advance(held.history, new) if new else held.history
-        rows = history.rows(self.staff_key, events)
+        rows = history.rows(self.staff_key, events, held.earlier)
+        held.earlier = Earlier(history.timeline(), history.last, rows.tables)
         rows.written = held.written if held.trusted == self.trust else None
         self._pending.append((held, rows.tables))
         return rows

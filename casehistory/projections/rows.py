@@ -115,61 +115,122 @@ def _iso(day: date | None) -> str | None:
     return None if day is None or day == OPEN else day.isoformat()
 
 
+@dataclass(frozen=True)
+class Earlier:
+    """A citizen's rows computed before (same key, birth date and staff key): the timeline
+    and latest effective date they came from, and the rows per table."""
+
+    timeline: Timeline
+    last: date | None
+    tables: dict[str, list[tuple[Any, ...]]]
+
+
+PERIOD_TABLES = ("benefit_period", "benefit_run", "inflow", "benefit_year")
+"""The tables read off the benefit periods alone."""
+
+
 def rows_for(
-    citizen_key: str, birth_date: date, timeline: Timeline, last: date | None, *, staff_key: bytes
+    citizen_key: str,
+    birth_date: date,
+    timeline: Timeline,
+    last: date | None,
+    *,
+    staff_key: bytes,
+    earlier: Earlier | None = None,
 ) -> CitizenRows:
     """Every table's rows for one citizen; `last` is its latest effective date.
 
-    Caseworkers appear by their pseudonym under `staff_key` (`staff_pseudonym`).
+    Caseworkers appear by their pseudonym under `staff_key` (`staff_pseudonym`). With
+    `earlier`, a table whose inputs (the parts of the timeline it reads, and `last`) are
+    equal to those it was computed from takes its rows from there, as the same list: a
+    live event changes one part of a citizen's timeline, and its other tables are not
+    computed again (held equal to a computation from scratch by a test).
     """
     benefits = reference.benefits()
     key = citizen_key
     periods = timeline.benefit_periods
     out = CitizenRows(key)
-    out.tables["benefit_period"] = [
-        (
-            key, p.code, p.source_system, p.municipality, p.start.isoformat(), _iso(p.stop),
-            p.stop_reason, int(benefits[p.code].is_job_centre_benefit),
-            int(benefits[p.code].in_cash_benefit_system), p.start_event_id, p.stop_event_id,
+
+    def same(*parts: str) -> bool:
+        return earlier is not None and all(
+            getattr(earlier.timeline, part) == getattr(timeline, part) for part in parts
         )
-        for p in periods
-    ]
-    all_runs = union((p.start, p.stop or OPEN) for p in periods)
-    cash_runs = union(
-        (p.start, p.stop or OPEN) for p in periods if benefits[p.code].in_cash_benefit_system
-    )
-    all_spells, cash_spells = spells(all_runs), spells(cash_runs)
-    out.tables["benefit_run"] = _run_rows(key, "all", all_spells) + _run_rows(
-        key, "cash", cash_spells
-    )
-    out.tables["target_group_interval"] = _group_rows(key, timeline)
-    out.tables["intervention_period"] = _intervention_rows(key, timeline.interventions)
-    out.tables["inflow"] = [
-        (key, i.benefit, i.start.isoformat(), i.event_id) for i in inflows(timeline)
-    ]
-    out.tables["benefit_year"] = [
-        (key, year) for year in _years_with_two_months(timeline, all_runs)
-    ]
-    out.tables["caseworker_assignment"] = _assignment_rows(key, timeline, staff_key)
-    out.tables["visitation"] = [
-        (key, a.effective_date.isoformat(), a.event_id, n)
-        for n, a in enumerate(timeline.group_assignments)
-        if is_visitation(a)
-    ]
-    out.tables["counting_meeting"] = [
-        (key, m.effective_date.isoformat(), m.event_id, m.kind, n)
-        for n, m in enumerate(timeline.meetings)
-        if m.kind in COUNTING_MEETINGS
-    ]
-    out.tables["cash_exit"] = [
-        (key, e.spell_start.isoformat(), e.exit_date.isoformat(), e.window_end.isoformat(),
-         e.destination, e.target_group, ",".join(e.evidence))
-        for e in exits_on(timeline, EXITS_AS_OF)
-    ]
-    out.tables["durations_citizen"] = [
-        _durations_row(key, birth_date, timeline, last, all_spells, cash_spells)
-    ]
-    out.tables["coordination_citizen"] = [_coordination_row(key, birth_date, timeline, last)]
+
+    def reused(*tables: str) -> bool:
+        if earlier is None:
+            return False
+        for table in tables:
+            out.tables[table] = earlier.tables[table]
+        return True
+
+    same_periods, same_groups = same("benefit_periods"), same("group_assignments")
+    spelled: list[tuple[list[Run], list[Spell], list[Spell]]] = []
+
+    def runs_and_spells() -> tuple[list[Run], list[Spell], list[Spell]]:
+        """The runs of every benefit, and the spells of every benefit and of the cash
+        system (computed once, when a table needs them)."""
+        if not spelled:
+            all_runs = union((p.start, p.stop or OPEN) for p in periods)
+            cash_runs = union(
+                (p.start, p.stop or OPEN)
+                for p in periods
+                if benefits[p.code].in_cash_benefit_system
+            )
+            spelled.append((all_runs, spells(all_runs), spells(cash_runs)))
+        return spelled[0]
+
+    if not (same_periods and reused(*PERIOD_TABLES)):
+        out.tables["benefit_period"] = [
+            (
+                key, p.code, p.source_system, p.municipality, p.start.isoformat(), _iso(p.stop),
+                p.stop_reason, int(benefits[p.code].is_job_centre_benefit),
+                int(benefits[p.code].in_cash_benefit_system), p.start_event_id, p.stop_event_id,
+            )
+            for p in periods
+        ]
+        all_runs, all_spells, cash_spells = runs_and_spells()
+        out.tables["benefit_run"] = _run_rows(key, "all", all_spells) + _run_rows(
+            key, "cash", cash_spells
+        )
+        out.tables["inflow"] = [
+            (key, i.benefit, i.start.isoformat(), i.event_id) for i in inflows(timeline)
+        ]
+        out.tables["benefit_year"] = [
+            (key, year)
+            for year in _years_with_two_months(timeline, all_runs)
+        ]
+    if not (same_groups and reused("target_group_interval", "visitation")):
+        out.tables["target_group_interval"] = _group_rows(key, timeline)
+        out.tables["visitation"] = [
+            (key, a.effective_date.isoformat(), a.event_id, n)
+            for n, a in enumerate(timeline.group_assignments)
+            if is_visitation(a)
+        ]
+    if not (same("interventions") and reused("intervention_period")):
+        out.tables["intervention_period"] = _intervention_rows(key, timeline.interventions)
+    if not (same("caseworker_assignments") and reused("caseworker_assignment")):
+        out.tables["caseworker_assignment"] = _assignment_rows(key, timeline, staff_key)
+    if not (same("meetings") and reused("counting_meeting")):
+        out.tables["counting_meeting"] = [
+            (key, m.effective_date.isoformat(), m.event_id, m.kind, n)
+            for n, m in enumerate(timeline.meetings)
+            if m.kind in COUNTING_MEETINGS
+        ]
+    if not (same_periods and same_groups and reused("cash_exit")):
+        out.tables["cash_exit"] = [
+            (key, e.spell_start.isoformat(), e.exit_date.isoformat(), e.window_end.isoformat(),
+             e.destination, e.target_group, ",".join(e.evidence))
+            for e in exits_on(timeline, EXITS_AS_OF)
+        ]
+    same_last = earlier is not None and earlier.last == last
+    if not (same_last and same_periods and same_groups and same("findings")
+            and reused("durations_citizen")):  # fmt: skip
+        out.tables["durations_citizen"] = [
+            _durations_row(key, birth_date, timeline, last, *runs_and_spells()[1:])
+        ]
+    if not (same_last and earlier is not None and earlier.timeline == timeline
+            and reused("coordination_citizen")):  # fmt: skip
+        out.tables["coordination_citizen"] = [_coordination_row(key, birth_date, timeline, last)]
     return out
 
 

@@ -403,6 +403,8 @@ class ReadModelStore:
                 unknown.append(citizen)
                 continue
             old = citizen.written.get(table, [])
+            if new is old:  # taken from the rows last computed (`rows.Earlier`)
+                continue
             if new[: len(old)] == old:  # unchanged, or rows added after the old ones
                 change.rows.extend(new[len(old) :])
                 continue
