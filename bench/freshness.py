@@ -17,6 +17,8 @@ With `warm` events (`bench/run --freshness-warm N`: the population's first N con
 events), those are published first, as fast as they go, and stored and projected before
 the timed load starts: the load then meets citizens with the histories of a real topic (a
 live event's cost grows with its citizen's history), not a store that starts empty.
+`--live-citizens N` sets how many citizens the projection worker holds between catch-ups
+(`CASEHISTORY_LIVE_CITIZENS`; its default otherwise).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from casehistory.domain.cpr import citizen_key
 from casehistory.projections.store import TRACKING_TABLE
 from casehistory.schemas import wire
 from casehistory.schemas.contract import ContractEvent, validate
+from casehistory.settings import Settings
 
 
 def _visible(db: Path, key: str) -> bool:
@@ -67,6 +70,7 @@ def measure(
     rate: float,
     topic: str,
     warm: list[ContractEvent] | None = None,
+    live_citizens: int | None = None,
 ) -> dict[str, Any]:
     from casehistory.consumers.topics import ensure_topics
 
@@ -79,6 +83,7 @@ def measure(
         CASEHISTORY_KAFKA_TOPIC=topic,
         CASEHISTORY_KAFKA_DLQ_TOPIC=topic + ".dlq",
         CASEHISTORY_KAFKA_GROUP=topic + ".ingest",
+        **({"CASEHISTORY_LIVE_CITIZENS": str(live_citizens)} if live_citizens else {}),
     )
     log = (data_dir / "workers.log").open("w")
     workers = [
@@ -185,6 +190,7 @@ def measure(
         "rate": rate,
         "warm_events": len(warm or ()),
         "warm_s": warm_s,
+        "live_citizens": live_citizens or Settings.load({}).live_citizens,
         "background_sent": elapsed_background,
         "p50_s": percentile(latencies, 50),
         "p99_s": percentile(latencies, 99),

@@ -1,6 +1,7 @@
 """Run every benchmark at one population size and write docs/benchmarks.md.
 
-    bench/run SIZE [--repeats N] [--rate EVENTS_PER_S] [--freshness-warm N] [--label TEXT]
+    bench/run SIZE [--repeats N] [--rate EVENTS_PER_S] [--freshness-warm N] [--live-citizens N]
+              [--label TEXT]
               [--skip MEASURE]
 
 Measures: ingest, embedded, rebuild, peer, queries, freshness, growth, and last the read
@@ -65,7 +66,8 @@ def probe_events(count: int) -> list[Any]:
 
 
 def run(
-    size: int, repeats: int, rate: float, label: str, skip: set[str], warm: int = 0
+    size: int, repeats: int, rate: float, label: str, skip: set[str], warm: int = 0,
+    live_citizens: int | None = None,
 ) -> dict[str, Any]:
     from casehistory.bootstrap import READ_MODEL, build
     from casehistory.devservices import kafka as devkafka
@@ -181,7 +183,7 @@ def run(
                 )
                 result["freshness"] = freshness.measure(
                     bootstrap, work / "fresh-store", events[warm:], probes, rate,
-                    f"bench.fresh.{size}.{int(time.time())}", events[:warm],
+                    f"bench.fresh.{size}.{int(time.time())}", events[:warm], live_citizens,
                 )  # fmt: skip
             progress.advance(task)
 
@@ -265,6 +267,10 @@ def main(argv: list[str] | None = None) -> int:
         "--freshness-warm", type=int, default=0, metavar="N",
         help="store and project the population's first N events before the freshness load",
     )
+    parser.add_argument(
+        "--live-citizens", type=int, metavar="N",
+        help="citizens the freshness run's projection worker holds between catch-ups",
+    )
     parser.add_argument("--label", help="results name (default: the size)")
     parser.add_argument("--skip", action="append", default=[], help="skip a measure")
     parser.add_argument("--render-only", action="store_true")
@@ -275,7 +281,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.render_only:
         repeats = args.repeats or (3 if args.size <= 20_000 else 1)
         label = args.label or str(args.size)
-        result = run(args.size, repeats, args.rate, label, set(args.skip), args.freshness_warm)
+        result = run(
+            args.size, repeats, args.rate, label, set(args.skip), args.freshness_warm,
+            args.live_citizens,
+        )
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / f"{label}.json").write_text(json.dumps(result, indent=1, default=str))
         console.print(f"results: {RESULTS / (label + '.json')}")
