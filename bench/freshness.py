@@ -29,6 +29,7 @@ import sqlite3
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,16 @@ def _visible(db: Path, key: str) -> bool:
 def _stored(db: Path, key: str) -> bool:
     """Whether the event store holds an event of the citizen (its aggregate id is its key)."""
     return _found(db, "SELECT 1 FROM stored_events WHERE originator_id = ? LIMIT 1", key)
+
+
+def _wait(found: Callable[[Path, str], bool], db: Path, key: str, started: float,
+          what: str) -> float:
+    """Poll `found` until it holds; returns the seconds since `started`."""
+    while not found(db, key):
+        time.sleep(0.002)
+        if time.perf_counter() - started > 30:
+            raise RuntimeError(f"probe not {what} within 30 s")
+    return time.perf_counter() - started
 
 
 def _found(db: Path, query: str, key: str) -> bool:
@@ -149,15 +160,8 @@ def measure(
                 headers=[("bench-probe", tag)],
             )  # fmt: skip
             producer.flush()
-            while not _stored(events_db, probe_key):
-                time.sleep(0.002)
-                if time.perf_counter() - started > 30:
-                    raise RuntimeError("probe not stored within 30 s")
-            stored = time.perf_counter() - started
-            while not _visible(db, probe_key):
-                time.sleep(0.002)
-                if time.perf_counter() - started > 30:
-                    raise RuntimeError("probe not visible within 30 s")
+            stored = _wait(_stored, events_db, probe_key, started, "stored")
+            _wait(_visible, db, probe_key, started, "visible")
             if load_done.is_set():
                 break  # the load ended while this probe waited: it and later ones do not count
             latencies.append(time.perf_counter() - started)

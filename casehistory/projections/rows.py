@@ -156,12 +156,11 @@ def rows_for(
             getattr(earlier.timeline, part) == getattr(timeline, part) for part in parts
         )
 
-    def reused(*tables: str) -> bool:
-        if earlier is None:
-            return False
+    kept = earlier.tables if earlier is not None else {}
+
+    def take(*tables: str) -> None:
         for table in tables:
-            out.tables[table] = earlier.tables[table]
-        return True
+            out.tables[table] = kept[table]
 
     same_periods, same_groups = same("benefit_periods"), same("group_assignments")
     spelled: list[tuple[list[Run], list[Spell], list[Spell]]] = []
@@ -179,7 +178,9 @@ def rows_for(
             spelled.append((all_runs, spells(all_runs), spells(cash_runs)))
         return spelled[0]
 
-    if not (same_periods and reused(*PERIOD_TABLES)):
+    if same_periods:
+        take(*PERIOD_TABLES)
+    else:
         out.tables["benefit_period"] = [
             (
                 key, p.code, p.source_system, p.municipality, p.start.isoformat(), _iso(p.stop),
@@ -196,40 +197,51 @@ def rows_for(
             (key, i.benefit, i.start.isoformat(), i.event_id) for i in inflows(timeline)
         ]
         out.tables["benefit_year"] = [
-            (key, year)
-            for year in _years_with_two_months(timeline, all_runs)
+            (key, year) for year in _years_with_two_months(timeline, all_runs)
         ]
-    if not (same_groups and reused("target_group_interval", "visitation")):
+    if same_groups:
+        take("target_group_interval", "visitation")
+    else:
         out.tables["target_group_interval"] = _group_rows(key, timeline)
         out.tables["visitation"] = [
             (key, a.effective_date.isoformat(), a.event_id, n)
             for n, a in enumerate(timeline.group_assignments)
             if is_visitation(a)
         ]
-    if not (same("interventions") and reused("intervention_period")):
+    if same("interventions"):
+        take("intervention_period")
+    else:
         out.tables["intervention_period"] = _intervention_rows(key, timeline.interventions)
-    if not (same("caseworker_assignments") and reused("caseworker_assignment")):
+    if same("caseworker_assignments"):
+        take("caseworker_assignment")
+    else:
         out.tables["caseworker_assignment"] = _assignment_rows(key, timeline, staff_key)
-    if not (same("meetings") and reused("counting_meeting")):
+    if same("meetings"):
+        take("counting_meeting")
+    else:
         out.tables["counting_meeting"] = [
             (key, m.effective_date.isoformat(), m.event_id, m.kind, n)
             for n, m in enumerate(timeline.meetings)
             if m.kind in COUNTING_MEETINGS
         ]
-    if not (same_periods and same_groups and reused("cash_exit")):
+    if same_periods and same_groups:
+        take("cash_exit")
+    else:
         out.tables["cash_exit"] = [
             (key, e.spell_start.isoformat(), e.exit_date.isoformat(), e.window_end.isoformat(),
              e.destination, e.target_group, ",".join(e.evidence))
             for e in exits_on(timeline, EXITS_AS_OF)
         ]
     same_last = earlier is not None and earlier.last == last
-    if not (same_last and same_periods and same_groups and same("findings")
-            and reused("durations_citizen")):  # fmt: skip
+    if same_last and same_periods and same_groups and same("findings"):
+        take("durations_citizen")
+    else:
         out.tables["durations_citizen"] = [
             _durations_row(key, birth_date, timeline, last, *runs_and_spells()[1:])
         ]
-    if not (same_last and earlier is not None and earlier.timeline == timeline
-            and reused("coordination_citizen")):  # fmt: skip
+    if same_last and earlier is not None and earlier.timeline == timeline:
+        take("coordination_citizen")
+    else:
         out.tables["coordination_citizen"] = [_coordination_row(key, birth_date, timeline, last)]
     return out
 
