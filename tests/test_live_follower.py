@@ -10,10 +10,13 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from casehistory.bootstrap import Engine
 from casehistory.consumers.deadletter import DeadLetterList
 from casehistory.consumers.files import read_records
+from casehistory.domain.citizen import citizen_id
+from casehistory.projections import live
 from casehistory.projections.follower import Follower
 from casehistory.projections.rows import TABLES, CitizenRows
 from casehistory.projections.source import EventStoreSource
@@ -103,3 +106,45 @@ def _citizen_keys(engine: Engine) -> list[str]:
         cursor.execute("SELECT citizen_key FROM durations_citizen")
         return [str(row[0]) for row in cursor.fetchall()]
 
+
+
+def test_a_long_backlog_holds_the_citizens_it_reads_whole(
+    engine: Engine, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """A catch-up past `LIVE_WINDOW` reads its citizens whole and holds them, their rows
+    trusted: the live catch-ups after it neither read those citizens whole nor read
+    their stored rows back (a worker back from a backlog is not left cold)."""
+    monkeypatch.setattr(live, "LIVE_WINDOW", 10)
+    follower, source = _live_follower(engine)
+    store = engine.read_model()
+    read_back: list[str] = []
+    stored_rows = store._stored_rows
+
+    def counted(cursor: Any, table: str, columns: Any, chunk: Any) -> Any:
+        read_back.extend(citizen.citizen_key for citizen in chunk)
+        return stored_rows(cursor, table, columns, chunk)
+
+    monkeypatch.setattr(store, "_stored_rows", counted)
+    lines = population(tmp_path, 25, seed=8).read_bytes().splitlines(keepends=True)
+    first, backlog, rest = lines[:60], lines[60:-40], lines[-40:]
+    service = engine.ingest_service(DeadLetterList())
+    service.ingest(list(read_records(_jsonl(tmp_path / "first.jsonl", first))))
+    follower.catch_up()  # a rebuild from zero: holds nothing
+    service.ingest(list(read_records(_jsonl(tmp_path / "backlog.jsonl", backlog))))
+    follower.catch_up()  # one catch-up past the window
+    assert follower.live is not None
+    backlog_keys = {
+        key for key in _citizen_keys(engine)
+        if key in follower.live or citizen_id(key) in follower.live
+    }  # fmt: skip
+    assert len(backlog_keys) >= 20
+    whole_before, read_back[:] = source.whole_reads.copy(), []
+    _ingest_in_steps(engine, _jsonl(tmp_path / "rest.jsonl", rest), 3, follower)
+    assert not {UUID(str(o)).hex for o in source.whole_reads - whole_before} & backlog_keys
+    assert not set(read_back) & backlog_keys
+    assert store.checksum() == _rebuilt_checksum(engine)
+
+
+def _jsonl(path: Path, lines: list[bytes]) -> Path:
+    path.write_bytes(b"".join(lines))
+    return path

@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from casehistory.projections.history import HistoryDecoder
-from casehistory.projections.live import LIVE_WINDOW, LiveCitizens
+from casehistory.projections.live import LiveCitizens
 from casehistory.projections.rows import CitizenRows
 from casehistory.projections.source import EventStoreSource
 from casehistory.projections.store import PositionMoved, ReadModelStore
@@ -101,7 +101,7 @@ class Follower:
         while (position := self.store.position(self.tracking)) < head:
             fresh = position == 0 and self.store.count() == 0
             end = head if fresh else min(head, position + self.window)
-            live = self.live if not fresh and end - position <= LIVE_WINDOW else None
+            live = None if fresh else self.live
             last_writer = self.store.writer(self.tracking) if live is not None else 0
             if self.live is not None and (live is None or last_writer != self.token):
                 self.live.distrust()
