@@ -420,8 +420,12 @@ class ReadModelStore:
         for row_id, *values in self._stored_rows(cursor, table, columns, unknown):
             stored.setdefault(values[0], []).append((row_id, tuple(values)))
         for citizen in unknown:
-            wanted = Counter(citizen.tables.get(table, ()))
-            for row_id, stored_row in stored.get(citizen.citizen_key, ()):
+            new = citizen.tables.get(table, [])
+            rows = stored.get(citizen.citizen_key, [])
+            if len(rows) == len(new) and all(r[1] == n for r, n in zip(rows, new, strict=True)):
+                continue  # unchanged, stored in the order computed (most tables of a touch)
+            wanted = Counter(new)
+            for row_id, stored_row in rows:
                 if wanted[stored_row] > 0:
                     wanted[stored_row] -= 1
                 else:

@@ -7,6 +7,7 @@ import logging
 import os
 import shutil
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import date
@@ -186,6 +187,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 FOLLOW_POLL_S = 0.05
 """How often `project --follow` looks for new events: half of it is the average wait a new
 event adds before it is applied; an idle look is two indexed reads (head and position)."""
+SLOW_CATCH_UP_S = 1.0
+"""A live catch-up longer than this is logged (with the lag left), for the operator."""
 
 
 def cmd_project(args: argparse.Namespace) -> int:
@@ -218,7 +221,12 @@ def cmd_project(args: argparse.Namespace) -> int:
                 if not lease.held():
                     log.warning("lost the %s projection lease; stopping", READ_MODEL)
                     return 1
-                applied += follower.catch_up()
+                started = time.monotonic()
+                passed = follower.catch_up()
+                applied += passed
+                if (took := time.monotonic() - started) > SLOW_CATCH_UP_S:
+                    log.info("slow catch-up: %d notifications in %.1f s, %d behind now",
+                             passed, took, follower.lag())  # fmt: skip
         console.print(f"applied {applied:,} notifications")
     finally:
         if changelog:
