@@ -21,7 +21,6 @@ history is moved forward only by the events right after its version. A citizen
 read whole keeps the rows last committed for it, which are the copy's still.
 """
 
-
 from __future__ import annotations
 
 from collections import OrderedDict
