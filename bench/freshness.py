@@ -193,6 +193,8 @@ def measure(
             name: _cpu_s(worker.pid) - cpu_before[name]
             for name, worker in zip(WORKERS, workers, strict=True)
         }
+        pids = {name: worker.pid for name, worker in zip(WORKERS, workers, strict=True)}
+        peak_rss = {name: _peak_rss_mb(pid) for name, pid in pids.items()}
         stop.set()
         producer.close()
         for thread in threads:
@@ -229,6 +231,7 @@ def measure(
         # background event published
         **{f"{name}_cpu_us_per_event": seconds / max(1, sent_background[0]) * 1e6
            for name, seconds in cpu.items()},
+        **{f"{name}_peak_rss_mb": mb for name, mb in peak_rss.items()},
     }
 
 
@@ -284,6 +287,16 @@ def _cpu_s(pid: int) -> float:
     except OSError:
         return float("nan")
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _peak_rss_mb(pid: int) -> float:
+    """A running process's peak resident memory (VmHWM in /proc/PID/status; NaN once gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return float("nan")
+    return next(int(line.split()[1]) / 1024 for line in status.splitlines()
+                if line.startswith("VmHWM:"))  # fmt: skip
 
 
 def contract_events(records: list[dict[str, Any]]) -> list[ContractEvent]:

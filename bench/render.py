@@ -391,6 +391,9 @@ def render(paths: list[Path]) -> str:
                 _ms(f["max_s"]),
                 _ms(f["raw_p50_s"]),
                 _ms(f["raw_p99_s"]),
+                f"{f['live_citizens']:,}" if "live_citizens" in f else "",
+                f"{c:,.0f}" if (c := f.get("project_cpu_us_per_event")) else "",
+                f"{m:,.0f} MB" if (m := f.get("project_peak_rss_mb")) else "",
                 "yes" if f["p99_s"] < 1 else "**no**",
             ]
         )
@@ -405,6 +408,9 @@ def render(paths: list[Path]) -> str:
             "max",
             "raw p50",
             "raw p99",
+            "held citizens",
+            "projection CPU µs/event",
+            "projection peak RSS",
             "p99 < 1 s",
         ],
         rows,
