@@ -64,9 +64,9 @@ class Settings:
     live_citizens: int = 150_000
     """Citizens a live projection keeps decoded with their committed rows between
     catch-ups (`projections.live`); 0 recomputes each touched citizen from its store.
-    A city (Copenhagen: 140,000 a year): at 100,000 citizens, holding them all kept a
-    worker's p99 freshness under 1 s at 1,000 events/s, holding 20,000 did not (about
-    10 KB each; docs/benchmarks.md)."""
+    A city (Copenhagen: 140,000 a year): at 100,000 citizens and 1,000 events/s, holding
+    them all gave a p99 freshness of 0.8-1.2 s, holding 20,000 gave 9.6 s (about 10 KB
+    each; docs/benchmarks.md)."""
     store_groups: int = 1
     """Partition groups of the history topic: group g holds the partitions p with
     p % store_groups == g, in an event store of its own with one writer."""
