@@ -112,12 +112,16 @@ class Engine:
             return [self.app.name]
         return [f"{self.app.name}-g{group}" for group in range(self.settings.store_groups)]
 
-    def follower(self, store: ReadModelStore | None = None, workers: int = 0) -> Followers:
+    def follower(
+        self, store: ReadModelStore | None = None, workers: int = 0, *, follow: bool = False
+    ) -> Followers:
         """The followers that keep `store` (default: the live read model) up to date, one
         per partition group's event store (every group's store must be open).
 
         A large rebuild from zero computes rows in `workers` processes (0: one per core),
-        shared between the stores.
+        shared between the stores. `follow`: a long-running worker, which holds up to
+        `live_citizens` citizens between catch-ups (a one-shot catch-up holds none, so a
+        report after a backlog does not take a worker's memory).
         """
         from casehistory.parallel import ShardedRows, default_workers
 
@@ -131,7 +135,7 @@ class Engine:
                 fresh_load=(ShardedRows(self.settings, workers, group, names[group])
                             if workers > 1 else None),
                 tracking=names[group],
-                live_citizens=self.settings.live_citizens,
+                live_citizens=self.settings.live_citizens if follow else 0,
             )
             for group, app in self.stores.items()
         ])  # fmt: skip

@@ -68,7 +68,7 @@ def test_catch_up_in_windows_equals_a_one_pass_rebuild(engine: Engine, tmp_path:
     thirds = [tmp_path / f"part{n}.jsonl" for n in range(3)]
     for n, path in enumerate(thirds):
         path.write_text("".join(lines[n * len(lines) // 3 : (n + 1) * len(lines) // 3]))
-    live = engine.follower()
+    live = engine.follower(follow=True)
     ingest_files(engine, [thirds[0]], DeadLetterList())
     live.catch_up()
     ingest_files(engine, thirds[1:], DeadLetterList())

@@ -38,7 +38,7 @@ class CountingSource(EventStoreSource):
 
 
 def _live_follower(engine: Engine) -> tuple[Follower, CountingSource]:
-    follower = engine.follower().members[0]
+    follower = engine.follower(follow=True).members[0]
     assert follower.live is not None
     follower.source = source = CountingSource(engine.app)
     return follower, source
@@ -148,3 +148,10 @@ def test_a_long_backlog_holds_the_citizens_it_reads_whole(
 def _jsonl(path: Path, lines: list[bytes]) -> Path:
     path.write_bytes(b"".join(lines))
     return path
+
+
+def test_only_a_long_running_follower_holds_citizens(engine: Engine) -> None:
+    """A one-shot catch-up (a report, `project` without --follow) holds no citizens, so a
+    backlog does not take a long-running worker's memory in a command."""
+    assert all(member.live is None for member in engine.follower().members)
+    assert all(member.live is not None for member in engine.follower(follow=True).members)

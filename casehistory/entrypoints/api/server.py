@@ -32,7 +32,7 @@ def follow(engine: Any, metrics: Any, stop: threading.Event, interval: float = 0
     with engine.projection_lease(stop) as lease:
         if not lease:
             return
-        follower = engine.follower()
+        follower = engine.follower(follow=True)
         log.info("projecting from position %d", follower.position)
         while not stop.is_set():
             if not lease.held():

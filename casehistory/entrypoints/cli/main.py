@@ -209,7 +209,7 @@ def cmd_project(args: argparse.Namespace) -> int:
         with engine.projection_lease(stop) as lease:
             if not lease:
                 return 0
-            follower = engine.follower()
+            follower = engine.follower(follow=args.follow)
             follower.window = args.window
             log.info("holding the %s projection lease from position %d", READ_MODEL,
                      follower.position)
