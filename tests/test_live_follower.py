@@ -78,9 +78,8 @@ def test_live_catch_ups_read_only_new_events_and_equal_a_rebuild(
 def test_rows_written_by_another_writer_are_read_again(engine: Engine, tmp_path: Path) -> None:
     follower, source = _live_follower(engine)
     lines = population(tmp_path, 12, seed=4).read_bytes().splitlines(keepends=True)
-    first, rest = tmp_path / "first.jsonl", tmp_path / "rest.jsonl"
-    first.write_bytes(b"".join(lines[: len(lines) // 2]))
-    rest.write_bytes(b"".join(lines[len(lines) // 2 :]))
+    first = _jsonl(tmp_path / "first.jsonl", lines[: len(lines) // 2])
+    rest = _jsonl(tmp_path / "rest.jsonl", lines[len(lines) // 2 :])
     _ingest_in_steps(engine, first, 5, follower)
     store = engine.read_model()
     keys = _citizen_keys(engine)
@@ -105,7 +104,6 @@ def _citizen_keys(engine: Engine) -> list[str]:
     with engine.read_model().read() as cursor:
         cursor.execute("SELECT citizen_key FROM durations_citizen")
         return [str(row[0]) for row in cursor.fetchall()]
-
 
 
 def test_a_long_backlog_holds_the_citizens_it_reads_whole(

@@ -93,11 +93,17 @@ class Publisher:
 
     def send(self, event: ContractEvent) -> Any:
         """Send one validated event; returns the producer's future."""
+        return self.send_encoded(*self.encode(event))
+
+    def encode(self, event: ContractEvent) -> tuple[bytes, bytes]:
+        """A validated event's record key and value, as `send` sends them."""
+        return (citizen_key(event.cpr, self.pseudonym_key).encode("ascii"),
+                wire.encode(event.avro_datum(), self.schema_version))  # fmt: skip
+
+    def send_encoded(self, key: bytes, value: bytes) -> Any:
+        """Send a record `encode` made; returns the producer's future."""
         return self.producer.send(
-            self.topic,
-            key=citizen_key(event.cpr, self.pseudonym_key).encode("ascii"),
-            value=wire.encode(event.avro_datum(), self.schema_version),
-            headers=[("content-type", CONTENT_TYPE)],
+            self.topic, key=key, value=value, headers=[("content-type", CONTENT_TYPE)]
         )
 
     def close(self) -> None:
