@@ -375,7 +375,14 @@ class ReadModelStore:
             else:
                 rows = [row for c in chunk for row in c.tables.get(table, ())]
             if rows:
-                self._insert(cursor, table, columns, rows)
+                self._insert(cursor, table, columns, rows,
+                             self._upsert(table, columns) if replace and table in _KEYED else "")
+
+    def _upsert(self, table: str, columns: tuple[str, ...]) -> str:
+        """The conflict clause that changes a keyed table's row in place: one statement where
+        a delete and an insert were two, and no index entry moves unless its columns do."""
+        return (f" ON CONFLICT (citizen_key) DO UPDATE SET "
+                + ", ".join(f"{column} = excluded.{column}" for column in columns[1:]))
 
     def _delete_one(self, table: str, columns: tuple[str, ...]) -> str:
         """Deletes one stored row equal to the bound values (NULL equal to NULL)."""
@@ -397,6 +404,7 @@ class ReadModelStore:
         the others' stored rows are read and the ones gone deleted by row id."""
         change = _TableChange()
         unknown: list[CitizenRows] = []
+        keyed = table in _KEYED  # one row per citizen, changed in place (`_upsert`)
         for citizen in chunk:
             new = citizen.tables.get(table, [])
             if citizen.written is None:
@@ -404,6 +412,10 @@ class ReadModelStore:
                 continue
             old = citizen.written.get(table, [])
             if new is old:  # taken from the rows last computed (`rows.Earlier`)
+                continue
+            if keyed:
+                if new != old:
+                    self._keyed_change(change, citizen.citizen_key, new)
                 continue
             if new[: len(old)] == old:  # unchanged, or rows added after the old ones
                 change.rows.extend(new[len(old) :])
@@ -424,6 +436,9 @@ class ReadModelStore:
             rows = stored.get(citizen.citizen_key, [])
             if len(rows) == len(new) and all(r[1] == n for r, n in zip(rows, new, strict=True)):
                 continue  # unchanged, stored in the order computed (most tables of a touch)
+            if keyed:
+                self._keyed_change(change, citizen.citizen_key, new)
+                continue
             wanted = Counter(new)
             for row_id, stored_row in rows:
                 if wanted[stored_row] > 0:
@@ -433,22 +448,35 @@ class ReadModelStore:
             change.rows.extend(wanted.elements())
         return change
 
+    @staticmethod
+    def _keyed_change(change: _TableChange, citizen_key: str, new: list[tuple[Any, ...]]) -> None:
+        """A keyed table's row, changed: upserted (`_upsert`), or cleared if none is left."""
+        if new:
+            change.rows.extend(new)
+        else:
+            change.cleared.append([citizen_key])
+
     def _insert(
-        self, cursor: Any, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+        self,
+        cursor: Any,
+        table: str,
+        columns: tuple[str, ...],
+        rows: list[tuple[Any, ...]],
+        conflict: str = "",
     ) -> None:
         """Insert `rows`, `INSERT_ROWS` to a statement (binding them costs less than a
-        statement each), the rest one by one."""
+        statement each), the rest one by one; `conflict` ends each statement."""
         one = f"({', '.join([self.paramstyle] * len(columns))})"
         insert = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
         whole = len(rows) - len(rows) % INSERT_ROWS
         if whole:
             cursor.executemany(
-                insert + ", ".join([one] * INSERT_ROWS),
+                insert + ", ".join([one] * INSERT_ROWS) + conflict,
                 (list(chain.from_iterable(rows[n : n + INSERT_ROWS]))
                  for n in range(0, whole, INSERT_ROWS)),
             )  # fmt: skip
         if whole < len(rows):
-            cursor.executemany(insert + one, rows[whole:])
+            cursor.executemany(insert + one + conflict, rows[whole:])
 
     def _stored_rows(
         self, cursor: Any, table: str, columns: tuple[str, ...], chunk: Sequence[CitizenRows]
@@ -873,8 +901,16 @@ class PostgresReadModel(ReadModelStore):
         return int(found[0]) if found else 0
 
     def _insert(
-        self, cursor: Any, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+        self,
+        cursor: Any,
+        table: str,
+        columns: tuple[str, ...],
+        rows: list[tuple[Any, ...]],
+        conflict: str = "",
     ) -> None:
+        if conflict:  # COPY has no conflict clause
+            super()._insert(cursor, table, columns, rows, conflict)
+            return
         with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
