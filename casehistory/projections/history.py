@@ -59,7 +59,7 @@ class StoredCitizenEvent(Protocol):
 class CitizenHistory:
     """A citizen's facts in arrival order, at one version of its aggregate."""
 
-    __slots__ = ("_timeline", "birth_date", "citizen_key", "facts", "version")
+    __slots__ = ("_last", "_timeline", "birth_date", "citizen_key", "facts", "version")
 
     def __init__(self, citizen_key: str, birth_date: date) -> None:
         self.citizen_key = citizen_key
@@ -67,6 +67,7 @@ class CitizenHistory:
         self.facts: list[Fact] = []
         self.version = 0
         self._timeline: Timeline | None = None
+        self._last: tuple[date | None] | None = None
 
     def timeline(self) -> Timeline:
         """The timeline of every fact known so far (computed once per version)."""
@@ -76,8 +77,10 @@ class CitizenHistory:
 
     @property
     def last(self) -> date | None:
-        """The latest effective date of the facts known so far."""
-        return max((f.effective_date for f in self.facts), default=None)
+        """The latest effective date of the facts known so far (computed once per version)."""
+        if self._last is None:
+            self._last = (max((f.effective_date for f in self.facts), default=None),)
+        return self._last[0]
 
     def rows(self, staff_key: bytes, events: int, earlier: Earlier | None = None) -> CitizenRows:
         """Every read model's rows for the facts known so far, computed from `events`
@@ -90,6 +93,7 @@ class CitizenHistory:
 
     def _changed(self) -> None:
         self._timeline = None
+        self._last = None
 
 
 class HistoryDecoder:

@@ -185,7 +185,13 @@ class _TableChange:
 def _difference(
     old: list[tuple[Any, ...]], new: list[tuple[Any, ...]]
 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """The rows of `old` not in `new` and those of `new` not in `old`, as multisets."""
+    """Rows to delete from `old` and to insert so that it holds the multiset `new`: the
+    rows of `old` not in `new` and those of `new` not in `old`, or, where `new` keeps every
+    old row but the last (a period or interval closed, rows after it), that row and those
+    after it (comparing slices costs less than hashing every row)."""
+    last = len(old) - 1
+    if new[:last] == old[:last]:
+        return old[last:], new[last:]
     old_set, new_set = set(old), set(new)
     if len(old_set) == len(old) and len(new_set) == len(new):  # no repeated rows: sets do
         return [r for r in old if r not in new_set], [r for r in new if r not in old_set]
