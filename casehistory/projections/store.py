@@ -386,8 +386,8 @@ class ReadModelStore:
 
     def _upsert(self, table: str, columns: tuple[str, ...]) -> str:
         """The conflict clause that changes a keyed table's row in place: one statement where
-        a delete and an insert were two, and no index entry moves unless its columns do."""
-        return (f" ON CONFLICT (citizen_key) DO UPDATE SET "
+        a delete and an insert were two, and the key's own index is left as it is."""
+        return (" ON CONFLICT (citizen_key) DO UPDATE SET "
                 + ", ".join(f"{column} = excluded.{column}" for column in columns[1:]))
 
     def _delete_one(self, table: str, columns: tuple[str, ...]) -> str:

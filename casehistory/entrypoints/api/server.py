@@ -20,6 +20,7 @@ import time
 from datetime import date
 from typing import Any
 
+from casehistory.bootstrap import LongLivedObjects
 from casehistory.entrypoints.api.identity import USERS_FILE, LocalUsers, create_initial_users
 from casehistory.services.access import Role
 
@@ -34,6 +35,7 @@ def follow(engine: Any, metrics: Any, stop: threading.Event, interval: float = 0
             return
         follower = engine.follower(follow=True)
         log.info("projecting from position %d", follower.position)
+        long_lived = LongLivedObjects()
         while not stop.is_set():
             if not lease.held():
                 log.warning("lost the projection lease; the read model is no longer followed")
@@ -48,6 +50,7 @@ def follow(engine: Any, metrics: Any, stop: threading.Event, interval: float = 0
             if applied:
                 metrics.record_batch(time.perf_counter() - started, applied,
                                      stored_at(engine, follower.positions()))
+            long_lived.settle()
             stop.wait(interval)
 
 

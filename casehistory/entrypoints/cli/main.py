@@ -20,6 +20,7 @@ from rich.table import Table
 from casehistory.bootstrap import (
     READ_MODEL,
     Engine,
+    LongLivedObjects,
     build,
     drop_engine_tables,
     tune_garbage_collector,
@@ -217,6 +218,7 @@ def cmd_project(args: argparse.Namespace) -> int:
                 changelog.publish()  # what a crash left in the outbox goes first
                 follower.after_commit, follower.outbox = changelog.publish, True
             applied = follower.catch_up()
+            long_lived = LongLivedObjects()
             while args.follow and not stop.wait(FOLLOW_POLL_S):
                 if not lease.held():
                     log.warning("lost the %s projection lease; stopping", READ_MODEL)
@@ -224,6 +226,7 @@ def cmd_project(args: argparse.Namespace) -> int:
                 started = time.monotonic()
                 passed = follower.catch_up()
                 applied += passed
+                long_lived.settle()
                 if (took := time.monotonic() - started) > SLOW_CATCH_UP_S:
                     log.info("slow catch-up: %d notifications in %.1f s, %d behind now",
                              passed, took, follower.lag())  # fmt: skip
