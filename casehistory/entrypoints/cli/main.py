@@ -219,6 +219,8 @@ def cmd_project(args: argparse.Namespace) -> int:
                 follower.after_commit, follower.outbox = changelog.publish, True
             applied = follower.catch_up()
             long_lived = LongLivedObjects()
+            if args.follow:
+                long_lived.settle()
             while args.follow and not stop.wait(FOLLOW_POLL_S):
                 if not lease.held():
                     log.warning("lost the %s projection lease; stopping", READ_MODEL)
