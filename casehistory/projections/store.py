@@ -31,6 +31,7 @@ from typing import Any
 
 import orjson
 
+from casehistory.pg_schema import create_serially
 from casehistory.projections.checkpoint import WalCheckpointer
 from casehistory.projections.rows import TABLES, CitizenRows
 
@@ -855,7 +856,7 @@ class PostgresReadModel(ReadModelStore):
         self.url = url
         if schema != "public":
             with psycopg.connect(url, autocommit=True) as connection:
-                connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+                create_serially(connection, [f'CREATE SCHEMA IF NOT EXISTS "{schema}"'])
         self._connections = _PerThread(self._connect)
 
     def _connect(self) -> Any:

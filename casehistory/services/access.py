@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from casehistory.pg_schema import create_serially
 from casehistory.settings import Settings, private_dir
 
 
@@ -232,15 +233,15 @@ class LookupLog:
             import psycopg
 
             self._db: Any = psycopg.connect(settings.store, autocommit=True)
-            statements = _POSTGRES_DDL if settings.create_tables else []
-        else:
-            path = private_dir(settings.data_dir) / "lookups.db"
-            path.touch(mode=0o600)
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            statements = _SQLITE_DDL
-        for statement in statements:
+            if settings.create_tables:
+                create_serially(self._db, _POSTGRES_DDL)
+            return
+        path = private_dir(settings.data_dir) / "lookups.db"
+        path.touch(mode=0o600)
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        for statement in _SQLITE_DDL:
             self._db.execute(statement)
-        if not self._postgres and not any(
+        if not any(
             c[1] == "kind" for c in self._db.execute("PRAGMA table_info(lookup_log)")
         ):  # a log from before refusals were logged
             self._db.execute(_ADD_KIND)

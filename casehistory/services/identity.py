@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from casehistory.domain.cpr import citizen_key
+from casehistory.pg_schema import create_serially
 
 if TYPE_CHECKING:
     import psycopg
@@ -123,10 +124,10 @@ class PostgresKeyStore:
         self._db = psycopg.connect(conninfo, autocommit=True)
         self._lock = threading.Lock()
         if create_table:
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS citizen_keys (citizen_key TEXT PRIMARY KEY, key BYTEA)"
-            )
-            self._db.execute(_TOMBSTONES_DDL)
+            create_serially(self._db, [
+                "CREATE TABLE IF NOT EXISTS citizen_keys (citizen_key TEXT PRIMARY KEY, key BYTEA)",
+                _TOMBSTONES_DDL,
+            ])
 
     def _connection(self) -> psycopg.Connection[Any]:
         """The connection, opened again if the server dropped it (a restart, say)."""
