@@ -16,7 +16,7 @@ from eventsourcing.utils import get_topic
 
 from casehistory.domain.citizen import Citizen, Head, citizen_id, registration
 from casehistory.domain.facts import EventType
-from casehistory.recorders import IndexEntry, SQLiteLedgerRecorder
+from casehistory.recorders import IndexEntry
 
 
 class OrjsonTranscoder(JSONTranscoder):
@@ -57,11 +57,6 @@ class CaseHistory(Application[Any]):
         transcoder = OrjsonTranscoder()
         self.register_transcodings(transcoder)
         return transcoder
-
-    def close(self) -> None:
-        if isinstance(self.recorder, SQLiteLedgerRecorder):
-            self.recorder.close()
-        super().close()
 
     def find(self, citizen_key: str) -> Citizen | None:
         try:

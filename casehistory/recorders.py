@@ -32,8 +32,6 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from psycopg.sql import SQL, Identifier
 
-from casehistory.wal_checkpoint import WalCheckpointer
-
 LEDGER_TABLE = "ingest_ledger"
 HEADS_TABLE = "citizen_heads"
 INDEX_TABLE = "event_index"
@@ -285,15 +283,15 @@ copy of that store this cache took system time from 76 to 54 us per event; total
 per event stayed within noise, since the dirtied pages are still written."""
 
 
-SQLITE_CHECKPOINT_INTERVAL_S = 2.0
-"""Seconds between the copies of a SQLite event store's write-ahead log into the store, made
-by a thread of its own (`WalCheckpointer`), never inside an append's commit.
+SQLITE_CHECKPOINT_PAGES = 16 * 1024
+"""Pages the write-ahead log of a SQLite event store grows to before a commit copies them
+into the store (`wal_autocheckpoint`; SQLite's default is 1,000).
 
 A batch of 2,000 appends dirties pages all over the store's keyed B-trees (several
-thousand pages once the store is large), so a copy after every commit copied its whole
-batch into the file again; with several batches between copies a page dirtied by several
-of them is copied once (with 64 MiB of log between copies, a commit's CPU per appended
-event fell from 37 to 23-25 us on a copy of a 268,000-event store, bench/NOTES.md)."""
+thousand pages once the store is large), so with the default every commit copied its
+whole batch into the file again; with 64 MiB of log a page dirtied by several batches
+is copied once. On a copy of a 268,000-event store, a commit's CPU per appended event
+fell from 37 to 23-25 us (bench/NOTES.md)."""
 
 
 class SQLiteEventsAtOnce:
@@ -324,31 +322,15 @@ class SQLiteLedgerRecorder(LedgerMixin, SQLiteEventsAtOnce, SQLiteApplicationRec
         super().__init__(datastore, **kwargs)
         pool = datastore.pool
         create = pool._create_connection
-        self.checkpointer = (
-            None if pool.is_sqlite_memory_mode
-            else WalCheckpointer(pool.db_name, SQLITE_CHECKPOINT_INTERVAL_S)
-        )
 
         def create_with_cache() -> Any:
             connection = create()
             connection._sqlite_conn.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
-            if self.checkpointer is not None:
-                connection._sqlite_conn.execute("PRAGMA wal_autocheckpoint=0")
+            connection._sqlite_conn.execute(f"PRAGMA wal_autocheckpoint={SQLITE_CHECKPOINT_PAGES}")
             return connection
 
         # The datastore opens its connections lazily, after the recorder is made.
         pool._create_connection = create_with_cache
-
-    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Any:
-        notification_ids = super().insert_events(stored_events, **kwargs)
-        if self.checkpointer is not None:
-            self.checkpointer.committed()
-        return notification_ids
-
-    def close(self) -> None:
-        """Stop the checkpoint thread (the store's last connection copies the rest)."""
-        if self.checkpointer is not None:
-            self.checkpointer.close()
 
     def construct_create_table_statements(self) -> list[str]:
         return [

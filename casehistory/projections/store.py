@@ -32,8 +32,8 @@ from typing import Any
 import orjson
 
 from casehistory.pg_schema import create_serially
+from casehistory.projections.checkpoint import WalCheckpointer
 from casehistory.projections.rows import TABLES, CitizenRows
-from casehistory.wal_checkpoint import WalCheckpointer
 
 TRACKING_TABLE = "history_tracking"
 OUTBOX_TABLE = "changelog_outbox"

@@ -1,5 +1,4 @@
-"""The write-ahead logs of the SQLite read model and event store are copied into their
-files off the commit path."""
+"""The SQLite read model's write-ahead log is copied into its file off the commit path."""
 
 from __future__ import annotations
 
@@ -9,8 +8,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from casehistory.projections.checkpoint import WalCheckpointer
 from casehistory.projections.store import SQLiteReadModel
-from casehistory.wal_checkpoint import WalCheckpointer
 
 
 def wait_for(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
@@ -63,6 +62,6 @@ def test_the_read_model_leaves_checkpoints_to_its_thread_and_stops_it(tmp_path: 
     model.create()
     assert model.connection.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
     model.write([], since=0, until=3)  # a live write: the thread starts
-    assert any(t.name == "checkpoint read.db" for t in threading.enumerate())
+    assert any(t.name == "read-model-checkpoint" for t in threading.enumerate())
     model.close()
-    assert not any(t.name == "checkpoint read.db" for t in threading.enumerate())
+    assert not any(t.name == "read-model-checkpoint" for t in threading.enumerate())

@@ -1,4 +1,4 @@
-"""A write-ahead-log checkpoint off the commit path of a SQLite database written live."""
+"""A write-ahead-log checkpoint off the commit path of a SQLite read model written live."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 
 class WalCheckpointer:
-    """Copies a SQLite database's write-ahead log into its file from a thread of its own.
+    """Copies a SQLite read model's write-ahead log into its file from a thread of its own.
 
     SQLite's automatic checkpoint runs inside the commit that crosses 1,000 pages of log,
     and a live catch-up writes about 500 (its citizens' rows are spread over every table
@@ -23,11 +23,6 @@ class WalCheckpointer:
     readers of older snapshots (a long export), and lets the next writer start the log
     from the beginning again, so the log does not grow. A bulk write checkpoints itself
     instead, so that a rebuild is timed with its copy.
-
-    The event store has one too (`casehistory.recorders`): while a projection's long
-    catch-up held an old snapshot its log grew past a gigabyte, and the first automatic
-    checkpoint after the snapshot ended copied all of it inside an ingest commit (a
-    3.5 s stall under a sustained load, bench/NOTES.md).
     """
 
     INTERVAL_S = 0.5
@@ -35,10 +30,9 @@ class WalCheckpointer:
     """Longest a restarting checkpoint waits for a writer or an old reader (new writers
     wait meanwhile); past it, the log goes on growing until a later round."""
 
-    def __init__(self, database: str | Path, interval_s: float = INTERVAL_S) -> None:
+    def __init__(self, database: str | Path) -> None:
         self.database = str(database)
         """A file name or a `file:` URI."""
-        self.interval_s = interval_s
         self._wake = threading.Event()
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
@@ -48,8 +42,7 @@ class WalCheckpointer:
         with self._lock:
             if self._thread is None and not self._closing.is_set():
                 self._thread = threading.Thread(
-                    target=self._run, name=f"checkpoint {Path(self.database).name}",
-                    daemon=True,
+                    target=self._run, name="read-model-checkpoint", daemon=True
                 )
                 self._thread.start()
         self._wake.set()
@@ -64,7 +57,7 @@ class WalCheckpointer:
                 with suppress(sqlite3.OperationalError):  # another checkpoint runs
                     connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
                     connection.execute("PRAGMA wal_checkpoint(RESTART)")
-                self._closing.wait(self.interval_s)
+                self._closing.wait(self.INTERVAL_S)
         finally:
             connection.close()
 
