@@ -6,6 +6,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date
@@ -364,3 +365,75 @@ def test_a_history_stream_outlasts_a_pause_longer_than_eventsourcings_idle_timeo
         assert len([first, *citizens]) == 6
     finally:
         engine.close()
+
+
+def _read_all(source: EventStoreSource, head: int, middle: int) -> list[object]:
+    """Every kind of read the followers make, as plain values."""
+    keys = [key for key, _ in source.histories(head)][::3]
+    reads = [
+        source.histories(head),
+        source.histories(head, after=middle),
+        source.histories(head, after=middle, whole=False),
+        source.histories(middle, shard=(1, 3)),
+        source.histories(head, of=keys),
+    ]
+    return [[(key, list(events)) for key, events in read] for read in reads]
+
+
+def test_histories_read_in_many_snapshots_equal_one_read(
+    embedded: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read that starts a new snapshot after every citizen gives what one snapshot gives."""
+    from casehistory.projections import source as module
+
+    ingest_files(embedded, [population(tmp_path, 40, seed=13)], DeadLetterList())
+    source = EventStoreSource(embedded.app)
+    head = source.head()
+    one = _read_all(source, head, head // 2)
+    statements: list[str] = []
+    connect = sqlite3.connect
+
+    def traced(*args: object, **kwargs: object) -> sqlite3.Connection:
+        connection = connect(*args, **kwargs)  # type: ignore[arg-type]
+        connection.set_trace_callback(statements.append)
+        return connection
+
+    monkeypatch.setattr(module.sqlite3, "connect", traced)
+    monkeypatch.setattr(module, "SNAPSHOT_SECONDS", -1.0)
+    monkeypatch.setattr(module, "FETCH", 7)
+    assert _read_all(source, head, head // 2) == one
+    assert len(one[0]) == 40 and sum(s.startswith("SELECT") for s in statements) > 100
+
+
+def test_a_long_read_of_histories_lets_the_writer_checkpoint_its_whole_log(
+    embedded: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A catch-up that reads for longer than `SNAPSHOT_SECONDS` moves to a new snapshot,
+    so the event store's checkpoints can copy the whole write-ahead log meanwhile."""
+    from casehistory.projections import source as module
+
+    monkeypatch.setattr(module, "SNAPSHOT_SECONDS", 0.2)
+    monkeypatch.setattr(module, "FETCH", 5)  # the read stays open between pages
+    lines = population(tmp_path, 30, seed=14).read_text().splitlines(keepends=True)
+    first, later = tmp_path / "first.jsonl", tmp_path / "later.jsonl"
+    first.write_text("".join(lines[: len(lines) // 2]))
+    later.write_text("".join(lines[len(lines) // 2 :]))
+    ingest_files(embedded, [first], DeadLetterList())
+    source = EventStoreSource(embedded.app)
+    reading = source.histories(source.head())
+    next(reading)
+    ingest_files(embedded, [later], DeadLetterList())  # the log grows past the snapshot
+    checkpointer = sqlite3.connect(tmp_path / "data" / "events.db", isolation_level=None)
+
+    def checkpoint() -> tuple[int, int]:
+        _busy, log, copied = checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return log, copied
+
+    log, copied = checkpoint()
+    assert copied < log  # held back by the reader's snapshot
+    time.sleep(0.3)
+    next(reading)  # the next citizen is read in a new snapshot
+    log, copied = checkpoint()
+    assert copied == log > 0
+    assert len(list(reading)) > 0
+    checkpointer.close()

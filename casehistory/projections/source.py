@@ -17,6 +17,7 @@ the grouping through its primary key (originator id, version).
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 from uuid import UUID
@@ -24,6 +25,8 @@ from uuid import UUID
 from eventsourcing.application import Application
 
 FETCH = 5000
+SNAPSHOT_SECONDS = 1.0
+"""Longest one SQLite read of histories holds a snapshot of the event store (`in_snapshots`)."""
 
 
 def shard_range(index: int, count: int) -> tuple[UUID | None, UUID | None]:
@@ -91,24 +94,26 @@ class EventStoreSource:
         if after is not None and not whole:
             where += " AND rowid > ?"
             params.append(after)
-        elif after is not None:
-            where += (
-                f" AND originator_id IN (SELECT originator_id FROM {self.table} "
-                "WHERE rowid > ? AND rowid <= ?)"
-            )
-            params += [after, until]
         if of:
             where += f" AND originator_id IN ({', '.join('?' * len(of))})"
             params += of
         connection = sqlite3.connect(self.recorder.datastore.pool.db_name, uri=True, timeout=60)
         try:
-            cursor = connection.execute(
+            if after is not None and whole:
+                # The citizens touched after `after`, kept apart so that each snapshot
+                # below does not scan the backlog again.
+                connection.execute(
+                    f"CREATE TEMP TABLE touched AS SELECT DISTINCT originator_id "
+                    f"FROM {self.table} WHERE rowid > ? AND rowid <= ?",
+                    [after, until],
+                )
+                where += " AND originator_id IN (SELECT originator_id FROM temp.touched)"
+            yield from in_snapshots(
+                connection,
                 f"SELECT originator_id, originator_version, topic, state FROM {self.table} "
-                f"WHERE {where} ORDER BY originator_id, originator_version",
+                f"WHERE {where}",
                 params,
             )
-            while page := cursor.fetchmany(FETCH):
-                yield from page
         finally:
             connection.close()
 
@@ -151,3 +156,42 @@ class EventStoreSource:
             )
             for row in cursor:
                 yield (row["originator_id"], row["originator_version"], row["topic"], row["state"])
+
+
+def in_snapshots(
+    connection: sqlite3.Connection, select: str, params: list[Any]
+) -> Iterator[tuple[Any, ...]]:
+    """The rows of `select` (originator id first) in (originator, version) order, read in
+    snapshots of at most `SNAPSHOT_SECONDS`, each ending at a citizen's last row.
+
+    A snapshot of a SQLite database in WAL mode keeps the writer's checkpoints from
+    copying the log past it: a catch-up that held one for minutes let the event store's
+    log grow to gigabytes, then one ingest commit copied all of it. The rows read stay
+    exact across snapshots, as the events up to `until` (the bound in `select`) are
+    committed and never change.
+    """
+    done: Any = None
+    while True:
+        keyset = "" if done is None else " AND originator_id > ?"
+        cursor = connection.execute(
+            f"{select}{keyset} ORDER BY originator_id, originator_version",
+            params if done is None else [*params, done],
+        )
+        deadline = time.monotonic() + SNAPSHOT_SECONDS
+        current: Any = None
+        try:
+            while page := cursor.fetchmany(FETCH):
+                for row in page:
+                    if row[0] != current:
+                        if current is not None and time.monotonic() > deadline:
+                            done = current
+                            break
+                        current = row[0]
+                    yield row
+                else:
+                    continue
+                break
+            else:
+                return
+        finally:
+            cursor.close()
