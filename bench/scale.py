@@ -1,6 +1,6 @@
 """Read side at scale: one-pass rebuild and any-date reports against a DuckDB batch.
 
-    .venv/bin/python -m bench.scale SIZE [SIZE ...] [--work DIR]
+    .venv/bin/python -m bench.scale SIZE [SIZE ...] [--work DIR] [--repeats 3] [--label L]
 
 `--work DIR` keeps the generated population and its ingested store in DIR and, when DIR
 already holds them (from an earlier run of the same size), measures on them again without
@@ -17,7 +17,9 @@ ingest it into an embedded store without projecting, then measure in one run:
   many processes as the rebuild uses (the same shards);
 - export: every citizen's durations on one date through the read model's SQL, as
   `casehistory durations --per-citizen --format jsonl` writes them (lines rendered by
-  the database), against the same DuckDB query; also the records the services read
+  the database), against the same DuckDB query: each run `--repeats` times, alternating,
+  and their medians compared (a sub-second timing taken once varied by 4x between runs);
+  also the records the services read
   (`durations_records`, written with orjson: what earlier sessions timed);
 - the headline report (SQL) on that date;
 - time per event (wall, and CPU over the driver and its workers) and the driver's peak
@@ -34,6 +36,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -52,7 +55,9 @@ RESULTS = Path(__file__).with_name("results")
 console = Console(stderr=True)
 
 
-def measure(size: int, seed: int = 1, work: Path | None = None) -> dict[str, Any]:
+def measure(
+    size: int, seed: int = 1, work: Path | None = None, repeats: int = 3
+) -> dict[str, Any]:
     from casehistory.bootstrap import build
     from casehistory.consumers.deadletter import DeadLetterFile
     from casehistory.entrypoints.cli.common import ingest_files
@@ -110,22 +115,28 @@ def measure(size: int, seed: int = 1, work: Path | None = None) -> dict[str, Any
         console.log("where the time goes (one process, a sample of citizens)")
         result["cpu_us_per_event"] = components(engine, stored, fresh.count())
 
-        console.log(f"rebuilt in {result['rebuild_s']:.1f} s; DuckDB batch")
+        console.log(f"rebuilt in {result['rebuild_s']:.1f} s; DuckDB batch and export")
         with console.status("DuckDB batch over the same facts"):
             connection, load_s = load_facts(fact_rows(engine), work)
+        result["duck_load_s"] = load_s
+        result["facts"] = connection.execute("SELECT count(*) FROM facts").fetchone()[0]
+        exported = work / "export.jsonl"
+        duck_runs, export_runs, export_cpu = [], [], []
+        for _ in range(repeats):  # alternating, so that a busy moment hits both alike
             started = time.perf_counter()
             duck = duck_spells(connection, AS_OF)
-            result["duck_query_s"] = time.perf_counter() - started
-            result["duck_load_s"] = load_s
-            result["facts"] = connection.execute("SELECT count(*) FROM facts").fetchone()[0]
-
-        console.log(f"DuckDB query {result['duck_query_s']:.2f} s; export")
-        started, cpu = time.perf_counter(), time.process_time()
-        exported = work / "export.jsonl"
-        with exported.open("w", encoding="utf-8") as out:
-            out.writelines(durations_lines(fresh, AS_OF))
-        result["export_s"] = time.perf_counter() - started
-        result["export_cpu_s"] = time.process_time() - cpu
+            duck_runs.append(time.perf_counter() - started)
+            started, cpu = time.perf_counter(), time.process_time()
+            with exported.open("w", encoding="utf-8") as out:
+                out.writelines(durations_lines(fresh, AS_OF))
+            export_runs.append(time.perf_counter() - started)
+            export_cpu.append(time.process_time() - cpu)
+        result["duck_query_runs_s"], result["export_runs_s"] = duck_runs, export_runs
+        result["duck_query_s"] = statistics.median(duck_runs)
+        result["export_s"] = statistics.median(export_runs)
+        result["export_cpu_s"] = statistics.median(export_cpu)
+        console.log(f"DuckDB query {result['duck_query_s']:.2f} s, "
+                    f"export {result['export_s']:.2f} s (medians of {repeats})")
         on_benefit = exported.read_text(encoding="utf-8").count('"on_benefit": true')
         if on_benefit != len(duck):
             raise AssertionError(f"export: {on_benefit} on benefit, DuckDB {len(duck)}")
@@ -266,13 +277,18 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.scale")
     parser.add_argument("sizes", type=int, nargs="*", default=[10_000])
     parser.add_argument("--work", type=Path, help="keep (or reuse) the population and store here")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="runs of the export and of the DuckDB query, alternating; "
+                        "their medians are compared (default 3)")
+    parser.add_argument("--label", help="write results to scale-SIZE-LABEL.json")
     args = parser.parse_args(argv)
     if args.work and len(args.sizes) > 1:
         parser.error("--work takes one size")
     RESULTS.mkdir(exist_ok=True)
     for size in args.sizes:
-        result = measure(size, work=args.work)
-        (RESULTS / f"scale-{size}.json").write_text(json.dumps(result, indent=2) + "\n")
+        result = measure(size, work=args.work, repeats=args.repeats)
+        name = f"scale-{size}-{args.label}.json" if args.label else f"scale-{size}.json"
+        (RESULTS / name).write_text(json.dumps(result, indent=2) + "\n")
         console.print(
             f"{size:,} citizens, {result['notifications']:,} events: "
             f"rebuild {result['rebuild_vs_read_decode']:.2f}x read+decode, "
