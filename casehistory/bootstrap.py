@@ -31,6 +31,7 @@ from urllib.parse import unquote, urlsplit
 from casehistory.application import CaseHistory
 from casehistory.consumers.deadletter import DeadLetterSink
 from casehistory.domain.citizen import Citizen
+from casehistory.pg_schema import create_schema
 from casehistory.projections.follower import Follower, Followers
 from casehistory.projections.history import HistoryDecoder
 from casehistory.projections.lease import Lease, file_lease, postgres_lease
@@ -293,13 +294,6 @@ def schema_lock(
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _create_schema(url: str, schema: str) -> None:
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as connection:
-        connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-
-
 def sqlite_env(path: Path) -> dict[str, str]:
     return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path)}
 
@@ -390,7 +384,7 @@ def open_store(settings: Settings, group: int) -> CaseHistory:
     lock_url = location.url if location.uses_postgres else None
     with schema_lock(settings, lock_url, location.schema):
         if location.uses_postgres and settings.create_tables and location.schema != "public":
-            _create_schema(location.url, location.schema)
+            create_schema(location.url, location.schema)
         app = CaseHistory(env=event_store_env(settings, group))
     app.recorder.anchor_key = settings.integrity_key or None  # type: ignore[attr-defined]
     app.index_key = index_key(settings)

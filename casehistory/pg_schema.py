@@ -20,3 +20,11 @@ def create_serially(connection: Any, statements: Iterable[str]) -> None:
         connection.execute("SELECT pg_advisory_xact_lock(%s)", [DDL_LOCK_ID])
         for statement in statements:
             connection.execute(statement)
+
+
+def create_schema(url: str, schema: str) -> None:
+    """Create `schema` on the server at `url` if it is missing, under the DDL lock."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as connection:
+        create_serially(connection, [f'CREATE SCHEMA IF NOT EXISTS "{schema}"'])

@@ -31,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from casehistory.pg_schema import create_serially
+from casehistory.pg_schema import create_schema
 from casehistory.projections.checkpoint import WalCheckpointer
 from casehistory.projections.rows import TABLES, CitizenRows
 
@@ -849,14 +849,11 @@ class PostgresReadModel(ReadModelStore):
     def __init__(
         self, url: str, application_name: str, schema: str = "public", stores: Sequence[str] = ()
     ) -> None:
-        import psycopg
-
         super().__init__(application_name, stores)
         self.schema = schema
         self.url = url
         if schema != "public":
-            with psycopg.connect(url, autocommit=True) as connection:
-                create_serially(connection, [f'CREATE SCHEMA IF NOT EXISTS "{schema}"'])
+            create_schema(url, schema)
         self._connections = _PerThread(self._connect)
 
     def _connect(self) -> Any:
