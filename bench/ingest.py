@@ -63,8 +63,12 @@ def raw_consume(bootstrap: str, topic: str) -> dict[str, float]:
     return {"events": decoded, "seconds": seconds, "rate": decoded / seconds}
 
 
-def engine_consume(bootstrap: str, topic: str, data_dir: Path) -> dict[str, float]:
-    """KafkaIngestConsumer into a fresh SQLite store, with a live projection worker."""
+def engine_consume(
+    bootstrap: str, topic: str, data_dir: Path, project: bool = True
+) -> dict[str, float]:
+    """KafkaIngestConsumer into a fresh SQLite store, with a live projection worker beside
+    it (`project`), or alone: on 2 cores the worker and the broker take CPU the consumer
+    would otherwise have, and the run alone tells that apart from the consumer's own cost."""
     from casehistory.bootstrap import build
     from casehistory.consumers.kafka_ingest import KafkaDeadLetters, KafkaIngestConsumer
 
@@ -75,7 +79,7 @@ def engine_consume(bootstrap: str, topic: str, data_dir: Path) -> dict[str, floa
         [str(PYTHON), "-m", "bench.follow", str(done)],
         cwd=REPO, env=env_for(data_dir), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         text=True,
-    )  # fmt: skip
+    ) if project else None  # fmt: skip
     probe = KafkaConsumer(bootstrap_servers=bootstrap)
     partitions = [TopicPartition(topic, p) for p in probe.partitions_for_topic(topic)]
     total = sum(probe.end_offsets(partitions).values())
@@ -88,23 +92,35 @@ def engine_consume(bootstrap: str, topic: str, data_dir: Path) -> dict[str, floa
     )  # fmt: skip
     try:
         started_wall = time.time()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         stop = threading.Event()
         while consumer.counters.consumed < total and not stop.is_set():
             consumer.poll_once()
         ingest_seconds = time.perf_counter() - started
-        done.touch()
-        out, _ = worker.communicate(timeout=3600)
-        finished = json.loads(out.strip().splitlines()[-1])
-        live_seconds = finished["finished"] - started_wall
+        cpu_seconds = time.process_time() - cpu
+        if worker is not None:
+            done.touch()
+            out, _ = worker.communicate(timeout=3600)
+            finished = json.loads(out.strip().splitlines()[-1])
+            live_seconds = finished["finished"] - started_wall
     finally:
         consumer.close()
         dlq.close()
-        if worker.poll() is None:
+        if worker is not None and worker.poll() is None:
             worker.kill()
         engine.close()
     counters = consumer.counters
+    alone = {
+        "events": counters.consumed,
+        "stored": counters.stored,
+        "ingest_seconds": ingest_seconds,
+        "ingest_rate": counters.consumed / ingest_seconds,
+        "cpu_us_per_event": cpu_seconds / counters.consumed * 1e6,
+    }
+    if worker is None:
+        return alone
     return {
+        "cpu_us_per_event": alone["cpu_us_per_event"],
         "events": counters.consumed,
         "stored": counters.stored,
         "duplicate": counters.duplicate,

@@ -111,13 +111,15 @@ def run(
             task = progress.add_task("benchmarks", total=len(steps))
             live_dir = work / "kafka-store"
             if "ingest" not in skip:
-                raws, engines = [], []
+                raws, engines, alone = [], [], []
                 for n in range(repeats):
                     progress.update(task, description=f"ingest: raw consume+decode ({n + 1})")
                     raws.append(ingest.raw_consume(bootstrap, topic))
+                    progress.update(task, description=f"ingest: engine alone ({n + 1})")
+                    alone.append(ingest.engine_consume(bootstrap, topic, live_dir, project=False))
                     progress.update(task, description=f"ingest: engine from Kafka ({n + 1})")
                     engines.append(ingest.engine_consume(bootstrap, topic, live_dir))
-                result["ingest"] = {"raw": raws, "engine": engines}
+                result["ingest"] = {"raw": raws, "engine": engines, "alone": alone}
             progress.advance(task)
 
             if "embedded" not in skip:

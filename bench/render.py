@@ -143,7 +143,9 @@ def render(paths: list[Path]) -> str:
         "",
         "Ratio = engine events/s ÷ raw events/s. Raw limit: bare kafka-python consume + "
         "`schemas.wire.decode` of the same topic. *Ingest only*: until the consumer has "
-        "stored and committed everything; *+ live read models*: until the projection "
+        "stored and committed everything, with the projection worker running beside it; "
+        "*alone*: the same without the worker (where measured); *+ live read models*: "
+        "until the projection "
         "worker (own process, every read model) has applied everything too. *Embedded*: "
         "`ingest_files` from the generated JSON Lines into SQLite, then every read model "
         "projected, in one process (target: Kafka ingest ≥ 0.5).",
@@ -170,6 +172,19 @@ def render(paths: list[Path]) -> str:
                 str(n),
             ]
         )
+        if ing.get("alone"):
+            alone = _m([x["ingest_rate"] for x in ing["alone"]])
+            rows.append(
+                [
+                    _r(alone / raw),
+                    r["label"],
+                    "Kafka → event store, alone (no projection beside it)",
+                    _n(events),
+                    _n(alone),
+                    _n(raw),
+                    str(len(ing["alone"])),
+                ]
+            )
         rows.append(
             [
                 _r(live / raw),
