@@ -110,23 +110,19 @@ def engine_consume(
             worker.kill()
         engine.close()
     counters = consumer.counters
-    alone = {
-        "events": counters.consumed,
-        "stored": counters.stored,
-        "ingest_seconds": ingest_seconds,
-        "ingest_rate": counters.consumed / ingest_seconds,
-        "cpu_us_per_event": cpu_seconds / counters.consumed * 1e6,
-    }
-    if worker is None:
-        return alone
-    return {
-        "cpu_us_per_event": alone["cpu_us_per_event"],
+    ingested = {
         "events": counters.consumed,
         "stored": counters.stored,
         "duplicate": counters.duplicate,
         "dead_lettered": counters.dead_lettered,
         "ingest_seconds": ingest_seconds,
         "ingest_rate": counters.consumed / ingest_seconds,
+        "cpu_us_per_event": cpu_seconds / counters.consumed * 1e6,
+    }
+    if worker is None:
+        return ingested
+    return {
+        **ingested,
         "live_seconds": live_seconds,
         "live_rate": counters.consumed / live_seconds,
         "notifications_applied": finished["applied"],

@@ -19,6 +19,8 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
+from functools import partial
+from itertools import chain
 from typing import Any, NamedTuple
 from uuid import UUID
 
@@ -180,17 +182,13 @@ def in_snapshots(
         deadline = time.monotonic() + SNAPSHOT_SECONDS
         current: Any = None
         try:
-            while page := cursor.fetchmany(FETCH):
-                for row in page:
-                    if row[0] != current:
-                        if current is not None and time.monotonic() > deadline:
-                            done = current
-                            break
-                        current = row[0]
-                    yield row
-                else:
-                    continue
-                break
+            for row in chain.from_iterable(iter(partial(cursor.fetchmany, FETCH), [])):
+                if row[0] != current:
+                    if current is not None and time.monotonic() > deadline:
+                        done = current  # go on from the next citizen in a new snapshot
+                        break
+                    current = row[0]
+                yield row
             else:
                 return
         finally:
