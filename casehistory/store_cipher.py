@@ -16,6 +16,28 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eventsourcing.cryptography import AESCipher
 
 NONCE, TAG = 12, 16
+NONCES_PER_DRAW = 1024
+_nonces: list[bytes] = []
+
+
+def random_nonce() -> bytes:
+    """A fresh random 96-bit nonce from the operating system's generator.
+
+    Drawn a thousand at a time: one `getrandom` call per record released the
+    interpreter's lock, and with a Kafka producer's thread busy beside it each call
+    waited for the lock again (14 us a record in the router's profile). `list.pop` is
+    atomic, so no two threads take the same nonce, and a forked child starts with
+    none (`os.register_at_fork`), so it never repeats its parent's.
+    """
+    try:
+        return _nonces.pop()
+    except IndexError:
+        block = os.urandom(NONCE * NONCES_PER_DRAW)
+        _nonces.extend(block[at : at + NONCE] for at in range(0, len(block), NONCE))
+        return _nonces.pop()
+
+
+os.register_at_fork(after_in_child=_nonces.clear)
 
 
 class StoreCipher(AESCipher):
@@ -26,7 +48,7 @@ class StoreCipher(AESCipher):
         self._aesgcm = AESGCM(self.key)
 
     def encrypt(self, plaintext: bytes) -> bytes:
-        nonce = os.urandom(NONCE)
+        nonce = random_nonce()
         sealed = self._aesgcm.encrypt(nonce, plaintext, None)
         return nonce + sealed[-TAG:] + sealed[:-TAG]
 

@@ -9,7 +9,7 @@ import pytest
 from eventsourcing.cryptography import AESCipher
 from eventsourcing.utils import Environment
 
-from casehistory.store_cipher import StoreCipher
+from casehistory.store_cipher import NONCE, NONCES_PER_DRAW, StoreCipher, random_nonce
 
 
 def environment(key: bytes) -> Environment:
@@ -41,3 +41,30 @@ def test_damage_and_a_wrong_key_are_refused() -> None:
     other = StoreCipher(environment(os.urandom(32)))
     with pytest.raises(ValueError, match="Invalid cipher tag"):
         other.decrypt(cipher.encrypt(b"x"))
+
+
+def test_nonces_are_never_shared_between_threads() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def draw(_: int) -> list[bytes]:
+        return [random_nonce() for _ in range(3 * NONCES_PER_DRAW)]
+
+    with ThreadPoolExecutor(4) as pool:
+        drawn = [nonce for nonces in pool.map(draw, range(4)) for nonce in nonces]
+    assert all(len(nonce) == NONCE for nonce in drawn)
+    assert len(set(drawn)) == len(drawn)
+
+
+def test_a_forked_child_never_takes_its_parents_next_nonce() -> None:
+    random_nonce()  # the pool now holds nonces drawn in this process
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover (the child)
+        os.write(writer, random_nonce())
+        os._exit(0)
+    os.close(writer)
+    os.waitpid(child, 0)
+    from_child = os.read(reader, NONCE)
+    os.close(reader)
+    assert len(from_child) == NONCE
+    assert from_child != random_nonce()

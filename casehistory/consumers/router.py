@@ -39,12 +39,21 @@ from casehistory.consumers.kafka_ingest import (
     run_batches,
     to_incoming,
 )
+from casehistory.consumers.partitioning import partition_of
 from casehistory.consumers.retry import Backoff
 from casehistory.schemas import history
 from casehistory.schemas.contract import ContractEvent, Rejection
 from casehistory.services.identity import IdentityVault
 
 log = logging.getLogger(__name__)
+
+LINGER_MS = 50
+BATCH_BYTES = 256 * 1024
+"""The router's producer gathers a partition's records for up to `LINGER_MS`, in
+batches of up to `BATCH_BYTES` (kafka-python's defaults, 0 ms and 16 KiB, sent
+nearly one request per record: its sender thread woke for each and took the
+interpreter's lock from the router). Committing the transaction sends what is left
+at once, so a batch is never held back by the wait."""
 
 
 class RouterFenced(Exception):
@@ -110,6 +119,8 @@ class Router:
             transactional_id=f"casehistory-router-{group_id}-{member}",
             transaction_timeout_ms=transaction_timeout_ms,
             reconnect_backoff_max_ms=5000,
+            linger_ms=LINGER_MS,
+            batch_size=BATCH_BYTES,
         )
         self.producer.init_transactions()
         self._limit = int(self.producer.config["max_request_size"]) - ENVELOPE
@@ -134,6 +145,7 @@ class Router:
             for tp, batch in polled.items()
             if batch
         }
+        partitions = len(self.producer.partitions_for(self.history_topic))
         try:
             self.producer.begin_transaction()
             for n, item in enumerate(checked):
@@ -144,10 +156,12 @@ class Router:
                     self.producer.send(self.dlq_topic, key=key, value=value, headers=headers)
                 else:
                     bound = routed[n]
+                    key = bound.citizen_key.encode()
                     self.producer.send(
                         self.history_topic,
-                        key=bound.citizen_key.encode(),
+                        key=key,
                         value=history.encode(bound, sealed[bound.citizen_key], self.cipher),
+                        partition=partition_of(key, partitions),
                     )
             self.producer.send_offsets_to_transaction(offsets, self.consumer.group_metadata())
             self.producer.commit_transaction()
