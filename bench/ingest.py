@@ -6,13 +6,17 @@ consumer) that decodes every record with `schemas.wire.decode` and does nothing 
 The engine run is one `KafkaIngestConsumer` (validate, dead-letter, append, commit
 offsets) in this process, with a projection worker (`bench.follow`, every read
 model) in its own process, as deployed; it is timed until the worker has applied
-every stored event.
+every stored event. The routed run is the two-stage pipeline of issue #14: a
+`casehistory route` process and a `casehistory consume --from-history` process side
+by side, through a history topic of its own.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import sqlite3
 import subprocess
 import threading
 import time
@@ -128,3 +132,73 @@ def engine_consume(
         "notifications_applied": finished["applied"],
         "read_models": finished["models"],
     }
+
+
+def routed_consume(bootstrap: str, topic: str, data_dir: Path) -> dict[str, float]:
+    """The two stages as deployed on the embedded store: one router and one store writer,
+    each its own process, on a fresh history topic (as many partitions as the input).
+
+    Timed from the store's first ledger row to its last (both processes started and in
+    their groups by then, as `bench.store_groups` times its writers), and their CPU
+    over the same interval.
+    """
+    from casehistory.bootstrap import build
+
+    shutil.rmtree(data_dir, ignore_errors=True)
+    build(settings_for(data_dir)).close()  # the keys and the store, before both start
+    run = uuid.uuid4().hex[:8]
+    probe = KafkaConsumer(bootstrap_servers=bootstrap)
+    partitions = probe.partitions_for_topic(topic)
+    total = sum(probe.end_offsets([TopicPartition(topic, p) for p in partitions]).values())
+    probe.close()
+    env = env_for(
+        data_dir,
+        CASEHISTORY_KAFKA_BOOTSTRAP=bootstrap, CASEHISTORY_KAFKA_TOPIC=topic,
+        CASEHISTORY_KAFKA_DLQ_TOPIC=topic + ".dlq",
+        CASEHISTORY_KAFKA_HISTORY_TOPIC=f"{topic}.history.{run}",
+        CASEHISTORY_KAFKA_ROUTER_GROUP=f"bench-router-{run}",
+        CASEHISTORY_KAFKA_STORE_GROUP=f"bench-store-{run}",
+    )  # fmt: skip
+    stages = [
+        ["route", "--partitions", str(len(partitions)), "--idle-exit", "3"],
+        ["consume", "--from-history", "--partitions", str(len(partitions)), "--idle-exit", "3"],
+    ]
+    log = (data_dir / "stages.log").open("wb")
+    processes = [
+        subprocess.Popen([str(PYTHON), "-m", "casehistory.entrypoints.cli", *stage], cwd=REPO,
+                         env=env, stdout=log, stderr=subprocess.STDOUT)
+        for stage in stages
+    ]  # fmt: skip
+    store = sqlite3.connect(data_dir / "events.db", timeout=60)
+    try:
+        first, stored = None, 0
+        while stored < total:
+            if any(p.poll() not in (None, 0) for p in processes):
+                raise RuntimeError(f"a stage failed: see {data_dir / 'stages.log'}")
+            time.sleep(0.05)
+            stored = store.execute("SELECT count(*) FROM ingest_ledger").fetchone()[0]
+            if stored and first is None:
+                first, cpu_first = time.perf_counter(), [_cpu_seconds(p.pid) for p in processes]
+        last, cpu_last = time.perf_counter(), [_cpu_seconds(p.pid) for p in processes]
+        for process in processes:
+            process.wait(timeout=60)
+    finally:
+        store.close()
+        log.close()
+        for process in processes:
+            if process.returncode is None:
+                process.kill()
+                process.wait()
+    assert first is not None
+    seconds = last - first
+    router_cpu, store_cpu = (b - a for a, b in zip(cpu_first, cpu_last, strict=True))
+    return {"events": total, "seconds": seconds, "rate": total / seconds,
+            "router_cpu_us_per_event": router_cpu / total * 1e6,
+            "store_cpu_us_per_event": store_cpu / total * 1e6}
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU of a running process, all its threads (`/proc/PID/stat`)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -111,7 +111,7 @@ def run(
             task = progress.add_task("benchmarks", total=len(steps))
             live_dir = work / "kafka-store"
             if "ingest" not in skip:
-                raws, engines, alone = [], [], []
+                raws, engines, alone, routed = [], [], [], []
                 for n in range(repeats):
                     progress.update(task, description=f"ingest: raw consume+decode ({n + 1})")
                     raws.append(ingest.raw_consume(bootstrap, topic))
@@ -119,7 +119,11 @@ def run(
                     alone.append(ingest.engine_consume(bootstrap, topic, live_dir, project=False))
                     progress.update(task, description=f"ingest: engine from Kafka ({n + 1})")
                     engines.append(ingest.engine_consume(bootstrap, topic, live_dir))
-                result["ingest"] = {"raw": raws, "engine": engines, "alone": alone}
+                    progress.update(task, description=f"ingest: router + store writer ({n + 1})")
+                    routed.append(ingest.routed_consume(bootstrap, topic, work / "routed-store"))
+                result["ingest"] = {
+                    "raw": raws, "engine": engines, "alone": alone, "routed": routed,
+                }
             progress.advance(task)
 
             if "embedded" not in skip:

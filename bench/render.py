@@ -144,7 +144,10 @@ def render(paths: list[Path]) -> str:
         "Ratio = engine events/s ÷ raw events/s. Raw limit: bare kafka-python consume + "
         "`schemas.wire.decode` of the same topic. *Ingest only*: until the consumer has "
         "stored and committed everything, with the projection worker running beside it; "
-        "*alone*: the same without the worker (where measured); *+ live read models*: "
+        "*alone*: the same without the worker (where measured); *routed*: the two stages "
+        "of issue #14 as processes side by side, `casehistory route` into a history topic "
+        "and `casehistory consume --from-history` into the store, from the first stored "
+        "record to the last (where measured); *+ live read models*: "
         "until the projection "
         "worker (own process, every read model) has applied everything too. *Embedded*: "
         "`ingest_files` from the generated JSON Lines into SQLite, then every read model "
@@ -183,6 +186,21 @@ def render(paths: list[Path]) -> str:
                     _n(alone),
                     _n(raw),
                     str(len(ing["alone"])),
+                ]
+            )
+        if ing.get("routed"):
+            routed = _m([x["rate"] for x in ing["routed"]])
+            cpu = _m([x["router_cpu_us_per_event"] + x["store_cpu_us_per_event"]
+                      for x in ing["routed"]])  # fmt: skip
+            rows.append(
+                [
+                    _r(routed / raw),
+                    r["label"],
+                    f"Kafka → router → history topic → store writer ({cpu:.0f} µs CPU/event)",
+                    _n(events),
+                    _n(routed),
+                    _n(raw),
+                    str(len(ing["routed"])),
                 ]
             )
         rows.append(
