@@ -27,9 +27,10 @@ from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
+from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier
 
 LEDGER_TABLE = "ingest_ledger"
@@ -402,6 +403,30 @@ class PostgresLedgerRecorder(LedgerMixin, PostgresApplicationRecorder):  # type:
                 f"INSERT INTO {table} ({names}) SELECT * FROM unnest({', '.join(arrays)}){tail}",
                 params,
             )
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        """eventsourcing's insert (the same statements, retries and errors) in one
+        transaction without pipeline mode.
+
+        In pipeline mode a batch's large parameters could stay in the client's send
+        buffer while client and server each waited for the other (psycopg issue 685):
+        a test's ingest hung in `Pipeline.sync`, its server in `ClientRead`, for 11
+        minutes. Without the pipeline each statement is one round trip to the server, a
+        handful per batch."""
+        with self.datastore.get_connection() as conn, conn.transaction():
+            with conn.cursor() as curs:
+                self._insert_events(curs, stored_events, **kwargs)
+            if not stored_events:
+                return None
+            with conn.cursor() as curs:
+                self._insert_stored_events(curs, stored_events, **kwargs)
+                ids: Sequence[int] | None = self._fetch_ids_after_insert_events(
+                    curs, stored_events, **kwargs
+                )
+                return ids
 
     def _insert_stored_events(self, curs: Any, stored_events: Sequence[StoredEvent],
                               **kwargs: Any) -> None:

@@ -49,20 +49,15 @@ class AnchorMixin:
 
     anchor_key: bytes | None = None
     """The integrity key; set by the bootstrap (None: nothing is anchored)."""
-    anchors_first = False
     anchors_table = ANCHORS_TABLE
     """The table's name as written in SQL (on PostgreSQL, in the store's schema)."""
     ledger_marker: str
 
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Any:
-        # PostgreSQL pipelines these statements: reading the anchors after the ledger's
-        # executemany would fetch that statement's status, so they go first. SQLite must
-        # write first: a deferred transaction that reads, then writes, fails on a busy store.
-        if self.anchors_first:
-            self._anchor(c, stored_events)
+        # Written first, read after: on SQLite a deferred transaction that reads, then
+        # writes, fails on a busy store.
         result = super()._insert_events(c, stored_events, **kwargs)  # type: ignore[misc]
-        if not self.anchors_first:
-            self._anchor(c, stored_events)
+        self._anchor(c, stored_events)
         return result
 
     def _anchor(self, c: Any, stored_events: Sequence[StoredEvent]) -> None:
@@ -115,8 +110,6 @@ class SQLiteAnchoredRecorder(AnchorMixin, SQLiteLedgerRecorder):
 
 
 class PostgresAnchoredRecorder(AnchorMixin, PostgresLedgerRecorder):  # type: ignore[misc]
-    anchors_first = True
-
     def __init__(self, datastore: Any, **kwargs: Any) -> None:
         from psycopg.sql import SQL, Identifier
 
