@@ -66,6 +66,16 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a running process has used, all its threads
+    (/proc/PID/stat; NaN once it has gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _hwm_mb(status: str) -> float:
     """VmHWM of a /proc/PID/status text, in MB (0 for a process without memory)."""
     for line in status.splitlines():

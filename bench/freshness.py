@@ -23,7 +23,6 @@ live event's cost grows with its citizen's history), not a store that starts emp
 
 from __future__ import annotations
 
-import os
 import shutil
 import sqlite3
 import subprocess
@@ -35,7 +34,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from bench.common import CASEHISTORY, PSEUDONYM_KEY, REPO, env_for, percentile
+from bench.common import CASEHISTORY, PSEUDONYM_KEY, REPO, env_for, percentile, process_cpu_seconds
 from casehistory.bootstrap import READ_MODEL
 from casehistory.consumers.publisher import Publisher
 from casehistory.domain.cpr import citizen_key
@@ -157,7 +156,10 @@ def measure(
     for thread in threads:
         thread.start()
     db, events_db = data_dir / f"{READ_MODEL}.db", data_dir / "events.db"
-    cpu_before = {name: _cpu_s(worker.pid) for name, worker in zip(WORKERS, workers, strict=True)}
+    cpu_before = {
+        name: process_cpu_seconds(worker.pid)
+        for name, worker in zip(WORKERS, workers, strict=True)
+    }
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
     latencies, raw_latencies, stored_latencies = [], [], []
     try:
@@ -185,7 +187,7 @@ def measure(
         elapsed_background = sent_background[0]
     finally:
         cpu = {
-            name: _cpu_s(worker.pid) - cpu_before[name]
+            name: process_cpu_seconds(worker.pid) - cpu_before[name]
             for name, worker in zip(WORKERS, workers, strict=True)
         }
         peak_rss = {
@@ -273,16 +275,6 @@ def _applied(data_dir: Path) -> bool:
     except sqlite3.OperationalError:
         return False  # a store or its tables do not exist yet
     return head is not None and position == head
-
-
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds a running process has used (/proc/PID/stat; NaN once it
-    has gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _peak_rss_mb(pid: int) -> float:

@@ -14,7 +14,6 @@ by side, through a history topic of its own.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sqlite3
 import subprocess
@@ -26,7 +25,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from bench.common import PYTHON, REPO, env_for, settings_for
+from bench.common import PYTHON, REPO, env_for, process_cpu_seconds, settings_for
 from casehistory.schemas import wire
 
 FETCH = {"max_poll_records": 2000, "fetch_max_bytes": 32 * 1024 * 1024}
@@ -172,14 +171,18 @@ def routed_consume(bootstrap: str, topic: str, data_dir: Path) -> dict[str, floa
     store = sqlite3.connect(data_dir / "events.db", timeout=60)
     try:
         first, stored = None, 0
+
+        def cpu() -> list[float]:
+            return [process_cpu_seconds(p.pid) for p in processes]
+
         while stored < total:
             if any(p.poll() not in (None, 0) for p in processes):
                 raise RuntimeError(f"a stage failed: see {data_dir / 'stages.log'}")
             time.sleep(0.05)
             stored = store.execute("SELECT count(*) FROM ingest_ledger").fetchone()[0]
             if stored and first is None:
-                first, cpu_first = time.perf_counter(), [_cpu_seconds(p.pid) for p in processes]
-        last, cpu_last = time.perf_counter(), [_cpu_seconds(p.pid) for p in processes]
+                first, cpu_first = time.perf_counter(), cpu()
+        last, cpu_last = time.perf_counter(), cpu()
         for process in processes:
             process.wait(timeout=60)
     finally:
@@ -196,9 +199,3 @@ def routed_consume(bootstrap: str, topic: str, data_dir: Path) -> dict[str, floa
             "router_cpu_us_per_event": router_cpu / total * 1e6,
             "store_cpu_us_per_event": store_cpu / total * 1e6}
 
-
-def _cpu_seconds(pid: int) -> float:
-    """User and system CPU of a running process, all its threads (`/proc/PID/stat`)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
