@@ -14,6 +14,7 @@ by side, through a history topic of its own.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import sqlite3
 import subprocess
@@ -170,19 +171,21 @@ def routed_consume(bootstrap: str, topic: str, data_dir: Path) -> dict[str, floa
     ]  # fmt: skip
     store = sqlite3.connect(data_dir / "events.db", timeout=60)
     try:
-        first, stored = None, 0
-
-        def cpu() -> list[float]:
-            return [process_cpu_seconds(p.pid) for p in processes]
-
+        first, stored, cpu_last = None, 0, [0.0] * len(processes)
         while stored < total:
             if any(p.poll() not in (None, 0) for p in processes):
                 raise RuntimeError(f"a stage failed: see {data_dir / 'stages.log'}")
             time.sleep(0.05)
             stored = store.execute("SELECT count(*) FROM ingest_ledger").fetchone()[0]
+            # Read every round: the router may finish (and exit) well before the store.
+            cpu_last = [
+                last if math.isnan(now) else now
+                for now, last in zip(map(process_cpu_seconds, (p.pid for p in processes)),
+                                     cpu_last, strict=True)
+            ]  # fmt: skip
             if stored and first is None:
-                first, cpu_first = time.perf_counter(), cpu()
-        last, cpu_last = time.perf_counter(), cpu()
+                first, cpu_first = time.perf_counter(), cpu_last
+        last = time.perf_counter()
         for process in processes:
             process.wait(timeout=60)
     finally:
