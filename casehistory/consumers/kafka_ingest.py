@@ -36,6 +36,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, Topic
 from kafka.errors import KafkaError, MessageSizeTooLargeError
 from kafka.structs import OffsetAndMetadata
 
+from casehistory.bootstrap import collections_after_batch
 from casehistory.consumers.deadletter import DeadLetter
 from casehistory.consumers.files import Incoming
 from casehistory.consumers.ingest import IngestReport, IngestService
@@ -415,7 +416,8 @@ def run_batches(
     last_record = time.monotonic()
     while not stop.is_set():
         try:
-            consumed = poll()
+            with collections_after_batch():
+                consumed = poll()
         except Stopped:
             return
         if consumed:

@@ -25,6 +25,7 @@ from casehistory.bootstrap import (
     READ_MODEL,
     Engine,
     build,
+    collections_after_batch,
 )
 from casehistory.consumers import files
 from casehistory.consumers.deadletter import DeadLetterSink
@@ -114,7 +115,8 @@ def ingest_files(
             )
             started = datetime.now(UTC)
             for batch in batched(files.read_records(path), batch_size):
-                total.add(service.ingest(batch, backoff))
+                with collections_after_batch():
+                    total.add(service.ingest(batch, backoff))
                 elapsed = (datetime.now(UTC) - started).total_seconds() or 1e-9
                 progress.update(
                     task, advance=len(batch), rate=f"{total.received / elapsed:,.0f} events/s"
