@@ -285,6 +285,9 @@ def main(argv: list[str]) -> int:
     if args.work and len(args.sizes) > 1:
         parser.error("--work takes one size")
     RESULTS.mkdir(exist_ok=True)
+    from casehistory.bootstrap import tune_garbage_collector
+
+    tune_garbage_collector()  # as every `casehistory` command does: measure what runs
     for size in args.sizes:
         result = measure(size, work=args.work, repeats=args.repeats)
         name = f"scale-{size}-{args.label}.json" if args.label else f"scale-{size}.json"
