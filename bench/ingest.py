@@ -201,4 +201,3 @@ def routed_consume(bootstrap: str, topic: str, data_dir: Path) -> dict[str, floa
     return {"events": total, "seconds": seconds, "rate": total / seconds,
             "router_cpu_us_per_event": router_cpu / total * 1e6,
             "store_cpu_us_per_event": store_cpu / total * 1e6}
-
