@@ -27,9 +27,16 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from bench.common import PYTHON, REPO, env_for, process_cpu_seconds, settings_for
+from casehistory.consumers.ingest import STORE_BATCH
+from casehistory.consumers.kafka_ingest import PARTITION_FETCH_BYTES
 from casehistory.schemas import wire
 
-FETCH = {"max_poll_records": 2000, "fetch_max_bytes": 32 * 1024 * 1024}
+FETCH = {
+    "max_poll_records": STORE_BATCH,
+    "fetch_max_bytes": 32 * 1024 * 1024,
+    "max_partition_fetch_bytes": PARTITION_FETCH_BYTES,
+}
+"""The ingest consumer's fetch settings, for the bare consumers of the raw limit."""
 
 
 def publish(bootstrap: str, topic: str, records: list[dict[str, Any]], partitions: int) -> int:
@@ -92,8 +99,7 @@ def engine_consume(
     consumer = KafkaIngestConsumer(
         engine.ingest_service(KafkaDeadLetters(dlq, topic + ".dlq")),
         bootstrap, topic, f"bench-{uuid.uuid4().hex[:8]}",
-        max_poll_records=FETCH["max_poll_records"],
-    )  # fmt: skip
+    )
     try:
         started_wall = time.time()
         started, cpu = time.perf_counter(), time.process_time()

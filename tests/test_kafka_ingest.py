@@ -23,6 +23,7 @@ from kafka.admin import ConfigResource, ConfigResourceType
 
 from casehistory.bootstrap import Engine, build
 from casehistory.consumers.deadletter import DeadLetterList
+from casehistory.consumers.ingest import STORE_BATCH
 from casehistory.consumers.kafka_ingest import KafkaDeadLetters, KafkaIngestConsumer
 from casehistory.consumers.publisher import Publisher
 from casehistory.consumers.reconcile import committed_records, reconcile, routed_ledger
@@ -340,6 +341,37 @@ def test_router_and_store_writers_equal_the_embedded_ingest_and_replay_from_hist
         assert checksum(recovered).checksum == checksum(original).checksum
     finally:
         original.close()
+        recovered.close()
+
+
+def test_a_store_writer_and_a_replay_take_a_backlog_in_batches_of_store_batch_records(
+    kafka_bootstrap: str, published: tuple[dict[str, str], str], tmp_path: Path
+) -> None:
+    """A backlog on the history topic is stored `STORE_BATCH` records per transaction, not
+    as many as kafka-python's defaults fetch (1 MiB of a partition, 500 records a poll)."""
+    env, topic = published
+    finish([router_process(env, "--partitions", "1", "--idle-exit", "6")])
+    values = history_values(kafka_bootstrap, topic + ".history")
+    assert sum(map(len, values)) > 1024 * 1024 and len(values) <= STORE_BATCH
+    engine = build(Settings.load(env))
+    consumer = KafkaIngestConsumer(
+        engine.ingest_service(DeadLetterList()), kafka_bootstrap, topic + ".history",
+        topic + ".store", history=True,
+    )  # fmt: skip
+    recovered = build(replay_target(Settings.load(env), str(tmp_path / "recovered")))
+    try:
+        deadline = time.monotonic() + 60
+        while not (first := consumer.poll_once()) and time.monotonic() < deadline:
+            pass
+        assert first == len(values)
+        assert consumer.counters.batches == 1 and consumer.counters.received == len(values)
+        assert consumer.counters.stored > 0
+        batches: list[int] = []
+        replay_from_kafka(recovered, kafka_bootstrap, topic + ".history", on_batch=batches.append)
+        assert batches == [len(values)]
+    finally:
+        consumer.close()
+        engine.close()
         recovered.close()
 
 

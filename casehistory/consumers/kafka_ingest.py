@@ -39,7 +39,7 @@ from kafka.structs import OffsetAndMetadata
 from casehistory.bootstrap import collections_after_batch
 from casehistory.consumers.deadletter import DeadLetter
 from casehistory.consumers.files import Incoming
-from casehistory.consumers.ingest import IngestReport, IngestService
+from casehistory.consumers.ingest import STORE_BATCH, IngestReport, IngestService
 from casehistory.consumers.retry import REBALANCED, Backoff, DeadLetterNotSent, Stopped
 from casehistory.recorders import WriterFenced
 from casehistory.schemas import wire
@@ -48,6 +48,9 @@ log = logging.getLogger(__name__)
 
 BATCH_BYTES = 256 * 1024
 """With a batch wait, what a fetch waits for (about 1,000 contract records)."""
+PARTITION_FETCH_BYTES = 8 * 1024 * 1024
+"""What one fetch takes of a partition (kafka-python's default, 1 MiB, holds about 1,300
+history records: a poll over 3 partitions returned about 4,000, not `STORE_BATCH`)."""
 IDLE_FENCE_CHECK_S = 2.0
 """How often an idle partition group's writer checks that it is still the group's writer."""
 
@@ -261,7 +264,7 @@ class KafkaIngestConsumer:
         topic: str,
         group_id: str,
         *,
-        max_poll_records: int = 2000,
+        max_poll_records: int = STORE_BATCH,
         client_id: str | None = None,
         max_poll_interval_ms: int = 300_000,
         session_timeout_ms: int = 10_000,
@@ -287,6 +290,7 @@ class KafkaIngestConsumer:
             isolation_level="read_committed",
             max_poll_records=max_poll_records,
             fetch_max_bytes=32 * 1024 * 1024,
+            max_partition_fetch_bytes=PARTITION_FETCH_BYTES,
             # With `batch_wait_ms`, the broker holds a fetch until a batch's worth of
             # records is there or that long has passed: a batch costs a fixed part (lookups,
             # a transaction, a commit) that a trickle of records would pay every few events.

@@ -29,7 +29,7 @@ from casehistory.bootstrap import (
 )
 from casehistory.consumers import files
 from casehistory.consumers.deadletter import DeadLetterSink
-from casehistory.consumers.ingest import IngestReport
+from casehistory.consumers.ingest import STORE_BATCH, IngestReport
 from casehistory.consumers.retry import Backoff
 from casehistory.domain.citizen import Citizen
 from casehistory.services.access import (
@@ -83,17 +83,9 @@ def progress_bar() -> Progress:
     )
 
 
-FILE_BATCH = 10_000
-"""Records of a file ingested per event-store transaction. Each transaction rewrites the
-pages its appends dirty all over the store's keyed B-trees; in batches of 10,000 instead
-of 2,000 more appends share a page, and the ingest of a 268,000-event population took 11%
-less CPU per event (the store's writes 30% less), for about 50 MB more memory
-(bench/NOTES.md)."""
-
-
 def ingest_files(
     engine: Engine, paths: Sequence[Path], dead_letters: DeadLetterSink,
-    batch_size: int = FILE_BATCH,
+    batch_size: int = STORE_BATCH,
 ) -> IngestReport:
     """Ingest contract files through the same path the Kafka consumer uses.
 

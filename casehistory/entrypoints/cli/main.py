@@ -27,7 +27,7 @@ from casehistory.bootstrap import (
 )
 from casehistory.consumers import files
 from casehistory.consumers.deadletter import DeadLetter, DeadLetterFile
-from casehistory.consumers.ingest import IngestReport
+from casehistory.consumers.ingest import STORE_BATCH, IngestReport
 from casehistory.consumers.retry import Backoff, Stopped
 from casehistory.domain import reference
 from casehistory.domain.citizen import Citizen
@@ -529,7 +529,8 @@ def parser() -> argparse.ArgumentParser:
 
     con = sub.add_parser("consume", help="run one ingest consumer-group member")
     con.add_argument("--idle-exit", type=float, help="stop after this many seconds without records")
-    con.add_argument("--max-poll-records", type=int, default=2000)
+    con.add_argument("--max-poll-records", type=int, default=STORE_BATCH,
+                     help="records per poll, so per event-store transaction")
     con.add_argument("--batch-wait-ms", type=int, default=50,
                      help="let the broker gather a batch for up to this long (a trickle of "
                           "records costs less CPU per event in larger batches; 0: at once)")
