@@ -44,8 +44,9 @@ the more appends share a page, the fewer pages are written per event. A file ing
 268,000 events took 11% less CPU per event in batches of 10,000 than of 2,000 (the
 store's writes 30% less). A store writer over the 40,000-citizen history topic (709,849
 records) took 98-109 us of CPU per event with 2,000 records a poll, 90 with 5,000, 80-81
-with 10,000 and 80 with 20,000 (bench/NOTES.md). A batch holds about 50 MB more memory
-than one of 2,000."""
+with 10,000 and 80 with 20,000; a single-stage consumer of the same population 151-177
+with 2,000 and 132-138 with 10,000 (bench/NOTES.md). A batch holds about 50 MB more
+memory than one of 2,000."""
 
 
 @dataclass
