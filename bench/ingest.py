@@ -28,12 +28,12 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from bench.common import PYTHON, REPO, env_for, process_cpu_seconds, settings_for
 from casehistory.consumers.ingest import STORE_BATCH
-from casehistory.consumers.kafka_ingest import PARTITION_FETCH_BYTES
+from casehistory.consumers.kafka_ingest import FETCH_BYTES, PARTITION_FETCH_BYTES
 from casehistory.schemas import wire
 
 FETCH = {
     "max_poll_records": STORE_BATCH,
-    "fetch_max_bytes": 32 * 1024 * 1024,
+    "fetch_max_bytes": FETCH_BYTES,
     "max_partition_fetch_bytes": PARTITION_FETCH_BYTES,
 }
 """The ingest consumer's fetch settings, for the bare consumers of the raw limit."""

@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 
 BATCH_BYTES = 256 * 1024
 """With a batch wait, what a fetch waits for (about 1,000 contract records)."""
+FETCH_BYTES = 32 * 1024 * 1024
+"""What one fetch takes of every partition together."""
 PARTITION_FETCH_BYTES = 8 * 1024 * 1024
 """What one fetch takes of a partition (kafka-python's default, 1 MiB, holds about 1,300
 history records: a poll over 3 partitions returned about 4,000, not `STORE_BATCH`)."""
@@ -289,7 +291,7 @@ class KafkaIngestConsumer:
             # Records of aborted upstream transactions are never ingested.
             isolation_level="read_committed",
             max_poll_records=max_poll_records,
-            fetch_max_bytes=32 * 1024 * 1024,
+            fetch_max_bytes=FETCH_BYTES,
             max_partition_fetch_bytes=PARTITION_FETCH_BYTES,
             # With `batch_wait_ms`, the broker holds a fetch until a batch's worth of
             # records is there or that long has passed: a batch costs a fixed part (lookups,

@@ -35,6 +35,7 @@ from kafka.structs import OffsetAndMetadata
 from casehistory.consumers.ingest import check, letter_for, route
 from casehistory.consumers.kafka_ingest import (
     ENVELOPE,
+    FETCH_BYTES,
     dead_letter_record,
     run_batches,
     to_incoming,
@@ -104,7 +105,7 @@ class Router:
             auto_offset_reset="earliest",
             isolation_level="read_committed",
             max_poll_records=max_poll_records,
-            fetch_max_bytes=32 * 1024 * 1024,
+            fetch_max_bytes=FETCH_BYTES,
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=max(500, session_timeout_ms // 5),
             reconnect_backoff_max_ms=5000,
