@@ -27,16 +27,8 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from bench.common import PYTHON, REPO, env_for, process_cpu_seconds, settings_for
-from casehistory.consumers.ingest import STORE_BATCH
-from casehistory.consumers.kafka_ingest import FETCH_BYTES, PARTITION_FETCH_BYTES
+from casehistory.consumers.kafka_ingest import STORE_FETCH
 from casehistory.schemas import wire
-
-FETCH = {
-    "max_poll_records": STORE_BATCH,
-    "fetch_max_bytes": FETCH_BYTES,
-    "max_partition_fetch_bytes": PARTITION_FETCH_BYTES,
-}
-"""The ingest consumer's fetch settings, for the bare consumers of the raw limit."""
 
 
 def publish(bootstrap: str, topic: str, records: list[dict[str, Any]], partitions: int) -> int:
@@ -54,7 +46,7 @@ def publish(bootstrap: str, topic: str, records: list[dict[str, Any]], partition
 
 def raw_consume(bootstrap: str, topic: str) -> dict[str, float]:
     """Bare consume + fastavro decode of the whole topic, nothing else."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **FETCH)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **STORE_FETCH)
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
         consumer.assign(partitions)

@@ -43,7 +43,7 @@ from kafka import KafkaConsumer, TopicPartition
 from rich.console import Console
 from rich.table import Table
 
-from bench.ingest import FETCH
+from casehistory.consumers.kafka_ingest import STORE_FETCH
 from casehistory.devservices import kafka as devkafka
 from casehistory.devservices.postgres import create_database, start, stop
 from casehistory.population import generator
@@ -107,7 +107,7 @@ def cli(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
 def raw_limit(bootstrap: str, topic: str, cipher: Any) -> tuple[int, float]:
     """Records of the history topic and seconds to consume and decode them all."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                             isolation_level="read_committed", **FETCH)
+                             isolation_level="read_committed", **STORE_FETCH)
     try:
         tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
         consumer.assign(tps)

@@ -53,6 +53,12 @@ FETCH_BYTES = 32 * 1024 * 1024
 PARTITION_FETCH_BYTES = 8 * 1024 * 1024
 """What one fetch takes of a partition (kafka-python's default, 1 MiB, holds about 1,300
 history records: a poll over 3 partitions returned about 4,000, not `STORE_BATCH`)."""
+STORE_FETCH = {
+    "max_poll_records": STORE_BATCH,
+    "fetch_max_bytes": FETCH_BYTES,
+    "max_partition_fetch_bytes": PARTITION_FETCH_BYTES,
+}
+"""kafka-python's fetch settings of a consumer that stores each poll in one transaction."""
 IDLE_FENCE_CHECK_S = 2.0
 """How often an idle partition group's writer checks that it is still the group's writer."""
 
@@ -290,9 +296,7 @@ class KafkaIngestConsumer:
             auto_offset_reset="earliest",
             # Records of aborted upstream transactions are never ingested.
             isolation_level="read_committed",
-            max_poll_records=max_poll_records,
-            fetch_max_bytes=FETCH_BYTES,
-            max_partition_fetch_bytes=PARTITION_FETCH_BYTES,
+            **{**STORE_FETCH, "max_poll_records": max_poll_records},
             # With `batch_wait_ms`, the broker holds a fetch until a batch's worth of
             # records is there or that long has passed: a batch costs a fixed part (lookups,
             # a transaction, a commit) that a trickle of records would pay every few events.

@@ -110,17 +110,11 @@ def replay_from_kafka(
     from kafka import KafkaConsumer, TopicPartition
 
     from casehistory.consumers.deadletter import DeadLetterList
-    from casehistory.consumers.ingest import STORE_BATCH
-    from casehistory.consumers.kafka_ingest import (
-        FETCH_BYTES,
-        PARTITION_FETCH_BYTES,
-        history_incoming,
-    )
+    from casehistory.consumers.kafka_ingest import STORE_FETCH, history_incoming
 
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap_servers, enable_auto_commit=False,
-        max_poll_records=STORE_BATCH, fetch_max_bytes=FETCH_BYTES,
-        max_partition_fetch_bytes=PARTITION_FETCH_BYTES, isolation_level="read_committed",
+        isolation_level="read_committed", **STORE_FETCH,
     )
     total = IngestReport()
     try:
