@@ -20,6 +20,7 @@ import json
 import os
 import shlex
 import shutil
+import subprocess
 import sys
 import time
 from datetime import UTC, date, datetime
@@ -29,7 +30,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bench import common, freshness, ingest, peer, queries, rebuild, scale
+from bench import common, freshness, ingest, peer, queries, rebuild
 from bench.common import WORK, median
 
 RESULTS = Path(__file__).with_name("results")
@@ -294,8 +295,10 @@ def main(argv: list[str] | None = None) -> int:
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / f"{label}.json").write_text(json.dumps(result, indent=1, default=str))
         console.print(f"results: {RESULTS / (label + '.json')}")
-        if "scale" not in args.skip:
-            scale.main([str(args.size)])
+        if "scale" not in args.skip:  # in a process of its own, as when run alone
+            labelled = ["--label", args.label] if args.label else []
+            subprocess.run([sys.executable, "-m", "bench.scale", str(args.size), *labelled],
+                           check=True)  # fmt: skip
     from bench.render import render
 
     DOC.parent.mkdir(exist_ok=True)
