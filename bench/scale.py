@@ -107,7 +107,7 @@ def measure(
             engine.follower(fresh).catch_up()
         rebuild_runs = [time.perf_counter() - started]
         result["rebuild_cpu_us_per_event"] = (cpu_seconds() - cpu) / stored * 1e6
-        result["rss_rebuild_workers_mb"] = workers_rss[0]
+        result["rss_rebuild_workers_mb"], result["anon_rebuild_workers_mb"] = workers_rss
         result["notifications"] = stored
         result["rss_after_rebuild_mb"] = peak_rss_mb()
 
@@ -329,7 +329,8 @@ def main(argv: list[str]) -> int:
             f"rebuild {result['rebuild_us_per_event']:.1f} us/event "
             f"({result['rebuild_cpu_us_per_event']:.1f} us CPU), "
             f"peak RSS {result['rss_after_rebuild_mb']:.0f} MB "
-            f"(each rebuild worker at most {result['rss_rebuild_workers_mb']:.0f} MB)"
+            f"(each rebuild worker at most {result['anon_rebuild_workers_mb']:.0f} MB of its "
+            f"own, {result['rss_rebuild_workers_mb']:.0f} MB with the pages it maps)"
         )
         console.print("CPU per event: " + ", ".join(
             f"{name} {us:.1f} us" for name, us in result["cpu_us_per_event"].items()
