@@ -2,7 +2,10 @@
 
 A rebuild is CPU-bound Python (decoding, pairing, spells), so it runs in as many
 processes as there are cores: each worker opens the engine from the same settings,
-streams its range of originator ids from the event store and computes the rows.
+reads the histories of its range of originator ids and computes the rows. From a
+SQLite event store a worker reads the events table once in notification order
+through bucket files (`projections.buckets`), so its reads stay sequential however
+large the store; from PostgreSQL it streams the histories in citizen order.
 
 - Into SQLite (the embedded default) each worker bulk-writes its rows into a
   shard file of its own, and the read model takes every shard in one fenced
@@ -17,8 +20,8 @@ pickled back over a pipe), not `multiprocessing` children: those import the
 parent's main module first (the whole CLI, a benchmark with DuckDB), which cost
 each worker more than a second before its first event.
 
-A SQLite event store's file is read into the page cache in file order before the
-workers start (`read_ahead`): they read it one random page per event.
+A SQLite event store's file small enough for the page cache is read into it in
+file order before the workers start (`read_ahead`).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from casehistory.projections.buckets import histories_by_bucket
 from casehistory.projections.follower import citizen_rows, counted
 from casehistory.projections.history import HistoryDecoder
 from casehistory.projections.rows import CitizenRows
@@ -72,36 +76,48 @@ class ShardedRows:
         outbox: bool,
     ) -> None:
         location = self.settings.group_store(self.group)
-        if not location.uses_postgres:
-            read_ahead(self.settings.data_dir / location.schema)
-        if isinstance(store, SQLiteReadModel):
-            _remove_abandoned_shards(store.path.parent)
+        sqlite_store = not location.uses_postgres
+        scratch = store.path.parent if isinstance(store, SQLiteReadModel) else None
+        if scratch is None and sqlite_store:  # bucket files beside the event store
+            scratch = self.settings.data_dir
+        folder = None
+        if scratch is not None:
+            _remove_abandoned_shards(scratch)
             prefix = f".rebuild-{os.getpid()}-"
-            folder = Path(tempfile.mkdtemp(prefix=prefix, dir=store.path.parent))
-            try:
+            folder = Path(tempfile.mkdtemp(prefix=prefix, dir=scratch))
+        buckets = folder if sqlite_store else None
+        try:
+            if isinstance(store, SQLiteReadModel):
+                assert folder is not None
                 shards = [folder / f"shard-{index}.db" for index in range(self.workers)]
-                for events in self._run(_rows_into_shard, until, [str(s) for s in shards]):
+                targets = [str(shard) for shard in shards]
+                for events in self._run(_rows_into_shard, until, targets, buckets):
                     if on_batch is not None:
                         on_batch(events)
                 store.load_shards(shards, since=0, until=until, outbox=outbox,
                                   store=self.tracking)
-            finally:
+            else:
+                chunks = self._run(_rows_to_parent, until, [None] * self.workers, buckets)
+                citizens = (rows for chunk in chunks for rows in chunk)
+                store.write(
+                    counted(citizens, on_batch), since=0, until=until, replace=False,
+                    outbox=outbox, store=self.tracking,
+                )
+        finally:
+            if folder is not None:
                 shutil.rmtree(folder, ignore_errors=True)
-        else:
-            chunks = self._run(_rows_to_parent, until, [None] * self.workers)
-            citizens = (rows for chunk in chunks for rows in chunk)
-            store.write(
-                counted(citizens, on_batch), since=0, until=until, replace=False, outbox=outbox,
-                store=self.tracking,
-            )
 
-    def _run(self, work: Callable[..., None], until: int, targets: list[Any]) -> Iterator[Any]:
-        """Run `work` in one process per shard; yield what the workers send until all are done."""
+    def _run(
+        self, work: Callable[..., None], until: int, targets: list[Any], buckets: Path | None
+    ) -> Iterator[Any]:
+        """Run `work` in one process per shard (reading a SQLite store through bucket files
+        in `buckets`); yield what the workers send until all are done."""
         channel: queues.Queue[Any] = queues.Queue(maxsize=4 * self.workers)
         workers: list[tuple[subprocess.Popen[bytes], threading.Thread]] = []
         try:
             for index, target in enumerate(targets):
-                job = (work, self.settings, self.group, until, (index, self.workers), target)
+                shard = (index, self.workers)
+                job = (work, self.settings, self.group, until, shard, target, buckets)
                 workers.append(_start(job, channel))
             running = len(workers)
             while running:
@@ -134,13 +150,14 @@ def read_ahead(path: Path) -> int:
     """Pull a SQLite event store's file into the page cache in one pass in file order
     (`sendfile` to /dev/null: nothing is copied); returns the bytes passed.
 
-    The workers read the events in citizen order, one random page of the file per event.
-    From a cold cache one reader took 38 s for half the 100,000-citizen store (1.9 GB),
-    12.6 s after this pass (1.3-4.6 s of it); the two workers' phase 57-127 s without it,
-    52-93 s after it (three runs each, under other sessions' load). Beside the workers
-    instead of before them it competed with their reads. A file already cached costs
-    0.1 s. Nothing is read when the file is larger than half the memory available: it
-    would only push other pages out.
+    Measured when the workers read the events in citizen order, one random page of the
+    file per event (they now scan the whole events table each, `projections.buckets`,
+    so one pass ahead serves both): from a cold cache one reader took 38 s for half the
+    100,000-citizen store (1.9 GB), 12.6 s after this pass (1.3-4.6 s of it); the two
+    workers' phase 57-127 s without it, 52-93 s after it (three runs each, under other
+    sessions' load). Beside the workers instead of before them it competed with their
+    reads. A file already cached costs 0.1 s. Nothing is read when the file is larger
+    than half the memory available: it would only push other pages out.
 
     The pass runs in a child process. Closing a descriptor of the store's file here would
     drop every POSIX lock this process's SQLite connections hold on it; another process
@@ -264,11 +281,15 @@ def _worker(job: tuple[Any, ...], channel: _Pipe) -> None:
     """Compute the rows of one shard of citizens and hand them to `work`."""
     from casehistory.bootstrap import build, tune_garbage_collector
 
-    work, settings, group, until, shard, target = job
+    work, settings, group, until, shard, target, buckets = job
     tune_garbage_collector()
     engine = build(settings, group)
     try:
-        histories = EventStoreSource(engine.app).histories(until, shard=shard)
+        source = EventStoreSource(engine.app)
+        if buckets is None:
+            histories = source.histories(until, shard=shard)
+        else:
+            histories = histories_by_bucket(source, until, shard, buckets)
         citizens = citizen_rows(HistoryDecoder(engine.app.mapper), histories, settings.staff_key)
         work(citizens, until, target, channel)
         channel.put(_DONE)

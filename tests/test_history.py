@@ -437,3 +437,34 @@ def test_a_long_read_of_histories_lets_the_writer_checkpoint_its_whole_log(
     assert copied == log > 0
     assert len(list(reading)) > 0
     checkpointer.close()
+
+
+def test_histories_read_through_buckets_equal_those_read_in_citizen_order(
+    embedded: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read in notification order spread over many bucket files (and many snapshots)
+    gives every citizen of the shard its whole history in version order, as a read in
+    citizen order does, and leaves no bucket file behind, read to the end or not."""
+    from casehistory.projections import buckets
+    from casehistory.projections import source as module
+
+    ingest_files(embedded, [population(tmp_path, 60, seed=15)], DeadLetterList())
+    source = EventStoreSource(embedded.app)
+    head = source.head()
+    monkeypatch.setattr(buckets, "BUCKET_BYTES", source.stored_bytes(head) // 7)
+    monkeypatch.setattr(buckets, "FLUSH_ROWS", 3)
+    monkeypatch.setattr(module, "SNAPSHOT_SECONDS", -1.0)
+    monkeypatch.setattr(module, "FETCH", 11)
+    folder = tmp_path / "buckets"
+    folder.mkdir()
+    for shard, until in (((0, 1), head), ((1, 3), head), ((0, 2), head // 2)):
+        spread = buckets.histories_by_bucket(source, until, shard, folder)
+        by_bucket = {key: events for key, events in spread}
+        in_order = dict(source.histories(until, shard=shard))
+        assert by_bucket == in_order and len(in_order) >= 5
+        assert not list(folder.iterdir())
+    partly = buckets.histories_by_bucket(source, head, (0, 1), folder)
+    next(partly)
+    assert len(list(folder.iterdir())) > 1
+    partly.close()
+    assert not list(folder.iterdir())

@@ -87,6 +87,58 @@ class EventStoreSource:
         if current is not None:
             yield current, events
 
+    def stored_bytes(self, until: int) -> int:
+        """About how many bytes the stored events up to notification `until` take: the
+        SQLite file's pages, in proportion to `until` of the newest notification."""
+        connection = sqlite3.connect(self.recorder.datastore.pool.db_name, uri=True, timeout=60)
+        try:
+            pages, page_size = (connection.execute(f"PRAGMA {name}").fetchone()[0]
+                                for name in ("page_count", "page_size"))  # fmt: skip
+            newest = connection.execute(f"SELECT max(rowid) FROM {self.table}").fetchone()[0]
+        finally:
+            connection.close()
+        return int(pages * page_size * min(1.0, until / newest)) if newest else 0
+
+    def in_notification_order(
+        self, until: int, shard: tuple[int, int] = (0, 1)
+    ) -> Iterator[tuple[str, int, str, bytes, int]]:
+        """Every stored event up to notification `until` of the citizens of `shard`, in
+        notification order: (originator id, version, topic, state, notification id). The
+        events table is read in its pages' order (`projections.buckets`), in snapshots of
+        at most `SNAPSHOT_SECONDS` (see `in_snapshots`). SQLite only."""
+        where = ""
+        params: list[Any] = []
+        low, high = shard_range(*shard)
+        if low is not None:
+            where += " AND originator_id >= ?"
+            params.append(low.hex)
+        if high is not None:
+            where += " AND originator_id < ?"
+            params.append(high.hex)
+        select = (
+            f"SELECT originator_id, originator_version, topic, state, rowid "
+            f"FROM {self.table} NOT INDEXED WHERE rowid > ? AND rowid <= ?{where} ORDER BY rowid"
+        )
+        connection = sqlite3.connect(self.recorder.datastore.pool.db_name, uri=True, timeout=60)
+        try:
+            connection.execute(f"PRAGMA mmap_size={MAPPED_BYTES}")
+            done = 0
+            while done < until:
+                cursor = connection.execute(select, [done, until, *params])
+                deadline = time.monotonic() + SNAPSHOT_SECONDS
+                try:
+                    for rows in iter(partial(cursor.fetchmany, FETCH), []):
+                        yield from rows
+                        done = rows[-1][4]
+                        if time.monotonic() > deadline:
+                            break
+                    else:
+                        return
+                finally:
+                    cursor.close()
+        finally:
+            connection.close()
+
     def _sqlite_rows(
         self, until: int, after: int | None, shard: tuple[int, int], whole: bool, of: list[Any]
     ) -> Iterator[tuple[Any, ...]]:

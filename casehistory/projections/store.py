@@ -630,6 +630,8 @@ SQLITE_CACHE_KIB = 64 * 1024
 catch-up replaces a few dozen citizens' rows in every table and index, pages spread over
 the whole file: with the default cache each catch-up read most of them from the file again
 (50 citizens at a time: executemany 1.5 -> 0.8 s over 60 catch-ups, under load)."""
+SORT_THREADS = 2
+"""Helper threads of SQLite's sorter for a bulk load's index builds (`PRAGMA threads`)."""
 SQLITE_TIMEOUT_S = 60
 """How long a connection waits for another's lock before giving up."""
 
@@ -775,6 +777,7 @@ class SQLiteReadModel(ReadModelStore):
                                 f"SELECT citizen_key FROM {name}.durations_citizen"
                             )
                     if self.bulk_indexes:  # statistics of this copy only, not of the shards
+                        cursor.execute(f"PRAGMA threads={SORT_THREADS}")
                         _create_indexes(cursor, "ANALYZE main")
                     self._set_position(cursor, until, store)
             finally:
