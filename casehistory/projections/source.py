@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from itertools import chain
 from typing import Any, NamedTuple
@@ -45,6 +45,22 @@ def shard_range(index: int, count: int) -> tuple[UUID | None, UUID | None]:
     return low, high
 
 
+def _shard_conditions(
+    shard: tuple[int, int], placeholder: str, value: Callable[[UUID], Any]
+) -> tuple[str, list[Any]]:
+    """SQL conditions (each led by AND) keeping the originator ids of `shard`, and their
+    parameters (`value` of each bound)."""
+    conditions, params = "", []
+    low, high = shard_range(*shard)
+    if low is not None:
+        conditions += f" AND originator_id >= {placeholder}"
+        params.append(value(low))
+    if high is not None:
+        conditions += f" AND originator_id < {placeholder}"
+        params.append(value(high))
+    return conditions, params
+
+
 class StoredEvent(NamedTuple):
     originator_version: int
     topic: str
@@ -59,6 +75,9 @@ class EventStoreSource:
         self.recorder = recorder
         self.table: str = recorder.events_table_name
         self.postgres = hasattr(self.recorder.datastore, "schema")
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.recorder.datastore.pool.db_name, uri=True, timeout=60)
 
     def head(self) -> int:
         """The newest notification id in the store (0 when empty)."""
@@ -90,7 +109,7 @@ class EventStoreSource:
     def stored_bytes(self, until: int) -> int:
         """About how many bytes the stored events up to notification `until` take: the
         SQLite file's pages, in proportion to `until` of the newest notification."""
-        connection = sqlite3.connect(self.recorder.datastore.pool.db_name, uri=True, timeout=60)
+        connection = self._connect()
         try:
             pages, page_size = (connection.execute(f"PRAGMA {name}").fetchone()[0]
                                 for name in ("page_count", "page_size"))  # fmt: skip
@@ -106,20 +125,12 @@ class EventStoreSource:
         notification order: (originator id, version, topic, state, notification id). The
         events table is read in its pages' order (`projections.buckets`), in snapshots of
         at most `SNAPSHOT_SECONDS` (see `in_snapshots`). SQLite only."""
-        where = ""
-        params: list[Any] = []
-        low, high = shard_range(*shard)
-        if low is not None:
-            where += " AND originator_id >= ?"
-            params.append(low.hex)
-        if high is not None:
-            where += " AND originator_id < ?"
-            params.append(high.hex)
+        where, params = _shard_conditions(shard, "?", _hex)
         select = (
             f"SELECT originator_id, originator_version, topic, state, rowid "
             f"FROM {self.table} NOT INDEXED WHERE rowid > ? AND rowid <= ?{where} ORDER BY rowid"
         )
-        connection = sqlite3.connect(self.recorder.datastore.pool.db_name, uri=True, timeout=60)
+        connection = self._connect()
         try:
             connection.execute(f"PRAGMA mmap_size={MAPPED_BYTES}")
             done = 0
@@ -142,22 +153,16 @@ class EventStoreSource:
     def _sqlite_rows(
         self, until: int, after: int | None, shard: tuple[int, int], whole: bool, of: list[Any]
     ) -> Iterator[tuple[Any, ...]]:
-        where = "rowid <= ?"
-        params: list[Any] = [until]
-        low, high = shard_range(*shard)
-        if low is not None:
-            where += " AND originator_id >= ?"
-            params.append(low.hex)
-        if high is not None:
-            where += " AND originator_id < ?"
-            params.append(high.hex)
+        in_shard, params = _shard_conditions(shard, "?", _hex)
+        where = "rowid <= ?" + in_shard
+        params.insert(0, until)
         if after is not None and not whole:
             where += " AND rowid > ?"
             params.append(after)
         if of:
             where += f" AND originator_id IN ({', '.join('?' * len(of))})"
             params += of
-        connection = sqlite3.connect(self.recorder.datastore.pool.db_name, uri=True, timeout=60)
+        connection = self._connect()
         try:
             if after is None and not of:  # every history: most of the file, at random
                 connection.execute(f"PRAGMA mmap_size={MAPPED_BYTES}")
@@ -184,15 +189,9 @@ class EventStoreSource:
     ) -> Iterator[tuple[Any, ...]]:
         schema = self.recorder.datastore.schema
         table = f'"{schema}"."{self.table}"'
-        where = "notification_id <= %s"
-        params: list[Any] = [until]
-        low, high = shard_range(*shard)
-        if low is not None:
-            where += " AND originator_id >= %s"
-            params.append(low)
-        if high is not None:
-            where += " AND originator_id < %s"
-            params.append(high)
+        in_shard, params = _shard_conditions(shard, "%s", _same)
+        where = "notification_id <= %s" + in_shard
+        params.insert(0, until)
         if after is not None and not whole:
             where += " AND notification_id > %s"
             params.append(after)
@@ -253,3 +252,11 @@ def in_snapshots(
                 return
         finally:
             cursor.close()
+
+
+def _hex(uuid: UUID) -> str:
+    return uuid.hex
+
+
+def _same(uuid: UUID) -> UUID:
+    return uuid
