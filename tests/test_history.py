@@ -452,7 +452,7 @@ def test_histories_read_through_buckets_equal_those_read_in_citizen_order(
     source = EventStoreSource(embedded.app)
     head = source.head()
     monkeypatch.setattr(buckets, "BUCKET_BYTES", source.stored_bytes(head) // 7)
-    monkeypatch.setattr(buckets, "FLUSH_ROWS", 3)
+    monkeypatch.setattr(buckets, "PENDING_ROWS", 20)  # frames of 16 rows
     monkeypatch.setattr(module, "SNAPSHOT_SECONDS", -1.0)
     monkeypatch.setattr(module, "FETCH", 11)
     folder = tmp_path / "buckets"

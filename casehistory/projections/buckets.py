@@ -28,9 +28,13 @@ from casehistory.projections.source import EventStoreSource, StoredEvent
 
 BUCKET_BYTES = 64 << 20
 """Stored bytes one bucket is planned to hold: the bound of a reader's memory for histories
-(about 1.5 times as much as Python objects)."""
-FLUSH_ROWS = 256
-"""Rows a bucket gathers in memory before they are appended to its file."""
+(about twice as much as Python objects)."""
+MOST_BUCKETS = 512
+"""Most bucket files one reader writes (open at once); past 512 x 64 MB a shard's buckets
+grow instead."""
+PENDING_ROWS = 32_768
+"""Rows all of a reader's buckets gather in memory, together, before they are appended to
+their files (each bucket at least 16 at a time)."""
 
 
 def histories_by_bucket(
@@ -38,7 +42,8 @@ def histories_by_bucket(
 ) -> Iterator[tuple[str, list[StoredEvent]]]:
     """(originator id, its stored events in version order) for every citizen of `shard`
     with events up to `until`, bucket after bucket (files in `folder`)."""
-    count = max(1, -(-source.stored_bytes(until) // shard[1] // BUCKET_BYTES))
+    planned = -(-source.stored_bytes(until) // shard[1] // BUCKET_BYTES)
+    count = min(MOST_BUCKETS, max(1, planned))
     paths = [folder / f"bucket-{shard[0]}-{n}" for n in range(count)]
     try:
         spread(source.in_notification_order(until, shard), paths)
@@ -52,8 +57,9 @@ def histories_by_bucket(
 
 def spread(rows: Iterable[tuple[str, int, str, bytes, int]], paths: list[Path]) -> None:
     """Append each row (`EventStoreSource.in_notification_order`) to its citizen's bucket
-    file, in frames of up to `FLUSH_ROWS` rows (a length, then the rows marshalled)."""
+    file, in frames of rows (a length, then the rows marshalled)."""
     count = len(paths)
+    frame = max(16, PENDING_ROWS // count)
     files = [path.open("wb") for path in paths]
     try:
         pending: list[list[Any]] = [[] for _ in paths]
@@ -61,7 +67,7 @@ def spread(rows: Iterable[tuple[str, int, str, bytes, int]], paths: list[Path]) 
             bucket = hash(row[0]) % count
             gathered = pending[bucket]
             gathered.append(row)
-            if len(gathered) >= FLUSH_ROWS:
+            if len(gathered) >= frame:
                 _write_frame(files[bucket], gathered)
                 gathered.clear()
         for bucket, gathered in enumerate(pending):
