@@ -13,8 +13,9 @@ ingest it into an embedded store without projecting, then measure in one run:
 - rebuild: the whole read model from zero (`Follower.catch_up` into an empty copy),
   against the DuckDB gaps-and-islands batch (`bench/spells.sql`) over the same
   stored facts, query only and with its load from CSV, and against the raw limit:
-  reading every stored event in citizen order and decrypting and decoding it, in as
-  many processes as the rebuild uses (the same shards). The rebuild and DuckDB's
+  reading every stored event in notification order (the rebuild's scan, without its
+  buckets) and decrypting and decoding it, in as many processes as the rebuild uses
+  (the same shards). The rebuild and DuckDB's
   load+query run `--repeats` times in pairs, one right after the other, and the ratio
   is the median of the pairs' (the machine's speed drifts by 20-30% within an hour);
 - export: every citizen's durations on one date through the read model's SQL, as
@@ -222,7 +223,9 @@ def _write_population(size: int, seed: int, path: Path) -> int:
 def components(engine: Any, until: int, citizens: int, sample: int = 10_000) -> dict[str, float]:
     """CPU time per event of each step of a rebuild, in this process, over one shard of
     about `sample` citizens: reading the stored events in citizen order, decoding them,
-    building the timeline, computing the rows, and writing them into an empty copy.
+    building the timeline, computing the rows, and writing them into an empty copy (with
+    its indexes). A sample read in citizen order: the rebuild's scan of the whole table
+    through buckets (`projections.buckets`) costs a sample too much to show its read.
 
     Each pass streams one citizen at a time, as the rebuild does, and does one step more
     than the one before; a step's time is the difference."""
@@ -265,8 +268,9 @@ def components(engine: Any, until: int, citizens: int, sample: int = 10_000) -> 
 
 
 def read_decode(engine: Any, until: int, workers: int) -> float:
-    """Seconds to read every stored event in citizen order and decode it, in `workers`
-    processes each taking one shard of citizens, as the rebuild does."""
+    """Seconds to read every stored event and decode it, in `workers` processes each
+    taking one shard of citizens, as the rebuild does: on SQLite a scan in notification
+    order (the rebuild's read, without its buckets), on PostgreSQL in citizen order."""
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
@@ -285,17 +289,23 @@ def read_decode(engine: Any, until: int, workers: int) -> float:
 def _read_decode_shard(job: tuple[Any, int, tuple[int, int]]) -> int:
     from casehistory.bootstrap import build
     from casehistory.projections.history import HistoryDecoder
-    from casehistory.projections.source import EventStoreSource
+    from casehistory.projections.source import EventStoreSource, StoredEvent
 
     settings, until, shard = job
     engine = build(settings)
     try:
         decoder = HistoryDecoder(engine.app.mapper)
+        source = EventStoreSource(engine.app)
         events = 0
-        for _originator, stored in EventStoreSource(engine.app).histories(until, shard=shard):
-            for event in stored:
-                decoder.state(event)
-            events += len(stored)
+        if source.postgres:
+            for _originator, stored in source.histories(until, shard=shard):
+                for event in stored:
+                    decoder.state(event)
+                events += len(stored)
+            return events
+        for _originator, version, topic, state, _id in source.in_notification_order(until, shard):
+            decoder.state(StoredEvent(version, topic, state))
+            events += 1
         return events
     finally:
         engine.close()
