@@ -26,15 +26,17 @@ from typing import Any, BinaryIO
 
 from casehistory.projections.source import EventStoreSource, StoredEvent
 
-BUCKET_BYTES = 64 << 20
-"""Stored bytes one bucket is planned to hold: the bound of a reader's memory for histories
-(about twice as much as Python objects)."""
+BUCKET_BYTES = 16 << 20
+"""Stored bytes (of the file: the events' share is smaller) one bucket is planned to hold,
+the bound of a reader's memory for histories (about twice as much as Python objects).
+Small buckets fold faster (Python reuses one bucket's freed memory for the next): at
+10,000 citizens 0.5 us an event to read buckets of 4 MB back, 1.4 us buckets of 32 MB."""
 MOST_BUCKETS = 512
-"""Most bucket files one reader writes (open at once); past 512 x 64 MB a shard's buckets
+"""Most bucket files one reader writes (open at once); past 512 x 16 MB a shard's buckets
 grow instead."""
 PENDING_ROWS = 32_768
 """Rows all of a reader's buckets gather in memory, together, before they are appended to
-their files (each bucket at least 16 at a time)."""
+their files (each bucket 16 to 256 at a time)."""
 
 
 def histories_by_bucket(
@@ -59,7 +61,7 @@ def spread(rows: Iterable[tuple[str, int, str, bytes, int]], paths: list[Path]) 
     """Append each row (`EventStoreSource.in_notification_order`) to its citizen's bucket
     file, in frames of rows (a length, then the rows marshalled)."""
     count = len(paths)
-    frame = max(16, PENDING_ROWS // count)
+    frame = min(256, max(16, PENDING_ROWS // count))
     files = [path.open("wb") for path in paths]
     try:
         pending: list[list[Any]] = [[] for _ in paths]
