@@ -42,8 +42,9 @@ def _read_side(scale: list[dict[str, Any]]) -> list[str]:
         "`bench/run SIZE` ends with `python -m bench.scale SIZE` (`bench/scale.py`): an "
         'arrival-ordered population of the shape in domain.md "Scale" is ingested '
         "without projecting, then in one run: the rebuild of every read model from zero "
-        "against the raw limit (every stored event read in citizen order, decrypted and "
-        "decoded, in as many processes as the rebuild) and against the DuckDB "
+        "against the raw limit (every stored event read, decrypted and decoded, in as many "
+        "processes as the rebuild: in citizen order up to 83039ba, then in notification "
+        "order, as the rebuild reads since) and against the DuckDB "
         "gaps-and-islands batch over the same facts (query alone, and with its load); the "
         "all-citizen per-citizen export on 2026-11-01 against the same DuckDB query; the "
         "headline report. Targets (issue #13): rebuild ≤ 3× DuckDB, export ≤ 0.5× DuckDB, "
