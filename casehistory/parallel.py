@@ -3,9 +3,10 @@
 A rebuild is CPU-bound Python (decoding, pairing, spells), so it runs in as many
 processes as there are cores: each worker opens the engine from the same settings,
 reads the histories of its range of originator ids and computes the rows. From a
-SQLite event store a worker reads the events table once in notification order
-through bucket files (`projections.buckets`), so its reads stay sequential however
-large the store; from PostgreSQL it streams the histories in citizen order.
+SQLite event store larger than SQLite maps (`BUCKETS_FROM_BYTES`) a worker reads the
+events table once in notification order through bucket files (`projections.buckets`),
+so its reads stay sequential however large the store; from a smaller one, and from
+PostgreSQL, it streams the histories in citizen order.
 
 - Into SQLite (the embedded default) each worker bulk-writes its rows into a
   shard file of its own, and the read model takes every shard in one fenced
@@ -20,8 +21,8 @@ pickled back over a pipe), not `multiprocessing` children: those import the
 parent's main module first (the whole CLI, a benchmark with DuckDB), which cost
 each worker more than a second before its first event.
 
-A SQLite event store's file small enough for the page cache is read into it in
-file order before the workers start (`read_ahead`).
+A SQLite event store read in citizen order is read into the page cache in file order
+before the workers start (`read_ahead`).
 """
 
 from __future__ import annotations
@@ -52,6 +53,14 @@ CHUNK = 500
 _DONE = "done"
 
 
+BUCKETS_FROM_BYTES = 2 << 30
+"""Size of a SQLite event store from which the workers read it through bucket files. Up to
+it SQLite maps the whole file (Debian's build maps 2 GiB) and a read in citizen order costs
+less (at 100,000 citizens, 1.9 GB: 2.81x DuckDB load+query, through buckets 3.02x); past it
+each event is a random read outside the mapping (1,000,000 citizens: 19.0 against 13.2 us
+an event, bench/NOTES.md)."""
+
+
 def default_workers() -> int:
     return max(1, min(8, len(os.sched_getaffinity(0))))
 
@@ -76,16 +85,19 @@ class ShardedRows:
         outbox: bool,
     ) -> None:
         location = self.settings.group_store(self.group)
-        sqlite_store = not location.uses_postgres
+        events = None if location.uses_postgres else self.settings.data_dir / location.schema
+        bucketed = events is not None and events.stat().st_size > BUCKETS_FROM_BYTES
+        if events is not None and not bucketed:
+            read_ahead(events)
         scratch = store.path.parent if isinstance(store, SQLiteReadModel) else None
-        if scratch is None and sqlite_store:  # bucket files beside the event store
+        if scratch is None and bucketed:  # bucket files beside the event store
             scratch = self.settings.data_dir
         folder = None
         if scratch is not None:
             _remove_abandoned_shards(scratch)
             prefix = f".rebuild-{os.getpid()}-"
             folder = Path(tempfile.mkdtemp(prefix=prefix, dir=scratch))
-        buckets = folder if sqlite_store else None
+        buckets = folder if bucketed else None
         try:
             if isinstance(store, SQLiteReadModel):
                 assert folder is not None
@@ -150,9 +162,8 @@ def read_ahead(path: Path) -> int:
     """Pull a SQLite event store's file into the page cache in one pass in file order
     (`sendfile` to /dev/null: nothing is copied); returns the bytes passed.
 
-    Measured when the workers read the events in citizen order, one random page of the
-    file per event (they now scan the whole events table each, `projections.buckets`,
-    so one pass ahead serves both): from a cold cache one reader took 38 s for half the
+    The workers read the events in citizen order, one random page of the file per event.
+    From a cold cache one reader took 38 s for half the
     100,000-citizen store (1.9 GB), 12.6 s after this pass (1.3-4.6 s of it); the two
     workers' phase 57-127 s without it, 52-93 s after it (three runs each, under other
     sessions' load). Beside the workers instead of before them it competed with their

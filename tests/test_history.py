@@ -15,6 +15,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from casehistory import parallel
 from casehistory.bootstrap import Engine, build
 from casehistory.consumers.deadletter import DeadLetterList
 from casehistory.domain.citizen import citizen_id
@@ -86,9 +87,13 @@ def test_catch_up_in_windows_equals_a_one_pass_rebuild(engine: Engine, tmp_path:
     fresh.clear()
 
 
+@pytest.mark.parametrize("buckets_from", [parallel.BUCKETS_FROM_BYTES, 0])
 def test_a_rebuild_in_worker_processes_equals_one_in_process(
-    engine: Engine, tmp_path: Path
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, buckets_from: int
 ) -> None:
+    """Worker processes reading in citizen order, or (a SQLite store past the threshold)
+    through bucket files, give the rows of a rebuild in one process."""
+    monkeypatch.setattr(parallel, "BUCKETS_FROM_BYTES", buckets_from)
     ingest_files(engine, [population(tmp_path, 80, seed=8)], DeadLetterList())
     engine.project()
     fresh = engine.replay_read_model()
@@ -264,7 +269,6 @@ def test_a_copy_whose_columns_are_in_another_order_takes_the_shards_column_by_co
 def test_read_ahead_passes_the_whole_event_store_file_unless_memory_is_short(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from casehistory import parallel
 
     path = tmp_path / "events.db"
     path.write_bytes(os.urandom(3 * 1024 * 1024 + 5))
@@ -280,7 +284,6 @@ def test_read_ahead_leaves_this_process_s_sqlite_locks_and_commits_in_place(
     """Closing a descriptor of a SQLite file drops every POSIX lock the process holds on
     it: then another process closing its connection deletes the write-ahead log under
     this one's open connection, and what that connection commits afterwards is lost."""
-    from casehistory import parallel
 
     path = tmp_path / "events.db"
     writer = sqlite3.connect(path, isolation_level=None)
