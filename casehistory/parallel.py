@@ -56,7 +56,7 @@ _DONE = "done"
 BUCKETS_FROM_BYTES = 2 << 30
 """Size of a SQLite event store from which the workers read it through bucket files. Up to
 it SQLite maps the whole file (Debian's build maps 2 GiB) and a read in citizen order costs
-less (at 100,000 citizens, 1.9 GB: 2.81x DuckDB load+query, through buckets 3.02x); past it
+less (at 100,000 citizens, 1.9 GB: 2.64x DuckDB load+query, through buckets 3.02x); past it
 each event is a random read outside the mapping (1,000,000 citizens: 19.0 against 13.2 us
 an event, bench/NOTES.md)."""
 
@@ -85,10 +85,10 @@ class ShardedRows:
         outbox: bool,
     ) -> None:
         location = self.settings.group_store(self.group)
-        events = None if location.uses_postgres else self.settings.data_dir / location.schema
-        bucketed = events is not None and events.stat().st_size > BUCKETS_FROM_BYTES
-        if events is not None and not bucketed:
-            read_ahead(events)
+        stored = None if location.uses_postgres else self.settings.data_dir / location.schema
+        bucketed = stored is not None and stored.stat().st_size > BUCKETS_FROM_BYTES
+        if stored is not None and not bucketed:
+            read_ahead(stored)
         scratch = store.path.parent if isinstance(store, SQLiteReadModel) else None
         if scratch is None and bucketed:  # bucket files beside the event store
             scratch = self.settings.data_dir
@@ -163,12 +163,12 @@ def read_ahead(path: Path) -> int:
     (`sendfile` to /dev/null: nothing is copied); returns the bytes passed.
 
     The workers read the events in citizen order, one random page of the file per event.
-    From a cold cache one reader took 38 s for half the
-    100,000-citizen store (1.9 GB), 12.6 s after this pass (1.3-4.6 s of it); the two
-    workers' phase 57-127 s without it, 52-93 s after it (three runs each, under other
-    sessions' load). Beside the workers instead of before them it competed with their
-    reads. A file already cached costs 0.1 s. Nothing is read when the file is larger
-    than half the memory available: it would only push other pages out.
+    From a cold cache one reader took 38 s for half the 100,000-citizen store (1.9 GB),
+    12.6 s after this pass (1.3-4.6 s of it); the two workers' phase 57-127 s without it,
+    52-93 s after it (three runs each, under other sessions' load). Beside the workers
+    instead of before them it competed with their reads. A file already cached costs
+    0.1 s. Nothing is read when the file is larger than half the memory available: it
+    would only push other pages out.
 
     The pass runs in a child process. Closing a descriptor of the store's file here would
     drop every POSIX lock this process's SQLite connections hold on it; another process

@@ -269,7 +269,6 @@ def test_a_copy_whose_columns_are_in_another_order_takes_the_shards_column_by_co
 def test_read_ahead_passes_the_whole_event_store_file_unless_memory_is_short(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-
     path = tmp_path / "events.db"
     path.write_bytes(os.urandom(3 * 1024 * 1024 + 5))
     monkeypatch.setattr(parallel, "READ_AHEAD_CHUNK", 1024 * 1024)  # several rounds
@@ -284,7 +283,6 @@ def test_read_ahead_leaves_this_process_s_sqlite_locks_and_commits_in_place(
     """Closing a descriptor of a SQLite file drops every POSIX lock the process holds on
     it: then another process closing its connection deletes the write-ahead log under
     this one's open connection, and what that connection commits afterwards is lost."""
-
     path = tmp_path / "events.db"
     writer = sqlite3.connect(path, isolation_level=None)
     writer.execute("PRAGMA journal_mode=WAL")
