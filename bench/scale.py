@@ -1,6 +1,7 @@
 """Read side at scale: one-pass rebuild and any-date reports against a DuckDB batch.
 
     .venv/bin/python -m bench.scale SIZE [SIZE ...] [--work DIR] [--repeats 3] [--label L]
+                                    [--store postgresql://...]
 
 `--work DIR` keeps the generated population and its ingested store in DIR and, when DIR
 already holds them (from an earlier run of the same size), measures on them again without
@@ -8,7 +9,8 @@ generating or ingesting: the read side can be re-measured after a change in minu
 
 For each size: generate an arrival-ordered population (the generator's default
 shape: decades interleaved, late corrections, migration batches, long histories),
-ingest it into an embedded store without projecting, then measure in one run:
+ingest it without projecting into an embedded store (or, with `--store`, a PostgreSQL
+event store, whose read models are then in PostgreSQL too), then measure in one run:
 
 - rebuild: the whole read model from zero (`Follower.catch_up` into an empty copy),
   against the DuckDB gaps-and-islands batch (`bench/spells.sql`) over the same
@@ -59,7 +61,8 @@ console = Console(stderr=True)
 
 
 def measure(
-    size: int, seed: int = 1, work: Path | None = None, repeats: int = 3
+    size: int, seed: int = 1, work: Path | None = None, repeats: int = 3,
+    store: str | None = None,
 ) -> dict[str, Any]:
     from casehistory.bootstrap import build
     from casehistory.consumers.deadletter import DeadLetterFile
@@ -74,17 +77,23 @@ def measure(
     work.mkdir(parents=True, exist_ok=True)
     population, ingested = work / "population.jsonl", work / "ingested.json"
     settings = Settings.load({"CASEHISTORY_DATA_DIR": str(work / "store"),
-                              "CASEHISTORY_PSEUDONYM_KEY": "ab" * 32})
+                              "CASEHISTORY_PSEUDONYM_KEY": "ab" * 32,
+                              **({"CASEHISTORY_STORE": store} if store else {})})
     result: dict[str, Any] = {"size": size,
+                              "backend": "postgres" if settings.uses_postgres else "sqlite",
                               "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
                               "commit": code_version(),
                               "load_average_start": os.getloadavg()[0]}
     if ingested.exists():
         earlier = json.loads(ingested.read_text())
-        if earlier["size"] != size or earlier["seed"] != seed:
-            raise SystemExit(f"{work} holds {earlier['size']:,} citizens (seed {earlier['seed']})")
+        if (earlier["size"], earlier["seed"], earlier.get("backend", "sqlite")) != (
+            size, seed, result["backend"]
+        ):
+            raise SystemExit(f"{work} holds {earlier['size']:,} citizens (seed {earlier['seed']}) "
+                             f"in {earlier.get('backend', 'sqlite')}")
         console.log(f"reusing the store ingested in {work} on {earlier['date']}")
-        kept = {k: v for k, v in earlier.items() if k not in ("size", "seed", "date", "commit")}
+        kept = {k: v for k, v in earlier.items()
+                if k not in ("size", "seed", "date", "commit", "backend")}
         result.update(kept)
         result["ingest_commit"] = earlier["commit"]
         engine = build(settings)
@@ -269,8 +278,8 @@ def components(engine: Any, until: int, citizens: int, sample: int = 10_000) -> 
 
 def read_decode(engine: Any, until: int, workers: int) -> float:
     """Seconds to read every stored event and decode it, in `workers` processes each
-    taking one shard of citizens, as the rebuild does: on SQLite a scan in notification
-    order (the rebuild's read, without its buckets), on PostgreSQL in citizen order."""
+    taking one shard of citizens, as the rebuild does: a scan in notification order (the
+    read of a large store's rebuild, without its buckets)."""
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
@@ -297,12 +306,6 @@ def _read_decode_shard(job: tuple[Any, int, tuple[int, int]]) -> int:
         decoder = HistoryDecoder(engine.app.mapper)
         source = EventStoreSource(engine.app)
         events = 0
-        if source.postgres:
-            for _originator, stored in source.histories(until, shard=shard):
-                for event in stored:
-                    decoder.state(event)
-                events += len(stored)
-            return events
         for _originator, version, topic, state, _id in source.in_notification_order(until, shard):
             decoder.state(StoredEvent(version, topic, state))
             events += 1
@@ -319,6 +322,8 @@ def main(argv: list[str]) -> int:
                         help="runs of the rebuild and of the export, each alternating with "
                         "DuckDB's; their medians are compared (default 3)")
     parser.add_argument("--label", help="write results to scale-SIZE-LABEL.json")
+    parser.add_argument("--store", help="a postgresql:// URL: the event store and the read "
+                        "models there (default: embedded SQLite files under --work)")
     args = parser.parse_args(argv)
     if args.work and len(args.sizes) > 1:
         parser.error("--work takes one size")
@@ -327,7 +332,7 @@ def main(argv: list[str]) -> int:
 
     tune_garbage_collector()  # as every `casehistory` command does: measure what runs
     for size in args.sizes:
-        result = measure(size, work=args.work, repeats=args.repeats)
+        result = measure(size, work=args.work, repeats=args.repeats, store=args.store)
         name = f"scale-{size}-{args.label}.json" if args.label else f"scale-{size}.json"
         (RESULTS / name).write_text(json.dumps(result, indent=2) + "\n")
         console.print(

@@ -3,10 +3,11 @@
 A rebuild is CPU-bound Python (decoding, pairing, spells), so it runs in as many
 processes as there are cores: each worker opens the engine from the same settings,
 reads the histories of its range of originator ids and computes the rows. From a
-SQLite event store larger than SQLite maps (`BUCKETS_FROM_BYTES`) a worker reads the
+large event store (a SQLite file larger than SQLite maps, `BUCKETS_FROM_BYTES`; a
+PostgreSQL events table larger than `POSTGRES_BUCKETS_FROM_BYTES`) a worker reads the
 events table once in notification order through bucket files (`projections.buckets`),
-so its reads stay sequential however large the store; from a smaller one, and from
-PostgreSQL, it streams the histories in citizen order.
+so its reads stay sequential however large the store; from a smaller one it streams the
+histories in citizen order.
 
 - Into SQLite (the embedded default) each worker bulk-writes its rows into a
   shard file of its own, and the read model takes every shard in one fenced
@@ -59,6 +60,8 @@ it SQLite maps the whole file (Debian's build maps 2 GiB) and a read in citizen 
 less (at 100,000 citizens, 1.9 GB: 2.64x DuckDB load+query, through buckets 3.02x); past it
 each event is a random read outside the mapping (1,000,000 citizens: 19.0 against 13.2 us
 an event, bench/NOTES.md)."""
+POSTGRES_BUCKETS_FROM_BYTES = 2 << 30
+"""The same for a PostgreSQL events table (its heap's size)."""
 
 
 def default_workers() -> int:
@@ -67,12 +70,15 @@ def default_workers() -> int:
 
 class ShardedRows:
     """A `projections.follower.FreshLoad`: every citizen's rows of partition group
-    `group`'s event store up to a position (tracked in the read model as `tracking`)."""
+    `group`'s event store (read through `source`) up to a position (tracked in the read
+    model as `tracking`)."""
 
     def __init__(
-        self, settings: Settings, workers: int, group: int = 0, tracking: str | None = None
+        self, settings: Settings, source: EventStoreSource, workers: int, group: int = 0,
+        tracking: str | None = None,
     ) -> None:
         self.settings = settings
+        self.source = source
         self.workers = workers
         self.group = group
         self.tracking = tracking
@@ -85,13 +91,14 @@ class ShardedRows:
         outbox: bool,
     ) -> None:
         location = self.settings.group_store(self.group)
-        stored = None if location.uses_postgres else self.settings.data_dir / location.schema
-        bucketed = stored is not None and stored.stat().st_size > BUCKETS_FROM_BYTES
-        if stored is not None and not bucketed:
-            read_ahead(stored)
+        threshold = POSTGRES_BUCKETS_FROM_BYTES if location.uses_postgres else BUCKETS_FROM_BYTES
+        bucketed = self.source.stored_bytes(until) > threshold
+        if not location.uses_postgres and not bucketed:
+            read_ahead(self.settings.data_dir / location.schema)
         scratch = store.path.parent if isinstance(store, SQLiteReadModel) else None
-        if scratch is None and bucketed:  # bucket files beside the event store
+        if scratch is None and bucketed:  # bucket files in the data dir
             scratch = self.settings.data_dir
+            scratch.mkdir(parents=True, exist_ok=True)
         folder = None
         if scratch is not None:
             _remove_abandoned_shards(scratch)

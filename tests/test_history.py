@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
+from uuid import UUID
 
 import orjson
 import pytest
@@ -87,13 +88,15 @@ def test_catch_up_in_windows_equals_a_one_pass_rebuild(engine: Engine, tmp_path:
     fresh.clear()
 
 
-@pytest.mark.parametrize("buckets_from", [parallel.BUCKETS_FROM_BYTES, 0])
+@pytest.mark.parametrize("bucketed", [False, True])
 def test_a_rebuild_in_worker_processes_equals_one_in_process(
-    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, buckets_from: int
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bucketed: bool
 ) -> None:
-    """Worker processes reading in citizen order, or (a SQLite store past the threshold)
-    through bucket files, give the rows of a rebuild in one process."""
-    monkeypatch.setattr(parallel, "BUCKETS_FROM_BYTES", buckets_from)
+    """Worker processes reading in citizen order, or (a store past the threshold) through
+    bucket files, give the rows of a rebuild in one process."""
+    if bucketed:
+        monkeypatch.setattr(parallel, "BUCKETS_FROM_BYTES", 0)
+        monkeypatch.setattr(parallel, "POSTGRES_BUCKETS_FROM_BYTES", 0)
     ingest_files(engine, [population(tmp_path, 80, seed=8)], DeadLetterList())
     engine.project()
     fresh = engine.replay_read_model()
@@ -113,10 +116,10 @@ def test_a_rebuild_in_worker_processes_fills_the_changelog_outbox(
     process is gone are deleted (not those of a running one)."""
     ingest_files(engine, [population(tmp_path, 30, seed=9)], DeadLetterList())
     fresh = engine.replay_read_model()
+    source = EventStoreSource(engine.app)
     follower = Follower(
-        EventStoreSource(engine.app), fresh, HistoryDecoder(engine.app.mapper),
-        engine.settings.staff_key, after_commit=lambda: None,
-        fresh_load=ShardedRows(engine.settings, 2),
+        source, fresh, HistoryDecoder(engine.app.mapper), engine.settings.staff_key,
+        after_commit=lambda: None, fresh_load=ShardedRows(engine.settings, source, 2),
     )  # fmt: skip
     follower.parallel_from = 0
     gone = subprocess.Popen(["true"])
@@ -144,9 +147,10 @@ def test_a_failing_rebuild_worker_fails_the_rebuild_and_leaves_nothing_behind(
     ingest_files(engine, [population(tmp_path, 20, seed=4)], DeadLetterList())
     fresh = engine.replay_read_model()
     wrong_key = replace(engine.settings, store_key=bytes(32))
+    source = EventStoreSource(engine.app)
     follower = Follower(
-        EventStoreSource(engine.app), fresh, HistoryDecoder(engine.app.mapper),
-        engine.settings.staff_key, fresh_load=ShardedRows(wrong_key, 2),
+        source, fresh, HistoryDecoder(engine.app.mapper), engine.settings.staff_key,
+        fresh_load=ShardedRows(wrong_key, source, 2),
     )  # fmt: skip
     follower.parallel_from = 0
     with pytest.raises(RuntimeError, match=r"rebuild worker \(\d, 2\)"):
@@ -441,16 +445,16 @@ def test_a_long_read_of_histories_lets_the_writer_checkpoint_its_whole_log(
 
 
 def test_histories_read_through_buckets_equal_those_read_in_citizen_order(
-    embedded: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A read in notification order spread over many bucket files (and many snapshots)
-    gives every citizen of the shard its whole history in version order, as a read in
-    citizen order does, and leaves no bucket file behind, read to the end or not."""
+    """A read in notification order spread over many bucket files (and, on SQLite, many
+    snapshots) gives every citizen of the shard its whole history in version order, as a
+    read in citizen order does, and leaves no bucket file behind, read to the end or not."""
     from casehistory.projections import buckets
     from casehistory.projections import source as module
 
-    ingest_files(embedded, [population(tmp_path, 60, seed=15)], DeadLetterList())
-    source = EventStoreSource(embedded.app)
+    ingest_files(engine, [population(tmp_path, 60, seed=15)], DeadLetterList())
+    source = EventStoreSource(engine.app)
     head = source.head()
     monkeypatch.setattr(buckets, "BUCKET_BYTES", source.stored_bytes(head) // 7)
     monkeypatch.setattr(buckets, "PENDING_ROWS", 20)  # frames of 16 rows
@@ -460,8 +464,8 @@ def test_histories_read_through_buckets_equal_those_read_in_citizen_order(
     folder.mkdir()
     for shard, until in (((0, 1), head), ((1, 3), head), ((0, 2), head // 2)):
         spread = buckets.histories_by_bucket(source, until, shard, folder)
-        by_bucket = {key: events for key, events in spread}
-        in_order = dict(source.histories(until, shard=shard))
+        by_bucket = {UUID(str(key)): events for key, events in spread}
+        in_order = {UUID(str(key)): events for key, events in source.histories(until, shard=shard)}
         assert by_bucket == in_order and len(in_order) >= 5
         assert not list(folder.iterdir())
     partly = buckets.histories_by_bucket(source, head, (0, 1), folder)

@@ -108,23 +108,38 @@ class EventStoreSource:
 
     def stored_bytes(self, until: int) -> int:
         """About how many bytes the stored events up to notification `until` take: the
-        SQLite file's pages, in proportion to `until` of the newest notification."""
-        connection = self._connect()
-        try:
-            pages, page_size = (connection.execute(f"PRAGMA {name}").fetchone()[0]
-                                for name in ("page_count", "page_size"))  # fmt: skip
-            newest = connection.execute(f"SELECT max(rowid) FROM {self.table}").fetchone()[0]
-        finally:
-            connection.close()
-        return int(pages * page_size * min(1.0, until / newest)) if newest else 0
+        events table's pages (SQLite: the file's), in proportion to `until` of the newest
+        notification."""
+        if self.postgres:
+            with self.recorder.datastore.get_connection() as connection:
+                row = connection.execute(
+                    f"SELECT pg_relation_size(%s::regclass) AS size, "
+                    f"(SELECT max(notification_id) FROM {self._postgres_table}) AS newest",
+                    [self._postgres_table],
+                ).fetchone()
+            size, newest = row["size"], row["newest"]
+        else:
+            connection = self._connect()
+            try:
+                pages, page_size = (connection.execute(f"PRAGMA {name}").fetchone()[0]
+                                    for name in ("page_count", "page_size"))  # fmt: skip
+                newest = connection.execute(f"SELECT max(rowid) FROM {self.table}").fetchone()[0]
+            finally:
+                connection.close()
+            size = pages * page_size
+        return int(size * min(1.0, until / newest)) if newest else 0
 
     def in_notification_order(
         self, until: int, shard: tuple[int, int] = (0, 1)
     ) -> Iterator[tuple[str, int, str, bytes, int]]:
         """Every stored event up to notification `until` of the citizens of `shard`, in
-        notification order: (originator id, version, topic, state, notification id). The
-        events table is read in its pages' order (`projections.buckets`), in snapshots of
-        at most `SNAPSHOT_SECONDS` (see `in_snapshots`). SQLite only."""
+        notification order: (originator id as text, version, topic, state, notification
+        id), the events table read in the order its rows were written
+        (`projections.buckets`). SQLite reads it in snapshots of at most
+        `SNAPSHOT_SECONDS` (see `in_snapshots`), PostgreSQL through one server-side cursor."""
+        if self.postgres:
+            yield from self._postgres_in_order(until, shard)
+            return
         where, params = _shard_conditions(shard, "?", _hex)
         select = (
             f"SELECT originator_id, originator_version, topic, state, rowid "
@@ -148,6 +163,30 @@ class EventStoreSource:
                     cursor.close()
         finally:
             connection.close()
+
+    def _postgres_in_order(
+        self, until: int, shard: tuple[int, int]
+    ) -> Iterator[tuple[str, int, str, bytes, int]]:
+        from psycopg.rows import tuple_row
+
+        in_shard, params = _shard_conditions(shard, "%s", _same)
+        with (
+            self.recorder.datastore.get_connection() as connection,
+            connection.transaction(),
+            connection.cursor(name="in_order", row_factory=tuple_row) as cursor,
+        ):
+            cursor.itersize = FETCH
+            cursor.execute(
+                f"SELECT originator_id::text, originator_version, topic, state, notification_id "
+                f"FROM {self._postgres_table} WHERE notification_id <= %s{in_shard} "
+                f"ORDER BY notification_id",
+                [until, *params],
+            )
+            yield from cursor
+
+    @property
+    def _postgres_table(self) -> str:
+        return f'"{self.recorder.datastore.schema}"."{self.table}"'
 
     def _sqlite_rows(
         self, until: int, after: int | None, shard: tuple[int, int], whole: bool, of: list[Any]
@@ -186,8 +225,7 @@ class EventStoreSource:
     def _postgres_rows(
         self, until: int, after: int | None, shard: tuple[int, int], whole: bool, of: list[Any]
     ) -> Iterator[tuple[Any, ...]]:
-        schema = self.recorder.datastore.schema
-        table = f'"{schema}"."{self.table}"'
+        table = self._postgres_table
         in_shard, params = _shard_conditions(shard, "%s", _same)
         where = "notification_id <= %s" + in_shard
         params.insert(0, until)
