@@ -39,7 +39,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from casehistory.projections.buckets import histories_by_bucket
 from casehistory.projections.follower import citizen_rows, counted
@@ -105,21 +105,22 @@ class ShardedRows:
             prefix = f".rebuild-{os.getpid()}-"
             folder = Path(tempfile.mkdtemp(prefix=prefix, dir=scratch))
         buckets = folder if bucketed else None
+        progress = _Progress(on_batch, two_passes=bucketed)
         try:
             if isinstance(store, SQLiteReadModel):
                 assert folder is not None
                 shards = [folder / f"shard-{index}.db" for index in range(self.workers)]
                 targets = [str(shard) for shard in shards]
-                for events in self._run(_rows_into_shard, until, targets, buckets):
-                    if on_batch is not None:
-                        on_batch(events)
+                messages = self._run(_rows_into_shard, until, targets, buckets)
+                for events in progress.computed(messages):
+                    progress.add(events)
                 store.load_shards(shards, since=0, until=until, outbox=outbox,
                                   store=self.tracking)
             else:
                 chunks = self._run(_rows_to_parent, until, [None] * self.workers, buckets)
-                citizens = (rows for chunk in chunks for rows in chunk)
+                citizens = (rows for chunk in progress.computed(chunks) for rows in chunk)
                 store.write(
-                    counted(citizens, on_batch), since=0, until=until, replace=False,
+                    counted(citizens, progress.add), since=0, until=until, replace=False,
                     outbox=outbox, store=self.tracking,
                 )
         finally:
@@ -160,6 +161,45 @@ class ShardedRows:
                 while relay.is_alive():  # unblock a relay waiting for room in the channel
                     with contextlib.suppress(queues.Empty):
                         channel.get(timeout=0.1)
+
+
+class Scanned(NamedTuple):
+    """A worker's message: the scan has spread this many more events to bucket files."""
+
+    events: int
+
+
+class _Progress:
+    """A rebuild's progress for `on_batch`, in stored events. Read through buckets, an
+    event counts half when the scan spreads it and half when its citizen's rows are
+    computed: the count reaches the same total, and it moves during the scan too."""
+
+    def __init__(self, on_batch: Callable[[int], None] | None, two_passes: bool) -> None:
+        self.on_batch = on_batch
+        self.two_passes = two_passes
+        self._halves = self._reported = 0
+
+    def computed(self, messages: Iterator[Any]) -> Iterator[Any]:
+        """The workers' `messages` but the scan's, which are counted."""
+        for message in messages:
+            if isinstance(message, Scanned):
+                self._count(message.events)
+            else:
+                yield message
+
+    def add(self, events: int) -> None:
+        """Count `events` whose rows are computed."""
+        if self.two_passes:
+            self._count(events)
+        elif self.on_batch is not None:
+            self.on_batch(events)
+
+    def _count(self, halves: int) -> None:
+        self._halves += halves
+        whole = self._halves // 2
+        if whole > self._reported and self.on_batch is not None:
+            self.on_batch(whole - self._reported)
+        self._reported = whole
 
 
 READ_AHEAD_CHUNK = 64 * 1024 * 1024
@@ -307,7 +347,9 @@ def _worker(job: tuple[Any, ...], channel: _Pipe) -> None:
         if buckets is None:
             histories = source.histories(until, shard=shard)
         else:
-            histories = histories_by_bucket(source, until, shard, buckets)
+            histories = histories_by_bucket(
+                source, until, shard, buckets, lambda events: channel.put(Scanned(events))
+            )
         citizens = citizen_rows(HistoryDecoder(engine.app.mapper), histories, settings.staff_key)
         work(citizens, until, target, channel)
         channel.put(_DONE)

@@ -93,7 +93,8 @@ def test_a_rebuild_in_worker_processes_equals_one_in_process(
     engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bucketed: bool
 ) -> None:
     """Worker processes reading in citizen order, or (a store past the threshold) through
-    bucket files, give the rows of a rebuild in one process."""
+    bucket files, give the rows of a rebuild in one process, and report every stored
+    event's progress once (through buckets half at the scan, half at the rows)."""
     if bucketed:
         monkeypatch.setattr(parallel, "BUCKETS_FROM_BYTES", 0)
         monkeypatch.setattr(parallel, "POSTGRES_BUCKETS_FROM_BYTES", 0)
@@ -102,7 +103,10 @@ def test_a_rebuild_in_worker_processes_equals_one_in_process(
     fresh = engine.replay_read_model()
     follower = engine.follower(fresh, workers=3)
     follower.parallel_from = 0  # a small store, so the worker processes run anyway
-    assert follower.catch_up() == engine.app.recorder.max_notification_id()
+    seen: list[int] = []
+    head = engine.app.recorder.max_notification_id()
+    assert follower.catch_up(on_batch=seen.append) == head
+    assert sum(seen) == head and all(events > 0 for events in seen)
     assert fresh.count() == 80
     assert fresh.checksum() == engine.read_model().checksum()
     fresh.clear()

@@ -20,7 +20,7 @@ runs no code), and each is deleted once read.
 from __future__ import annotations
 
 import marshal
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -34,27 +34,42 @@ Small buckets fold faster (Python reuses one bucket's freed memory for the next)
 MOST_BUCKETS = 512
 """Most bucket files one reader writes (open at once); past 512 x 16 MB a shard's buckets
 grow instead."""
+SCAN_REPORT = 10_000
+"""Events scanned per report of the scan's progress."""
 PENDING_ROWS = 32_768
 """Rows all of a reader's buckets gather in memory, together, before they are appended to
 their files (each bucket 16 to 256 at a time)."""
 
 
 def histories_by_bucket(
-    source: EventStoreSource, until: int, shard: tuple[int, int], folder: Path
+    source: EventStoreSource, until: int, shard: tuple[int, int], folder: Path,
+    on_scanned: Callable[[int], None] | None = None,
 ) -> Iterator[tuple[str, list[StoredEvent]]]:
     """(originator id, its stored events in version order) for every citizen of `shard`
-    with events up to `until`, bucket after bucket (files in `folder`)."""
+    with events up to `until`, bucket after bucket (files in `folder`); the scan before
+    the first reports the events it has spread to `on_scanned`, per `SCAN_REPORT`."""
     planned = -(-source.stored_bytes(until) // shard[1] // BUCKET_BYTES)
     count = min(MOST_BUCKETS, max(1, planned))
     paths = [folder / f"bucket-{shard[0]}-{n}" for n in range(count)]
+    rows = source.in_notification_order(until, shard)
     try:
-        spread(source.in_notification_order(until, shard), paths)
+        spread(rows if on_scanned is None else _reported(rows, on_scanned), paths)
         for path in paths:
             yield from read_bucket(path)
             path.unlink()
     finally:
         for path in paths:
             path.unlink(missing_ok=True)
+
+
+def _reported(rows: Iterable[Any], on_scanned: Callable[[int], None]) -> Iterator[Any]:
+    scanned = 0
+    for scanned, row in enumerate(rows, 1):
+        if not scanned % SCAN_REPORT:
+            on_scanned(SCAN_REPORT)
+        yield row
+    if scanned % SCAN_REPORT:
+        on_scanned(scanned % SCAN_REPORT)
 
 
 def spread(rows: Iterable[tuple[str, int, str, bytes, int]], paths: list[Path]) -> None:
