@@ -3,8 +3,8 @@
 A rebuild is CPU-bound Python (decoding, pairing, spells), so it runs in as many
 processes as there are cores: each worker opens the engine from the same settings,
 reads the histories of its range of originator ids and computes the rows. From a
-large event store (a SQLite file larger than SQLite maps, `BUCKETS_FROM_BYTES`; a
-PostgreSQL events table larger than `POSTGRES_BUCKETS_FROM_BYTES`) a worker reads the
+large event store (`buckets_from`: a SQLite file larger than SQLite maps, a PostgreSQL
+events table larger than the server's declared cache) a worker reads the
 events table once in notification order through bucket files (`projections.buckets`),
 so its reads stay sequential however large the store; from a smaller one it streams the
 histories in citizen order.
@@ -60,8 +60,15 @@ it SQLite maps the whole file (Debian's build maps 2 GiB) and a read in citizen 
 less (at 100,000 citizens, 1.9 GB: 2.64x DuckDB load+query, through buckets 3.02x); past it
 each event is a random read outside the mapping (1,000,000 citizens: 19.0 against 13.2 us
 an event, bench/NOTES.md)."""
-POSTGRES_BUCKETS_FROM_BYTES = 2 << 30
-"""The same for a PostgreSQL events table (its heap's size)."""
+
+
+def buckets_from(source: EventStoreSource) -> int:
+    """Size of an event store from which a rebuild reads it through bucket files: on SQLite
+    `BUCKETS_FROM_BYTES`; on PostgreSQL the server's `effective_cache_size` (what its
+    planner takes to be cached). A heap that fits the cache is read faster in citizen
+    order (100,000 citizens, a 1.3 GB heap: 16.7-17.3 us an event against 17.5-18.8
+    through buckets, bench/NOTES.md); past it each event may be a read from disk."""
+    return source.cache_bytes() if source.postgres else BUCKETS_FROM_BYTES
 
 
 def default_workers() -> int:
@@ -91,8 +98,7 @@ class ShardedRows:
         outbox: bool,
     ) -> None:
         location = self.settings.group_store(self.group)
-        threshold = POSTGRES_BUCKETS_FROM_BYTES if location.uses_postgres else BUCKETS_FROM_BYTES
-        bucketed = self.source.stored_bytes(until) > threshold
+        bucketed = self.source.stored_bytes(until) > buckets_from(self.source)
         if not location.uses_postgres and not bucketed:
             read_ahead(self.settings.data_dir / location.schema)
         scratch = store.path.parent if isinstance(store, SQLiteReadModel) else None

@@ -96,8 +96,9 @@ def test_a_rebuild_in_worker_processes_equals_one_in_process(
     bucket files, give the rows of a rebuild in one process, and report every stored
     event's progress once (through buckets half at the scan, half at the rows)."""
     if bucketed:
-        monkeypatch.setattr(parallel, "BUCKETS_FROM_BYTES", 0)
-        monkeypatch.setattr(parallel, "POSTGRES_BUCKETS_FROM_BYTES", 0)
+        monkeypatch.setattr(parallel, "buckets_from", lambda _source: 0)
+    else:
+        assert parallel.buckets_from(EventStoreSource(engine.app)) >= 1 << 30
     ingest_files(engine, [population(tmp_path, 80, seed=8)], DeadLetterList())
     engine.project()
     fresh = engine.replay_read_model()

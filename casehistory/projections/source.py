@@ -129,6 +129,15 @@ class EventStoreSource:
             size = pages * page_size
         return int(size * min(1.0, until / newest)) if newest else 0
 
+    def cache_bytes(self) -> int:
+        """The PostgreSQL server's `effective_cache_size`, in bytes."""
+        with self.recorder.datastore.get_connection() as connection:
+            row = connection.execute(
+                "SELECT setting::bigint * pg_size_bytes(unit) AS size FROM pg_settings "
+                "WHERE name = 'effective_cache_size'"
+            ).fetchone()
+        return int(row["size"])
+
     def in_notification_order(
         self, until: int, shard: tuple[int, int] = (0, 1)
     ) -> Iterator[tuple[str, int, str, bytes, int]]:
