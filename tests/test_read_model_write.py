@@ -22,6 +22,7 @@ from casehistory.domain.facts import Fact
 from casehistory.domain.timeline import build_timeline
 from casehistory.projections.rows import TABLES, CitizenRows, rows_for
 from casehistory.projections.store import PostgresReadModel, ReadModelStore, SQLiteReadModel
+from tests.factories import started
 from tests.test_read_model_sql import STAFF_KEY, citizen_facts
 
 BORN = date(1980, 3, 1)
@@ -177,3 +178,30 @@ def test_a_tracking_table_from_before_the_writer_token_gets_it(
     store.write([CitizenRows("a" * 32)], since=7, until=8, writer=(0, 42))
     assert (store.position(), store.writer("casehistory")) == (8, 42)
     store.close()
+
+
+@pytest.mark.postgres
+def test_a_bulk_load_into_an_empty_postgres_copy_is_frozen_and_keeps_a_filled_one(
+    postgres_dsn: str,
+) -> None:
+    """Loaded into empty tables, the rows are copied in frozen: every page all-visible, so
+    index-only scans read no table row. A second load finds the copy filled (another
+    store's, one follower thread each) and adds to it, truncating nothing."""
+    store = PostgresReadModel(postgres_dsn, "casehistory", "frozen_load", ["g0", "g1"])
+    store.create()
+    store.clear()
+    try:
+        population = [_rows(f"{n:032x}", [started(date(2015, 1, 1 + n % 28))]) for n in range(300)]
+        store.write(population[:200], since=0, until=1, replace=False, store="g0")
+        with store.read() as cursor:
+            cursor.execute(
+                "SELECT relpages, relallvisible FROM pg_class WHERE oid = %s::regclass",
+                ['"frozen_load".benefit_period'],
+            )
+            pages, visible = cursor.fetchone()
+        assert pages > 0 and visible == pages
+        store.write(population[200:], since=0, until=1, replace=False, store="g1")
+        assert store.count() == 300
+    finally:
+        store.clear()
+        store.close()
