@@ -54,6 +54,12 @@ def test_replay_equals_live_and_switch_repairs_a_damaged_view(populated: Engine)
     repaired = rebuild(populated, switch=True)
     assert repaired.switched
     assert checksum(populated).checksum == repaired.rebuilt.checksum == result.live.checksum
+    if populated.settings.uses_postgres:  # vacuumed: every page all-visible again
+        with store.read() as cursor:
+            cursor.execute("SELECT relpages, relallvisible FROM pg_class "
+                           "WHERE oid = 'public.benefit_run'::regclass")
+            pages, visible = cursor.fetchone()
+        assert pages > 0 and visible == pages
 
 
 def _tamper(engine: Engine, statement: str, params: dict[str, object]) -> None:
