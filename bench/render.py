@@ -62,7 +62,7 @@ def _read_side(scale: list[dict[str, Any]]) -> list[str]:
             else "not measured",
             _r(r["rebuild_vs_duck_query"]), _r(r["rebuild_vs_duck_load_query"]),
             _r(r["export_vs_duck_query"]), f"{r['headline_s']:.2f} s",
-            f"{r['size']:,}", f"{r['notifications']:,}", f"{r['rebuild_s']:,.1f} s",
+            _citizens(r), f"{r['notifications']:,}", f"{r['rebuild_s']:,.1f} s",
             str(r.get("workers", "")), f"{r['rebuild_us_per_event']:.1f}",
             f"{r['rss_after_rebuild_mb']:,.0f} MB"
             + _workers_rss(r),
@@ -87,11 +87,17 @@ def _read_side(scale: list[dict[str, Any]]) -> list[str]:
         names = list(steps[0]["cpu_us_per_event"])
         out += _table(
             ["citizens", *names, "total", "code", "date"],
-            [[f"{r['size']:,}", *(f"{r['cpu_us_per_event'][n]:.1f}" for n in names),
+            [[_citizens(r), *(f"{r['cpu_us_per_event'][n]:.1f}" for n in names),
               f"{sum(r['cpu_us_per_event'].values()):.1f}", r["commit"], r["date"]]
              for r in sorted(steps, key=lambda r: (r["date"], r["size"]))],
         )  # fmt: skip
     return out
+
+
+def _citizens(result: dict[str, Any]) -> str:
+    """A run's population, and its backend when the store was PostgreSQL (`--store`)."""
+    postgres = " (PostgreSQL)" if result.get("backend") == "postgres" else ""
+    return f"{result['size']:,}{postgres}"
 
 
 def _load(result: dict[str, Any]) -> str:
@@ -121,8 +127,9 @@ def render(paths: list[Path]) -> str:
         f"- machine: {latest['machine']['cores']} cores ({latest['machine']['cpu']}), "
         f"{latest['machine']['memory_gib']} GiB memory, Linux {latest['machine']['kernel']}",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in latest["versions"].items()),
-        "- store: every run here is on the embedded SQLite store; PostgreSQL ingest with "
-        "concurrent writers is measured by `bench/ingest_writers.py` (README, PostgreSQL)",
+        "- store: every run here is on the embedded SQLite store but the read-side rows "
+        "marked (PostgreSQL) (`bench.scale --store`); PostgreSQL ingest with concurrent "
+        "writers is measured by `bench/ingest_writers.py` (README, PostgreSQL)",
         "",
         "| run | citizens | events generated | runs | command | code | date | total time "
         "| load average (start, end) |",
