@@ -1,9 +1,9 @@
-"""Every citizen's history of a SQLite event store, read in one sequential pass.
+"""Every citizen's history of a large event store, read in one sequential pass.
 
 Read in citizen order (the store's primary key), each stored event is a random page
 of the events table. While the table fits in SQLite's mapping (2 GiB in Debian's
-build) and the page cache that costs little; at a million citizens (a 19 GB store)
-it is most of a rebuild's time and grows with the store (bench/NOTES.md).
+build) or PostgreSQL's cache that costs little; at a million citizens (a 19 GB SQLite
+store) it is most of a rebuild's time and grows with the store (bench/NOTES.md).
 
 So a rebuild reads the table once in notification order instead, its pages in file
 order, and spreads the rows of its shard's citizens over bucket files on local disk
