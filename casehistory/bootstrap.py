@@ -129,18 +129,17 @@ class Engine:
         store = store or self.read_model()
         workers = max(1, (workers or default_workers()) // len(self.stores))
         names = self.tracking_names()
-        sources = {group: EventStoreSource(app) for group, app in self.stores.items()}
-        return Followers([
-            Follower(
-                source, store, HistoryDecoder(self.stores[group].mapper),
-                self.settings.staff_key,
+        followers = []
+        for group, app in self.stores.items():
+            source = EventStoreSource(app)
+            followers.append(Follower(
+                source, store, HistoryDecoder(app.mapper), self.settings.staff_key,
                 fresh_load=(ShardedRows(self.settings, source, workers, group, names[group])
                             if workers > 1 else None),
                 tracking=names[group],
                 live_citizens=self.settings.live_citizens if follow else 0,
-            )
-            for group, source in sources.items()
-        ])  # fmt: skip
+            ))  # fmt: skip
+        return Followers(followers)
 
     def citizen(self, cpr: str) -> Citizen | None:
         """The citizen with this CPR number, found through its keyed pseudonym."""
