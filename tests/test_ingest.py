@@ -220,6 +220,36 @@ def test_every_connection_to_a_sqlite_store_has_the_larger_cache_and_log(tmp_pat
         engine.close()
 
 
+def test_a_file_ingest_stores_file_batch_records_per_transaction(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bulk load commits `FILE_BATCH` records at a time (more than a Kafka poll's
+    `STORE_BATCH`): the more appends a commit holds, the fewer pages each one writes."""
+    from casehistory.consumers.ingest import FILE_BATCH, STORE_BATCH, IngestService
+    from casehistory.entrypoints.cli.common import ingest_files
+
+    assert FILE_BATCH > STORE_BATCH
+    line = json.dumps(record(started(date(2020, 1, 1)))) + "\n"
+    source = tmp_path / "redelivered.jsonl"
+    source.write_text(line * (FILE_BATCH + 2))
+    sizes: list[int] = []
+    ingest = IngestService.ingest
+
+    def counted(self: IngestService, batch: Any, *args: Any) -> Any:
+        sizes.append(len(batch))
+        return ingest(self, batch, *args)
+
+    monkeypatch.setattr(IngestService, "ingest", counted)
+    engine = build(Settings.load({"CASEHISTORY_DATA_DIR": str(tmp_path / "store"),
+                                  "CASEHISTORY_PSEUDONYM_KEY": "ab" * 32}))
+    try:
+        report = ingest_files(engine, [source], DeadLetterList())
+    finally:
+        engine.close()
+    assert sizes == [FILE_BATCH, 2]
+    assert (report.received, report.stored, report.duplicate) == (FILE_BATCH + 2, 1, FILE_BATCH + 1)
+
+
 def test_the_ingest_writes_what_the_mapper_writes_for_the_aggregates_own_events(
     engine: Engine,
 ) -> None:

@@ -36,8 +36,8 @@ from casehistory.services.identity import IdentityVault
 log = logging.getLogger(__name__)
 
 STORE_BATCH = 10_000
-"""Records per event-store transaction of a file ingest, and per poll of a Kafka ingest
-consumer or store writer.
+"""Records per poll of a Kafka ingest consumer or store writer, each poll stored in one
+event-store transaction.
 
 A transaction rewrites every page its appends dirty all over the store's keyed B-trees;
 the more appends share a page, the fewer pages are written per event. A file ingest of
@@ -47,6 +47,18 @@ records) took 98-109 us of CPU per event with 2,000 records a poll, 90 with 5,00
 with 10,000 and 80 with 20,000; a single-stage consumer of the same population 151-177
 with 2,000 and 132-138 with 10,000 (bench/NOTES.md). A batch holds about 50 MB more
 memory than one of 2,000."""
+
+FILE_BATCH = 50_000
+"""Records per event-store transaction of a file ingest (a bulk load: no one waits for its
+first records).
+
+Once the store's keyed B-trees have more leaf pages than a batch has appends, each append
+dirties pages of its own, and the commit writes them all: a 100,000-citizen ingest in
+batches of 10,000 wrote 5 KiB per event at its start and 23 KiB at its end. Batches of
+50,000 share more pages (13 KiB at the end). With the longer write-ahead log
+(`recorders.SQLITE_CHECKPOINT_PAGES`) the whole ingest took 22% less time per event (72.7
+and 72.1 against 93.8 and 93.1 us, alternating runs; bench/NOTES.md), for a peak RSS of
+about 490 MB against 215 MB."""
 
 
 @dataclass

@@ -29,7 +29,7 @@ from casehistory.bootstrap import (
 )
 from casehistory.consumers import files
 from casehistory.consumers.deadletter import DeadLetterSink
-from casehistory.consumers.ingest import STORE_BATCH, IngestReport
+from casehistory.consumers.ingest import FILE_BATCH, IngestReport
 from casehistory.consumers.retry import Backoff
 from casehistory.domain.citizen import Citizen
 from casehistory.services.access import (
@@ -85,7 +85,7 @@ def progress_bar() -> Progress:
 
 def ingest_files(
     engine: Engine, paths: Sequence[Path], dead_letters: DeadLetterSink,
-    batch_size: int = STORE_BATCH,
+    batch_size: int = FILE_BATCH,
 ) -> IngestReport:
     """Ingest contract files through the same path the Kafka consumer uses.
 
