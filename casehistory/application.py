@@ -90,6 +90,11 @@ class CaseHistory(Application[Any]):
         """
         return hashlib.blake2b(value.encode(), key=self.index_key, digest_size=16).hexdigest()
 
+    def delivery(self, citizen_key: str, content_key: str) -> str:
+        """Keyed digest of a delivery of an event id: its citizen and content (`digest` of
+        its content hash), as the event-id claims across partition groups hold it."""
+        return self.digest(f"{citizen_key}|{content_key}")
+
     def stored_fact(
         self, citizen_key: str, version: int, kind: EventType, content: dict[str, Any],
         chain_hash: str,

@@ -166,7 +166,8 @@ class Engine:
         """The ingest into partition group `group`'s event store."""
         from casehistory.consumers.ingest import IngestService
 
-        return IngestService(self.stores[group], self.vault, dead_letters)
+        claims = self.vault.keys if self.settings.store_groups > 1 else None
+        return IngestService(self.stores[group], self.vault, dead_letters, claims=claims)
 
     def projection_lease(
         self, stop: threading.Event, *, wait: bool = True

@@ -251,6 +251,63 @@ def test_a_writer_whose_partition_was_taken_over_cannot_append(store_env: dict[s
         newer.close()
 
 
+def test_an_event_id_reused_under_a_citizen_of_another_group_is_a_conflict(
+    store_env: dict[str, str],
+) -> None:
+    """Issue #14 item 3 across partition groups: the first delivery of an event id stands,
+    whichever group's store took it; the id under a citizen of another group is a conflict
+    (dead-lettered, stored nowhere), in any order, and a redelivery of the first is a
+    duplicate."""
+    engine = build(Settings.load({**store_env, "CASEHISTORY_STORE_GROUPS": "2"}))
+    try:
+        letters = DeadLetterList()
+        group = [engine.ingest_service(letters, g) for g in (0, 1)]
+        cprs = ("6101901234", "0101901234")  # a citizen of group 0, one of group 1
+        for first, other in ((0, 1), (1, 0)):
+            fact = started(date(2020, 1, 1))
+            assert group[first].ingest([incoming(record(fact, cprs[first]), 0)]).stored == 1
+            reused = incoming(record(fact, cprs[other]), 1)
+            report = group[other].ingest([reused, reused])
+            assert (report.stored, report.duplicate) == (0, 0)
+            assert report.rejected_by_reason == {"event_id_conflict": 2}
+            assert group[first].ingest([incoming(record(fact, cprs[first]), 2)]).duplicate == 1
+        assert [letter.reason for letter in letters.letters] == ["event_id_conflict"] * 4
+        assert [{key: version for key, (version, _) in heads(app).items()}
+                for app in engine.stores.values()] == [
+            {engine.vault.citizen_key(cpr): 2} for cpr in cprs
+        ]  # fmt: skip
+    finally:
+        engine.close()
+
+
+def test_a_writer_that_died_after_claiming_its_event_ids_stores_them_when_run_again(
+    store_env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The claims are committed before the append: a store writer that dies between the
+    two finds its own claims standing when it stores the batch again."""
+    engine = build(Settings.load({**store_env, "CASEHISTORY_STORE_GROUPS": "2"}))
+    try:
+        writer = engine.ingest_service(DeadLetterList(), 1)
+        fact = started(date(2020, 1, 1))
+        batch = [incoming(record(fact), 0)]
+        with monkeypatch.context() as patched:
+            patched.setattr(engine.stores[1], "append", _die)
+            with pytest.raises(SystemExit):
+                writer.ingest(batch)
+        assert heads(engine.stores[1]) == {}
+        assert writer.ingest(batch).stored == 1
+        assert writer.ingest(batch).duplicate == 1
+        assert engine.ingest_service(DeadLetterList(), 0).ingest(
+            [incoming(record(fact, "0101901234"), 1)]
+        ).rejected_by_reason == {"event_id_conflict": 1}
+    finally:
+        engine.close()
+
+
+def _die(*_: Any, **__: Any) -> None:
+    raise SystemExit("the writer died before its append")
+
+
 @pytest.mark.kafka
 @pytest.mark.postgres
 def test_a_second_store_writer_of_a_group_fences_the_first_and_nothing_is_lost(

@@ -31,7 +31,7 @@ from casehistory.recorders import IndexEntry, LedgerEntry
 from casehistory.schemas import history
 from casehistory.schemas.contract import ContractEvent, Rejection, validate
 from casehistory.schemas.history import Routed
-from casehistory.services.identity import IdentityVault
+from casehistory.services.identity import IdentityVault, KeyStore
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +88,15 @@ class IngestService:
         vault: IdentityVault,
         dead_letters: DeadLetterSink,
         max_attempts: int = 3,
+        claims: KeyStore | None = None,
     ) -> None:
         self.app = app
         self.vault = vault
         self.dead_letters = dead_letters
         self.max_attempts = max_attempts
+        self.claims = claims
+        """With several partition groups, where event ids are claimed across their stores
+        (`KeyStore.claim_events`); None: this store's event index decides alone."""
         self.fence: dict[str, int] | None = None
         """The generations of the sources (partitions) this writer took over (`take_over`);
         once set, every append is fenced on those of its batch (`recorders.WriterFenced`)."""
@@ -264,12 +268,14 @@ class IngestService:
         heads = app.heads(item.citizen_key for item in routed)
         event_keys = {item.fact.event_id: app.digest(item.fact.event_id) for item in routed}
         known = app.known_events(event_keys)
+        contents = [app.digest(item.content_hash) for item in routed]
+        if self.claims is not None:
+            known.update(self._claimed_elsewhere(self.claims, routed, contents, event_keys, known))
         outcomes: list[Outcome] = []
         new: dict[str, Routed] = {}
         index: list[IndexEntry] = []
-        for item in routed:
+        for item, content in zip(routed, contents, strict=True):
             event_id, citizen_key = item.fact.event_id, item.citizen_key
-            content = app.digest(item.content_hash)
             outcome = outcome_of(known.get(event_id), citizen_key, content)
             if outcome is Outcome.STORED:
                 known[event_id] = (citizen_key, content)
@@ -295,6 +301,27 @@ class IngestService:
                 touched[key] = (head.version, head.chain_hash)
         return ([r for rs in records.values() for r in rs], touched, index), outcomes
 
+    def _claimed_elsewhere(
+        self, claims: KeyStore, routed: list[Routed], contents: list[str],
+        event_keys: dict[str, str], known: dict[str, tuple[str, str]],
+    ) -> dict[str, tuple[str, str]]:
+        """Of the event ids this store does not hold, those another delivery claimed first
+        (stored, or about to be, in another group's store), each held by no citizen here.
+
+        The claims are committed before the batch's append: a writer that dies between the
+        two finds its own claims standing when it stores the batch again.
+        """
+        first: dict[str, str] = {}
+        for item, content in zip(routed, contents, strict=True):
+            if item.fact.event_id not in known:
+                first.setdefault(item.fact.event_id, self.app.delivery(item.citizen_key, content))
+        standing = claims.claim_events({event_keys[e]: d for e, d in first.items()})
+        return {e: CLAIMED_ELSEWHERE for e, d in first.items() if standing[event_keys[e]] != d}
+
+
+CLAIMED_ELSEWHERE = ("", "")
+"""The holder of an event id claimed in another group's store: no citizen key is empty, so
+every delivery of it here is a conflict (`outcome_of`)."""
 
 Appended = tuple[list[StoredEvent], dict[str, tuple[int, str]], list[IndexEntry]]
 """A batch's records, the new heads (version, chain hash) of its citizens, and the index

@@ -9,6 +9,11 @@ A destroyed key leaves a tombstone (the pseudonym only), so no later delivery
 or replay gives a forgotten citizen a new key: their CPR is never sealed again.
 Key stores erase destroyed keys from their files (docs/privacy.md says how far
 that reaches on each backend).
+
+The key store, the one database every partition group's writer shares, also holds
+the event-id claims (`claim_events`): which delivery (citizen and content, as one
+keyed digest) first stored each event id, so that an id reused under a citizen of
+another group is a conflict too.
 """
 
 from __future__ import annotations
@@ -45,10 +50,17 @@ class KeyStore(Protocol):
     def forgotten(self) -> set[str]:
         """The pseudonyms of every citizen whose key was destroyed."""
 
+    def claim_events(self, claims: dict[str, str]) -> dict[str, str]:
+        """Claim event ids (event key -> delivery, both keyed digests) where no claim stands;
+        returns the standing claim of each: the first one made, by whichever writer."""
+
     def close(self) -> None: ...
 
 
 _TOMBSTONES_DDL = "CREATE TABLE IF NOT EXISTS forgotten_citizens (citizen_key TEXT PRIMARY KEY)"
+_CLAIMS_DDL = (
+    "CREATE TABLE IF NOT EXISTS event_claims (event_key TEXT PRIMARY KEY, delivery TEXT NOT NULL)"
+)
 
 
 class SQLiteKeyStore:
@@ -66,18 +78,29 @@ class SQLiteKeyStore:
             "CREATE TABLE IF NOT EXISTS citizen_keys (citizen_key TEXT PRIMARY KEY, key BLOB)"
         )
         self._db.execute(_TOMBSTONES_DDL)
+        self._db.execute(f"{_CLAIMS_DDL} WITHOUT ROWID")
 
     def keys_for(self, citizen_keys: Iterable[str]) -> dict[str, bytes]:
-        wanted = list(citizen_keys)
-        found: dict[str, bytes] = {}
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
+        return dict(self._where_in("SELECT citizen_key, key FROM citizen_keys", "citizen_key",
+                                   list(citizen_keys)))
+
+    def _where_in(self, select: str, column: str, values: list[str]) -> list[Any]:
+        rows: list[Any] = []
+        for start in range(0, len(values), 500):
+            chunk = values[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            rows = self._db.execute(
-                f"SELECT citizen_key, key FROM citizen_keys WHERE citizen_key IN ({marks})", chunk
-            )
-            found.update(rows)
-        return found
+            rows.extend(self._db.execute(f"{select} WHERE {column} IN ({marks})", chunk))
+        return rows
+
+    def claim_events(self, claims: dict[str, str]) -> dict[str, str]:
+        if not claims:
+            return {}
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany("INSERT OR IGNORE INTO event_claims VALUES (?, ?)",
+                                 sorted(claims.items()))
+            return dict(self._where_in("SELECT event_key, delivery FROM event_claims",
+                                       "event_key", list(claims)))
 
     def add(self, keys: dict[str, bytes]) -> None:
         with self._db:
@@ -127,6 +150,7 @@ class PostgresKeyStore:
             create_serially(self._db, [
                 "CREATE TABLE IF NOT EXISTS citizen_keys (citizen_key TEXT PRIMARY KEY, key BYTEA)",
                 _TOMBSTONES_DDL,
+                _CLAIMS_DDL,
             ])
 
     def _connection(self) -> psycopg.Connection[Any]:
@@ -179,6 +203,21 @@ class PostgresKeyStore:
                 "SELECT citizen_key FROM forgotten_citizens"
             ).fetchall()
         return {key for (key,) in rows}
+
+    def claim_events(self, claims: dict[str, str]) -> dict[str, str]:
+        if not claims:
+            return {}
+        keys = sorted(claims)  # one order for every writer: two never wait on each other
+        with self._lock, self._connection().transaction(), self._db.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO event_claims SELECT * FROM unnest(%s::text[], %s::text[]) "
+                "ON CONFLICT DO NOTHING",
+                [keys, [claims[key] for key in keys]],
+            )
+            rows = cursor.execute(
+                "SELECT event_key, delivery FROM event_claims WHERE event_key = ANY(%s)", [keys]
+            ).fetchall()
+        return dict(rows)
 
     def close(self) -> None:
         self._db.close()

@@ -45,7 +45,7 @@ class EngineTables:
         return (self.events, self.ledger, *self.keys, *self.read_models, *self.tracking)
 
 
-KEY_TABLES = ("citizen_keys", "forgotten_citizens")
+KEY_TABLES = ("citizen_keys", "forgotten_citizens", "event_claims")
 
 
 def engine_tables(own_key_store: bool = False) -> EngineTables:
