@@ -33,6 +33,7 @@ from casehistory.entrypoints.api.server import stored_at
 from casehistory.entrypoints.cli.common import ingest_files
 from casehistory.population import generator
 from casehistory.recorders import WriterFenced
+from casehistory.services.identity import SQLiteKeyStore
 from casehistory.services.replay import rebuild, replay_from_kafka
 from casehistory.settings import Settings
 from tests.factories import record, started
@@ -302,6 +303,36 @@ def test_a_writer_that_died_after_claiming_its_event_ids_stores_them_when_run_ag
         ).rejected_by_reason == {"event_id_conflict": 1}
     finally:
         engine.close()
+
+
+def test_threads_sharing_a_sqlite_key_store_claim_and_add_keys_side_by_side(
+    tmp_path: Path,
+) -> None:
+    """A SQLite key store's one connection serves every thread of its process: their write
+    transactions (claims, new keys) take turns, and none fails on another's."""
+    store = SQLiteKeyStore(tmp_path / "keys.db")
+    failures: list[BaseException] = []
+
+    def work(thread: int) -> None:
+        try:
+            for n in range(200):
+                store.claim_events({f"{thread}-{n}": "first"})
+                store.add({f"{thread}-{n}": b"k" * 32})
+        except BaseException as error:  # reported by the assertion below
+            failures.append(error)
+
+    threads = [threading.Thread(target=work, args=(thread,)) for thread in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert failures == []
+        keys = [f"{thread}-{n}" for thread in range(4) for n in range(200)]
+        assert store.claim_events(dict.fromkeys(keys, "later")) == dict.fromkeys(keys, "first")
+        assert len(store.keys_for(keys)) == len(keys)
+    finally:
+        store.close()
 
 
 def _die(*_: Any, **__: Any) -> None:

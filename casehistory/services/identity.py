@@ -72,6 +72,9 @@ class SQLiteKeyStore:
         private_dir(path.parent)
         path.touch(mode=0o600)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._transaction = threading.Lock()
+        """Held for each write transaction: threads share the connection, and one
+        connection holds one transaction at a time."""
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA secure_delete=ON")
         self._db.execute(
@@ -95,7 +98,7 @@ class SQLiteKeyStore:
     def claim_events(self, claims: dict[str, str]) -> dict[str, str]:
         if not claims:
             return {}
-        with self._db:
+        with self._transaction, self._db:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany("INSERT OR IGNORE INTO event_claims VALUES (?, ?)",
                                  sorted(claims.items()))
@@ -103,7 +106,7 @@ class SQLiteKeyStore:
                                        "event_key", list(claims)))
 
     def add(self, keys: dict[str, bytes]) -> None:
-        with self._db:
+        with self._transaction, self._db:
             self._db.execute("BEGIN")
             self._db.executemany(
                 "INSERT OR IGNORE INTO citizen_keys SELECT ?, ? WHERE NOT EXISTS "
@@ -112,7 +115,7 @@ class SQLiteKeyStore:
             )
 
     def destroy(self, citizen_key: str) -> bool:
-        with self._db:
+        with self._transaction, self._db:
             self._db.execute("BEGIN")
             self._db.execute("INSERT OR IGNORE INTO forgotten_citizens VALUES (?)", [citizen_key])
             cursor = self._db.execute(
