@@ -210,7 +210,7 @@ class PostgresKeyStore:
     def claim_events(self, claims: dict[str, str]) -> dict[str, str]:
         if not claims:
             return {}
-        keys = sorted(claims)  # one order for every writer: two never wait on each other
+        keys = sorted(claims)  # one order for every writer: two claiming one id never deadlock
         with self._lock, self._connection().transaction(), self._db.cursor() as cursor:
             cursor.execute(
                 "INSERT INTO event_claims SELECT * FROM unnest(%s::text[], %s::text[]) "
