@@ -76,6 +76,13 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_cpu_seconds() -> float:
+    """CPU seconds all cores have spent busy since boot (/proc/stat: neither idle nor
+    waiting for I/O)."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def _hwm_mb(status: str) -> float:
     """VmHWM of a /proc/PID/status text, in MB (0 for a process without memory)."""
     return _status_mb(status, "VmHWM:")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -26,7 +27,14 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from bench.common import PYTHON, REPO, env_for, process_cpu_seconds, settings_for
+from bench.common import (
+    PYTHON,
+    REPO,
+    env_for,
+    machine_cpu_seconds,
+    process_cpu_seconds,
+    settings_for,
+)
 from casehistory.consumers.kafka_ingest import STORE_FETCH
 from casehistory.schemas import wire
 
@@ -132,13 +140,17 @@ def engine_consume(
     }
 
 
-def routed_consume(bootstrap: str, topic: str, data_dir: Path) -> dict[str, float]:
+def routed_consume(
+    bootstrap: str, topic: str, data_dir: Path, broker_pid: int | None = None
+) -> dict[str, float]:
     """The two stages as deployed on the embedded store: one router and one store writer,
     each its own process, on a fresh history topic (as many partitions as the input).
 
     Timed from the store's first ledger row to its last (both processes started and in
     their groups by then, as `bench.store_groups` times its writers), and their CPU
-    over the same interval.
+    over the same interval; with `broker_pid` (a broker on this machine) the broker's
+    too, and the machine's busy share of its cores, which say whether the cores, not
+    a wait, bound the rate (`ceiling`).
     """
     from casehistory.bootstrap import build
 
@@ -167,9 +179,10 @@ def routed_consume(bootstrap: str, topic: str, data_dir: Path) -> dict[str, floa
                          env=env, stdout=log, stderr=subprocess.STDOUT)
         for stage in stages
     ]  # fmt: skip
+    pids = [p.pid for p in processes] + ([broker_pid] if broker_pid is not None else [])
     store = sqlite3.connect(data_dir / "events.db", timeout=60)
     try:
-        first, stored, cpu_last = None, 0, [0.0] * len(processes)
+        first, stored, cpu_last = None, 0, [0.0] * len(pids)
         while stored < total:
             if any(p.poll() not in (None, 0) for p in processes):
                 raise RuntimeError(f"a stage failed: see {data_dir / 'stages.log'}")
@@ -178,12 +191,11 @@ def routed_consume(bootstrap: str, topic: str, data_dir: Path) -> dict[str, floa
             # Read every round: the router may finish (and exit) well before the store.
             cpu_last = [
                 last if math.isnan(now) else now
-                for now, last in zip(map(process_cpu_seconds, (p.pid for p in processes)),
-                                     cpu_last, strict=True)
+                for now, last in zip(map(process_cpu_seconds, pids), cpu_last, strict=True)
             ]  # fmt: skip
             if stored and first is None:
-                first, cpu_first = time.perf_counter(), cpu_last
-        last = time.perf_counter()
+                first, cpu_first, busy_first = time.perf_counter(), cpu_last, machine_cpu_seconds()
+        last, busy_last = time.perf_counter(), machine_cpu_seconds()
         for process in processes:
             process.wait(timeout=60)
     finally:
@@ -195,7 +207,9 @@ def routed_consume(bootstrap: str, topic: str, data_dir: Path) -> dict[str, floa
                 process.wait()
     assert first is not None
     seconds = last - first
-    router_cpu, store_cpu = (b - a for a, b in zip(cpu_first, cpu_last, strict=True))
+    used = [(b - a) / total * 1e6 for a, b in zip(cpu_first, cpu_last, strict=True)]
+    cores = os.cpu_count() or 1
     return {"events": total, "seconds": seconds, "rate": total / seconds,
-            "router_cpu_us_per_event": router_cpu / total * 1e6,
-            "store_cpu_us_per_event": store_cpu / total * 1e6}
+            "router_cpu_us_per_event": used[0], "store_cpu_us_per_event": used[1],
+            "broker_cpu_us_per_event": used[2] if broker_pid is not None else math.nan,
+            "machine_busy": (busy_last - busy_first) / seconds / cores, "cores": cores}

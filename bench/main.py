@@ -121,7 +121,9 @@ def run(
                     progress.update(task, description=f"ingest: engine from Kafka ({n + 1})")
                     engines.append(ingest.engine_consume(bootstrap, topic, live_dir))
                     progress.update(task, description=f"ingest: router + store writer ({n + 1})")
-                    routed.append(ingest.routed_consume(bootstrap, topic, work / "routed-store"))
+                    routed.append(ingest.routed_consume(
+                        bootstrap, topic, work / "routed-store", broker.pid
+                    ))
                 result["ingest"] = {
                     "raw": raws, "engine": engines, "alone": alone, "routed": routed,
                 }

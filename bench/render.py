@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from statistics import median
 from typing import Any
@@ -12,6 +13,24 @@ NOTES = Path(__file__).with_name("NOTES.md")
 
 def _m(values: list[float]) -> float:
     return median(values) if values else float("nan")
+
+
+def _routed_cpu(runs: list[dict[str, Any]], raw: float) -> str:
+    """The two stages' CPU per event (medians) and, where the broker's was measured, the
+    most the machine's cores allow at that CPU: cores / CPU per event, against `raw`."""
+    stages = _m([x["router_cpu_us_per_event"] + x["store_cpu_us_per_event"] for x in runs])
+    if math.isnan(runs[0].get("broker_cpu_us_per_event", math.nan)):
+        return f"{stages:.0f} µs CPU/event"
+    router = _m([x["router_cpu_us_per_event"] for x in runs])
+    store = _m([x["store_cpu_us_per_event"] for x in runs])
+    broker = _m([x["broker_cpu_us_per_event"] for x in runs])
+    cores = runs[0]["cores"]
+    ceiling = cores * 1e6 / (router + store + broker) / raw
+    busy = _m([x["machine_busy"] for x in runs])
+    return (
+        f"CPU per event: router {router:.0f} + store writer {store:.0f} + broker "
+        f"{broker:.0f} µs; {cores} cores {busy:.0%} busy, at most {ceiling:.2f}× at that CPU"
+    )
 
 
 def _r(x: float) -> str:
@@ -198,13 +217,12 @@ def render(paths: list[Path]) -> str:
             )
         if ing.get("routed"):
             routed = _m([x["rate"] for x in ing["routed"]])
-            cpu = _m([x["router_cpu_us_per_event"] + x["store_cpu_us_per_event"]
-                      for x in ing["routed"]])  # fmt: skip
             rows.append(
                 [
                     _r(routed / raw),
                     r["label"],
-                    f"Kafka → router → history topic → store writer ({cpu:.0f} µs CPU/event)",
+                    "Kafka → router → history topic → store writer "
+                    f"({_routed_cpu(ing['routed'], raw)})",
                     _n(events),
                     _n(routed),
                     _n(raw),
