@@ -1,6 +1,7 @@
 """The Kafka clients' and the broker's own share of the two-stage pipeline (issue #14).
 
     .venv/bin/python -m bench.kafka_floor [--citizens 10000] [--partitions 3] [--rounds 3]
+                                         [--transaction 2000]
 
 Starts a throwaway broker, publishes a generated population to an input topic and makes
 the history topic's values for it in memory (`bench.store_writer.history_records`: the
@@ -9,7 +10,7 @@ router's own encoding, CPR sealed, store key), then measures, with no engine wor
 1. raw: a bare consumer reads the input topic and decodes every record, nothing else
    (`bench.ingest.raw_consume`, the limit the pipeline is held against);
 2. produce: one transactional producer with the router's settings sends the history
-   values to a fresh history topic, 2,000 to a transaction, as the router does;
+   values to a fresh history topic, as many to a transaction as the router polls;
 3. fetch: a bare `read_committed` consumer reads that topic, without decoding.
 
 The router has to do 1 and 2 and the store writer 3 for every event, and the broker serves
@@ -42,22 +43,21 @@ from casehistory.consumers.topics import ensure_topics
 from casehistory.devservices import kafka as devkafka
 from casehistory.population import generator
 
-TRANSACTION = 2_000
-"""Records per producer transaction: the router's default poll."""
 
-
-def produce(bootstrap: str, topic: str, values: list[tuple[bytes, bytes]]) -> None:
+def produce(
+    bootstrap: str, topic: str, values: list[tuple[bytes, bytes]], transaction: int
+) -> None:
     """Send (key, value) pairs as the router does: its producer settings, keyed partitions,
-    one transaction per `TRANSACTION` records."""
+    `transaction` records to a transaction (the router's poll)."""
     producer = KafkaProducer(
         bootstrap_servers=bootstrap, transactional_id=f"bench-floor-{uuid.uuid4().hex[:8]}",
         linger_ms=LINGER_MS, batch_size=BATCH_BYTES,
     )  # fmt: skip
     producer.init_transactions()
     partitions = len(producer.partitions_for(topic))
-    for first in range(0, len(values), TRANSACTION):
+    for first in range(0, len(values), transaction):
         producer.begin_transaction()
-        for key, value in values[first : first + TRANSACTION]:
+        for key, value in values[first : first + transaction]:
             producer.send(topic, key=key, value=value, partition=partition_of(key, partitions))
         producer.commit_transaction()
     producer.close()
@@ -85,6 +85,8 @@ def main() -> None:
     parser.add_argument("--citizens", type=int, default=10_000)
     parser.add_argument("--partitions", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--transaction", type=int, default=2_000,
+                        help="records per produce transaction (the router's --max-poll-records)")
     args = parser.parse_args()
     console = Console()
     broker = devkafka.start(partitions=args.partitions)
@@ -108,7 +110,7 @@ def main() -> None:
             return int(result["events"])
 
         def history(topic: str) -> int:
-            produce(bootstrap, topic, keyed)
+            produce(bootstrap, topic, keyed, args.transaction)
             return len(keyed)
 
         for n in range(args.rounds):  # a fresh history topic per round, made beforehand
