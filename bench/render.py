@@ -18,8 +18,8 @@ def _m(values: list[float]) -> float:
 def _routed_cpu(runs: list[dict[str, Any]], raw: float) -> str:
     """The two stages' CPU per event (medians) and, where the broker's was measured, the
     most the machine's cores allow at that CPU: cores / CPU per event, against `raw`."""
-    stages = _m([x["router_cpu_us_per_event"] + x["store_cpu_us_per_event"] for x in runs])
     if math.isnan(runs[0].get("broker_cpu_us_per_event", math.nan)):
+        stages = _m([x["router_cpu_us_per_event"] + x["store_cpu_us_per_event"] for x in runs])
         return f"{stages:.0f} µs CPU/event"
     router = _m([x["router_cpu_us_per_event"] for x in runs])
     store = _m([x["store_cpu_us_per_event"] for x in runs])
